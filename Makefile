@@ -1,0 +1,53 @@
+# One Makefile for people and CI. `make demo` and `make test` work on a fresh clone:
+# they bootstrap uv into .cache/ (only python3 is needed) and build .venv from uv.lock.
+.DEFAULT_GOAL := all
+UV_VERSION := 0.13.9
+UV_HOME := .cache/uv-bin
+UV := $(UV_HOME)/bin/uv
+export UV_PROJECT_ENVIRONMENT := .venv
+SRC := src tests examples bench
+
+$(UV):
+	python3 -m venv $(UV_HOME)
+	$(UV_HOME)/bin/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+.PHONY: install
+install: $(UV)  ## Create .venv with the package, its extras and the dev tools
+	$(UV) sync --frozen --all-extras --group dev
+
+.PHONY: format
+format: install
+	$(UV) run --frozen ruff format $(SRC)
+	$(UV) run --frozen ruff check --fix $(SRC)
+
+.PHONY: lint
+lint: install
+	$(UV) run --frozen ruff format --check $(SRC)
+	$(UV) run --frozen ruff check $(SRC)
+
+.PHONY: typecheck
+typecheck: install
+	$(UV) run --frozen pyright
+
+.PHONY: pytest
+pytest: install
+	$(UV) run --frozen pytest
+
+.PHONY: test
+test: lint typecheck pytest  ## ruff, pyright and the tests
+
+.PHONY: testcov
+testcov: install
+	$(UV) run --frozen coverage run -m pytest
+	$(UV) run --frozen coverage report
+
+.PHONY: demo
+demo: install  ## The deploy bot: prefetch, approval, done (pass DEMO_ARGS="--reject 'use v1.2.2'")
+	$(UV) run --frozen python examples/deploy_bot.py $(DEMO_ARGS)
+
+.PHONY: bench
+bench: install  ## Benchmarks; they write bench/RESULTS.md
+	$(UV) run --frozen python bench/run.py
+
+.PHONY: all
+all: test demo

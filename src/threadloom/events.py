@@ -1,0 +1,463 @@
+"""`Event` and `Thread`: the thread of typed events is an agent's only state (factor 5)."""
+
+from __future__ import annotations
+
+import math
+import re
+import secrets
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import KW_ONLY, dataclass, field
+from datetime import UTC, datetime
+from types import MappingProxyType
+from typing import Any, overload
+
+from pydantic import BaseModel, ConfigDict, JsonValue, TypeAdapter, ValidationError
+
+from .exceptions import InvalidTransition, ThreadDecodeError, UserError
+from .state import (
+    APPROVAL,
+    HUMAN_RESPONSE,
+    Status,
+    ThreadState,
+    advance,
+)
+
+__all__ = ["Event", "EventLog", "Thread", "new_id"]
+
+_TYPE_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
+_MAX_DEPTH = 64
+
+
+def new_id(prefix: str) -> str:
+    """A fresh random id such as `ev_3f9a1c0b7d2e4a6b8c1d`: 80 random bits, safe to show a model."""
+    return f"{prefix}_{secrets.token_hex(10)}"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _new_event_id() -> str:
+    return new_id("ev")
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One thing that happened in a thread: a message, a tool call, a result, an error, a decision.
+
+    Example:
+        ```python
+        from threadloom import Event
+
+        event = Event("slack_message", {"from": "@alex", "text": "deploy the backend"})
+        assert event.type == "slack_message" and event.id.startswith("ev_")
+        ```
+    """
+
+    type: str
+    """What happened, in snake_case: `user_input`, `tool_call`, `tool_response`, `error`, ..."""
+    data: JsonValue = None
+    """The payload: any JSON value (dicts with string keys, lists, strings, finite numbers, ...)."""
+    _: KW_ONLY
+    id: str = field(default_factory=_new_event_id)
+    """Unique id; a `tool_call`'s id is its `call_id`, a human request's its `request_id`."""
+    at: datetime = field(default_factory=_now)
+    """When it happened, in UTC."""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.type, str) or not _TYPE_PATTERN.match(self.type):  # pyright: ignore[reportUnnecessaryIsInstance]
+            raise UserError(f"event type {self.type!r} must be snake_case, like 'slack_message' or 'tool_call'")
+        if not isinstance(self.id, str) or not self.id:  # pyright: ignore[reportUnnecessaryIsInstance]
+            raise UserError(f"event id {self.id!r} must be a non-empty string")
+        if not isinstance(self.at, datetime) or self.at.utcoffset() is None:  # pyright: ignore[reportUnnecessaryIsInstance]
+            raise UserError(f"event `at` must be a timezone-aware datetime, got {self.at!r}")
+        if self.at.utcoffset():
+            object.__setattr__(self, "at", self.at.astimezone(UTC))
+        problem = _json_problem(self.data, "data", 0)
+        if problem:
+            raise UserError(f"event {self.type!r}: {problem}; convert it to JSON values first")
+
+
+def _json_problem(value: object, path: str, depth: int) -> str | None:
+    """Why `value` is not a JSON value (None if it is). Iterative enough for real payloads."""
+    if depth > _MAX_DEPTH:
+        return f"{path} is nested deeper than {_MAX_DEPTH} levels"
+    if value is None or isinstance(value, bool | int | str):
+        return None
+    if isinstance(value, float):
+        return None if math.isfinite(value) else f"{path} is {value!r}, which JSON cannot hold"
+    if isinstance(value, list):
+        for i, item in enumerate(value):  # pyright: ignore[reportUnknownVariableType, reportUnknownArgumentType]
+            if problem := _json_problem(item, f"{path}[{i}]", depth + 1):
+                return problem
+        return None
+    if isinstance(value, dict):
+        for key, item in value.items():  # pyright: ignore[reportUnknownVariableType]
+            if not isinstance(key, str):
+                return f"{path} has a non-string key {key!r}"
+            if problem := _json_problem(item, f"{path}.{key}", depth + 1):
+                return problem
+        return None
+    return f"{path} holds a {type(value).__name__}, not a JSON value"
+
+
+class EventLog(Sequence[Event]):
+    """An immutable view of a thread's events: indexable, sliceable, iterable, like a tuple.
+
+    Threads that extend one another share one underlying list, so appending does not copy
+    the events; each view sees only its own prefix. Compare with `==` to a tuple or list.
+    """
+
+    __slots__ = ("_items", "_size")
+
+    def __init__(self, items: list[Event], size: int) -> None:
+        self._items = items
+        self._size = size
+
+    def __len__(self) -> int:
+        return self._size
+
+    @overload
+    def __getitem__(self, index: int) -> Event: ...
+    @overload
+    def __getitem__(self, index: slice) -> tuple[Event, ...]: ...
+    def __getitem__(self, index: int | slice) -> Event | tuple[Event, ...]:
+        if isinstance(index, slice):
+            return tuple(self._items[: self._size][index])
+        if index < 0:
+            index += self._size
+        if not 0 <= index < self._size:
+            raise IndexError("event index out of range")
+        return self._items[index]
+
+    def __iter__(self) -> Iterator[Event]:
+        items = self._items
+        for i in range(self._size):
+            yield items[i]
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, EventLog | tuple | list):
+            return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))  # pyright: ignore[reportUnknownArgumentType]
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(tuple(self))
+
+    def __repr__(self) -> str:
+        return f"EventLog({list(self)!r})"
+
+
+class _EventModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    id: str
+    type: str
+    data: JsonValue
+    at: datetime
+
+
+class _ThreadModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str
+    metadata: dict[str, JsonValue]
+    events: list[_EventModel]
+
+
+_THREAD_JSON: TypeAdapter[_ThreadModel] = TypeAdapter(_ThreadModel)
+
+
+class Thread:
+    """An append-only list of typed events, and everything derived from them.
+
+    A `Thread` is immutable: `append` returns a new thread that shares storage with this one,
+    so appending is amortised O(1) however long the thread is.
+
+    Example:
+        ```python
+        from threadloom import Event, Thread
+
+        thread = Thread.start("user_input", {"text": "deploy the backend"}, channel="#deploys")
+        thread = thread.append(Event("tool_call", {"intent": "list_git_tags", "arguments": {}, "policy": "auto"}))
+        assert thread.status == "ready" and len(thread.events) == 2
+        assert Thread.from_json(thread.to_json()) == thread
+        ```
+    """
+
+    __slots__ = ("_items", "_metadata", "_size", "_state", "id")
+
+    id: str
+    _items: list[Event]
+    _size: int
+    _metadata: Mapping[str, JsonValue]
+    _state: ThreadState
+
+    def __init__(
+        self,
+        events: Iterable[Event] = (),
+        *,
+        thread_id: str | None = None,
+        metadata: Mapping[str, JsonValue] | None = None,
+    ) -> None:
+        """Build a thread from events (its state is folded from them).
+
+        Args:
+            events: The events, oldest first.
+            thread_id: The thread's id; a fresh one when omitted.
+            metadata: JSON facts about the thread that are not events (agent name, channel, ...).
+
+        Raises:
+            UserError: An item is not an `Event`, event ids repeat, or metadata is not JSON.
+        """
+        items = list(events)
+        state = ThreadState()
+        seen: set[str] = set()
+        for event in items:
+            if not isinstance(event, Event):  # pyright: ignore[reportUnnecessaryIsInstance]
+                raise UserError(f"a thread holds Event objects, got {type(event).__name__}")
+            if event.id in seen:
+                raise UserError(f"event id {event.id!r} appears twice in the thread")
+            seen.add(event.id)
+            state = advance(state, event)
+        meta = dict(metadata or {})
+        if problem := _json_problem(meta, "metadata", 0):
+            raise UserError(f"thread {problem}")
+        self._init(thread_id or new_id("th"), items, len(items), MappingProxyType(meta), state)
+
+    def _init(
+        self, thread_id: str, items: list[Event], size: int, metadata: Mapping[str, JsonValue], state: ThreadState
+    ) -> None:
+        set_ = object.__setattr__
+        set_(self, "id", thread_id)
+        set_(self, "_items", items)
+        set_(self, "_size", size)
+        set_(self, "_metadata", metadata)
+        set_(self, "_state", state)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"Thread is immutable; use append() to get a new thread (tried to set {name!r})")
+
+    @classmethod
+    def start(cls, type: str, data: JsonValue = None, /, **metadata: JsonValue) -> Thread:  # noqa: A002 - the contract's name
+        """Start a thread with its first event, e.g. the user's message or a webhook's payload.
+
+        Args:
+            type: The first event's type, such as `user_input` or `slack_message`.
+            data: The first event's payload.
+            **metadata: JSON facts about the thread (channel, customer, ...).
+
+        Returns:
+            A new thread with one event.
+        """
+        return cls((Event(type, data),), metadata=metadata)
+
+    # -- reading ---------------------------------------------------------------------------
+
+    @property
+    def events(self) -> EventLog:
+        """The events, oldest first, as an immutable tuple-like view."""
+        return EventLog(self._items, self._size)
+
+    @property
+    def metadata(self) -> Mapping[str, JsonValue]:
+        """JSON facts about the thread that are not events (read-only)."""
+        return self._metadata
+
+    @property
+    def state(self) -> ThreadState:
+        """The derived state: status, pending call, error counts, steps (see `threadloom.state`)."""
+        return self._state
+
+    @property
+    def status(self) -> Status:
+        """`ready`, `waiting_approval`, `waiting_human`, `sleeping`, `done` or `failed`."""
+        return self._state.status
+
+    @property
+    def pending(self) -> Event | None:
+        """The event waiting for a person (an approval tool's call or a human request), else None."""
+        return self._state.pending
+
+    @property
+    def waiting_reason(self) -> str | None:
+        """Why the thread waits for a person, in one line, or None."""
+        return self._state.waiting_reason
+
+    @property
+    def consecutive_errors(self) -> Mapping[str, int]:
+        """Per tool, the failures since its last success."""
+        return self._state.consecutive_errors
+
+    @property
+    def last(self) -> Event | None:
+        """The newest event, or None for an empty thread."""
+        return self._items[self._size - 1] if self._size else None
+
+    def find(self, event_id: str) -> Event | None:
+        """The event with this id, or None (a linear scan from the newest)."""
+        for i in range(self._size - 1, -1, -1):
+            if self._items[i].id == event_id:
+                return self._items[i]
+        return None
+
+    # -- growing ---------------------------------------------------------------------------
+
+    def append(self, event: Event) -> Thread:
+        """A new thread with `event` after this one's events; this thread is unchanged.
+
+        Args:
+            event: The event to add.
+
+        Returns:
+            The longer thread.
+
+        Raises:
+            UserError: `event` is not an `Event`.
+        """
+        if not isinstance(event, Event):  # pyright: ignore[reportUnnecessaryIsInstance]
+            raise UserError(f"append() takes an Event, got {type(event).__name__}; wrap it: Event(type, data)")
+        items = self._items
+        if len(items) != self._size:
+            # Another thread already extended this one's list; branch off with a copy.
+            items = items[: self._size]
+        items.append(event)
+        new = object.__new__(Thread)
+        new._init(self.id, items, self._size + 1, self._metadata, advance(self._state, event))
+        return new
+
+    def extend(self, events: Iterable[Event]) -> Thread:
+        """A new thread with all of `events` appended in order."""
+        thread = self
+        for event in events:
+            thread = thread.append(event)
+        return thread
+
+    def fork(self, at: str, *, thread_id: str | None = None) -> Thread:
+        """A new thread whose events are this one's up to and including event `at`.
+
+        Args:
+            at: The id of the last event to keep.
+            thread_id: The fork's id; a fresh one when omitted.
+
+        Returns:
+            The fork; its metadata records `forked_from` (this thread's id) and `forked_at`.
+
+        Raises:
+            UserError: No event in this thread has id `at`.
+        """
+        for i in range(self._size):
+            if self._items[i].id == at:
+                metadata = {**self._metadata, "forked_from": self.id, "forked_at": at}
+                return Thread(self._items[: i + 1], thread_id=thread_id, metadata=metadata)
+        raise UserError(f"cannot fork thread {self.id!r} at {at!r}: no event has that id")
+
+    # -- people ----------------------------------------------------------------------------
+
+    def approve(self, call_id: str, edits: Mapping[str, JsonValue] | None = None) -> Thread:
+        """Approve the pending tool call `call_id`, optionally with edited arguments.
+
+        Args:
+            call_id: The id of the pending `tool_call` event (`thread.pending.id`).
+            edits: Arguments to replace before the call runs.
+
+        Returns:
+            The thread with an `approval` event; running it executes the call once.
+
+        Raises:
+            InvalidTransition: `call_id` is not the call waiting for approval.
+        """
+        self._check_pending(call_id, "waiting_approval", "approve")
+        return self.append(Event(APPROVAL, {"call_id": call_id, "approved": True, "edits": dict(edits or {})}))
+
+    def reject(self, call_id: str, feedback: str) -> Thread:
+        """Reject the pending tool call `call_id`; the feedback goes to the model.
+
+        Args:
+            call_id: The id of the pending `tool_call` event.
+            feedback: Why, in words the model will read.
+
+        Returns:
+            The thread with an `approval` event that says no.
+
+        Raises:
+            InvalidTransition: `call_id` is not the call waiting for approval.
+        """
+        self._check_pending(call_id, "waiting_approval", "reject")
+        return self.append(Event(APPROVAL, {"call_id": call_id, "approved": False, "feedback": feedback}))
+
+    def respond(self, request_id: str, text: str) -> Thread:
+        """Answer the pending human request `request_id`.
+
+        Args:
+            request_id: The id of the pending `request_human_input` / `request_more_information` event.
+            text: The person's answer.
+
+        Returns:
+            The thread with a `human_response` event; it is `ready` again.
+
+        Raises:
+            InvalidTransition: `request_id` is not the request waiting for an answer.
+        """
+        self._check_pending(request_id, "waiting_human", "respond to")
+        return self.append(Event(HUMAN_RESPONSE, {"request_id": request_id, "text": text}))
+
+    def _check_pending(self, event_id: str, status: Status, verb: str) -> None:
+        pending = self.pending
+        if self.status == status and pending is not None and pending.id == event_id:
+            return
+        if self.status == status and pending is not None:
+            hint = f"the pending one is {pending.id!r}"
+        else:
+            hint = f"the thread is {self.status!r}, nothing waits to {verb.split()[0]}"
+        raise InvalidTransition(f"cannot {verb} {event_id!r} in thread {self.id!r}: {hint}", thread_id=self.id)
+
+    # -- JSON ------------------------------------------------------------------------------
+
+    def to_json(self, *, indent: int | None = None) -> str:
+        """The thread as JSON: `{"id", "metadata", "events": [{"id", "type", "data", "at"}]}`."""
+        model = _ThreadModel(
+            id=self.id,
+            metadata=dict(self._metadata),
+            events=[_EventModel(id=e.id, type=e.type, data=e.data, at=e.at) for e in self.events],
+        )
+        return _THREAD_JSON.dump_json(model, indent=indent).decode()
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Thread:
+        """Rebuild a thread from `to_json()` output; its state is derived again from the events.
+
+        Raises:
+            ThreadDecodeError: The text is not JSON, or not a thread's shape; the message says where.
+        """
+        try:
+            model = _THREAD_JSON.validate_json(text)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "the document"
+            raise ThreadDecodeError(f"not a threadloom thread: {where}: {first['msg']}") from exc
+        try:
+            events = [Event(e.type, e.data, id=e.id, at=e.at) for e in model.events]
+            return cls(events, thread_id=model.id, metadata=model.metadata)
+        except UserError as exc:
+            raise ThreadDecodeError(f"not a threadloom thread: {exc}") from exc
+
+    # -- comparison ------------------------------------------------------------------------
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Thread):
+            return NotImplemented
+        return self.id == other.id and self._metadata == other._metadata and self.events == other.events
+
+    def __hash__(self) -> int:
+        return hash((self.id, self._size, self.last))
+
+    def __repr__(self) -> str:
+        return f"Thread(id={self.id!r}, status={self.status!r}, events={self._size})"
+
+    def __len__(self) -> int:
+        return self._size
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"json": self.to_json()}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        other = Thread.from_json(state["json"])
+        self._init(other.id, other._items, other._size, other._metadata, other._state)

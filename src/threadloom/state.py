@@ -1,0 +1,203 @@
+"""Execution state derived from a thread's events (factor 5), as a left fold (factor 12).
+
+Nothing here is stored beside the events: `advance(state, event)` is a pure function, and a
+thread's state is `advance` folded over its events from `ThreadState()`. `Thread` keeps the
+fold's latest value so that reading `thread.status` is O(1), and recomputes it whenever a
+thread is built from events (JSON, fork, a store).
+
+The event types this fold understands, and the `data` each carries:
+
+| type | data | effect |
+| --- | --- | --- |
+| `user_input` and any type not below | anything | resumes a `ready` / `done` / `waiting_human` thread |
+| `tool_call` | `{"intent", "arguments", "policy"}` | `auto`: runnable; `approval`: `waiting_approval` |
+| `approval` | `{"call_id", "approved", "edits", "feedback"}` | approved: the call is runnable; rejected: `ready` |
+| `tool_response` | `{"call_id", "intent", "result"}` | the tool's consecutive errors reset |
+| `error` | `{"source": "tool" or "model", "message", "intent", "call_id", "error_type"}` | counts |
+| `request_human_input` | `{"question", "context", "urgency", "format", "choices"}` | `waiting_human` |
+| `request_more_information` | `{"message"}` | `waiting_human` |
+| `human_response` | `{"request_id", "text"}` | `ready`; error counts reset |
+| `done_for_now` | `{"message"}` | `done` |
+| `failed` | `{"reason"}` | `failed` (terminal) |
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Final, Literal
+
+from pydantic import JsonValue
+
+if TYPE_CHECKING:
+    from .events import Event
+
+__all__ = [
+    "APPROVAL",
+    "DONE_FOR_NOW",
+    "ERROR",
+    "FAILED",
+    "HUMAN_RESPONSE",
+    "REQUEST_HUMAN_INPUT",
+    "REQUEST_MORE_INFORMATION",
+    "TOOL_CALL",
+    "TOOL_RESPONSE",
+    "USER_INPUT",
+    "RunnableCall",
+    "Status",
+    "ThreadState",
+    "advance",
+]
+
+USER_INPUT: Final = "user_input"
+TOOL_CALL: Final = "tool_call"
+APPROVAL: Final = "approval"
+TOOL_RESPONSE: Final = "tool_response"
+ERROR: Final = "error"
+REQUEST_HUMAN_INPUT: Final = "request_human_input"
+REQUEST_MORE_INFORMATION: Final = "request_more_information"
+HUMAN_RESPONSE: Final = "human_response"
+DONE_FOR_NOW: Final = "done_for_now"
+FAILED: Final = "failed"
+
+Status = Literal["ready", "waiting_approval", "waiting_human", "sleeping", "done", "failed"]
+"""Where a thread stands; `sleeping` is reserved for durable waits (the runtime)."""
+
+_HUMAN_REQUESTS: Final = frozenset({REQUEST_HUMAN_INPUT, REQUEST_MORE_INFORMATION})
+_NO_COUNTS: Mapping[str, int] = MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
+class RunnableCall:
+    """A recorded tool call that may run now: an `auto` call, or an approved one."""
+
+    call: Event
+    """The `tool_call` event; its `id` is the call id."""
+    arguments: Mapping[str, JsonValue]
+    """The arguments to run with: the model's, with a reviewer's edits laid over them."""
+
+    @property
+    def intent(self) -> str:
+        """The tool's name."""
+        return str(_field(self.call, "intent"))
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadState:
+    """Everything the loop and the runtime need to know about a thread, derived from its events."""
+
+    status: Status = "ready"
+    """Where the thread stands."""
+    pending: Event | None = None
+    """The event waiting for a person: an `approval` tool's call, or a human request."""
+    runnable: RunnableCall | None = None
+    """A recorded tool call to run before the model is asked again."""
+    consecutive_errors: Mapping[str, int] = field(default_factory=lambda: _NO_COUNTS)
+    """Per tool, failures since its last success (reset when a human answers)."""
+    model_errors: int = 0
+    """Consecutive model outputs that were not a valid intent."""
+    steps: int = 0
+    """Model steps since a person last spoke (user input, answer or approval)."""
+    last_event_id: str | None = None
+    """The id of the newest event, the version an append extends."""
+
+    @property
+    def waiting_reason(self) -> str | None:
+        """Why the thread waits for a person, in one line, or None when it does not wait."""
+        pending = self.pending
+        if pending is None or self.status not in ("waiting_approval", "waiting_human"):
+            return None
+        if self.status == "waiting_approval":
+            return f"approval to run `{_field(pending, 'intent')}`"
+        if pending.type == REQUEST_MORE_INFORMATION:
+            return str(_field(pending, "message"))
+        return str(_field(pending, "question"))
+
+
+def advance(state: ThreadState, event: Event) -> ThreadState:
+    """Fold one event into the state. Pure: the same inputs always give the same output.
+
+    Args:
+        state: The state after the events before `event`.
+        event: The next event of the thread.
+
+    Returns:
+        The state after `event`.
+    """
+    state = replace(state, last_event_id=event.id)
+    if state.status == "failed":
+        return state  # terminal: later events are kept but change nothing
+    match event.type:
+        case "tool_call":
+            return _tool_call(state, event)
+        case "approval":
+            return _approval(state, event)
+        case "tool_response":
+            counts = {k: v for k, v in state.consecutive_errors.items() if k != _field(event, "intent")}
+            return replace(state, status="ready", runnable=None, consecutive_errors=MappingProxyType(counts))
+        case "error":
+            return _error(state, event)
+        case "request_human_input" | "request_more_information":
+            steps = state.steps + (0 if _field(event, "reason") else 1)
+            return replace(state, status="waiting_human", pending=event, runnable=None, model_errors=0, steps=steps)
+        case "human_response":
+            return _resumed(state)
+        case "done_for_now":
+            return replace(state, status="done", pending=None, runnable=None, model_errors=0, steps=state.steps + 1)
+        case "failed":
+            return replace(state, status="failed", pending=None, runnable=None)
+        case _:
+            # Any other event comes from outside (user_input, a Slack message, a webhook):
+            # it is a person or system speaking, so a waiting or finished thread resumes.
+            # A call awaiting approval stays pending until someone decides on it.
+            if state.status == "waiting_approval":
+                return state
+            return _resumed(state)
+
+
+def _resumed(state: ThreadState) -> ThreadState:
+    return replace(
+        state, status="ready", pending=None, consecutive_errors=_NO_COUNTS, model_errors=0, steps=0, runnable=None
+    )
+
+
+def _tool_call(state: ThreadState, event: Event) -> ThreadState:
+    steps = state.steps + 1
+    if _field(event, "policy") == "approval":
+        return replace(state, status="waiting_approval", pending=event, runnable=None, model_errors=0, steps=steps)
+    call = RunnableCall(call=event, arguments=_arguments(event))
+    return replace(state, status="ready", pending=None, runnable=call, model_errors=0, steps=steps)
+
+
+def _approval(state: ThreadState, event: Event) -> ThreadState:
+    pending = state.pending
+    if pending is None or state.status != "waiting_approval" or _field(event, "call_id") != pending.id:
+        return state  # a decision on nothing pending changes nothing (Thread.approve refuses it)
+    if _field(event, "approved") is True:
+        arguments = dict(_arguments(pending))
+        edits = _field(event, "edits")
+        if isinstance(edits, dict):
+            arguments.update(edits)
+        call = RunnableCall(call=pending, arguments=MappingProxyType(arguments))
+        return replace(state, status="ready", pending=None, runnable=call, steps=0)
+    return replace(state, status="ready", pending=None, runnable=None, steps=0)
+
+
+def _error(state: ThreadState, event: Event) -> ThreadState:
+    if _field(event, "source") == "model":
+        return replace(state, status="ready", model_errors=state.model_errors + 1, steps=state.steps + 1)
+    intent = str(_field(event, "intent"))
+    counts = dict(state.consecutive_errors)
+    counts[intent] = counts.get(intent, 0) + 1
+    return replace(state, status="ready", runnable=None, consecutive_errors=MappingProxyType(counts))
+
+
+def _field(event: Event, key: str) -> JsonValue:
+    data = event.data
+    return data.get(key) if isinstance(data, dict) else None
+
+
+def _arguments(event: Event) -> Mapping[str, JsonValue]:
+    arguments = _field(event, "arguments")
+    return MappingProxyType(arguments) if isinstance(arguments, dict) else MappingProxyType({})
