@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 from pydantic import JsonValue
 
@@ -135,7 +135,7 @@ def advance(state: ThreadState, event: Event) -> ThreadState:
             return _approval(state, event)
         case "tool_response":
             counts = {k: v for k, v in state.consecutive_errors.items() if k != _field(event, "intent")}
-            return replace(state, status="ready", runnable=None, consecutive_errors=MappingProxyType(counts))
+            return _settled(state, consecutive_errors=MappingProxyType(counts))
         case "error":
             return _error(state, event)
         case "request_human_input" | "request_more_information":
@@ -163,7 +163,8 @@ def _resumed(state: ThreadState) -> ThreadState:
 
 
 def _tool_call(state: ThreadState, event: Event) -> ThreadState:
-    steps = state.steps + 1
+    # Prefetched calls are made by code before the model runs (factor 13), not model steps.
+    steps = state.steps + (0 if _field(event, "prefetch") else 1)
     if _field(event, "policy") == "approval":
         return replace(state, status="waiting_approval", pending=event, runnable=None, model_errors=0, steps=steps)
     call = RunnableCall(call=event, arguments=_arguments(event))
@@ -186,11 +187,19 @@ def _approval(state: ThreadState, event: Event) -> ThreadState:
 
 def _error(state: ThreadState, event: Event) -> ThreadState:
     if _field(event, "source") == "model":
-        return replace(state, status="ready", model_errors=state.model_errors + 1, steps=state.steps + 1)
+        return _settled(state, model_errors=state.model_errors + 1, steps=state.steps + 1)
     intent = str(_field(event, "intent"))
     counts = dict(state.consecutive_errors)
     counts[intent] = counts.get(intent, 0) + 1
-    return replace(state, status="ready", runnable=None, consecutive_errors=MappingProxyType(counts))
+    return _settled(state, consecutive_errors=MappingProxyType(counts))
+
+
+def _settled(state: ThreadState, **changes: Any) -> ThreadState:
+    """A tool's outcome: the running call is finished. A thread waiting for a person keeps waiting:
+    only that person's decision or answer releases it."""
+    if state.status in ("waiting_approval", "waiting_human"):
+        return replace(state, **changes)
+    return replace(state, status="ready", runnable=None, **changes)
 
 
 def _field(event: Event, key: str) -> JsonValue:
