@@ -20,7 +20,9 @@ json_values = st.recursive(
 )
 event_types = st.from_regex(r"[a-z][a-z0-9_]{0,15}", fullmatch=True)
 times = st.datetimes(
-    min_value=datetime(1970, 1, 2), max_value=datetime(2200, 1, 1), timezones=st.just(UTC)
+    min_value=datetime(1970, 1, 2),  # noqa: DTZ001 - hypothesis wants naive bounds
+    max_value=datetime(2200, 1, 1),  # noqa: DTZ001 - hypothesis wants naive bounds
+    timezones=st.just(UTC),
 )
 events = st.builds(Event, event_types, json_values, at=times)
 threads = st.builds(
@@ -69,7 +71,7 @@ def test_append_returns_a_new_thread_and_leaves_the_old_one() -> None:
     assert len(first.events) == 1 and len(second.events) == 2
     assert second.id == first.id and second.metadata == {"channel": "#deploys"}
     with pytest.raises(AttributeError, match="immutable"):
-        first.id = "other"  # pyright: ignore[reportAttributeAccessIssue]
+        first.id = "other"
 
 
 def test_appending_to_an_old_version_branches_without_touching_the_newer_one() -> None:
@@ -149,9 +151,15 @@ def test_respond_answers_a_human_request() -> None:
     [
         ("not json", "Invalid JSON"),
         ('{"id": "t", "metadata": {}}', "events: Field required"),
-        ('{"id": "t", "metadata": {}, "events": [{"id": "e", "type": "BAD", "data": 1, "at": "2026-01-01T00:00:00Z"}]}', "snake_case"),
-        ('{"id": "t", "metadata": {}, "events": [{"id": "e", "type": "a", "data": 1, "at": "yesterday"}]}', "events.0.at"),
-        ('[1, 2]', "Input should be"),
+        (
+            '{"id": "t", "metadata": {}, "events": [{"id": "e", "type": "BAD", "data": 1, "at": "2026-01-01T00:00:00Z"}]}',
+            "snake_case",
+        ),
+        (
+            '{"id": "t", "metadata": {}, "events": [{"id": "e", "type": "a", "data": 1, "at": "yesterday"}]}',
+            "events.0.at",
+        ),
+        ("[1, 2]", "Input should be"),
     ],
 )
 def test_corrupt_json_gives_a_clear_error(text: str, message: str) -> None:

@@ -90,7 +90,7 @@ def test_bad_tool_options_are_clear(kwargs: dict[str, str], message: str) -> Non
 
 
 def test_untyped_and_variadic_parameters_are_refused() -> None:
-    def untyped(x) -> None:  # type: ignore[no-untyped-def]  # noqa: ANN001  # pyright: ignore[reportMissingParameterType, reportUnknownParameterType]
+    def untyped(x) -> None:  # pyright: ignore[reportMissingParameterType, reportUnknownParameterType]
         """Untyped."""
 
     def variadic(*xs: int) -> None:

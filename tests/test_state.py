@@ -2,13 +2,14 @@ from functools import reduce
 
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import JsonValue
 
 from threadloom import Event, Thread
 from threadloom.state import ThreadState, advance
 
 
-def call(intent: str, policy: str = "auto", **arguments: object) -> Event:
-    return Event("tool_call", {"intent": intent, "arguments": arguments, "policy": policy})  # pyright: ignore[reportArgumentType]
+def call(intent: str, policy: str = "auto", **arguments: JsonValue) -> Event:
+    return Event("tool_call", {"intent": intent, "arguments": arguments, "policy": policy})
 
 
 def result(of: Event) -> Event:
@@ -19,7 +20,7 @@ def result(of: Event) -> Event:
 def tool_error(of: Event) -> Event:
     assert isinstance(of.data, dict)
     data = {"source": "tool", "intent": of.data["intent"], "call_id": of.id, "message": "boom"}
-    return Event("error", data)  # pyright: ignore[reportArgumentType]
+    return Event("error", data)
 
 
 def test_a_new_thread_is_ready() -> None:
@@ -100,8 +101,19 @@ def test_a_decision_on_nothing_pending_changes_nothing() -> None:
 
 
 event_kinds = st.sampled_from(
-    ["user_input", "tool_call_auto", "tool_call_approval", "tool_response", "error_tool", "error_model",
-     "request_human_input", "human_response", "done_for_now", "approval", "slack_message"]
+    [
+        "user_input",
+        "tool_call_auto",
+        "tool_call_approval",
+        "tool_response",
+        "error_tool",
+        "error_model",
+        "request_human_input",
+        "human_response",
+        "done_for_now",
+        "approval",
+        "slack_message",
+    ]
 )
 
 

@@ -1,5 +1,11 @@
-"""threadloom: production LLM agents the 12-factor way."""
+"""threadloom: production LLM agents the 12-factor way.
 
+The thread of typed events is the only state; the model picks the next step as a typed intent; the
+loop is plain code with a per-tool policy. See docs/ for one page per factor.
+"""
+
+from .agent import Agent
+from .context import Message
 from .events import Event, EventLog, Thread
 from .exceptions import (
     ContextTooLarge,
@@ -12,15 +18,23 @@ from .exceptions import (
     ToolRetry,
     UserError,
 )
+from .intents import DoneForNow, Intent, RequestHumanInput, RequestMoreInformation, Tool, tool
+from .parsing import parse
 from .state import RunnableCall, Status, ThreadState
 
 __all__ = [
+    "Agent",
     "ContextTooLarge",
+    "DoneForNow",
     "Event",
     "EventLog",
+    "Intent",
     "InvalidTransition",
+    "Message",
     "ModelError",
     "ParseError",
+    "RequestHumanInput",
+    "RequestMoreInformation",
     "RunnableCall",
     "ScriptExhausted",
     "Status",
@@ -28,6 +42,9 @@ __all__ = [
     "ThreadDecodeError",
     "ThreadState",
     "ThreadloomError",
+    "Tool",
     "ToolRetry",
     "UserError",
+    "parse",
+    "tool",
 ]

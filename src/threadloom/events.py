@@ -9,7 +9,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import KW_ONLY, dataclass, field
 from datetime import UTC, datetime
 from types import MappingProxyType
-from typing import Any, overload
+from typing import Any, cast, overload
 
 from pydantic import BaseModel, ConfigDict, JsonValue, TypeAdapter, ValidationError
 
@@ -87,12 +87,12 @@ def _json_problem(value: object, path: str, depth: int) -> str | None:
     if isinstance(value, float):
         return None if math.isfinite(value) else f"{path} is {value!r}, which JSON cannot hold"
     if isinstance(value, list):
-        for i, item in enumerate(value):  # pyright: ignore[reportUnknownVariableType, reportUnknownArgumentType]
+        for i, item in enumerate(cast(list[object], value)):
             if problem := _json_problem(item, f"{path}[{i}]", depth + 1):
                 return problem
         return None
     if isinstance(value, dict):
-        for key, item in value.items():  # pyright: ignore[reportUnknownVariableType]
+        for key, item in cast(dict[object, object], value).items():
             if not isinstance(key, str):
                 return f"{path} has a non-string key {key!r}"
             if problem := _json_problem(item, f"{path}.{key}", depth + 1):
@@ -236,7 +236,7 @@ class Thread:
         raise AttributeError(f"Thread is immutable; use append() to get a new thread (tried to set {name!r})")
 
     @classmethod
-    def start(cls, type: str, data: JsonValue = None, /, **metadata: JsonValue) -> Thread:  # noqa: A002 - the contract's name
+    def start(cls, type: str, data: JsonValue = None, /, **metadata: JsonValue) -> Thread:
         """Start a thread with its first event, e.g. the user's message or a webhook's payload.
 
         Args:

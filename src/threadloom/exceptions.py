@@ -99,7 +99,7 @@ class ScriptExhausted(ModelError):
         self.available = available
 
 
-class ToolRetry(Exception):  # noqa: N818 - a signal, not an error; named for what it asks
+class ToolRetry(Exception):
     """Raise inside a tool to tell the model to try the call again with the given advice.
 
     The message becomes the compact `error` event the model sees; it counts toward the

@@ -169,12 +169,7 @@ def tool(
 
         @tool(policy="approval")
         def deploy_backend(tag: str, environment: Literal["staging", "production"]) -> str:
-            \"\"\"Deploy a tagged backend build.
-
-            Args:
-                tag: the git tag to deploy
-                environment: where to deploy it
-            \"\"\"
+            '''Deploy a tagged backend build.'''
             return f"deployed {tag} to {environment}"
 
 
@@ -200,7 +195,7 @@ def tool(
     return build(function) if function is not None else build
 
 
-def _build_tool(fn: ToolFunction, *, policy: str, name: str | None, idempotent: bool) -> Tool:
+def _build_tool(fn: ToolFunction, *, policy: Policy, name: str | None, idempotent: bool) -> Tool:
     if not callable(fn):
         raise UserError(f"@tool decorates a function, got {type(fn).__name__}")
     tool_name = name or getattr(fn, "__name__", "")
@@ -226,20 +221,15 @@ def _build_tool(fn: ToolFunction, *, policy: str, name: str | None, idempotent: 
             secrets.add(param.name)
     camel = "".join(part.title() for part in tool_name.split("_"))
     arguments = create_model(f"{camel}Arguments", __doc__=description or None, **fields)
-    intent = create_model(
-        camel,
-        __base__=Intent,
-        __doc__=description or None,
-        intent=(Literal[tool_name], tool_name),  # pyright: ignore[reportInvalidTypeForm]
-        **fields,
-    )
+    fields["intent"] = (Literal[tool_name], tool_name)  # a literal built at run time
+    intent: type[Intent] = create_model(camel, __base__=Intent, __doc__=description or None, **fields)
     return Tool(
         function=fn,
         name=tool_name,
         description=description,
         arguments=arguments,
         intent=intent,
-        policy=cast(Policy, policy),
+        policy=policy,
         idempotent=idempotent,
         secret_fields=frozenset(secrets),
     )

@@ -195,8 +195,10 @@ def _error(state: ThreadState, event: Event) -> ThreadState:
 
 
 def _settled(state: ThreadState, **changes: Any) -> ThreadState:
-    """A tool's outcome: the running call is finished. A thread waiting for a person keeps waiting:
-    only that person's decision or answer releases it."""
+    """A tool's outcome: the running call is finished.
+
+    A thread waiting for a person keeps waiting: only that person's decision or answer releases it.
+    """
     if state.status in ("waiting_approval", "waiting_human"):
         return replace(state, **changes)
     return replace(state, status="ready", runnable=None, **changes)

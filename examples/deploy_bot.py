@@ -1,0 +1,125 @@
+"""The 12-factor deploy bot, offline: a Slack message in, a deploy that waits for a person's approval.
+
+    slack_message "deploy the backend to production"
+      -> list_git_tags (prefetched by code, factor 13)
+      -> the model picks deploy_backend(tag, environment)   (policy "approval": the loop stops)
+      -> a person approves or rejects (console, or --approve / --reject "feedback")
+      -> the deploy runs once -> the model says done_for_now
+
+Run it with `make demo`, or `python examples/deploy_bot.py --reject "use staging first"`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import Literal
+
+from threadloom import Agent, Thread, tool
+from threadloom.context import Message
+from threadloom.models import ScriptedModel
+
+TAGS = [
+    {"name": "v1.2.3", "commit": "abc123", "date": "2024-03-15T10:00:00Z"},
+    {"name": "v1.2.2", "commit": "def456", "date": "2024-03-14T15:30:00Z"},
+    {"name": "v1.2.1", "commit": "ghi789", "date": "2024-03-13T09:15:00Z"},
+]
+
+
+@tool
+def list_git_tags() -> list[dict[str, str]]:
+    """List the backend's most recent git tags, newest first."""
+    return TAGS
+
+
+@tool(policy="approval")
+def deploy_backend(tag: str, environment: Literal["staging", "production"]) -> dict[str, str]:
+    """Deploy a tagged backend build to an environment.
+
+    Args:
+        tag: the git tag to deploy, e.g. v1.2.3
+        environment: where to deploy it
+    """
+    return {"status": "success", "tag": tag, "environment": environment}
+
+
+def after_decision(messages: Sequence[Message]) -> str:
+    """The scripted model's second answer depends on what the person decided (it reads the context)."""
+    context = messages[-1].content
+    if "<deploy_backend_result>" in context:
+        return '{"intent": "done_for_now", "message": "Deployed v1.2.3 to production."}'
+    return '{"intent": "done_for_now", "message": "I did not deploy: the deploy was rejected."}'
+
+
+def build_agent() -> Agent:
+    """The deploy bot. A scripted model stands in for the LLM, so the demo runs offline."""
+    model = ScriptedModel(
+        [
+            # The model's raw text, as an LLM would write it: tolerant parsing handles the fence.
+            '```json\n{"intent": "deploy_backend", "tag": "v1.2.3", "environment": "production"}\n```',
+            after_decision,
+        ]
+    )
+    return Agent(
+        name="deploy_bot",
+        model=model,
+        tools=[deploy_backend],
+        prefetch=[list_git_tags],
+        instructions="You are a deploy bot. Deploy what people ask for in Slack, using the newest tag.",
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    choice = parser.add_mutually_exclusive_group()
+    choice.add_argument("--approve", action="store_true", help="approve the deploy without asking")
+    choice.add_argument("--reject", metavar="FEEDBACK", help="reject the deploy with this feedback for the model")
+    args = parser.parse_args(argv)
+
+    agent = build_agent()
+    thread = Thread.start(
+        "slack_message", {"from": "@alex", "channel": "#deployments", "text": "deploy the backend to production"}
+    )
+    thread = agent.run_sync(thread)
+
+    model = agent.model
+    assert isinstance(model, ScriptedModel)
+    section("What the model saw: the exact messages of its first call (factor 3)")
+    for message in model.requests[0].messages:
+        print(f"[{message.role}]\n{message.content}\n")
+
+    pending = thread.pending
+    if thread.status != "waiting_approval" or pending is None:
+        print(f"expected the thread to wait for approval, but it is {thread.status!r}", file=sys.stderr)
+        return 1
+    section(f"Stopped before running: {thread.waiting_reason} (status {thread.status!r})")
+    print(f"call {pending.id}: {pending.data}")
+
+    approved, feedback = decide(args.approve, args.reject)
+    thread = thread.approve(pending.id) if approved else thread.reject(pending.id, feedback)
+    thread = agent.run_sync(thread)
+
+    section(f"Final thread (status {thread.status!r})")
+    for event in thread.events:
+        print(f"{event.type:>16}  {event.data}")
+    return 0 if thread.status == "done" else 1
+
+
+def decide(approve: bool, reject: str | None) -> tuple[bool, str]:
+    """Approve or reject: from the flags, else from the console, else (no terminal) approve."""
+    if approve or reject is not None:
+        return reject is None, reject or ""
+    if not sys.stdin.isatty():
+        print("stdin is not a terminal, so approving (pass --reject 'feedback' to see a rejection)")
+        return True, ""
+    answer = input("Approve this deploy? [y = yes / anything else = reject with that feedback] ").strip()
+    return answer.lower() in ("y", "yes"), answer
+
+
+def section(title: str) -> None:
+    print(f"\n=== {title} ===\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

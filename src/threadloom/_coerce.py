@@ -1,0 +1,278 @@
+"""Schema-aligned coercion: bend a repaired JSON value toward a JSON Schema, then check it fits.
+
+`coerce` never raises and never invents required data; it only fixes what a model commonly gets
+wrong (numbers as strings, wrong case, one object for a list, wrapped arguments). `fits` checks
+the subset of JSON Schema that pydantic emits, so a union branch can be chosen before validation.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from typing import Any, cast
+
+from pydantic import JsonValue
+
+__all__ = ["coerce", "fits", "member", "norm", "resolve"]
+
+Schema = Mapping[str, Any]
+_MAX_DEPTH = 48
+_INT = re.compile(r"^[-+]?\d[\d,_]*$")
+_FLOAT = re.compile(r"^[-+]?(\d[\d,_]*)?(\.\d+)?([eE][-+]?\d+)?$")
+_TRUE = {"true", "yes", "y", "1"}
+_FALSE = {"false", "no", "n", "0"}
+
+
+def norm(text: str) -> str:
+    """A name for loose matching: case, dashes, underscores and spaces do not count."""
+    return re.sub(r"[-_\s]", "", text).lower()
+
+
+def resolve(schema: Schema, defs: Schema) -> Schema:
+    """Follow `$ref` into `$defs` (a missing target resolves to the empty, anything-goes schema)."""
+    if not isinstance(schema, Mapping):
+        # JSON Schema allows `true` (anything) and `false` (nothing) as schemas.
+        return {} if schema is not False else {"not": {}}
+    seen = 0
+    while "$ref" in schema and seen < _MAX_DEPTH:
+        name = str(schema["$ref"]).rsplit("/", 1)[-1]
+        schema = cast(Schema, defs.get(name, {}))
+        seen += 1
+    return schema
+
+
+def _types(schema: Schema) -> set[str]:
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        return {str(k) for k in cast(list[object], kind)}
+    return {str(kind)} if kind else set()
+
+
+def _branches(schema: Schema) -> list[Schema] | None:
+    for key in ("anyOf", "oneOf"):
+        if key in schema:
+            return list(schema[key])
+    return None
+
+
+def coerce(value: JsonValue, schema: Schema, defs: Schema, depth: int = 0) -> JsonValue:
+    """`value` bent toward `schema` where the intent is unambiguous; otherwise `value` unchanged."""
+    schema = resolve(schema, defs)
+    if depth > _MAX_DEPTH or not schema:
+        return value
+    branches = _branches(schema)
+    if branches is not None:
+        return _coerce_union(value, branches, defs, depth)
+    if "const" in schema:
+        return _match_literal(value, [schema["const"]])
+    if "enum" in schema:
+        return _match_literal(value, list(schema["enum"]))
+    types = _types(schema)
+    if "null" in types and value in ("null", "None", "none", ""):
+        return None
+    if "object" in types:
+        return _coerce_object(value, schema, defs, depth)
+    if "array" in types:
+        return _coerce_array(value, schema, defs, depth)
+    if types & {"integer", "number", "boolean", "string"}:
+        return _coerce_scalar(value, types)
+    return value
+
+
+def _match_literal(value: JsonValue, options: list[JsonValue]) -> JsonValue:
+    if value in options:
+        return value
+    if isinstance(value, str):
+        text = value.strip().strip("\"'`").strip()
+        exact = [o for o in options if isinstance(o, str) and o.lower() == text.lower()]
+        loose = exact or [o for o in options if isinstance(o, str) and norm(o) == norm(text)]
+        if len(loose) == 1:
+            return loose[0]
+        scalars = [o for o in options if not isinstance(o, str)]
+        for option in scalars:
+            if _coerce_scalar(text, {_json_type(option)}) == option:
+                return option
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        named = [o for o in options if isinstance(o, str) and o == str(value)]
+        if len(named) == 1:
+            return named[0]
+    return value
+
+
+def _json_type(value: JsonValue) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    return "string" if isinstance(value, str) else "null"
+
+
+def _coerce_scalar(value: JsonValue, types: set[str]) -> JsonValue:
+    if isinstance(value, list) and len(value) == 1 and not isinstance(value[0], list | dict):
+        value = value[0]  # a lone item where one value is expected
+    if isinstance(value, str):
+        text = value.strip()
+        if "integer" in types and _INT.match(text):
+            return int(text.replace(",", "").replace("_", ""))
+        if types & {"integer", "number"} and _FLOAT.match(text) and any(c.isdigit() for c in text):
+            number = float(text.replace(",", "").replace("_", ""))
+            if "number" in types:
+                return number
+            return int(number) if number.is_integer() else value
+        if "boolean" in types and text.lower() in _TRUE | _FALSE:
+            return text.lower() in _TRUE
+        return value
+    if "string" in types and isinstance(value, int | float) and "integer" not in types and "number" not in types:
+        return json.dumps(value) if isinstance(value, bool) else str(value)
+    if "integer" in types and isinstance(value, float) and value.is_integer() and "number" not in types:
+        return int(value)
+    return value
+
+
+def _coerce_array(value: JsonValue, schema: Schema, defs: Schema, depth: int) -> JsonValue:
+    if value is None:
+        return value
+    if isinstance(value, str):
+        parsed = _json_or_none(value)
+        value = parsed if isinstance(parsed, list) else value
+    if not isinstance(value, list):
+        value = [value]  # one item where a list is expected
+    items = cast(Schema, schema.get("items") or {})
+    return [coerce(item, items, defs, depth + 1) for item in value]
+
+
+def _coerce_object(value: JsonValue, schema: Schema, defs: Schema, depth: int) -> JsonValue:
+    if isinstance(value, str):
+        parsed = _json_or_none(value)
+        value = parsed if isinstance(parsed, dict) else value
+    if isinstance(value, list) and len(value) == 1 and isinstance(value[0], dict):
+        value = value[0]
+    if not isinstance(value, dict):
+        return value
+    properties = cast(Mapping[str, Schema], schema.get("properties") or {})
+    value = _unwrap_arguments(value, properties)
+    lookup: dict[str, str] = {}
+    for name, sub in properties.items():
+        alias = resolve(sub, defs).get("x-alias")
+        for key in (name, alias) if isinstance(alias, str) else (name,):
+            lookup.setdefault(norm(key), name)
+    extra = schema.get("additionalProperties")
+    out: dict[str, JsonValue] = {}
+    for key, item in value.items():
+        name = key if key in properties else lookup.get(norm(key), key)
+        if name in out and name != key:
+            continue  # an exact key wins over a loose match
+        sub = properties.get(name)
+        if sub is None and isinstance(extra, dict):
+            sub = cast(Schema, extra)
+        out[name] = coerce(item, sub, defs, depth + 1) if sub is not None else item
+    return out
+
+
+def _unwrap_arguments(value: dict[str, JsonValue], properties: Mapping[str, Schema]) -> dict[str, JsonValue]:
+    """`{"intent": "x", "arguments": {...}}` (a tool-call habit) becomes one flat object."""
+    for wrapper in ("arguments", "args", "parameters", "params", "input"):
+        inner = value.get(wrapper)
+        if wrapper not in properties and isinstance(inner, dict) and "intent" in properties:
+            rest = {k: v for k, v in value.items() if k != wrapper}
+            return {**inner, **rest}
+    return value
+
+
+def _coerce_union(value: JsonValue, branches: list[Schema], defs: Schema, depth: int) -> JsonValue:
+    resolved = [resolve(b, defs) for b in branches]
+    if value is None and any("null" in _types(b) for b in resolved):
+        return None
+    tagged = _pick_tagged(value, resolved)
+    if tagged is not None:
+        branch, value = tagged
+        return coerce(value, branch, defs, depth + 1)
+    candidates = [coerce(value, b, defs, depth + 1) for b in resolved]
+    for candidate, branch in zip(candidates, resolved, strict=True):
+        if candidate == value and fits(candidate, branch, defs):
+            return candidate  # prefer a branch that takes the value as it is
+    for candidate, branch in zip(candidates, resolved, strict=True):
+        if fits(candidate, branch, defs):
+            return candidate
+    return value
+
+
+def _tag_of(branch: Schema) -> str | None:
+    const = member(member(branch.get("properties"), "intent"), "const")
+    return const if isinstance(const, str) else None
+
+
+def member(mapping: object, key: str) -> object:
+    """`mapping[key]` when `mapping` is a dict holding it, else None: for walking untyped schemas."""
+    return cast(dict[str, object], mapping).get(key) if isinstance(mapping, dict) else None
+
+
+def _pick_tagged(value: JsonValue, branches: list[Schema]) -> tuple[Schema, JsonValue] | None:
+    """The branch an intent name selects (case, dash and underscore insensitive), with the value."""
+    tags = {norm(tag): b for b in branches if (tag := _tag_of(b)) is not None}
+    if not tags or not isinstance(value, dict):
+        return None
+    named = value.get("intent")
+    if isinstance(named, str) and norm(named) in tags:
+        branch = tags[norm(named)]
+        return branch, {**value, "intent": _tag_of(branch)}
+    if len(value) == 1:
+        # {"deploy_backend": {"tag": ...}}: the name as the only key.
+        [(key, inner)] = value.items()
+        if norm(key) in tags and isinstance(inner, dict | None):
+            branch = tags[norm(key)]
+            return branch, {**(inner or {}), "intent": _tag_of(branch)}
+    return None
+
+
+def _json_or_none(text: str) -> JsonValue:
+    try:
+        return cast(JsonValue, json.loads(text))
+    except ValueError:
+        return None
+
+
+def fits(value: JsonValue, schema: Schema, defs: Schema, depth: int = 0) -> bool:
+    """Whether `value` satisfies `schema` (the JSON Schema subset pydantic emits)."""
+    schema = resolve(schema, defs)
+    if depth > _MAX_DEPTH:
+        return False
+    if "not" in schema:
+        return False  # only `false` schemas use it here; nothing fits them
+    branches = _branches(schema)
+    if branches is not None:
+        return any(fits(value, b, defs, depth + 1) for b in branches)
+    if "const" in schema:
+        return value == schema["const"] and type(value) is type(schema["const"])
+    if "enum" in schema:
+        return any(value == o and type(value) is type(o) for o in schema["enum"])
+    types = _types(schema)
+    if not types:
+        return True
+    kind = (
+        _json_type(value) if not isinstance(value, dict | list) else ("object" if isinstance(value, dict) else "array")
+    )
+    if kind == "integer" and "number" in types:
+        kind = "number"
+    if kind not in types:
+        return False
+    if isinstance(value, list):
+        items = cast(Schema, schema.get("items") or {})
+        return all(fits(v, items, defs, depth + 1) for v in value)
+    if isinstance(value, dict):
+        properties = cast(Mapping[str, Schema], schema.get("properties") or {})
+        if any(name not in value for name in schema.get("required", ())):
+            return False
+        extra = schema.get("additionalProperties", True)
+        for key, item in value.items():
+            sub = properties.get(key)
+            if sub is None:
+                if extra is False:
+                    return False
+                sub = cast(Schema, extra) if isinstance(extra, dict) else cast(Schema, {})
+            if not fits(item, sub, defs, depth + 1):
+                return False
+    return True

@@ -1,0 +1,119 @@
+"""A small YAML emitter for JSON values: compact block style that any YAML 1.1/1.2 parser reads back.
+
+The core may not depend on PyYAML, and rendering needs only the JSON subset, so strings are written
+plain when that is unambiguous and JSON-quoted (a valid YAML double-quoted scalar) otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from typing import cast
+
+from pydantic import JsonValue
+
+__all__ = ["dump_yaml"]
+
+# Plain scalars that a YAML parser would read as something other than the same string.
+_RESERVED = re.compile(
+    r"^(?:~|null|true|false|yes|no|on|off|y|n|[-+]?(?:\.inf|\.nan)|[-+]?[0-9][0-9_.:eExXoObB+-]*|\.[0-9].*"
+    r"|\d{4}-\d\d?-\d\d?(?:[Tt ].*)?)$",
+    re.IGNORECASE,
+)
+_UNSAFE_START = set("-?:,[]{}#&*!|>'\"%@`= \t")
+_UNSAFE_INSIDE = (": ", " #", "\t")
+
+
+def _plain_ok(text: str) -> bool:
+    if not text or text != text.strip() or text[0] in _UNSAFE_START or text.endswith(":"):
+        return False
+    if any(token in text for token in _UNSAFE_INSIDE) or _RESERVED.match(text):
+        return False
+    return text.isprintable()
+
+
+def _scalar(value: JsonValue) -> str:
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return repr(value) if math.isfinite(value) else json.dumps(str(value))
+    text = cast(str, value)
+    return text if _plain_ok(text) else json.dumps(text, ensure_ascii=False)
+
+
+def _key(key: str) -> str:
+    return key if _plain_ok(key) else json.dumps(key, ensure_ascii=False)
+
+
+def _block_ok(text: str) -> bool:
+    """A multi-line string that reads back exactly as a `|` literal block (with the right chomping)."""
+    lines = text.split("\n")
+    return (
+        "\n" in text.rstrip("\n")
+        and all(line.isprintable() and line == line.rstrip() for line in lines)
+        and not text.startswith((" ", "\n"))
+        and not text.endswith("\n\n")
+    )
+
+
+def dump_yaml(value: JsonValue, indent: int = 0) -> str:
+    """`value` as block-style YAML, every line indented by `indent` spaces, no trailing newline.
+
+    Example:
+        ```python
+        from threadloom._yaml import dump_yaml
+
+        assert dump_yaml({"from": "@alex", "tags": ["v1.2.3", "1.0"], "ok": True}).splitlines() == [
+            'from: "@alex"',
+            "tags:",
+            "  - v1.2.3",
+            '  - "1.0"',
+            "ok: true",
+        ]
+        ```
+    """
+    return "\n".join(_lines(value, indent))
+
+
+def _lines(value: JsonValue, indent: int) -> list[str]:
+    pad = " " * indent
+    if isinstance(value, dict):
+        if not value:
+            return [pad + "{}"]
+        out: list[str] = []
+        for key, item in value.items():
+            out.extend(_entry(pad + _key(key) + ":", item, indent))
+        return out
+    if isinstance(value, list):
+        if not value:
+            return [pad + "[]"]
+        out = []
+        for item in value:
+            if isinstance(item, dict) and item:
+                nested = _lines(item, indent + 2)
+                out.append(pad + "- " + nested[0][indent + 2 :])
+                out.extend(nested[1:])
+            else:
+                out.extend(_entry(pad + "-", item, indent))
+        return out
+    if isinstance(value, str) and _block_ok(value):
+        chomp = "" if value.endswith("\n") else "-"
+        return [pad + "|" + chomp, *(pad + "  " + line if line else "" for line in value.rstrip("\n").split("\n"))]
+    return [pad + _scalar(value)]
+
+
+def _entry(head: str, item: JsonValue, indent: int) -> list[str]:
+    """`head` (a `key:` or `-`) followed by `item`: inline when scalar, on the next lines when not."""
+    if isinstance(item, dict | list) and item:
+        return [head, *_lines(item, indent + 2)]
+    if isinstance(item, str) and _block_ok(item):
+        block = _lines(item, indent)
+        return [head + " " + block[0].strip(), *block[1:]]
+    return [head + " " + _lines(item, 0)[0]]

@@ -1,0 +1,213 @@
+"""`Agent`: a model, a prompt, tools with their policies, and limits; `next_step` and `reduce`."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Any
+
+from pydantic import TypeAdapter
+
+from .context import Context, Message
+from .events import Event, Thread
+from .exceptions import UserError
+from .intents import BUILTIN_INTENTS, Intent, Tool, intent_name, intent_union
+from .intents import tool as make_tool
+from .loop import maybe_await
+from .loop import run as run_loop
+from .models.base import Model, ModelRequest
+from .parsing import parse
+from .prompts import Prompt, PromptInput, default_prompt
+from .state import TOOL_CALL
+
+__all__ = ["AfterStep", "Agent", "BeforeModel", "Prefetch"]
+
+BeforeModel = Callable[[Thread], "Thread | None | Awaitable[Thread | None]"]
+"""Called before each model call; return a thread to show the model instead (e.g. compacted).
+
+The returned thread is a view for this one call: the log itself is never rewritten.
+"""
+AfterStep = Callable[[Thread, Event], "Iterable[Event] | None | Awaitable[Iterable[Event] | None]"]
+"""Called after each event the loop appends; return events to append after it (a judge's verdict)."""
+Prefetch = Tool | Callable[[], Any]
+"""Something to fetch before the model first runs (factor 13): a tool without required arguments."""
+
+_DEFAULT_INSTRUCTIONS = "You are a careful agent. Work out the next step from the events so far."
+
+
+class Agent:
+    """A small, focused agent (factor 10): the model picks the next step, your code runs it.
+
+    Example:
+        ```python
+        from threadloom import Agent, Thread, tool
+        from threadloom.models import ScriptedModel
+
+
+        @tool
+        def add(a: int, b: int) -> int:
+            '''Add two numbers.'''
+            return a + b
+
+
+        agent = Agent(
+            name="calculator",
+            model=ScriptedModel(['{"intent": "add", "a": 2, "b": 3}', '{"intent": "done_for_now", "message": "5"}']),
+            tools=[add],
+            instructions="Do the user's arithmetic with the tools.",
+        )
+        thread = agent.run_sync(Thread.start("user_input", {"text": "what is 2 + 3?"}))
+        assert thread.status == "done" and thread.events[2].data["result"] == 5
+        ```
+    """
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        model: Model,
+        tools: Sequence[Tool] = (),
+        instructions: str | None = None,
+        prompt: Prompt | None = None,
+        prefetch: Sequence[Prefetch] = (),
+        context: Context | None = None,
+        max_steps: int = 20,
+        max_consecutive_errors: int = 3,
+        before_model: BeforeModel | None = None,
+        after_step: AfterStep | None = None,
+    ) -> None:
+        """Configure an agent; nothing runs until `run` or `next_step`.
+
+        Args:
+            name: The agent's name (how a runtime finds it).
+            model: What picks the next step, e.g. `ScriptedModel([...])`.
+            tools: The tools the model may choose, each made with `@tool`.
+            instructions: What the agent is for; goes first in the default prompt.
+            prompt: Your own prompt function, replacing `default_prompt` (it still gets `instructions`).
+            prefetch: Tools (or plain functions) without required arguments to run before the first
+                model call; their results go into the thread as calls and results (factor 13).
+            context: How the thread is rendered (format, renderers, redaction, token budget).
+            max_steps: Model steps allowed between two human inputs before asking a person.
+            max_consecutive_errors: Failures of one tool (or bad model outputs) in a row before
+                the thread escalates to a person.
+            before_model: Hook run before each model call (compaction, logging).
+            after_step: Hook run after each appended event (judges, logging, metrics).
+
+        Raises:
+            UserError: Bad names, duplicate tools, limits below 1, or something that is not a tool.
+        """
+        if not name or not isinstance(name, str):  # pyright: ignore[reportUnnecessaryIsInstance]
+            raise UserError("Agent needs a name=, e.g. Agent(name='deploy_bot', ...)")
+        if not hasattr(model, "complete"):
+            raise UserError(f"Agent {name!r}: model= must have `async complete(request)`, got {type(model).__name__}")
+        if max_steps < 1 or max_consecutive_errors < 1:
+            raise UserError(f"Agent {name!r}: max_steps and max_consecutive_errors must be at least 1")
+        self.name = name
+        self.model = model
+        self.instructions = instructions if instructions is not None else _DEFAULT_INSTRUCTIONS
+        self.prompt: Prompt = prompt or default_prompt
+        self.max_steps = max_steps
+        self.max_consecutive_errors = max_consecutive_errors
+        self.before_model = before_model
+        self.after_step = after_step
+        self.tools: dict[str, Tool] = {}
+        for item in tools:
+            if not isinstance(item, Tool):  # pyright: ignore[reportUnnecessaryIsInstance]
+                raise UserError(f"Agent {name!r}: {item!r} is not a tool; decorate the function with @tool")
+            if item.name in self.tools or item.name in _BUILTIN_NAMES:
+                raise UserError(f"Agent {name!r}: two intents are named {item.name!r}; give one tool name='...'")
+            self.tools[item.name] = item
+        self.prefetch: tuple[Tool, ...] = tuple(_as_prefetch_tool(item, name) for item in prefetch)
+        self.intents: tuple[type[Intent], ...] = (*(t.intent for t in self.tools.values()), *BUILTIN_INTENTS)
+        self.intent_type: Any = intent_union(self.intents)
+        self._schema = TypeAdapter(self.intent_type).json_schema()
+        secret_keys = {key for t in (*self.tools.values(), *self.prefetch) for key in t.secret_fields}
+        base = context or Context()
+        self.context = dataclasses.replace(base, secret_keys=frozenset(base.secret_keys) | secret_keys)
+
+    def __repr__(self) -> str:
+        return f"Agent(name={self.name!r}, tools={list(self.tools)!r})"
+
+    # -- one step: pure rendering and the one model call ------------------------------------
+
+    def render(self, thread: Thread) -> list[Message]:
+        """Exactly the messages the model would get for this thread (without `before_model`)."""
+        approvals = frozenset(n for n, t in self.tools.items() if t.policy == "approval")
+        messages = self.context.render(thread)
+        inputs = PromptInput(self.instructions, thread, tuple(messages), self.intents, approvals)
+        return list(self.prompt(inputs))
+
+    async def next_step(self, thread: Thread) -> Intent:
+        """Ask the model for the next step: the only model call. Does not change the thread.
+
+        Returns:
+            The intent the model chose, typed (one of `agent.intents`).
+
+        Raises:
+            ParseError: The model's answer is not a valid intent (the message says why, for the model).
+            ModelError: The model could not answer.
+            ContextTooLarge: The rendered thread is over the context's token budget.
+        """
+        view = thread
+        if self.before_model is not None:
+            replaced = await maybe_await(self.before_model(thread))
+            if replaced is not None:
+                view = replaced
+        request = ModelRequest(
+            messages=tuple(self.render(view)),
+            output_schema=self._schema,
+            intent_names=tuple(intent_name(i) for i in self.intents),
+        )
+        completion = await self.model.complete(request)
+        return parse(completion.text, self.intent_type)
+
+    def to_event(self, intent: Intent) -> Event:
+        """The event that records the model's choice: a `tool_call`, or the built-in intent itself."""
+        name = intent_name(type(intent))
+        fields = intent.model_dump(mode="json", exclude={"intent"})
+        tool = self.tools.get(name)
+        if tool is None:
+            return Event(name, fields)
+        return Event(TOOL_CALL, {"intent": name, "arguments": fields, "policy": tool.policy})
+
+    def reduce(self, thread: Thread, event: Event) -> Thread:
+        """`(thread, event) -> thread` (factor 12): pure, the old thread is left as it was."""
+        return thread.append(event)
+
+    # -- the loop -----------------------------------------------------------------------------
+
+    async def run(self, thread: Thread) -> Thread:
+        """Run until the thread must stop: done, waiting for a person, or out of steps.
+
+        `auto` tools run and the loop continues; an `approval` tool's call is recorded and the
+        thread waits (`waiting_approval`); asking a person waits (`waiting_human`);
+        `done_for_now` ends it (`done`). Failures become compact `error` events.
+
+        Returns:
+            The thread with every new event appended.
+        """
+        return await run_loop(self, thread)
+
+    def run_sync(self, thread: Thread) -> Thread:
+        """`run` for code without an event loop.
+
+        Raises:
+            UserError: Called from inside a running event loop (use `await agent.run(...)`).
+        """
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return asyncio.run(self.run(thread))
+        raise UserError("run_sync() cannot run inside an event loop; use `await agent.run(thread)`")
+
+
+_BUILTIN_NAMES = frozenset(intent_name(i) for i in BUILTIN_INTENTS)
+
+
+def _as_prefetch_tool(item: Prefetch, agent: str) -> Tool:
+    tool = item if isinstance(item, Tool) else make_tool(item)
+    required = [n for n, f in tool.arguments.model_fields.items() if f.is_required()]
+    if required:
+        raise UserError(f"Agent {agent!r}: prefetch {tool.name!r} needs arguments {required}; prefetch takes none")
+    return tool

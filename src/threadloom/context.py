@@ -1,0 +1,375 @@
+"""Render a thread for a model (factor 3): every token is yours to see and change.
+
+Three formats: `xml` (the default: one user message of XML-tagged events with YAML bodies, as in the
+12-factor seed), `yaml` (one user message, a YAML list), and `messages` (standard chat messages with
+tool calls and tool results in the shape providers expect). Before any format, secrets are
+redacted and errors that a later success resolved are left out; the log itself is never changed.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal, cast
+
+from pydantic import JsonValue
+
+from ._yaml import dump_yaml
+from .events import Event, Thread
+from .exceptions import ContextTooLarge, UserError
+from .tokens import TokenCounter, count_messages, default_counter
+
+__all__ = [
+    "DEFAULT_SECRET_PATTERN",
+    "REDACTED",
+    "Context",
+    "EventRenderer",
+    "Format",
+    "Message",
+    "ThreadRenderer",
+    "ToolCall",
+    "event_to_prompt",
+    "redact",
+    "render",
+    "thread_to_prompt",
+]
+
+Format = Literal["xml", "yaml", "messages"]
+REDACTED = "[REDACTED]"
+DEFAULT_SECRET_PATTERN = re.compile(
+    r"passw(or)?d|passphrase|secret|api[-_]?key|token|authorization|session[-_]?id|cookie|private[-_]?key"
+    r"|credential",
+    re.IGNORECASE,
+)
+"""Keys whose values never reach a model: matched anywhere in the key (`access_token`, `X-Api-Key`)."""
+
+# Keys that only machines need; the model reads the same facts from the structure around them.
+_INTERNAL_KEYS = frozenset({"call_id", "request_id", "policy", "prefetch", "source", "error_type", "output", "reason"})
+_MODEL_EVENTS = frozenset({"tool_call", "done_for_now", "request_human_input", "request_more_information"})
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """A tool call inside an assistant message (the `messages` format)."""
+
+    id: str
+    """The call id: the `tool_call` event's id."""
+    name: str
+    """The tool's intent name."""
+    arguments: str
+    """The arguments as a JSON object string."""
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One chat message, exactly as it goes to the model."""
+
+    role: Literal["system", "user", "assistant", "tool"]
+    """Who speaks."""
+    content: str
+    """The text."""
+    tool_calls: tuple[ToolCall, ...] = ()
+    """Tool calls an assistant message makes."""
+    tool_call_id: str | None = None
+    """For a `tool` message, the call it answers."""
+
+    def to_dict(self) -> dict[str, JsonValue]:
+        """The OpenAI chat-completions shape of this message."""
+        out: dict[str, JsonValue] = {"role": self.role, "content": self.content}
+        if self.tool_calls:
+            out["tool_calls"] = [
+                {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+                for c in self.tool_calls
+            ]
+        if self.tool_call_id is not None:
+            out["tool_call_id"] = self.tool_call_id
+        return out
+
+
+EventRenderer = Callable[[Event], "str | None"]
+"""Renders one event to text for the xml/yaml formats; returning None leaves the event out."""
+ThreadRenderer = Callable[[Thread], "str | Sequence[Message]"]
+"""Replaces the whole rendering: a thread (already redacted, resolved errors gone) to text or messages."""
+Compactor = Callable[[Thread], Thread]
+"""Returns a shorter thread to render when over budget, e.g. with old events summarised."""
+
+
+def redact(value: JsonValue, pattern: re.Pattern[str] | None, keys: Collection[str] = ()) -> JsonValue:
+    """`value` with every value under a secret key replaced by `"[REDACTED]"`, at any depth.
+
+    Example:
+        ```python
+        from threadloom.context import DEFAULT_SECRET_PATTERN, redact
+
+        data = {"user": "ada", "auth": {"api_key": "sk-1", "Authorization": "Bearer x"}}
+        assert redact(data, DEFAULT_SECRET_PATTERN) == {
+            "user": "ada",
+            "auth": {"api_key": "[REDACTED]", "Authorization": "[REDACTED]"},
+        }
+        ```
+    """
+    if isinstance(value, dict):
+        return {
+            k: REDACTED if k in keys or (pattern is not None and pattern.search(k)) else redact(v, pattern, keys)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [redact(v, pattern, keys) for v in value]
+    return value
+
+
+def _fields(event: Event) -> dict[str, JsonValue]:
+    return event.data if isinstance(event.data, dict) else {}
+
+
+def _body(event: Event) -> tuple[str, JsonValue]:
+    """The tag and the body the xml and yaml formats show for an event."""
+    data = _fields(event)
+    match event.type:
+        case "tool_call":
+            arguments = data.get("arguments")
+            return "tool_call", {"intent": data.get("intent"), **(arguments if isinstance(arguments, dict) else {})}
+        case "tool_response":
+            return f"{data.get('intent')}_result", data.get("result")
+        case "error" if data.get("source") == "model":
+            return "error", f"your last answer could not be used: {data.get('message')}"
+        case "error":
+            return "error", {"intent": data.get("intent"), "message": data.get("message")}
+        case "approval" if data.get("approved") is True:
+            edits = data.get("edits")
+            return "approval", {"approved": True, **({"edits": edits} if edits else {})}
+        case "approval":
+            return "approval", {"approved": False, "feedback": data.get("feedback")}
+        case "human_response" if set(data) <= {"request_id", "text"}:
+            return "human_response", data.get("text")
+        case _ if isinstance(event.data, dict):
+            return event.type, {k: v for k, v in data.items() if k not in _INTERNAL_KEYS}
+        case _:
+            return event.type, event.data
+
+
+def event_to_prompt(event: Event, *, format: Literal["xml", "yaml"] = "xml") -> str:
+    """The default rendering of one event.
+
+    Example:
+        ```python
+        from threadloom import Event
+        from threadloom.context import event_to_prompt
+
+        event = Event("slack_message", {"from": "@alex", "text": "deploy the backend"})
+        assert event_to_prompt(event).splitlines() == [
+            "<slack_message>",
+            '  from: "@alex"',
+            "  text: deploy the backend",
+            "</slack_message>",
+        ]
+        assert event_to_prompt(event, format="yaml").splitlines()[0] == "- slack_message:"
+        ```
+    """
+    tag, body = _body(event)
+    if format == "yaml":
+        return dump_yaml([{tag: body}])
+    return f"<{tag}>\n{dump_yaml(body, indent=2)}\n</{tag}>"
+
+
+def thread_to_prompt(
+    thread: Thread,
+    *,
+    format: Literal["xml", "yaml"] = "xml",
+    renderers: Mapping[str, EventRenderer] | None = None,
+) -> str:
+    """Every event of `thread`, rendered and joined (no redaction: `render` does that first)."""
+    parts: list[str] = []
+    for event in thread.events:
+        renderer = (renderers or {}).get(event.type)
+        if renderer is None and event.type == "tool_call" and _fields(event).get("prefetch"):
+            continue  # code made this call, not the model: its `<name_result>` says all (factor 13)
+        text = renderer(event) if renderer is not None else event_to_prompt(event, format=format)
+        if text is not None:
+            parts.append(text)
+    return "\n\n".join(parts) if format == "xml" else "\n".join(parts)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Context:
+    """How a thread is rendered for a model; `Agent(context=...)` takes one.
+
+    Example:
+        ```python
+        from threadloom import Thread
+        from threadloom.context import Context
+
+        thread = Thread.start("user_input", {"text": "hi", "password": "hunter2"})
+        [message] = Context(format="yaml").render(thread)
+        assert message.content.splitlines() == ["- user_input:", "    text: hi", '    password: "[REDACTED]"']
+        ```
+    """
+
+    format: Format = "xml"
+    """`xml` (default), `yaml` or `messages`."""
+    renderers: Mapping[str, EventRenderer] = field(default_factory=dict[str, EventRenderer])
+    """Per event type, a function that replaces `event_to_prompt` (xml and yaml formats)."""
+    thread_to_prompt: ThreadRenderer | None = None
+    """Replaces the whole rendering; it gets the redacted thread with resolved errors left out."""
+    redact: re.Pattern[str] | str | None = DEFAULT_SECRET_PATTERN
+    """Keys whose values are replaced by `[REDACTED]`; None turns redaction off."""
+    secret_keys: frozenset[str] = frozenset()
+    """Exact key names that are always secret (the agent adds tool arguments typed `SecretStr`)."""
+    hide_resolved_errors: bool = True
+    """Leave out errors (and the failed calls) of a tool that has since succeeded."""
+    max_tokens: int | None = None
+    """The budget for the rendered thread; over it, `compact` runs, then `ContextTooLarge`."""
+    compact: Compactor | None = None
+    """Returns a shorter thread when the rendering is over `max_tokens`."""
+    counter: TokenCounter | None = None
+    """Counts tokens for the budget; `tokens.default_counter()` when None."""
+
+    def __post_init__(self) -> None:
+        if self.format not in ("xml", "yaml", "messages"):
+            raise UserError(f"format must be 'xml', 'yaml' or 'messages', got {self.format!r}")
+        if isinstance(self.redact, str):
+            object.__setattr__(self, "redact", re.compile(self.redact, re.IGNORECASE))
+
+    def render(self, thread: Thread, *, system: str | None = None) -> list[Message]:
+        """The thread as messages for a model, within the token budget.
+
+        Args:
+            thread: The thread to render.
+            system: A system message to put first, if any.
+
+        Returns:
+            `[system?, user]` for xml and yaml; chat messages for `messages`.
+
+        Raises:
+            ContextTooLarge: Over `max_tokens` even after `compact`.
+        """
+        messages = self._render(thread, system)
+        if self.max_tokens is None:
+            return messages
+        counter = self.counter or default_counter()
+        tokens = count_messages(messages, counter)
+        if tokens <= self.max_tokens:
+            return messages
+        if self.compact is not None:
+            messages = self._render(self.compact(thread), system)
+            tokens = count_messages(messages, counter)
+            if tokens <= self.max_tokens:
+                return messages
+        hint = "make the compact= hook shorten more" if self.compact else "pass compact= to shorten the thread"
+        raise ContextTooLarge(
+            f"thread {thread.id!r} renders to {tokens} tokens ({counter.name}), over max_tokens={self.max_tokens}; "
+            f"{hint}",
+            tokens=tokens,
+            max_tokens=self.max_tokens,
+        )
+
+    def _render(self, thread: Thread, system: str | None) -> list[Message]:
+        visible = self._visible(thread)
+        head = [Message("system", system)] if system is not None else []
+        if self.thread_to_prompt is not None:
+            custom = self.thread_to_prompt(visible)
+            return head + ([Message("user", custom)] if isinstance(custom, str) else list(custom))
+        if self.format == "messages":
+            return head + _to_messages(visible)
+        return [*head, Message("user", thread_to_prompt(visible, format=self.format, renderers=self.renderers))]
+
+    def _visible(self, thread: Thread) -> Thread:
+        """The thread as the model may see it: resolved errors out, secrets redacted."""
+        hidden = _resolved_errors(thread.events) if self.hide_resolved_errors else set[str]()
+        pattern = cast(re.Pattern[str] | None, self.redact)
+        events = [
+            Event(e.type, redact(e.data, pattern, self.secret_keys), id=e.id, at=e.at)
+            for e in thread.events
+            if e.id not in hidden
+        ]
+        return Thread(events, thread_id=thread.id, metadata=thread.metadata)
+
+
+def render(
+    thread: Thread,
+    *,
+    system: str | None = None,
+    format: Format = "xml",
+    renderers: Mapping[str, EventRenderer] | None = None,
+    thread_to_prompt: ThreadRenderer | None = None,
+    redact: re.Pattern[str] | str | None = DEFAULT_SECRET_PATTERN,
+    secret_keys: Collection[str] = (),
+    hide_resolved_errors: bool = True,
+    max_tokens: int | None = None,
+    compact: Compactor | None = None,
+    counter: TokenCounter | None = None,
+) -> list[Message]:
+    """Render `thread` with these settings: `Context(...).render(thread, system=system)`."""
+    context = Context(
+        format=format,
+        renderers=dict(renderers or {}),
+        thread_to_prompt=thread_to_prompt,
+        redact=redact,
+        secret_keys=frozenset(secret_keys),
+        hide_resolved_errors=hide_resolved_errors,
+        max_tokens=max_tokens,
+        compact=compact,
+        counter=counter,
+    )
+    return context.render(thread, system=system)
+
+
+def _resolved_errors(events: Sequence[Event]) -> set[str]:
+    """Ids of errors a later success resolved, and of the failed calls they answered."""
+    hidden: set[str] = set()
+    tool_failures: dict[str, list[str]] = {}
+    model_failures: list[str] = []
+    for event in events:
+        data = _fields(event)
+        if event.type == "error" and data.get("source") == "model":
+            model_failures.append(event.id)
+        elif event.type == "error":
+            ids = tool_failures.setdefault(str(data.get("intent")), [])
+            ids.append(event.id)
+            if isinstance(data.get("call_id"), str):
+                ids.append(cast(str, data["call_id"]))
+        elif event.type == "tool_response":
+            hidden.update(tool_failures.pop(str(data.get("intent")), []))
+        if event.type in _MODEL_EVENTS:
+            hidden.update(model_failures)
+            model_failures.clear()
+    return hidden
+
+
+def _to_messages(thread: Thread) -> list[Message]:
+    """Standard chat messages: every assistant tool call is answered by a `tool` message."""
+    out: list[Message] = []
+    for event in thread.events:
+        data = _fields(event)
+        match event.type:
+            case "tool_call":
+                arguments = json.dumps(data.get("arguments") or {}, ensure_ascii=False)
+                call = ToolCall(id=event.id, name=str(data.get("intent")), arguments=arguments)
+                out.append(Message("assistant", "", tool_calls=(call,)))
+            case "tool_response":
+                out.append(_tool_message(data, dump_yaml(data.get("result"))))
+            case "error" if data.get("source") == "model":
+                out.append(Message("assistant", str(data.get("output", ""))))
+                out.append(Message("user", f"Your last answer could not be used: {data.get('message')}"))
+            case "error" if isinstance(data.get("call_id"), str):
+                out.append(_tool_message(data, f"error: {data.get('message')}"))
+            case "approval" if data.get("approved") is not True:
+                out.append(_tool_message(data, f"rejected by a person: {data.get('feedback')}"))
+            case "approval":
+                continue  # the result that follows says the call ran
+            case "done_for_now" | "request_human_input" | "request_more_information":
+                intent = {"intent": event.type, **{k: v for k, v in data.items() if k not in _INTERNAL_KEYS}}
+                out.append(Message("assistant", json.dumps(intent, ensure_ascii=False)))
+            case "user_input" if isinstance(data.get("text"), str) and len(data) == 1:
+                out.append(Message("user", str(data["text"])))
+            case "human_response":
+                out.append(Message("user", str(data.get("text", ""))))
+            case _:
+                out.append(Message("user", event_to_prompt(event)))
+    return out
+
+
+def _tool_message(data: Mapping[str, JsonValue], content: str) -> Message:
+    return Message("tool", content, tool_call_id=str(data.get("call_id")))

@@ -1,0 +1,203 @@
+"""The loop: plain code that switches on the thread's derived state (factor 8).
+
+Each turn reads `thread.state` and does one thing: run a recorded tool call, escalate at a limit,
+or ask the model for the next step and record it. It stops whenever the thread is not `ready`,
+so the same loop resumes a thread loaded from anywhere (factors 6 and 12).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from pydantic import JsonValue, ValidationError
+from pydantic_core import PydanticSerializationError, to_jsonable_python
+
+from .events import Event, Thread
+from .exceptions import ContextTooLarge, ModelError, ParseError, ToolRetry
+from .state import ERROR, REQUEST_HUMAN_INPUT, TOOL_CALL, TOOL_RESPONSE, RunnableCall, ThreadState
+
+if TYPE_CHECKING:
+    from .agent import Agent
+    from .intents import Tool
+
+__all__ = ["format_error", "maybe_await", "run"]
+
+_T = TypeVar("_T")
+_MAX_ERROR_CHARS = 300
+_MAX_OUTPUT_CHARS = 500
+
+
+async def run(agent: Agent, thread: Thread) -> Thread:
+    """Drive `thread` with `agent` until it must stop (see `Agent.run`)."""
+    thread = await _prefetch(agent, thread)
+    while True:
+        state = thread.state
+        if state.status != "ready":
+            return thread
+        if state.runnable is not None:
+            thread = await _execute(agent, thread, state.runnable)
+            continue
+        escalation = _limit_reached(agent, thread, state)
+        if escalation is not None:
+            return await _record(agent, thread, escalation)
+        try:
+            intent = await agent.next_step(thread)
+        except ParseError as exc:
+            # A bad answer is the model's to fix: tell it what was wrong and ask again.
+            data: dict[str, JsonValue] = {"source": "model", "error_type": "ParseError", "message": str(exc)}
+            data["output"] = exc.text[:_MAX_OUTPUT_CHARS]
+            thread = await _record(agent, thread, Event(ERROR, data))
+            continue
+        except (ModelError, ContextTooLarge) as exc:
+            # The model could not be asked: record why and stop; a later run (or a worker) retries.
+            data = {"source": "model", "error_type": type(exc).__name__, "message": format_error(exc)}
+            return await _record(agent, thread, Event(ERROR, data))
+        thread = await _record(agent, thread, agent.to_event(intent))
+
+
+def format_error(exc: BaseException) -> str:
+    """An exception as one line for the model: no traceback, at most 300 characters.
+
+    Example:
+        ```python
+        from threadloom.loop import format_error
+
+        error = ConnectionRefusedError(chr(10).join(["connection refused on port 8080", "  (and more lines)"]))
+        assert format_error(error) == "ConnectionRefusedError: connection refused on port 8080"
+        ```
+    """
+    if isinstance(exc, ValidationError):
+        problems = [f"{'.'.join(str(p) for p in e['loc']) or 'arguments'}: {e['msg']}" for e in exc.errors()]
+        text = "invalid arguments: " + "; ".join(problems)
+    else:
+        message = str(exc).strip().splitlines()
+        text = f"{type(exc).__name__}: {message[0]}" if message else type(exc).__name__
+    return text if len(text) <= _MAX_ERROR_CHARS else text[: _MAX_ERROR_CHARS - 1] + "…"
+
+
+async def maybe_await(value: _T | Awaitable[_T]) -> _T:
+    """`value`, awaited first if a hook returned an awaitable (hooks may be sync or async)."""
+    if inspect.isawaitable(value):
+        return await value
+    return value
+
+
+async def _prefetch(agent: Agent, thread: Thread) -> Thread:
+    """Run each prefetch tool once per thread, before the model first decides (factor 13)."""
+    if not agent.prefetch or thread.status != "ready":
+        return thread
+    done = {str(e.data.get("intent")) for e in thread.events if e.type == TOOL_CALL and isinstance(e.data, dict)}
+    for tool in agent.prefetch:
+        if tool.name in done:
+            continue
+        call = Event(TOOL_CALL, {"intent": tool.name, "arguments": {}, "policy": "auto", "prefetch": True})
+        thread = await _record(agent, thread, call)
+        runnable = thread.state.runnable
+        if runnable is not None:
+            thread = await _execute(agent, thread, runnable)
+    return thread
+
+
+async def _execute(agent: Agent, thread: Thread, call: RunnableCall) -> Thread:
+    """Run one recorded call; its result or its compacted error goes into the thread."""
+    tool = _find_tool(agent, call.intent)
+    error: Event | None = None
+    if tool is None:
+        error = _tool_error(call, "UnknownTool", f"no tool named {call.intent!r}; choose one of the listed intents")
+    else:
+        try:
+            result = to_jsonable_python(await tool.invoke(call.arguments))
+        except ToolRetry as exc:
+            error = _tool_error(call, "ToolRetry", str(exc) or "try again with other arguments")
+        except ValidationError as exc:
+            error = _tool_error(call, "ValidationError", format_error(exc))
+        except PydanticSerializationError as exc:
+            error = _tool_error(call, "ResultNotJSON", f"the result cannot be turned into JSON: {exc}")
+        except Exception as exc:  # the tool is user code: any failure becomes context (factor 9)
+            error = _tool_error(call, type(exc).__name__, format_error(exc))
+        else:
+            response = Event(TOOL_RESPONSE, {"call_id": call.call.id, "intent": call.intent, "result": result})
+            return await _record(agent, thread, response)
+    thread = await _record(agent, thread, error)
+    failures = thread.consecutive_errors.get(call.intent, 0)
+    if failures >= agent.max_consecutive_errors:
+        thread = await _record(agent, thread, _escalation(thread, call.intent, failures))
+    return thread
+
+
+def _find_tool(agent: Agent, name: str) -> Tool | None:
+    if name in agent.tools:
+        return agent.tools[name]
+    return next((t for t in agent.prefetch if t.name == name), None)
+
+
+def _tool_error(call: RunnableCall, error_type: str, message: str) -> Event:
+    data: dict[str, JsonValue] = {
+        "source": "tool",
+        "intent": call.intent,
+        "call_id": call.call.id,
+        "error_type": error_type,
+        "message": message,
+    }
+    return Event(ERROR, data)
+
+
+def _escalation(thread: Thread, intent: str, failures: int) -> Event:
+    """Hand the thread to a person after `failures` errors in a row (factors 7 and 9)."""
+    return _human_request(
+        f"`{intent}` failed {failures} times in a row. How should I proceed?",
+        _recent_errors(thread, "intent", intent, failures),
+        reason="tool_errors",
+    )
+
+
+def _recent_errors(thread: Thread, key: str, value: str, count: int) -> str:
+    """The last `count` error messages whose `data[key] == value`, one compact line each."""
+    found: list[str] = []
+    for event in reversed(thread.events):
+        if len(found) == count:
+            break
+        if event.type == ERROR and isinstance(event.data, dict) and event.data.get(key) == value:
+            found.append(f"- {event.data.get('message')}")
+    return "\n".join(reversed(found))
+
+
+def _limit_reached(agent: Agent, thread: Thread, state: ThreadState) -> Event | None:
+    if state.model_errors >= agent.max_consecutive_errors:
+        return _human_request(
+            f"The model failed to produce a valid next step {state.model_errors} times in a row. How should I proceed?",
+            _recent_errors(thread, "source", "model", state.model_errors),
+            reason="model_errors",
+        )
+    if state.steps >= agent.max_steps:
+        return _human_request(
+            f"I took {state.steps} steps (the limit is max_steps={agent.max_steps}) without finishing. "
+            "Should I continue?",
+            "",
+            reason="max_steps",
+        )
+    return None
+
+
+def _human_request(question: str, context: str, *, reason: str) -> Event:
+    data: dict[str, Any] = {
+        "question": question,
+        "context": context,
+        "urgency": "high",
+        "format": "free_text",
+        "choices": [],
+        "reason": reason,
+    }
+    return Event(REQUEST_HUMAN_INPUT, data)
+
+
+async def _record(agent: Agent, thread: Thread, event: Event) -> Thread:
+    """Append `event`, then whatever the `after_step` hook returns for it."""
+    thread = thread.append(event)
+    if agent.after_step is not None:
+        extra = await maybe_await(agent.after_step(thread, event))
+        for item in extra or ():
+            thread = thread.append(item)
+    return thread

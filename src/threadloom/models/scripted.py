@@ -1,0 +1,86 @@
+"""`ScriptedModel`: a model that replays given outputs, so agents run offline and deterministically."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from ..context import Message
+from ..exceptions import ScriptExhausted, UserError
+from .base import Completion, ModelRequest
+
+__all__ = ["ScriptedModel", "ScriptedOutput"]
+
+ScriptedOutput = str | Callable[[Sequence[Message]], str]
+"""A raw model output, or a function of the rendered messages that returns one."""
+
+
+class ScriptedModel:
+    """Replays raw outputs in order and records every request it was sent.
+
+    Example:
+        ```python
+        import asyncio
+
+        from threadloom.context import Message
+        from threadloom.models import ModelRequest, ScriptedModel
+
+        model = ScriptedModel(['{"intent": "done_for_now", "message": "hi"}'])
+        request = ModelRequest(messages=(Message("user", "hello"),), output_schema={}, intent_names=())
+        completion = asyncio.run(model.complete(request))
+        assert completion.text.startswith('{"intent"') and model.requests == [request]
+        ```
+    """
+
+    def __init__(self, outputs: Iterable[ScriptedOutput], *, name: str = "scripted") -> None:
+        """Make a model that answers request *n* with `outputs[n]`.
+
+        Args:
+            outputs: Raw outputs (strings, exactly as a model would write them), or functions that
+                get the rendered messages and return one.
+            name: The model name recorded with each completion.
+
+        Raises:
+            UserError: An output is neither a string nor a callable.
+        """
+        self._outputs: list[ScriptedOutput] = list(outputs)
+        for i, output in enumerate(self._outputs):
+            if not isinstance(output, str) and not callable(output):
+                raise UserError(f"ScriptedModel output {i} is a {type(output).__name__}; give a str or a function")
+        self._name = name
+        self.requests: list[ModelRequest] = []
+        """Every request sent, in order."""
+
+    @property
+    def name(self) -> str:
+        """The model name recorded with each completion."""
+        return self._name
+
+    @property
+    def remaining(self) -> int:
+        """How many outputs are left to replay."""
+        return len(self._outputs) - len(self.requests)
+
+    async def complete(self, request: ModelRequest) -> Completion:
+        """Answer with the next scripted output.
+
+        Raises:
+            ScriptExhausted: Every output was already used.
+        """
+        number = len(self.requests) + 1
+        if number > len(self._outputs):
+            raise ScriptExhausted(
+                f"ScriptedModel was asked for output {number} but the script has {len(self._outputs)}; "
+                "add outputs for the steps the agent takes",
+                requested=number,
+                available=len(self._outputs),
+            )
+        self.requests.append(request)
+        output = self._outputs[number - 1]
+        text: Any = output if isinstance(output, str) else output(request.messages)
+        if inspect.isawaitable(text):
+            text = await text
+        if not isinstance(text, str):
+            raise UserError(f"ScriptedModel output {number - 1} returned a {type(text).__name__}, not a str")
+        return Completion(text=text, model=self._name)

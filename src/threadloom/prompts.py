@@ -1,0 +1,128 @@
+"""Prompts are plain functions you own (factor 2): inputs in, the exact messages out.
+
+`default_prompt` is one such function; write your own with the same signature and pass it as
+`Agent(prompt=...)` to change any token the model sees.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+from .context import Message
+from .events import Thread
+from .intents import Intent, intent_name
+
+__all__ = ["NEXT_STEP_QUESTION", "Prompt", "PromptInput", "default_prompt", "describe_intents", "schema_to_text"]
+
+NEXT_STEP_QUESTION = "What is the next step? Answer with one JSON object."
+"""The question that ends the default prompt (factor 3: "here's what happened, what's next?")."""
+
+
+@dataclass(frozen=True, slots=True)
+class PromptInput:
+    """What a prompt function gets for one step."""
+
+    instructions: str
+    """The agent's instructions."""
+    thread: Thread
+    """The thread as the model will see it (after `before_model`), unredacted: render with care."""
+    context: tuple[Message, ...]
+    """The thread already rendered by the agent's `Context` (redacted, errors hidden, in budget)."""
+    intents: tuple[type[Intent], ...]
+    """The intents the model may choose from: the agent's tools, then the built-ins."""
+    approvals: frozenset[str]
+    """Names of the intents that need a person's approval before they run."""
+
+
+Prompt = Callable[[PromptInput], Sequence[Message]]
+"""A prompt function: a `PromptInput` in, the exact messages for the model out."""
+
+
+def default_prompt(prompt: PromptInput) -> list[Message]:
+    """A system message (instructions + the intents) and the rendered thread, then the question.
+
+    Args:
+        prompt: The step's inputs.
+
+    Returns:
+        The messages, exactly as the model gets them.
+    """
+    system = "\n\n".join(
+        [
+            prompt.instructions.strip(),
+            "You decide the next step. Always answer with exactly one JSON object and nothing else; "
+            'its "intent" field names the step. Finishing and asking a person are intents too.',
+            "The intents:\n" + describe_intents(prompt.intents, prompt.approvals),
+        ]
+    )
+    context = list(prompt.context)
+    if context and context[-1].role == "user" and not context[-1].tool_calls:
+        last = context[-1]
+        context[-1] = Message("user", f"{last.content}\n\n{NEXT_STEP_QUESTION}")
+    else:
+        context.append(Message("user", NEXT_STEP_QUESTION))
+    return [Message("system", system), *context]
+
+
+def describe_intents(intents: Sequence[type[Intent]], approvals: frozenset[str] = frozenset()) -> str:
+    """One compact entry per intent: its name, what it does, and the JSON shape to write.
+
+    Example:
+        ```python
+        from threadloom.intents import DoneForNow
+        from threadloom.prompts import describe_intents
+
+        assert describe_intents([DoneForNow]).splitlines() == [
+            "- done_for_now: Finish: the work is done, or there is nothing more to do until someone writes again.",
+            '  {"intent": "done_for_now", "message": string /* what to tell the human: the outcome, in a sentence or two */}',
+        ]
+        ```
+    """
+    entries: list[str] = []
+    for model in intents:
+        name = intent_name(model)
+        schema = model.model_json_schema()
+        doc = (model.__doc__ or "").strip().splitlines()
+        note = " (a person approves it before it runs)" if name in approvals else ""
+        entries.append(f"- {name}: {doc[0] if doc else ''}{note}".rstrip(": "))
+        entries.append("  " + _object_to_text(schema, schema.get("$defs", {}), intent=name))
+    return "\n".join(entries)
+
+
+def schema_to_text(schema: Mapping[str, Any], defs: Mapping[str, Any] | None = None) -> str:
+    """A JSON Schema as a compact TypeScript-like type: `{"tag": string, "env": "a" | "b"}`."""
+    defs = defs if defs is not None else cast(Mapping[str, Any], schema.get("$defs", {}))
+    if "$ref" in schema:
+        return schema_to_text(defs.get(str(schema["$ref"]).rsplit("/", 1)[-1], {}), defs)
+    if "const" in schema:
+        return json.dumps(schema["const"])
+    if "enum" in schema:
+        return " | ".join(json.dumps(v) for v in schema["enum"])
+    for key in ("anyOf", "oneOf"):
+        if key in schema:
+            return " | ".join(schema_to_text(s, defs) for s in schema[key])
+    kind = schema.get("type")
+    if kind == "array":
+        return f"[{schema_to_text(schema.get('items', {}), defs)}, ...]"
+    if kind == "object" and "properties" in schema:
+        return _object_to_text(schema, defs)
+    if kind == "object":
+        return f"{{string: {schema_to_text(schema.get('additionalProperties') or {}, defs)}}}"
+    return str(kind or "any")
+
+
+def _object_to_text(schema: Mapping[str, Any], defs: Mapping[str, Any], intent: str | None = None) -> str:
+    required = set(schema.get("required", ()))
+    parts: list[str] = [f'"intent": "{intent}"'] if intent else []
+    for key, sub in schema.get("properties", {}).items():
+        if key == "intent" and intent:
+            continue
+        optional = "" if key in required else "?"
+        text = f'"{key}"{optional}: {schema_to_text(sub, defs)}'
+        if sub.get("description") and intent:
+            text += f" /* {sub['description']} */"
+        parts.append(text)
+    return "{" + ", ".join(parts) + "}"

@@ -1,0 +1,120 @@
+from typing import Literal
+
+import pytest
+from pydantic import SecretStr
+from threadloom.context import Context, Message
+
+from threadloom import Agent, DoneForNow, Event, ParseError, Thread, UserError, tool
+from threadloom.models import ScriptedModel
+from threadloom.prompts import PromptInput
+
+
+@tool(policy="approval")
+def deploy_backend(tag: str, environment: Literal["staging", "production"]) -> str:
+    """Deploy a tag."""
+    return "ok"
+
+
+@tool
+def login(user: str, api_password: SecretStr) -> str:
+    """Log in to the deploy service."""
+    return "ok"
+
+
+def agent(*outputs: str, **options: object) -> Agent:
+    return Agent(name="bot", model=ScriptedModel(outputs), tools=[deploy_backend, login], **options)  # pyright: ignore[reportArgumentType]
+
+
+def test_construction_errors_are_clear() -> None:
+    model = ScriptedModel([])
+    with pytest.raises(UserError, match="two intents are named 'deploy_backend'"):
+        Agent(name="a", model=model, tools=[deploy_backend, deploy_backend])
+    with pytest.raises(UserError, match="is not a tool"):
+        Agent(name="a", model=model, tools=[print])  # pyright: ignore[reportArgumentType]
+    with pytest.raises(UserError, match="at least 1"):
+        Agent(name="a", model=model, max_steps=0)
+    with pytest.raises(UserError, match="needs a name"):
+        Agent(name="", model=model)
+    with pytest.raises(UserError, match="async complete"):
+        Agent(name="a", model="gpt-4")  # pyright: ignore[reportArgumentType]
+    with pytest.raises(UserError, match="prefetch 'deploy_backend' needs arguments"):
+        Agent(name="a", model=model, prefetch=[deploy_backend])
+
+    @tool(name="done_for_now")
+    def clash() -> None:
+        """Clash."""
+
+    with pytest.raises(UserError, match="two intents are named 'done_for_now'"):
+        Agent(name="a", model=model, tools=[clash])
+
+
+def test_render_is_the_exact_request_and_lists_every_intent() -> None:
+    bot = agent()
+    thread = Thread.start("slack_message", {"text": "deploy"})
+    messages = bot.render(thread)
+    assert [m.role for m in messages] == ["system", "user"]
+    system = messages[0].content
+    for name in ("deploy_backend", "login", "done_for_now", "request_more_information", "request_human_input"):
+        assert f"- {name}:" in system
+    assert "(a person approves it before it runs)" in system
+    assert messages[1].content.endswith("What is the next step? Answer with one JSON object.")
+    assert "deploy" in messages[1].content
+
+
+async def test_next_step_is_the_only_model_call_and_returns_a_typed_intent() -> None:
+    bot = agent('{"intent": "done_for_now", "message": "hi"}')
+    thread = Thread.start("user_input", {"text": "hello"})
+    intent = await bot.next_step(thread)
+    assert intent == DoneForNow(message="hi")
+    model = bot.model
+    assert isinstance(model, ScriptedModel)
+    assert list(model.requests[0].messages) == bot.render(thread)
+    assert model.requests[0].intent_names == (
+        "deploy_backend",
+        "login",
+        "done_for_now",
+        "request_more_information",
+        "request_human_input",
+    )
+    assert len(thread.events) == 1  # next_step does not change the thread
+
+
+async def test_next_step_raises_parse_error_for_bad_output() -> None:
+    with pytest.raises(ParseError):
+        await agent("no idea").next_step(Thread.start("user_input", "x"))
+
+
+def test_to_event_and_reduce() -> None:
+    bot = agent()
+    call = bot.to_event(deploy_backend.intent.model_validate({"tag": "v1", "environment": "staging"}))
+    assert (call.type, call.data) == (
+        "tool_call",
+        {"intent": "deploy_backend", "arguments": {"tag": "v1", "environment": "staging"}, "policy": "approval"},
+    )
+    done = bot.to_event(DoneForNow(message="bye"))
+    assert (done.type, done.data) == ("done_for_now", {"message": "bye"})
+    thread = Thread.start("user_input", "x")
+    after = bot.reduce(thread, call)
+    assert len(thread.events) == 1 and after.status == "waiting_approval"
+
+
+def test_secret_arguments_are_redacted_in_what_the_model_sees() -> None:
+    bot = agent()
+    call = Event(
+        "tool_call", {"intent": "login", "arguments": {"user": "ada", "api_password": "hunter2"}, "policy": "auto"}
+    )
+    thread = Thread.start("user_input", "x").append(call)
+    assert "hunter2" not in "".join(m.content for m in bot.render(thread))
+
+
+def test_a_custom_prompt_owns_every_token() -> None:
+    def prompt(inputs: PromptInput) -> list[Message]:
+        return [Message("user", f"{inputs.instructions} | {len(inputs.thread.events)} events | {len(inputs.intents)}")]
+
+    bot = agent(prompt=prompt, instructions="Be brief.")
+    assert bot.render(Thread.start("user_input", "x")) == [Message("user", "Be brief. | 1 events | 5")]
+
+
+def test_context_settings_are_kept_and_secret_keys_added() -> None:
+    bot = agent(context=Context(format="yaml"))
+    assert bot.context.format == "yaml" and "api_password" in bot.context.secret_keys

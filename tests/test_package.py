@@ -1,0 +1,62 @@
+"""The public surface and the core's dependencies."""
+
+import subprocess
+import sys
+
+import threadloom
+from threadloom import models
+
+
+def test_public_api_is_pinned() -> None:
+    assert sorted(threadloom.__all__) == sorted(
+        [
+            "Agent",
+            "ContextTooLarge",
+            "DoneForNow",
+            "Event",
+            "EventLog",
+            "Intent",
+            "InvalidTransition",
+            "Message",
+            "ModelError",
+            "ParseError",
+            "RequestHumanInput",
+            "RequestMoreInformation",
+            "RunnableCall",
+            "ScriptExhausted",
+            "Status",
+            "Thread",
+            "ThreadDecodeError",
+            "ThreadState",
+            "ThreadloomError",
+            "Tool",
+            "ToolRetry",
+            "UserError",
+            "parse",
+            "tool",
+        ]
+    )
+    for name in threadloom.__all__:
+        assert getattr(threadloom, name) is not None
+    assert sorted(models.__all__) == ["Completion", "Model", "ModelRequest", "ScriptedModel", "ScriptedOutput"]
+
+
+def test_the_core_imports_only_pydantic_and_json_repair() -> None:
+    code = (
+        "import sys, threadloom, threadloom.models, threadloom.context, threadloom.parsing;"
+        "top = {m.split('.')[0] for m in sys.modules};"
+        "print(sorted(top - set(sys.stdlib_module_names)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+    third_party = set(eval(out)) - {"__main__"}  # a printed list of names
+    third_party = {m for m in third_party if not m.startswith("_sysconfigdata")}
+    allowed = {
+        "threadloom",
+        "pydantic",
+        "pydantic_core",
+        "json_repair",
+        "typing_extensions",
+        "typing_inspection",
+        "annotated_types",
+    }
+    assert third_party <= allowed, third_party - allowed

@@ -1,0 +1,50 @@
+from typing import Literal
+
+from pydantic import BaseModel
+from threadloom.context import Message
+
+from threadloom import Thread, tool
+from threadloom.intents import BUILTIN_INTENTS
+from threadloom.prompts import NEXT_STEP_QUESTION, PromptInput, default_prompt, describe_intents, schema_to_text
+
+
+class Issue(BaseModel):
+    title: str
+    priority: int | None = None
+
+
+@tool(policy="approval")
+def create_issue(issue: Issue, labels: list[str], team: Literal["core", "infra"] = "core") -> None:
+    """Create an issue.
+
+    Args:
+        issue: what to file
+    """
+
+
+def test_describe_intents_is_compact_and_complete() -> None:
+    text = describe_intents([create_issue.intent, *BUILTIN_INTENTS], frozenset({"create_issue"}))
+    assert text.splitlines()[:2] == [
+        "- create_issue: Create an issue. (a person approves it before it runs)",
+        '  {"intent": "create_issue", "issue": {"title": string, "priority"?: integer | null} /* what to file */, '
+        '"labels": [string, ...], "team"?: "core" | "infra"}',
+    ]
+    assert '"urgency"?: "low" | "medium" | "high"' in text
+
+
+def test_schema_to_text_covers_the_shapes() -> None:
+    assert schema_to_text({"type": "object", "additionalProperties": {"type": "integer"}}) == "{string: integer}"
+    assert schema_to_text({"const": 3}) == "3"
+    assert schema_to_text({}) == "any"
+
+
+def test_default_prompt_ends_with_the_question() -> None:
+    thread = Thread.start("user_input", "x")
+    inputs = PromptInput(
+        "Be useful.", thread, (Message("user", "<user_input>x</user_input>"),), BUILTIN_INTENTS, frozenset()
+    )
+    messages = default_prompt(inputs)
+    assert messages[0].role == "system" and messages[0].content.startswith("Be useful.\n\n")
+    assert messages[1] == Message("user", f"<user_input>x</user_input>\n\n{NEXT_STEP_QUESTION}")
+    tool_last = PromptInput("", thread, (Message("tool", "ok", tool_call_id="c1"),), BUILTIN_INTENTS, frozenset())
+    assert default_prompt(tool_last)[-1] == Message("user", NEXT_STEP_QUESTION)
