@@ -9,7 +9,7 @@ import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from threadloom import ParseError
 from threadloom.parsing import parse_json_schema
@@ -34,10 +34,12 @@ def same(a: Any, b: Any) -> bool:
     if isinstance(a, int | float) and isinstance(b, int | float):
         return a == b
     if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType, reportUnknownArgumentType]
+        left, right = cast(dict[str, Any], a), cast(dict[str, Any], b)
+        return left.keys() == right.keys() and all(same(left[k], right[k]) for k in left)
     if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))  # pyright: ignore[reportUnknownArgumentType, reportUnknownVariableType]
-    return type(a) is type(b) and a == b
+        items_a, items_b = cast(list[Any], a), cast(list[Any], b)
+        return len(items_a) == len(items_b) and all(same(x, y) for x, y in zip(items_a, items_b, strict=True))
+    return a.__class__ is b.__class__ and a == b
 
 
 def score(path: Path) -> Tally:

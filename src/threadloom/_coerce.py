@@ -14,12 +14,16 @@ from typing import Any, cast
 
 from pydantic import JsonValue
 
+from ._constraints import asserts_hold
+from ._mentions import choose, fold, literal_names
+
 __all__ = ["coerce", "fits", "member", "norm", "resolve"]
 
 Schema = Mapping[str, Any]
 _MAX_DEPTH = 48
 _INT = re.compile(r"^[-+]?\d[\d,_]*$")
 _FLOAT = re.compile(r"^[-+]?(\d[\d,_]*)?(\.\d+)?([eE][-+]?\d+)?$")
+_REFUSED: JsonValue = {"refused": "no option matches"}  # fits no enum or literal
 _TRUE = {"true", "yes", "y", "1"}
 _FALSE = {"false", "no", "n", "0"}
 
@@ -29,7 +33,7 @@ def norm(text: str) -> str:
     return re.sub(r"[-_\s]", "", text).lower()
 
 
-def resolve(schema: Schema, defs: Schema) -> Schema:
+def resolve(schema: Schema | bool, defs: Schema) -> Schema:
     """Follow `$ref` into `$defs` (a missing target resolves to the empty, anything-goes schema)."""
     if not isinstance(schema, Mapping):
         # JSON Schema allows `true` (anything) and `false` (nothing) as schemas.
@@ -64,10 +68,10 @@ def coerce(value: JsonValue, schema: Schema, defs: Schema, depth: int = 0) -> Js
     branches = _branches(schema)
     if branches is not None:
         return _coerce_union(value, branches, defs, depth)
-    if "const" in schema:
-        return _match_literal(value, [schema["const"]])
-    if "enum" in schema:
-        return _match_literal(value, list(schema["enum"]))
+    if "const" in schema or "enum" in schema:
+        options = [schema["const"]] if "const" in schema else list(schema["enum"])
+        aliases = cast(Mapping[str, JsonValue], schema.get("x-aliases") or {})
+        return _match_literal(value, options, aliases)
     types = _types(schema)
     if "null" in types and value in ("null", "None", "none", ""):
         return None
@@ -80,19 +84,31 @@ def coerce(value: JsonValue, schema: Schema, defs: Schema, depth: int = 0) -> Js
     return value
 
 
-def _match_literal(value: JsonValue, options: list[JsonValue]) -> JsonValue:
-    if value in options:
+def _match_literal(value: JsonValue, options: list[JsonValue], aliases: Mapping[str, JsonValue]) -> JsonValue:
+    """One of `options` for `value`: itself, a case-insensitive match, or the one the text mentions."""
+    names = literal_names(options, aliases)
+    if any(value == o and type(value) is type(o) and names.get(str(o), [o]) == [o] for o in options):
+        return value  # exactly an option (an option with an alias is only known by its alias)
+    if isinstance(value, list) and value:
+        for item in cast(list[JsonValue], value):  # ["TWO"] where one value is expected: the first that fits
+            chosen = _match_literal(item, options, aliases)
+            if chosen in options:
+                return chosen
         return value
+    if isinstance(value, str) and value in names and names[value] != [value]:
+        return _REFUSED  # an option's own name where only its alias was offered
     if isinstance(value, str):
         text = value.strip().strip("\"'`").strip()
-        exact = [o for o in options if isinstance(o, str) and o.lower() == text.lower()]
-        loose = exact or [o for o in options if isinstance(o, str) and norm(o) == norm(text)]
-        if len(loose) == 1:
-            return loose[0]
-        scalars = [o for o in options if not isinstance(o, str)]
-        for option in scalars:
+        folded = fold(text)
+        same = [o for o, option_names in names.items() if any(fold(n) == folded for n in option_names)]
+        if len(same) == 1:
+            return same[0]
+        for option in (o for o in options if not isinstance(o, str)):
             if _coerce_scalar(text, {_json_type(option)}) == option:
                 return option
+        chosen = choose(text, names)
+        if chosen is not None:
+            return chosen
     if isinstance(value, int | float) and not isinstance(value, bool):
         named = [o for o in options if isinstance(o, str) and o == str(value)]
         if len(named) == 1:
@@ -124,11 +140,15 @@ def _coerce_scalar(value: JsonValue, types: set[str]) -> JsonValue:
             return int(number) if number.is_integer() else value
         if "boolean" in types and text.lower() in _TRUE | _FALSE:
             return text.lower() in _TRUE
+        if "boolean" in types and (said := choose(text, {"true": ["true"], "false": ["false"]}, case_first=False)):
+            return said == "true"  # "The answer is True."
         return value
     if "string" in types and isinstance(value, int | float) and "integer" not in types and "number" not in types:
         return json.dumps(value) if isinstance(value, bool) else str(value)
     if "integer" in types and isinstance(value, float) and value.is_integer() and "number" not in types:
         return int(value)
+    if types == {"boolean"} and value in (0, 1) and not isinstance(value, bool):
+        return value == 1
     return value
 
 
@@ -150,26 +170,46 @@ def _coerce_object(value: JsonValue, schema: Schema, defs: Schema, depth: int) -
         value = parsed if isinstance(parsed, dict) else value
     if isinstance(value, list) and len(value) == 1 and isinstance(value[0], dict):
         value = value[0]
+    properties = cast(Mapping[str, Schema], schema.get("properties") or {})
+    if isinstance(value, int | float) and len(properties) == 1:
+        value = {next(iter(properties)): value}  # 1214 where {"foo": int} is expected
     if not isinstance(value, dict):
         return value
-    properties = cast(Mapping[str, Schema], schema.get("properties") or {})
     value = _unwrap_arguments(value, properties)
     lookup: dict[str, str] = {}
+    shown_as_alias: set[str] = set()
     for name, sub in properties.items():
-        alias = resolve(sub, defs).get("x-alias")
-        for key in (name, alias) if isinstance(alias, str) else (name,):
-            lookup.setdefault(norm(key), name)
+        alias = sub.get("x-alias") if isinstance(sub, Mapping) else None  # pyright: ignore[reportUnnecessaryIsInstance]
+        # A property with an alias is known by its alias only: that is the name the model was shown.
+        if isinstance(alias, str):
+            shown_as_alias.add(name)
+        lookup.setdefault(_key(alias if isinstance(alias, str) else name), name)
     extra = schema.get("additionalProperties")
     out: dict[str, JsonValue] = {}
     for key, item in value.items():
-        name = key if key in properties else lookup.get(norm(key), key)
+        name = lookup.get(_key(key), key)
+        if name == key and key in shown_as_alias:
+            continue  # the real name where the alias was asked for: not an answer to this schema
         if name in out and name != key:
             continue  # an exact key wins over a loose match
         sub = properties.get(name)
         if sub is None and isinstance(extra, dict):
             sub = cast(Schema, extra)
         out[name] = coerce(item, sub, defs, depth + 1) if sub is not None else item
+    for name, sub in properties.items():
+        if name not in out and name not in schema.get("required", ()):
+            # A missing optional field: its default, or null when it may be null (as the model meant).
+            resolved = resolve(sub, defs)
+            if "default" in resolved:
+                out[name] = cast(JsonValue, resolved["default"])
+            elif fits(None, resolved, defs):
+                out[name] = None
     return out
+
+
+def _key(name: str) -> str:
+    """A property name for loose matching: case, accents and separators do not count."""
+    return fold(name).replace(" ", "")
 
 
 def _unwrap_arguments(value: dict[str, JsonValue], properties: Mapping[str, Schema]) -> dict[str, JsonValue]:
@@ -235,44 +275,78 @@ def _json_or_none(text: str) -> JsonValue:
         return None
 
 
-def fits(value: JsonValue, schema: Schema, defs: Schema, depth: int = 0) -> bool:
-    """Whether `value` satisfies `schema` (the JSON Schema subset pydantic emits)."""
+def fits(value: JsonValue, schema: Schema | bool, defs: Schema, depth: int = 0) -> bool:
+    """Whether `value` satisfies `schema` (the JSON Schema subset pydantic emits, plus bounds)."""
+    if depth > _MAX_DEPTH or not (isinstance(schema, Mapping) and asserts_hold(value, schema)):
+        return depth <= _MAX_DEPTH and schema is True
     schema = resolve(schema, defs)
-    if depth > _MAX_DEPTH:
-        return False
-    if "not" in schema:
-        return False  # only `false` schemas use it here; nothing fits them
+    if "not" in schema or not asserts_hold(value, schema):
+        return False  # `not` only comes from `false` schemas here: nothing fits them
     branches = _branches(schema)
     if branches is not None:
         return any(fits(value, b, defs, depth + 1) for b in branches)
-    if "const" in schema:
-        return value == schema["const"] and type(value) is type(schema["const"])
-    if "enum" in schema:
-        return any(value == o and type(value) is type(o) for o in schema["enum"])
+    if "const" in schema or "enum" in schema:
+        options = [schema["const"]] if "const" in schema else list(schema["enum"])
+        return any(value == o and type(value) is type(o) for o in options)
     types = _types(schema)
-    if not types:
-        return True
-    kind = (
-        _json_type(value) if not isinstance(value, dict | list) else ("object" if isinstance(value, dict) else "array")
-    )
-    if kind == "integer" and "number" in types:
-        kind = "number"
-    if kind not in types:
+    if types and _kind(value, types) not in types or not _within_bounds(value, schema):
         return False
     if isinstance(value, list):
         items = cast(Schema, schema.get("items") or {})
         return all(fits(v, items, defs, depth + 1) for v in value)
     if isinstance(value, dict):
-        properties = cast(Mapping[str, Schema], schema.get("properties") or {})
-        if any(name not in value for name in schema.get("required", ())):
-            return False
-        extra = schema.get("additionalProperties", True)
-        for key, item in value.items():
-            sub = properties.get(key)
-            if sub is None:
-                if extra is False:
-                    return False
-                sub = cast(Schema, extra) if isinstance(extra, dict) else cast(Schema, {})
-            if not fits(item, sub, defs, depth + 1):
-                return False
+        return _fits_object(value, schema, defs, depth)
     return True
+
+
+def _kind(value: JsonValue, types: set[str]) -> str:
+    if isinstance(value, dict):
+        return "object"
+    if isinstance(value, list):
+        return "array"
+    kind = _json_type(value)
+    return "number" if kind == "integer" and "number" in types else kind
+
+
+def _fits_object(value: dict[str, JsonValue], schema: Schema, defs: Schema, depth: int) -> bool:
+    properties = cast(Mapping[str, Schema], schema.get("properties") or {})
+    if any(name not in value for name in schema.get("required", ())):
+        return False
+    extra = schema.get("additionalProperties", True)
+    for key, item in value.items():
+        sub = properties.get(key)
+        if sub is None:
+            if extra is False:
+                return False
+            sub = cast(Schema, extra) if isinstance(extra, dict) else cast(Schema, {})
+        if not fits(item, sub, defs, depth + 1):
+            return False
+    return True
+
+
+def _within_bounds(value: JsonValue, schema: Schema) -> bool:
+    """The standard validation keywords beyond types: pattern, lengths, item counts, ranges."""
+    if isinstance(value, str):
+        pattern = schema.get("pattern")
+        if isinstance(pattern, str) and not _search(pattern, value):
+            return False
+        return schema.get("minLength", 0) <= len(value) <= schema.get("maxLength", len(value))
+    if isinstance(value, list):
+        return schema.get("minItems", 0) <= len(value) <= schema.get("maxItems", len(value))
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        low, high = schema.get("minimum"), schema.get("maximum")
+        low_x, high_x = schema.get("exclusiveMinimum"), schema.get("exclusiveMaximum")
+        return (
+            (low is None or value >= low)
+            and (high is None or value <= high)
+            and (low_x is None or value > low_x)
+            and (high_x is None or value < high_x)
+        )
+    return True
+
+
+def _search(pattern: str, text: str) -> bool:
+    try:
+        return re.search(pattern, text) is not None
+    except re.error:
+        return True  # a pattern Python cannot read is not the model's fault

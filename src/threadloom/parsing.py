@@ -18,6 +18,7 @@ import json_repair
 from pydantic import JsonValue, TypeAdapter, ValidationError
 
 from ._coerce import coerce, fits, member, norm, resolve
+from ._quotes import requote
 from .exceptions import ParseError
 
 __all__ = ["MAX_TEXT_LENGTH", "parse", "parse_json_schema"]
@@ -83,7 +84,7 @@ def parse(text: str, type_: Any) -> Any:
 
 
 def _parse(text: str, adapter: TypeAdapter[Any], schema: dict[str, Any]) -> Any:
-    if schema.get("type") == "string" and not _branches(schema):
+    if _is_plain_string(schema):
         return adapter.validate_python(text)  # a string target takes the text as it is
     errors: list[str] = []
     for candidate in _candidates(text, schema):
@@ -107,8 +108,12 @@ def parse_json_schema(text: str, schema: Mapping[str, Any]) -> JsonValue:
     try:
         defs = cast(Mapping[str, Any], schema.get("$defs") or schema.get("definitions") or {})
         root = resolve(schema, defs)
-        if root.get("type") == "string" and not _branches(root):
+        if _is_plain_string(root) and fits(text, root, defs):
             return text
+        if not root:
+            whole = _load_whole(text)  # any JSON goes: json-repair's reading of the whole text
+            if whole is not _NOTHING:
+                return whole
         for candidate in _candidates(text, root):
             value = coerce(candidate, root, defs)
             if fits(value, root, defs):
@@ -146,6 +151,26 @@ def _adapter(type_: Any) -> tuple[TypeAdapter[Any], dict[str, Any]]:
     return cached
 
 
+def _is_plain_string(schema: Mapping[str, Any]) -> bool:
+    return schema.get("type") == "string" and not any(k in schema for k in ("enum", "const", "anyOf", "oneOf"))
+
+
+_NOTHING: Any = object()
+
+
+def _load_whole(text: str) -> Any:
+    """The whole text as JSON (repaired if need be), or `_NOTHING`."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        pass
+    try:
+        value = json_repair.loads(text)
+    except Exception:  # json-repair gave up
+        return _NOTHING
+    return _NOTHING if value == "" else value
+
+
 def _branches(schema: Mapping[str, Any]) -> list[Any] | None:
     return schema.get("anyOf") or schema.get("oneOf")
 
@@ -153,11 +178,13 @@ def _branches(schema: Mapping[str, Any]) -> list[Any] | None:
 def _candidates(text: str, schema: Mapping[str, Any]) -> Iterator[JsonValue]:
     """JSON values found in the text, most likely first; each is yielded once."""
     seen: list[JsonValue] = []
-    for snippet in _snippets(text):
-        for value in _load(snippet):
-            if value not in seen and len(seen) < _MAX_CANDIDATES:
-                seen.append(value)
-                yield value
+    requoted = requote(text)
+    for source in (requoted, text) if requoted != text else (text,):
+        for snippet in _snippets(source):
+            for value in _load(snippet):
+                if value not in seen and len(seen) < _MAX_CANDIDATES:
+                    seen.append(value)
+                    yield value
     stripped = text.strip()
     if stripped and stripped not in seen:
         yield stripped  # the bare text, for scalars, enums and literals
