@@ -9,7 +9,7 @@ import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from threadloom import ParseError
 from threadloom.parsing import parse_json_schema
@@ -28,18 +28,8 @@ class Tally:
 
 
 def same(a: Any, b: Any) -> bool:
-    """JSON equality that tells 1 from 1.0 from True, as a typed result would."""
-    if isinstance(a, bool) or isinstance(b, bool):
-        return type(a) is type(b) and a == b
-    if isinstance(a, int | float) and isinstance(b, int | float):
-        return a == b
-    if isinstance(a, dict) and isinstance(b, dict):
-        left, right = cast(dict[str, Any], a), cast(dict[str, Any], b)
-        return left.keys() == right.keys() and all(same(left[k], right[k]) for k in left)
-    if isinstance(a, list) and isinstance(b, list):
-        items_a, items_b = cast(list[Any], a), cast(list[Any], b)
-        return len(items_a) == len(items_b) and all(same(x, y) for x, y in zip(items_a, items_b, strict=True))
-    return a.__class__ is b.__class__ and a == b
+    """JSON equality that tells 1 from 1.0 from true, as a typed result would."""
+    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
 
 
 def score(path: Path) -> Tally:

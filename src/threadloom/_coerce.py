@@ -23,6 +23,7 @@ Schema = Mapping[str, Any]
 _MAX_DEPTH = 48
 _INT = re.compile(r"^[-+]?\d[\d,_]*$")
 _FLOAT = re.compile(r"^[-+]?(\d[\d,_]*)?(\.\d+)?([eE][-+]?\d+)?$")
+_NUMBER_IN_TEXT = re.compile(r"(?<![\w.])[-+]?\d+(?:\.\d+)?(?![\w.]\d)")
 _REFUSED: JsonValue = {"refused": "no option matches"}  # fits no enum or literal
 _TRUE = {"true", "yes", "y", "1"}
 _FALSE = {"false", "no", "n", "0"}
@@ -133,6 +134,9 @@ def _coerce_scalar(value: JsonValue, types: set[str]) -> JsonValue:
         text = value.strip()
         if "integer" in types and _INT.match(text):
             return int(text.replace(",", "").replace("_", ""))
+        if types & {"integer", "number"} and not _FLOAT.match(text) and not any(c in text for c in "{["):
+            numbers = _NUMBER_IN_TEXT.findall(text)
+            text = numbers[0] if len(numbers) == 1 else text  # "The answer is 42." -> 42; two numbers: no answer
         if types & {"integer", "number"} and _FLOAT.match(text) and any(c.isdigit() for c in text):
             number = float(text.replace(",", "").replace("_", ""))
             if "number" in types:
@@ -197,14 +201,20 @@ def _coerce_object(value: JsonValue, schema: Schema, defs: Schema, depth: int) -
             sub = cast(Schema, extra)
         out[name] = coerce(item, sub, defs, depth + 1) if sub is not None else item
     for name, sub in properties.items():
-        if name not in out and name not in schema.get("required", ()):
+        if name not in out:
             # A missing optional field: its default, or null when it may be null (as the model meant).
             resolved = resolve(sub, defs)
-            if "default" in resolved:
+            if "default" in resolved and name not in schema.get("required", ()):
                 out[name] = cast(JsonValue, resolved["default"])
-            elif fits(None, resolved, defs):
+            elif _says_nullable(resolved, defs):
                 out[name] = None
     return out
+
+
+def _says_nullable(schema: Schema, defs: Schema) -> bool:
+    """Whether a schema names null as allowed (not merely allows anything)."""
+    branches = _branches(schema) or [schema]
+    return any("null" in _types(resolve(b, defs)) for b in branches)
 
 
 def _key(name: str) -> str:
@@ -230,6 +240,8 @@ def _coerce_union(value: JsonValue, branches: list[Schema], defs: Schema, depth:
     if tagged is not None:
         branch, value = tagged
         return coerce(value, branch, defs, depth + 1)
+    if isinstance(value, dict) and all(_tag_of(b) is not None for b in resolved):
+        return value  # an intent union needs the intent's name: no branch is guessed from its fields
     candidates = [coerce(value, b, defs, depth + 1) for b in resolved]
     for candidate, branch in zip(candidates, resolved, strict=True):
         if candidate == value and fits(candidate, branch, defs):

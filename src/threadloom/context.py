@@ -171,7 +171,12 @@ def event_to_prompt(event: Event, *, format: Literal["xml", "yaml"] = "xml") -> 
     tag, body = _body(event)
     if format == "yaml":
         return dump_yaml([{tag: body}])
-    return f"<{tag}>\n{dump_yaml(body, indent=2)}\n</{tag}>"
+    if isinstance(body, str):
+        # Text between tags needs no YAML quoting; the tags delimit it.
+        text = "\n".join(f"  {line}" if line else "" for line in body.splitlines())
+    else:
+        text = dump_yaml(body, indent=2)
+    return f"<{tag}>\n{text}\n</{tag}>"
 
 
 def thread_to_prompt(

@@ -87,15 +87,24 @@ def _parse(text: str, adapter: TypeAdapter[Any], schema: dict[str, Any]) -> Any:
     if _is_plain_string(schema):
         return adapter.validate_python(text)  # a string target takes the text as it is
     errors: list[str] = []
+    bare = text.strip()
     for candidate in _candidates(text, schema):
         value = coerce(candidate, schema, schema.get("$defs", {}))
         try:
             return adapter.validate_python(value)
         except ValidationError as exc:
-            errors.append(_explain(exc, value, schema))
+            if candidate != bare or not _wants_structure(schema):
+                errors.append(_explain(exc, value, schema))
         except Exception as exc:  # a user validator that raised something odd
             errors.append(f"{type(exc).__name__}: {exc}")
     raise ParseError(errors[0] if errors else _nothing_found(schema, text), text=text)
+
+
+def _wants_structure(schema: Mapping[str, Any]) -> bool:
+    """Whether the target is an object or list, so bare prose is "no JSON", not a wrong value."""
+    defs = schema.get("$defs", {})
+    branches = _branches(schema) or [schema]
+    return any(resolve(b, defs).get("type") in ("object", "array") for b in branches)
 
 
 def parse_json_schema(text: str, schema: Mapping[str, Any]) -> JsonValue:
@@ -106,6 +115,8 @@ def parse_json_schema(text: str, schema: Mapping[str, Any]) -> JsonValue:
     """
     text = _checked(text)
     try:
+        if not isinstance(schema, Mapping):  # pyright: ignore[reportUnnecessaryIsInstance]
+            schema = resolve(schema, {})  # a `true` / `false` schema
         defs = cast(Mapping[str, Any], schema.get("$defs") or schema.get("definitions") or {})
         root = resolve(schema, defs)
         if _is_plain_string(root) and fits(text, root, defs):
