@@ -22,8 +22,8 @@ format: install
 
 .PHONY: lint
 lint: install
-	$(UV) run --frozen ruff format --check $(SRC)
-	$(UV) run --frozen ruff check $(SRC)
+	$(UV) run --frozen ruff format --no-cache --check $(SRC)
+	$(UV) run --frozen ruff check --no-cache $(SRC)
 
 .PHONY: typecheck
 typecheck: install

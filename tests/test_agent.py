@@ -2,9 +2,9 @@ from typing import Literal
 
 import pytest
 from pydantic import SecretStr
-from threadloom.context import Context, Message
 
 from threadloom import Agent, DoneForNow, Event, ParseError, Thread, UserError, tool
+from threadloom.context import Context, Message
 from threadloom.models import ScriptedModel
 from threadloom.prompts import PromptInput
 

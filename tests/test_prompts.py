@@ -1,9 +1,9 @@
 from typing import Literal
 
 from pydantic import BaseModel
-from threadloom.context import Message
 
 from threadloom import Thread, tool
+from threadloom.context import Message
 from threadloom.intents import BUILTIN_INTENTS
 from threadloom.prompts import NEXT_STEP_QUESTION, PromptInput, default_prompt, describe_intents, schema_to_text
 

@@ -90,6 +90,10 @@ def _match_literal(value: JsonValue, options: list[JsonValue], aliases: Mapping[
     names = literal_names(options, aliases)
     if any(value == o and type(value) is type(o) and names.get(str(o), [o]) == [o] for o in options):
         return value  # exactly an option (an option with an alias is only known by its alias)
+    if isinstance(value, dict) and len(value) == 1:
+        [inner] = value.values()
+        if not isinstance(inner, dict | list):
+            return _match_literal(inner, options, aliases)  # {"status": 1} for 1
     if isinstance(value, list) and value:
         for item in cast(list[JsonValue], value):  # ["TWO"] where one value is expected: the first that fits
             chosen = _match_literal(item, options, aliases)
@@ -153,6 +157,8 @@ def _coerce_scalar(value: JsonValue, types: set[str]) -> JsonValue:
         return int(value)
     if types == {"boolean"} and value in (0, 1) and not isinstance(value, bool):
         return value == 1
+    if types == {"number"} and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)  # a float field: 1 reads as 1.0
     return value
 
 
@@ -169,14 +175,8 @@ def _coerce_array(value: JsonValue, schema: Schema, defs: Schema, depth: int) ->
 
 
 def _coerce_object(value: JsonValue, schema: Schema, defs: Schema, depth: int) -> JsonValue:
-    if isinstance(value, str):
-        parsed = _json_or_none(value)
-        value = parsed if isinstance(parsed, dict) else value
-    if isinstance(value, list) and len(value) == 1 and isinstance(value[0], dict):
-        value = value[0]
     properties = cast(Mapping[str, Schema], schema.get("properties") or {})
-    if isinstance(value, int | float) and len(properties) == 1:
-        value = {next(iter(properties)): value}  # 1214 where {"foo": int} is expected
+    value = _as_object(value, properties, defs)
     if not isinstance(value, dict):
         return value
     value = _unwrap_arguments(value, properties)
@@ -192,23 +192,40 @@ def _coerce_object(value: JsonValue, schema: Schema, defs: Schema, depth: int) -
     out: dict[str, JsonValue] = {}
     for key, item in value.items():
         name = lookup.get(_key(key), key)
-        if name == key and key in shown_as_alias:
-            continue  # the real name where the alias was asked for: not an answer to this schema
-        if name in out and name != key:
-            continue  # an exact key wins over a loose match
+        if (name == key and key in shown_as_alias) or (name in out and name != key):
+            continue  # the real name where the alias was asked for, or a loose duplicate of an exact key
         sub = properties.get(name)
         if sub is None and isinstance(extra, dict):
             sub = cast(Schema, extra)
         out[name] = coerce(item, sub, defs, depth + 1) if sub is not None else item
-    for name, sub in properties.items():
-        if name not in out:
-            # A missing optional field: its default, or null when it may be null (as the model meant).
-            resolved = resolve(sub, defs)
-            if "default" in resolved and name not in schema.get("required", ()):
-                out[name] = cast(JsonValue, resolved["default"])
-            elif _says_nullable(resolved, defs):
-                out[name] = None
+    _fill_missing(out, schema, properties, defs)
     return out
+
+
+def _as_object(value: JsonValue, properties: Mapping[str, Schema], defs: Schema) -> JsonValue:
+    """An object from what the model wrote instead: a JSON string, a one-item list, a bare value."""
+    if isinstance(value, str):
+        parsed = _json_or_none(value)
+        value = parsed if isinstance(parsed, dict) else value
+    if isinstance(value, list) and len(value) == 1 and isinstance(value[0], dict):
+        return value[0]
+    if len(properties) == 1 and value is not None and not isinstance(value, dict | list):
+        [(name, sub)] = properties.items()
+        if isinstance(value, int | float) or "string" not in _types(resolve(sub, defs)):
+            return {name: value}  # 1214 where {"foo": int} is expected (not text: that is no object)
+    return value
+
+
+def _fill_missing(out: dict[str, JsonValue], schema: Schema, properties: Mapping[str, Schema], defs: Schema) -> None:
+    """A missing optional field gets its default, or null when it may be null (as the model meant)."""
+    for name, sub in properties.items():
+        if name in out:
+            continue
+        resolved = resolve(sub, defs)
+        if "default" in resolved and name not in schema.get("required", ()):
+            out[name] = cast(JsonValue, resolved["default"])
+        elif _says_nullable(resolved, defs):
+            out[name] = None
 
 
 def _says_nullable(schema: Schema, defs: Schema) -> bool:

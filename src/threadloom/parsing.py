@@ -169,12 +169,13 @@ def _is_plain_string(schema: Mapping[str, Any]) -> bool:
 _NOTHING: Any = object()
 
 
-def _load_whole(text: str) -> Any:
+def _load_whole(text: str, *, repair: bool = True) -> Any:
     """The whole text as JSON (repaired if need be), or `_NOTHING`."""
     try:
         return json.loads(text)
     except ValueError:
-        pass
+        if not repair:
+            return _NOTHING
     try:
         value = json_repair.loads(text)
     except Exception:  # json-repair gave up
@@ -186,19 +187,25 @@ def _branches(schema: Mapping[str, Any]) -> list[Any] | None:
     return schema.get("anyOf") or schema.get("oneOf")
 
 
-def _candidates(text: str, schema: Mapping[str, Any]) -> Iterator[JsonValue]:
-    """JSON values found in the text, most likely first; each is yielded once."""
+def _candidates(text: str, schema: Mapping[str, Any]) -> list[JsonValue]:
+    """JSON values found in the text, most likely first, each once; the bare text last."""
     seen: list[JsonValue] = []
+    stripped = text.strip()
+    whole = _load_whole(stripped, repair=False) if stripped[:1] not in ("{", "[", "") else _NOTHING
+    if whole is not _NOTHING and not isinstance(whole, str):
+        seen.append(whole)  # 42, true, null: the whole answer is one JSON scalar
     requoted = requote(text)
     for source in (requoted, text) if requoted != text else (text,):
         for snippet in _snippets(source):
             for value in _load(snippet):
                 if value not in seen and len(seen) < _MAX_CANDIDATES:
                     seen.append(value)
-                    yield value
-    stripped = text.strip()
+    objects = [v for v in seen if isinstance(v, dict)]
+    if schema.get("type") == "array" and len(objects) > 1:
+        seen.insert(0, cast(JsonValue, objects))  # several top-level objects where a list is asked for
     if stripped and stripped not in seen:
-        yield stripped  # the bare text, for scalars, enums and literals
+        seen.append(stripped)  # the bare text, for scalars, enums and literals
+    return seen
 
 
 def _snippets(text: str) -> Iterator[str]:
