@@ -114,7 +114,7 @@ def decide(approve: bool, reject: str | None) -> tuple[bool, str]:
         print("stdin is not a terminal, so approving (pass --reject 'feedback' to see a rejection)")
         return True, ""
     answer = input("Approve this deploy? [y = yes / anything else = reject with that feedback] ").strip()
-    return answer.lower() in ("y", "yes"), answer
+    return answer.lower() in ("y", "yes"), answer or "rejected at the console, no reason given"
 
 
 def section(title: str) -> None:

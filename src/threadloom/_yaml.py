@@ -17,10 +17,12 @@ __all__ = ["dump_yaml"]
 
 # Plain scalars that a YAML parser would read as something other than the same string.
 _RESERVED = re.compile(
-    r"^(?:~|null|true|false|yes|no|on|off|y|n|[-+]?(?:\.inf|\.nan)|[-+]?[0-9][0-9_.:eExXoObB+-]*|\.[0-9].*"
-    r"|\d{4}-\d\d?-\d\d?(?:[Tt ].*)?)$",
+    r"^(?:~|null|true|false|yes|no|on|off|y|n|<<|[-+]?(?:\.inf|\.nan)|[-+]?0x[0-9a-f_]+|[-+]?[0-9][0-9_.:eExXoObB+-]*"
+    r"|[-+]?\.[0-9].*|\d{4}-\d\d?-\d\d?(?:[Tt ].*)?|---.*|\.\.\..*)$",
     re.IGNORECASE,
 )
+_YAML_FORBIDDEN = re.compile("[\x7f-\x9f\u2028\u2029\ufffe\uffff\ud800-\udfff]")
+_MAX_IMPLICIT_KEY = 1000  # YAML caps implicit keys at 1024 characters; longer ones need `? key`
 _UNSAFE_START = set("-?:,[]{}#&*!|>'\"%@`= \t")
 _UNSAFE_INSIDE = (": ", " #", "\t")
 
@@ -45,11 +47,16 @@ def _scalar(value: JsonValue) -> str:
     if isinstance(value, float):
         return repr(value) if math.isfinite(value) else json.dumps(str(value))
     text = cast(str, value)
-    return text if _plain_ok(text) else json.dumps(text, ensure_ascii=False)
+    return text if _plain_ok(text) else _quoted(text)
+
+
+def _quoted(text: str) -> str:
+    """A double-quoted scalar: JSON escaping, plus what YAML reads oddly raw (DEL, C1, line separators)."""
+    return _YAML_FORBIDDEN.sub(lambda m: f"\\u{ord(m.group()):04x}", json.dumps(text, ensure_ascii=False))
 
 
 def _key(key: str) -> str:
-    return key if _plain_ok(key) else json.dumps(key, ensure_ascii=False)
+    return key if _plain_ok(key) else _quoted(key)
 
 
 def _block_ok(text: str) -> bool:
@@ -59,7 +66,8 @@ def _block_ok(text: str) -> bool:
         "\n" in text.rstrip("\n")
         and all(line.isprintable() and line == line.rstrip() for line in lines)
         and not text.startswith((" ", "\n"))
-        and not text.endswith("\n\n")
+        # A final line break would need a line break after the block, which a bare dump does not end with.
+        and not text.endswith("\n")
     )
 
 
@@ -89,7 +97,12 @@ def _lines(value: JsonValue, indent: int) -> list[str]:
             return [pad + "{}"]
         out: list[str] = []
         for key, item in value.items():
-            out.extend(_entry(pad + _key(key) + ":", item, indent))
+            written = _key(key)
+            if len(written) > _MAX_IMPLICIT_KEY:
+                out.append(f"{pad}? {written}")  # an explicit key: no length limit
+                out.extend(_entry(pad + ":", item, indent))
+            else:
+                out.extend(_entry(pad + written + ":", item, indent))
         return out
     if isinstance(value, list):
         if not value:

@@ -322,22 +322,26 @@ def render(
 
 
 def _resolved_errors(events: Sequence[Event]) -> set[str]:
-    """Ids of errors a later success resolved, and of the failed calls they answered."""
+    """Ids of errors a later success resolved, and of the failed calls (and their approvals)."""
     hidden: set[str] = set()
     tool_failures: dict[str, list[str]] = {}
     model_failures: list[str] = []
+    approvals: dict[str, str] = {}  # call id -> the approval event's id
     for event in events:
         data = _fields(event)
-        if event.type == "error" and data.get("source") == "model":
+        call_id = data.get("call_id")
+        if event.type == "approval" and isinstance(call_id, str):
+            approvals[call_id] = event.id
+        elif event.type == "error" and data.get("source") == "model":
             model_failures.append(event.id)
         elif event.type == "error":
             ids = tool_failures.setdefault(str(data.get("intent")), [])
             ids.append(event.id)
-            if isinstance(data.get("call_id"), str):
-                ids.append(cast(str, data["call_id"]))
+            if isinstance(call_id, str):
+                ids += [call_id, *([approvals[call_id]] if call_id in approvals else [])]
         elif event.type == "tool_response":
             hidden.update(tool_failures.pop(str(data.get("intent")), []))
-        if event.type in _MODEL_EVENTS:
+        if event.type in _MODEL_EVENTS and not data.get("prefetch"):
             hidden.update(model_failures)
             model_failures.clear()
     return hidden

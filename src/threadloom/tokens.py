@@ -67,10 +67,10 @@ def default_counter() -> TokenCounter:
     at run time, which fails without a network.
     """
     try:
-        import bpe_openai  # pyright: ignore[reportMissingImports]  # an optional extra
+        import bpe_openai  # pyright: ignore[reportMissingTypeStubs]  # the optional `tokens` extra
 
-        encoder: Any = bpe_openai.o200k_base()  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
-        encode = cast(Callable[[str], Any], encoder.encode)  # pyright: ignore[reportUnknownMemberType]
+        encoder: Any = bpe_openai.get_encoding("o200k_base")
+        encode = cast(Callable[[str], Any], encoder.encode)
         return TokenizerCounter("o200k_base", encode)
     except Exception:  # not installed, or an API we do not know: fall back to the stated estimate
         return EstimatedCounter()

@@ -1,0 +1,831 @@
+"""Rendering a thread for a model: formats, renderers, redaction, resolved errors, the token budget."""
+
+import json
+import string
+from collections.abc import Sequence
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import JsonValue
+
+from threadloom import Event, Thread
+from threadloom.context import REDACTED, Context, Message, ToolCall, event_to_prompt, redact, render
+from threadloom.exceptions import ContextTooLarge, UserError
+
+
+def deploy_thread() -> Thread:
+    return Thread(
+        [
+            Event(
+                "slack_message",
+                {"from": "@alex", "channel": "#deploys", "text": "deploy the backend to production"},
+                id="ev_msg",
+            ),
+            Event(
+                "tool_call",
+                {"intent": "list_git_tags", "arguments": {}, "policy": "auto", "prefetch": True},
+                id="ev_tags",
+            ),
+            Event(
+                "tool_response",
+                {"call_id": "ev_tags", "intent": "list_git_tags", "result": ["v1.2.3", "v1.2.2"]},
+                id="ev_tags_result",
+            ),
+            Event(
+                "tool_call",
+                {
+                    "intent": "deploy_backend",
+                    "arguments": {"tag": "v1.2.3", "environment": "production"},
+                    "policy": "approval",
+                },
+                id="ev_deploy",
+            ),
+            Event("approval", {"call_id": "ev_deploy", "approved": True, "edits": {}}, id="ev_ok"),
+            Event(
+                "tool_response",
+                {"call_id": "ev_deploy", "intent": "deploy_backend", "result": "deployed v1.2.3 to production"},
+                id="ev_deploy_result",
+            ),
+            Event("done_for_now", {"message": "Deployed v1.2.3 to production."}, id="ev_done"),
+        ],
+        thread_id="th_deploy",
+    )
+
+
+DEPLOY_XML = """\
+<slack_message>
+  from: "@alex"
+  channel: "#deploys"
+  text: deploy the backend to production
+</slack_message>
+
+<list_git_tags_result>
+  - v1.2.3
+  - v1.2.2
+</list_git_tags_result>
+
+<tool_call>
+  intent: deploy_backend
+  tag: v1.2.3
+  environment: production
+</tool_call>
+
+<approval>
+  approved: true
+</approval>
+
+<deploy_backend_result>
+  deployed v1.2.3 to production
+</deploy_backend_result>
+
+<done_for_now>
+  message: Deployed v1.2.3 to production.
+</done_for_now>"""
+
+DEPLOY_YAML = """\
+- slack_message:
+    from: "@alex"
+    channel: "#deploys"
+    text: deploy the backend to production
+- list_git_tags_result:
+    - v1.2.3
+    - v1.2.2
+- tool_call:
+    intent: deploy_backend
+    tag: v1.2.3
+    environment: production
+- approval:
+    approved: true
+- deploy_backend_result: deployed v1.2.3 to production
+- done_for_now:
+    message: Deployed v1.2.3 to production."""
+
+
+def only_content(messages: Sequence[Message]) -> str:
+    assert len(messages) == 1 and messages[0].role == "user"
+    return messages[0].content
+
+
+def contents(messages: Sequence[Message]) -> list[str]:
+    return [m.content for m in messages]
+
+
+def check_tool_calls_answered(messages: Sequence[Message]) -> None:
+    """Every assistant tool call is followed, at once, by tool messages answering its calls."""
+    for i, message in enumerate(messages):
+        if message.role == "assistant" and message.tool_calls:
+            answers = messages[i + 1 : i + 1 + len(message.tool_calls)]
+            assert [a.role for a in answers] == ["tool"] * len(message.tool_calls)
+            assert [a.tool_call_id for a in answers] == [c.id for c in message.tool_calls]
+        if message.role == "tool":
+            assert i > 0 and messages[i - 1].role in ("assistant", "tool")
+
+
+# -- formats ---------------------------------------------------------------------------------
+
+
+def test_xml_is_the_default_format() -> None:
+    assert only_content(Context().render(deploy_thread())) == DEPLOY_XML
+    assert only_content(render(deploy_thread())) == DEPLOY_XML
+
+
+def test_xml_with_a_system_message() -> None:
+    messages = Context().render(deploy_thread(), system="You deploy things.")
+    assert [m.role for m in messages] == ["system", "user"]
+    assert contents(messages) == ["You deploy things.", DEPLOY_XML]
+
+
+def test_yaml_format() -> None:
+    assert only_content(Context(format="yaml").render(deploy_thread())) == DEPLOY_YAML
+    assert only_content(render(deploy_thread(), format="yaml")) == DEPLOY_YAML
+
+
+def test_messages_format() -> None:
+    messages = Context(format="messages").render(deploy_thread(), system="sys")
+    assert [m.to_dict() for m in messages] == [
+        {"role": "system", "content": "sys"},
+        {
+            "role": "user",
+            "content": '<slack_message>\n  from: "@alex"\n  channel: "#deploys"\n'
+            "  text: deploy the backend to production\n</slack_message>",
+        },
+        {
+            "role": "assistant",
+            "content": "",
+            "tool_calls": [
+                {"id": "ev_tags", "type": "function", "function": {"name": "list_git_tags", "arguments": "{}"}}
+            ],
+        },
+        {"role": "tool", "content": "- v1.2.3\n- v1.2.2", "tool_call_id": "ev_tags"},
+        {
+            "role": "assistant",
+            "content": "",
+            "tool_calls": [
+                {
+                    "id": "ev_deploy",
+                    "type": "function",
+                    "function": {
+                        "name": "deploy_backend",
+                        "arguments": '{"tag": "v1.2.3", "environment": "production"}',
+                    },
+                }
+            ],
+        },
+        {"role": "tool", "content": "deployed v1.2.3 to production", "tool_call_id": "ev_deploy"},
+        {"role": "assistant", "content": '{"intent": "done_for_now", "message": "Deployed v1.2.3 to production."}'},
+    ]
+    check_tool_calls_answered(messages)
+
+
+def test_message_objects_and_to_dict() -> None:
+    call = ToolCall(id="ev_1", name="ls", arguments='{"path": "/"}')
+    assert Message("assistant", "", tool_calls=(call,)).to_dict() == {
+        "role": "assistant",
+        "content": "",
+        "tool_calls": [{"id": "ev_1", "type": "function", "function": {"name": "ls", "arguments": '{"path": "/"}'}}],
+    }
+    assert Message("tool", "ok", tool_call_id="ev_1").to_dict() == {
+        "role": "tool",
+        "content": "ok",
+        "tool_call_id": "ev_1",
+    }
+    assert Message("user", "hi").to_dict() == {"role": "user", "content": "hi"}
+
+
+def test_messages_format_user_input_and_human_answers() -> None:
+    thread = Thread(
+        [
+            Event("user_input", {"text": "deploy it"}, id="ev_in"),
+            Event("request_human_input", {"question": "which tag?", "urgency": "high"}, id="ev_ask"),
+            Event("human_response", {"request_id": "ev_ask", "text": "v1.2.3"}, id="ev_answer"),
+            Event("user_input", {"text": "and hurry", "channel": "cli"}, id="ev_more"),
+        ]
+    )
+    messages = Context(format="messages").render(thread)
+    assert [m.to_dict() for m in messages] == [
+        {"role": "user", "content": "deploy it"},
+        {
+            "role": "assistant",
+            "content": '{"intent": "request_human_input", "question": "which tag?", "urgency": "high"}',
+        },
+        {"role": "user", "content": "v1.2.3"},
+        {"role": "user", "content": "<user_input>\n  text: and hurry\n  channel: cli\n</user_input>"},
+    ]
+
+
+def rejected_thread() -> Thread:
+    return Thread(
+        [
+            Event("user_input", {"text": "deploy"}, id="ev_in"),
+            Event(
+                "tool_call",
+                {"intent": "deploy_backend", "arguments": {"tag": "v1.2.3"}, "policy": "approval"},
+                id="ev_call",
+            ),
+            Event(
+                "approval",
+                {"call_id": "ev_call", "approved": False, "feedback": "not on a friday"},
+                id="ev_no",
+            ),
+        ]
+    )
+
+
+def test_a_rejection_is_a_tool_message_with_the_feedback() -> None:
+    messages = Context(format="messages").render(rejected_thread())
+    assert [m.to_dict() for m in messages] == [
+        {"role": "user", "content": "deploy"},
+        {
+            "role": "assistant",
+            "content": "",
+            "tool_calls": [
+                {
+                    "id": "ev_call",
+                    "type": "function",
+                    "function": {"name": "deploy_backend", "arguments": '{"tag": "v1.2.3"}'},
+                }
+            ],
+        },
+        {"role": "tool", "content": "rejected by a person: not on a friday", "tool_call_id": "ev_call"},
+    ]
+    check_tool_calls_answered(messages)
+
+
+def test_a_rejection_in_xml() -> None:
+    assert only_content(Context().render(rejected_thread())) == (
+        "<user_input>\n  text: deploy\n</user_input>\n\n"
+        "<tool_call>\n  intent: deploy_backend\n  tag: v1.2.3\n</tool_call>\n\n"
+        "<approval>\n  approved: false\n  feedback: not on a friday\n</approval>"
+    )
+
+
+def test_an_approval_with_edits_shows_them() -> None:
+    event = Event("approval", {"call_id": "ev_c", "approved": True, "edits": {"tag": "v1.2.2"}})
+    assert event_to_prompt(event) == "<approval>\n  approved: true\n  edits:\n    tag: v1.2.2\n</approval>"
+    assert event_to_prompt(event, format="yaml") == "- approval:\n    approved: true\n    edits:\n      tag: v1.2.2"
+
+
+def model_error_thread(*, then_valid: bool) -> Thread:
+    events = [
+        Event("user_input", {"text": "hi"}, id="ev_in"),
+        Event("error", {"source": "model", "message": "not JSON", "output": "Sure! Let me"}, id="ev_bad"),
+    ]
+    if then_valid:
+        events.append(Event("done_for_now", {"message": "hello"}, id="ev_done"))
+    return Thread(events)
+
+
+def test_a_model_output_error_becomes_assistant_output_and_a_user_error() -> None:
+    messages = Context(format="messages").render(model_error_thread(then_valid=False))
+    assert [m.to_dict() for m in messages] == [
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": "Sure! Let me"},
+        {"role": "user", "content": "Your last answer could not be used: not JSON"},
+    ]
+    assert only_content(Context().render(model_error_thread(then_valid=False))) == (
+        "<user_input>\n  text: hi\n</user_input>\n\n<error>\n  your last answer could not be used: not JSON\n</error>"
+    )
+
+
+def test_unknown_format_is_a_user_error() -> None:
+    with pytest.raises(UserError, match="html"):
+        Context(format="html")  # pyright: ignore[reportArgumentType]
+    with pytest.raises(UserError):
+        render(deploy_thread(), format="html")  # pyright: ignore[reportArgumentType]
+
+
+def test_event_to_prompt_shapes() -> None:
+    assert event_to_prompt(Event("tick")) == "<tick>\n  null\n</tick>"
+    assert event_to_prompt(Event("note", "line one\n\nline three")) == "<note>\n  line one\n\n  line three\n</note>"
+    assert event_to_prompt(Event("human_response", {"request_id": "ev_q", "text": "yes"})) == (
+        "<human_response>\n  yes\n</human_response>"
+    )
+    # internal keys are left out of other events
+    event = Event("failed", {"reason": "too many errors", "source": "loop", "detail": "ping"})
+    assert event_to_prompt(event) == "<failed>\n  detail: ping\n</failed>"
+    assert event_to_prompt(Event("error", {"intent": "ping", "message": "boom", "call_id": "ev_c"})) == (
+        "<error>\n  intent: ping\n  message: boom\n</error>"
+    )
+
+
+# -- renderers -------------------------------------------------------------------------------
+
+
+def test_custom_renderers_replace_and_hide_events() -> None:
+    def slack(event: Event) -> str:
+        data = event.data
+        assert isinstance(data, dict)
+        return f"[slack] {data['from']}: {data['text']}"
+
+    def hide(event: Event) -> None:
+        return None
+
+    context = Context(renderers={"slack_message": slack, "approval": hide, "tool_call": hide})
+    assert only_content(context.render(deploy_thread())) == (
+        "[slack] @alex: deploy the backend to production\n\n"
+        "<list_git_tags_result>\n  - v1.2.3\n  - v1.2.2\n</list_git_tags_result>\n\n"
+        "<deploy_backend_result>\n  deployed v1.2.3 to production\n</deploy_backend_result>\n\n"
+        "<done_for_now>\n  message: Deployed v1.2.3 to production.\n</done_for_now>"
+    )
+
+
+def test_a_renderer_for_tool_call_sees_prefetched_calls_too() -> None:
+    seen: list[str] = []
+
+    def calls(event: Event) -> str:
+        seen.append(event.id)
+        return f"call {event.id}"
+
+    content = only_content(Context(format="yaml", renderers={"tool_call": calls}).render(deploy_thread()))
+    assert seen == ["ev_tags", "ev_deploy"]
+    assert content.splitlines()[4:7] == ["call ev_tags", "- list_git_tags_result:", "    - v1.2.3"]
+
+
+def test_renderers_get_redacted_events() -> None:
+    seen: list[JsonValue] = []
+
+    def login(event: Event) -> str:
+        seen.append(event.data)
+        return "login"
+
+    thread = Thread.start("login", {"user": "ada", "password": "hunter2"})
+    assert only_content(render(thread, renderers={"login": login})) == "login"
+    assert seen == [{"user": "ada", "password": REDACTED}]
+
+
+def test_a_thread_renderer_returning_text() -> None:
+    seen: list[Thread] = []
+
+    def whole(thread: Thread) -> str:
+        seen.append(thread)
+        return " | ".join(e.type for e in thread.events)
+
+    thread = deploy_thread().append(Event("note", {"api_key": "sk-live-123"}))
+    messages = Context(thread_to_prompt=whole).render(thread, system="sys")
+    assert [m.to_dict() for m in messages] == [
+        {"role": "system", "content": "sys"},
+        {
+            "role": "user",
+            "content": "slack_message | tool_call | tool_response | tool_call | approval | tool_response"
+            " | done_for_now | note",
+        },
+    ]
+    [received] = seen
+    assert received.id == thread.id
+    assert received.events[-1].data == {"api_key": REDACTED}
+    assert thread.events[-1].data == {"api_key": "sk-live-123"}  # the log itself is unchanged
+
+
+def test_a_thread_renderer_returning_messages() -> None:
+    def chat(thread: Thread) -> list[Message]:
+        out: list[Message] = []
+        for event in thread.events:
+            out.append(Message("user", json.dumps(event.data)))
+        return out
+
+    thread = Thread.start("user_input", {"text": "hi", "auth": {"Authorization": "Bearer abc"}})
+    messages = render(thread, thread_to_prompt=chat, system="sys", format="messages")
+    assert [m.to_dict() for m in messages] == [
+        {"role": "system", "content": "sys"},
+        {"role": "user", "content": '{"text": "hi", "auth": {"Authorization": "[REDACTED]"}}'},
+    ]
+
+
+# -- redaction -------------------------------------------------------------------------------
+
+
+def test_redact_default_keys_at_any_depth() -> None:
+    data: JsonValue = {
+        "user": "ada",
+        "password": "p1",
+        "nested": {
+            "api_key": "k1",
+            "headers": [{"Authorization": "Bearer t1", "Accept": "json"}, {"X-Api-Key": "k2"}],
+            "oauth": {"access_token": "t2", "refresh_token": "t3", "expires": 3600},
+        },
+        "session_id": "s1",
+        "cookie": "c1",
+        "Set-Cookie": "c2",
+        "PASSWD": "p2",
+        "client_secret": "cs",
+        "private_key": "pk",
+        "credentials": {"user": "u", "pass": "p"},
+        "list": ["password", {"deep": [{"passphrase": "pp"}]}],
+    }
+    assert render(Thread.start("config", data), format="yaml")[0].content.splitlines() == [
+        "- config:",
+        "    user: ada",
+        '    password: "[REDACTED]"',
+        "    nested:",
+        '      api_key: "[REDACTED]"',
+        "      headers:",
+        '        - Authorization: "[REDACTED]"',
+        "          Accept: json",
+        '        - X-Api-Key: "[REDACTED]"',
+        "      oauth:",
+        '        access_token: "[REDACTED]"',
+        '        refresh_token: "[REDACTED]"',
+        "        expires: 3600",
+        '    session_id: "[REDACTED]"',
+        '    cookie: "[REDACTED]"',
+        '    Set-Cookie: "[REDACTED]"',
+        '    PASSWD: "[REDACTED]"',
+        '    client_secret: "[REDACTED]"',
+        '    private_key: "[REDACTED]"',
+        '    credentials: "[REDACTED]"',
+        "    list:",
+        "      - password",
+        "      - deep:",
+        '          - passphrase: "[REDACTED]"',
+    ]
+
+
+def test_redact_function() -> None:
+    from threadloom.context import DEFAULT_SECRET_PATTERN
+
+    assert redact({"a": {"token": 1}, "b": [{"cookie": None}]}, DEFAULT_SECRET_PATTERN) == {
+        "a": {"token": REDACTED},
+        "b": [{"cookie": REDACTED}],
+    }
+    assert redact("password", DEFAULT_SECRET_PATTERN) == "password"
+    assert redact({"pin": 1, "password": 2}, None, {"pin"}) == {"pin": REDACTED, "password": 2}
+
+
+def test_redaction_reaches_tool_call_arguments_in_every_format() -> None:
+    thread = Thread(
+        [
+            Event("user_input", {"text": "log in"}, id="ev_in"),
+            Event(
+                "tool_call",
+                {"intent": "login", "arguments": {"user": "ada", "password": "hunter2"}, "policy": "auto"},
+                id="ev_c",
+            ),
+            Event("tool_response", {"call_id": "ev_c", "intent": "login", "result": {"token": "tok-9"}}, id="ev_r"),
+        ]
+    )
+    messages = render(thread, format="messages")
+    assert messages[1].tool_calls == (ToolCall("ev_c", "login", '{"user": "ada", "password": "[REDACTED]"}'),)
+    assert messages[2].content == 'token: "[REDACTED]"'
+    for format in ("xml", "yaml"):
+        content = only_content(render(thread, format=format))
+        assert "hunter2" not in content and "tok-9" not in content
+        assert content.count(REDACTED) == 2
+
+
+def test_secret_keys_are_exact_names() -> None:
+    thread = Thread.start("call", {"pin": "1234", "pin_hint": "birthday", "password": "p"})
+    assert render(thread, format="yaml", secret_keys={"pin"})[0].content.splitlines() == [
+        "- call:",
+        '    pin: "[REDACTED]"',
+        "    pin_hint: birthday",
+        '    password: "[REDACTED]"',
+    ]
+    context = Context(format="yaml", secret_keys=frozenset({"pin"}), redact=None)
+    assert only_content(context.render(thread)).splitlines() == [
+        "- call:",
+        '    pin: "[REDACTED]"',
+        "    pin_hint: birthday",
+        "    password: p",
+    ]
+
+
+def test_redact_none_turns_redaction_off() -> None:
+    thread = Thread.start("config", {"password": "hunter2", "nested": {"api_key": "k"}})
+    assert only_content(render(thread, format="yaml", redact=None)).splitlines() == [
+        "- config:",
+        "    password: hunter2",
+        "    nested:",
+        "      api_key: k",
+    ]
+
+
+def test_a_custom_pattern_string() -> None:
+    thread = Thread.start("config", {"PIN": "1234", "my_pin_code": "5678", "password": "hunter2", "spin": "x"})
+    context = Context(format="yaml", redact=r"^pin$|_pin_")
+    assert only_content(context.render(thread)).splitlines() == [
+        "- config:",
+        '    PIN: "[REDACTED]"',
+        '    my_pin_code: "[REDACTED]"',
+        "    password: hunter2",  # the custom pattern replaces the default one
+        "    spin: x",
+    ]
+
+
+_SECRET_NAMES = [
+    "password",
+    "Password",
+    "passwd",
+    "api_key",
+    "apiKey",
+    "X-Api-Key",
+    "Authorization",
+    "access_token",
+    "refresh_token",
+    "session_id",
+    "sessionId",
+    "cookie",
+    "Set-Cookie",
+    "client_secret",
+    "private_key",
+    "credentials",
+    "passphrase",
+]
+_secret_values = st.text(min_size=8, alphabet=string.ascii_letters).map(lambda s: "SECRET" + s)
+_plain_text = st.text(alphabet=string.ascii_lowercase + string.digits + " :-#\n", max_size=12)
+_leaf: st.SearchStrategy[JsonValue] = st.none() | st.booleans() | st.integers() | _plain_text
+
+
+def _nested(children: st.SearchStrategy[JsonValue]) -> st.SearchStrategy[JsonValue]:
+    plain = st.dictionaries(_plain_text, children, max_size=3)
+    secret = st.dictionaries(st.sampled_from(_SECRET_NAMES), _secret_values | children, min_size=1, max_size=2)
+    mixed = st.tuples(plain, secret).map(lambda pair: {**pair[0], **pair[1]})
+    return st.lists(children, max_size=3) | plain | mixed
+
+
+_data: st.SearchStrategy[JsonValue] = st.recursive(_leaf, _nested, max_leaves=12)
+
+
+@st.composite
+def _threads(draw: st.DrawFn) -> Thread:
+    events: list[Event] = [Event("user_input", draw(_data), id="ev_0")]
+    for i in range(1, draw(st.integers(min_value=1, max_value=4)) + 1):
+        kind = draw(st.sampled_from(["call", "event", "human"]))
+        if kind == "call":
+            arguments = {
+                **draw(st.dictionaries(st.just("host"), _data)),
+                **draw(st.dictionaries(st.sampled_from(_SECRET_NAMES), _secret_values | _data)),
+            }
+            events.append(
+                Event("tool_call", {"intent": "probe", "arguments": arguments, "policy": "auto"}, id=f"ev_c{i}")
+            )
+            events.append(
+                Event("tool_response", {"call_id": f"ev_c{i}", "intent": "probe", "result": draw(_data)}, id=f"ev_r{i}")
+            )
+        elif kind == "human":
+            events.append(
+                Event("human_response", {"request_id": "ev_x", "text": "ok", "api_key": draw(_secret_values)})
+            )
+        else:
+            events.append(Event("webhook", draw(_data), id=f"ev_w{i}"))
+    return Thread(events)
+
+
+def _secrets_in(value: JsonValue) -> list[str]:
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _secrets_in(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in _secrets_in(v)]
+    return [value] if isinstance(value, str) and value.startswith("SECRET") else []
+
+
+@settings(max_examples=150, deadline=None)
+@given(_threads())
+def test_secrets_never_reach_the_model(thread: Thread) -> None:
+    for format in ("xml", "yaml", "messages"):
+        messages = render(thread, format=format, system="sys")
+        rendered = json.dumps([m.to_dict() for m in messages], ensure_ascii=False)
+        assert "SECRET" not in rendered
+    # and the check is not vacuous: without redaction every secret is there
+    secrets = [s for e in thread.events for s in _secrets_in(e.data)]
+    plain = only_content(render(thread, format="yaml", redact=None)[0:1])
+    for secret in secrets:
+        assert secret in plain
+
+
+# -- resolved errors -------------------------------------------------------------------------
+
+
+def retried_thread() -> Thread:
+    return Thread(
+        [
+            Event("user_input", {"text": "check the api"}, id="ev_in"),
+            Event("tool_call", {"intent": "ping", "arguments": {"host": "a"}, "policy": "auto"}, id="ev_c1"),
+            Event(
+                "error",
+                {
+                    "source": "tool",
+                    "intent": "ping",
+                    "call_id": "ev_c1",
+                    "message": "refused",
+                    "error_type": "ConnectionRefusedError",
+                },
+                id="ev_e1",
+            ),
+            Event("error", {"source": "model", "message": "not JSON", "output": "uh, let me think"}, id="ev_m1"),
+            Event("tool_call", {"intent": "ping", "arguments": {"host": "b"}, "policy": "auto"}, id="ev_c2"),
+            Event("tool_response", {"call_id": "ev_c2", "intent": "ping", "result": {"ok": True}}, id="ev_r2"),
+        ]
+    )
+
+
+def test_resolved_errors_and_their_failed_calls_are_hidden() -> None:
+    thread = retried_thread()
+    assert only_content(Context().render(thread)) == (
+        "<user_input>\n  text: check the api\n</user_input>\n\n"
+        "<tool_call>\n  intent: ping\n  host: b\n</tool_call>\n\n"
+        "<ping_result>\n  ok: true\n</ping_result>"
+    )
+    messages = Context(format="messages").render(thread)
+    assert [m.to_dict() for m in messages] == [
+        {"role": "user", "content": "check the api"},
+        {
+            "role": "assistant",
+            "content": "",
+            "tool_calls": [
+                {"id": "ev_c2", "type": "function", "function": {"name": "ping", "arguments": '{"host": "b"}'}}
+            ],
+        },
+        {"role": "tool", "content": "ok: true", "tool_call_id": "ev_c2"},
+    ]
+    # the log still has every event
+    assert [e.id for e in thread.events] == ["ev_in", "ev_c1", "ev_e1", "ev_m1", "ev_c2", "ev_r2"]
+
+
+def test_hide_resolved_errors_false_shows_everything() -> None:
+    thread = retried_thread()
+    assert only_content(Context(hide_resolved_errors=False).render(thread)) == (
+        "<user_input>\n  text: check the api\n</user_input>\n\n"
+        "<tool_call>\n  intent: ping\n  host: a\n</tool_call>\n\n"
+        "<error>\n  intent: ping\n  message: refused\n</error>\n\n"
+        "<error>\n  your last answer could not be used: not JSON\n</error>\n\n"
+        "<tool_call>\n  intent: ping\n  host: b\n</tool_call>\n\n"
+        "<ping_result>\n  ok: true\n</ping_result>"
+    )
+    messages = render(thread, format="messages", hide_resolved_errors=False)
+    assert [m.to_dict() for m in messages] == [
+        {"role": "user", "content": "check the api"},
+        {
+            "role": "assistant",
+            "content": "",
+            "tool_calls": [
+                {"id": "ev_c1", "type": "function", "function": {"name": "ping", "arguments": '{"host": "a"}'}}
+            ],
+        },
+        {"role": "tool", "content": "error: refused", "tool_call_id": "ev_c1"},
+        {"role": "assistant", "content": "uh, let me think"},
+        {"role": "user", "content": "Your last answer could not be used: not JSON"},
+        {
+            "role": "assistant",
+            "content": "",
+            "tool_calls": [
+                {"id": "ev_c2", "type": "function", "function": {"name": "ping", "arguments": '{"host": "b"}'}}
+            ],
+        },
+        {"role": "tool", "content": "ok: true", "tool_call_id": "ev_c2"},
+    ]
+    check_tool_calls_answered(messages)
+
+
+def test_an_unresolved_error_is_still_shown() -> None:
+    thread = Thread(
+        [
+            Event("user_input", {"text": "go"}, id="ev_in"),
+            Event("tool_call", {"intent": "ping", "arguments": {}, "policy": "auto"}, id="ev_c1"),
+            Event("error", {"source": "tool", "intent": "ping", "call_id": "ev_c1", "message": "timeout"}, id="ev_e1"),
+            Event("tool_call", {"intent": "fetch", "arguments": {}, "policy": "auto"}, id="ev_c2"),
+            Event("tool_response", {"call_id": "ev_c2", "intent": "fetch", "result": "page"}, id="ev_r2"),
+        ]
+    )
+    assert only_content(Context().render(thread)) == (
+        "<user_input>\n  text: go\n</user_input>\n\n"
+        "<tool_call>\n  intent: ping\n</tool_call>\n\n"
+        "<error>\n  intent: ping\n  message: timeout\n</error>\n\n"
+        "<tool_call>\n  intent: fetch\n</tool_call>\n\n"
+        "<fetch_result>\n  page\n</fetch_result>"
+    )
+    messages = Context(format="messages").render(thread)
+    assert contents(messages) == ["go", "", "error: timeout", "", "page"]
+    check_tool_calls_answered(messages)
+
+
+def test_model_output_errors_are_hidden_after_a_valid_model_event() -> None:
+    assert only_content(Context().render(model_error_thread(then_valid=True))) == (
+        "<user_input>\n  text: hi\n</user_input>\n\n<done_for_now>\n  message: hello\n</done_for_now>"
+    )
+    messages = Context(format="messages").render(model_error_thread(then_valid=True))
+    assert contents(messages) == ["hi", '{"intent": "done_for_now", "message": "hello"}']
+    shown = Context(format="messages", hide_resolved_errors=False).render(model_error_thread(then_valid=True))
+    assert contents(shown) == [
+        "hi",
+        "Sure! Let me",
+        "Your last answer could not be used: not JSON",
+        '{"intent": "done_for_now", "message": "hello"}',
+    ]
+
+
+def test_the_approval_of_a_hidden_failed_call_is_hidden_too() -> None:
+    thread = Thread(
+        [
+            Event("user_input", {"text": "deploy"}, id="ev_in"),
+            Event("tool_call", {"intent": "deploy", "arguments": {}, "policy": "approval"}, id="ev_c1"),
+            Event("approval", {"call_id": "ev_c1", "approved": True, "edits": {}}, id="ev_a1"),
+            Event("error", {"source": "tool", "intent": "deploy", "call_id": "ev_c1", "message": "busy"}, id="ev_e1"),
+            Event("tool_call", {"intent": "deploy", "arguments": {}, "policy": "auto"}, id="ev_c2"),
+            Event("tool_response", {"call_id": "ev_c2", "intent": "deploy", "result": "ok"}, id="ev_r2"),
+        ]
+    )
+    assert "<approval>" not in only_content(Context().render(thread))
+
+
+# -- token budget ----------------------------------------------------------------------------
+
+
+class CharCounter:
+    name = "characters"
+    exact = True
+
+    def count(self, text: str) -> int:
+        return len(text)
+
+
+def test_within_budget_renders_as_usual() -> None:
+    thread = Thread.start("user_input", {"text": "hi"})
+    content = "<user_input>\n  text: hi\n</user_input>"
+    size = 4 + len(content)
+    messages = Context(max_tokens=size, counter=CharCounter()).render(thread)
+    assert contents(messages) == [content]
+
+
+def test_over_budget_without_compact_raises() -> None:
+    thread = Thread.start("user_input", {"text": "hi"}, channel="cli")
+    size = 4 + len("<user_input>\n  text: hi\n</user_input>")
+    with pytest.raises(ContextTooLarge, match="pass compact=") as info:
+        Context(max_tokens=size - 1, counter=CharCounter()).render(thread)
+    assert info.value.tokens == size
+    assert info.value.max_tokens == size - 1
+
+
+def test_the_system_message_counts() -> None:
+    thread = Thread.start("user_input", {"text": "hi"})
+    size = 4 + len("<user_input>\n  text: hi\n</user_input>")
+    with pytest.raises(ContextTooLarge) as info:
+        Context(max_tokens=size, counter=CharCounter()).render(thread, system="sys")
+    assert info.value.tokens == size + 4 + 3
+
+
+def long_thread() -> Thread:
+    return Thread(
+        [Event("user_input", {"text": "x" * 100}, id="ev_0"), Event("user_input", {"text": "short"}, id="ev_1")],
+        thread_id="th_long",
+    )
+
+
+def test_compact_is_called_once_and_its_thread_is_used() -> None:
+    calls: list[Thread] = []
+
+    def compact(thread: Thread) -> Thread:
+        calls.append(thread)
+        return Thread([thread.events[-1]], thread_id=thread.id)
+
+    thread = long_thread()
+    context = Context(max_tokens=50, compact=compact, counter=CharCounter())
+    messages = context.render(thread)
+    assert contents(messages) == ["<user_input>\n  text: short\n</user_input>"]
+    assert len(calls) == 1 and calls[0] is thread  # the hook gets the thread itself
+
+
+def test_compact_is_not_called_within_budget() -> None:
+    calls: list[Thread] = []
+
+    def compact(thread: Thread) -> Thread:
+        calls.append(thread)
+        return thread
+
+    Context(max_tokens=10_000, compact=compact, counter=CharCounter()).render(long_thread())
+    assert calls == []
+
+
+def test_still_over_after_compact_raises() -> None:
+    calls: list[Thread] = []
+
+    def compact(thread: Thread) -> Thread:
+        calls.append(thread)
+        return Thread([thread.events[-1]], thread_id=thread.id)
+
+    with pytest.raises(ContextTooLarge, match="compact= hook shorten more") as info:
+        Context(max_tokens=10, compact=compact, counter=CharCounter()).render(long_thread())
+    assert len(calls) == 1
+    assert info.value.tokens == 4 + len("<user_input>\n  text: short\n</user_input>")
+    assert info.value.max_tokens == 10
+
+
+def test_budget_counts_tool_calls_in_the_messages_format() -> None:
+    thread = Thread(
+        [
+            Event("tool_call", {"intent": "ls", "arguments": {"p": "/"}, "policy": "auto"}, id="ev_c"),
+            Event("tool_response", {"call_id": "ev_c", "intent": "ls", "result": "ok"}, id="ev_r"),
+        ]
+    )
+    size = (4 + 0 + len("ls") + len('{"p": "/"}')) + (4 + len("ok"))
+    assert len(render(thread, format="messages", max_tokens=size, counter=CharCounter())) == 2
+    with pytest.raises(ContextTooLarge) as info:
+        render(thread, format="messages", max_tokens=size - 1, counter=CharCounter())
+    assert info.value.tokens == size
+
+
+def test_the_default_counter_is_used_without_one() -> None:
+    thread = Thread.start("user_input", {"text": "hi"})
+    with pytest.raises(ContextTooLarge) as info:
+        Context(max_tokens=1).render(thread)
+    assert info.value.tokens > 1
