@@ -11,6 +11,7 @@ def test_public_api_is_pinned() -> None:
     assert sorted(threadloom.__all__) == sorted(
         [
             "Agent",
+            "AlreadyDelivered",
             "ContextTooLarge",
             "DoneForNow",
             "Event",
@@ -25,13 +26,16 @@ def test_public_api_is_pinned() -> None:
             "RunnableCall",
             "ScriptExhausted",
             "Status",
+            "StoreError",
             "Thread",
             "ThreadDecodeError",
+            "ThreadNotFound",
             "ThreadState",
             "ThreadloomError",
             "Tool",
             "ToolRetry",
             "UserError",
+            "VersionConflict",
             "parse",
             "tool",
         ]

@@ -8,15 +8,19 @@ from .agent import Agent
 from .context import Message
 from .events import Event, EventLog, Thread
 from .exceptions import (
+    AlreadyDelivered,
     ContextTooLarge,
     InvalidTransition,
     ModelError,
     ParseError,
     ScriptExhausted,
+    StoreError,
     ThreadDecodeError,
     ThreadloomError,
+    ThreadNotFound,
     ToolRetry,
     UserError,
+    VersionConflict,
 )
 from .intents import DoneForNow, Intent, RequestHumanInput, RequestMoreInformation, Tool, tool
 from .parsing import parse
@@ -24,6 +28,7 @@ from .state import RunnableCall, Status, ThreadState
 
 __all__ = [
     "Agent",
+    "AlreadyDelivered",
     "ContextTooLarge",
     "DoneForNow",
     "Event",
@@ -38,13 +43,16 @@ __all__ = [
     "RunnableCall",
     "ScriptExhausted",
     "Status",
+    "StoreError",
     "Thread",
     "ThreadDecodeError",
+    "ThreadNotFound",
     "ThreadState",
     "ThreadloomError",
     "Tool",
     "ToolRetry",
     "UserError",
+    "VersionConflict",
     "parse",
     "tool",
 ]

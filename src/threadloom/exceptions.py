@@ -6,8 +6,12 @@
     ├── InvalidTransition      approve / reject / respond on something not pending
     ├── ParseError             model text that cannot become the asked-for type
     ├── ContextTooLarge        a rendering over its token budget after compaction
-    └── ModelError             the model could not give an answer
-        └── ScriptExhausted    a ScriptedModel was asked for more outputs than it has
+    ├── ModelError             the model could not give an answer
+    │   └── ScriptExhausted    a ScriptedModel was asked for more outputs than it has
+    └── StoreError             the thread store refused or failed an operation
+        ├── ThreadNotFound     no thread has that id
+        ├── VersionConflict    an append extended a version that is no longer the latest
+        └── AlreadyDelivered   an idempotency key was used before: the event is not written again
 
 `ToolRetry` is not an error but a signal a tool raises to steer the loop, so it
 subclasses `Exception` directly.
@@ -16,15 +20,19 @@ subclasses `Exception` directly.
 from __future__ import annotations
 
 __all__ = [
+    "AlreadyDelivered",
     "ContextTooLarge",
     "InvalidTransition",
     "ModelError",
     "ParseError",
     "ScriptExhausted",
+    "StoreError",
     "ThreadDecodeError",
+    "ThreadNotFound",
     "ThreadloomError",
     "ToolRetry",
     "UserError",
+    "VersionConflict",
 ]
 
 
@@ -97,6 +105,59 @@ class ScriptExhausted(ModelError):
         super().__init__(message)
         self.requested = requested
         self.available = available
+
+
+class StoreError(ThreadloomError):
+    """The thread store refused or failed an operation."""
+
+
+class ThreadNotFound(StoreError, KeyError):
+    """No thread has this id.
+
+    Attributes:
+        thread_id: The id that was looked up.
+    """
+
+    def __init__(self, thread_id: str) -> None:
+        super().__init__(f"no thread {thread_id!r} in the store")
+        self.thread_id = thread_id
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class VersionConflict(StoreError):
+    """An append named a version (event count) that is no longer the thread's latest; nothing was written.
+
+    Reload the thread and decide again: another writer got there first.
+
+    Attributes:
+        thread_id: The thread.
+        expected: The event count the writer extended.
+        actual: The event count in the store.
+    """
+
+    def __init__(self, thread_id: str, *, expected: int, actual: int) -> None:
+        super().__init__(
+            f"thread {thread_id!r} has {actual} events, but the append extends {expected}: reload it and try again"
+        )
+        self.thread_id = thread_id
+        self.expected = expected
+        self.actual = actual
+
+
+class AlreadyDelivered(StoreError):
+    """An idempotency key was used before, so its events were not written again.
+
+    Attributes:
+        key: The idempotency key.
+        thread_id: The thread the first delivery went to.
+    """
+
+    def __init__(self, key: str, *, thread_id: str) -> None:
+        super().__init__(f"idempotency key {key!r} was already delivered to thread {thread_id!r}")
+        self.key = key
+        self.thread_id = thread_id
 
 
 class ToolRetry(Exception):

@@ -1,0 +1,36 @@
+"""Thread stores: where threads live between steps. `open_store(url)` picks one by URL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..exceptions import UserError
+from .base import ThreadStore, ThreadSummary
+from .memory import MemoryStore
+from .sqlite import SQLiteStore
+
+__all__ = ["DEFAULT_URL", "MemoryStore", "SQLiteStore", "ThreadStore", "ThreadSummary", "open_store"]
+
+DEFAULT_URL = "sqlite:///threadloom.db"
+"""The embedded default: `./threadloom.db`."""
+
+
+async def open_store(url: str = DEFAULT_URL) -> ThreadStore:
+    """The store a URL names: `memory://`, `sqlite:///relative.db`, `sqlite:////absolute.db`, `postgresql://...`.
+
+    Raises:
+        UserError: The URL's scheme is not one of these.
+        ImportError: `postgresql://` without the `postgres` extra installed.
+    """
+    if url == "memory://":
+        return MemoryStore()
+    if url.startswith("sqlite:///"):
+        path = url.removeprefix("sqlite:///")
+        if not path:
+            raise UserError("sqlite:/// needs a file name, e.g. sqlite:///threadloom.db")
+        return SQLiteStore(Path(path))
+    if url.startswith(("postgresql://", "postgres://")):
+        from .postgres import PostgresStore  # imported only here: psycopg is an extra
+
+        return await PostgresStore.open(url)
+    raise UserError(f"unknown store URL {url!r}; use memory://, sqlite:///path.db or postgresql://user@host/db")

@@ -1,0 +1,66 @@
+"""The one place the durable log is serialised: an event <-> a row, with a schema version."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Final, cast
+
+from pydantic import JsonValue
+
+from ..events import Event, Thread
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "EventRow",
+    "decode_event",
+    "decode_metadata",
+    "encode_event",
+    "encode_metadata",
+    "format_time",
+    "parse_time",
+]
+
+SCHEMA_VERSION: Final = 1
+"""Version of the event row format; a row of another version is refused rather than misread."""
+
+EventRow = tuple[str, str, str, str, int]
+"""(event id, type, data as JSON, `at` as ISO 8601, schema version)."""
+
+
+def encode_event(event: Event) -> EventRow:
+    """The row an event is stored as. JSON floats and big ints round-trip exactly in Python."""
+    data = json.dumps(event.data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    return (event.id, event.type, data, event.at.isoformat(), SCHEMA_VERSION)
+
+
+def decode_event(event_id: str, type_: str, data: str, at: str | datetime, version: int) -> Event:
+    """The event a row stores.
+
+    Raises:
+        ValueError: The row's schema version is not one this code reads.
+    """
+    if version != SCHEMA_VERSION:
+        raise ValueError(f"event {event_id!r} has schema version {version}; this threadloom reads {SCHEMA_VERSION}")
+    moment = at if isinstance(at, datetime) else datetime.fromisoformat(at)
+    return Event(type_, cast(JsonValue, json.loads(data)), id=event_id, at=moment)
+
+
+def encode_metadata(thread: Thread) -> str:
+    """A thread's metadata as JSON."""
+    return json.dumps(dict(thread.metadata), ensure_ascii=False, separators=(",", ":"))
+
+
+def decode_metadata(text: str) -> dict[str, JsonValue]:
+    """Metadata stored by `encode_metadata`."""
+    return cast(dict[str, JsonValue], json.loads(text))
+
+
+def format_time(moment: datetime) -> str:
+    """A UTC time as fixed-width text, so that text order is time order (SQLite has no time type)."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_time(text: str) -> datetime:
+    """A time written by `format_time`."""
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)

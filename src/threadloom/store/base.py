@@ -1,0 +1,118 @@
+"""The `ThreadStore` protocol: the append-only thread is the durable log (DESIGN.md)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from ..events import Thread
+from ..exceptions import ThreadNotFound, UserError, VersionConflict
+from ..state import Status
+
+__all__ = ["ThreadStore", "ThreadSummary", "check_version", "summarise"]
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadSummary:
+    """What the runtime queries about a thread without loading its events (one row of `threads`)."""
+
+    thread_id: str
+    """The thread's id."""
+    status: Status
+    """The thread's status after its last append (`Thread.status` of the stored events)."""
+    agent: str | None
+    """The agent that runs it (`metadata["agent"]`)."""
+    parent_id: str | None
+    """The thread it was forked from (`metadata["forked_from"]`)."""
+    events: int
+    """How many events it has: the version the next append extends."""
+    updated_at: datetime
+    """When its last event was appended (UTC)."""
+    wake_at: datetime | None = None
+    """When a sleeping thread is due (durable waits)."""
+
+
+def summarise(thread: Thread, updated_at: datetime) -> ThreadSummary:
+    """The summary row of a thread, computed from its events by the same code as `Thread.status`."""
+    agent = thread.metadata.get("agent")
+    parent = thread.metadata.get("forked_from")
+    return ThreadSummary(
+        thread_id=thread.id,
+        status=thread.status,
+        agent=agent if isinstance(agent, str) else None,
+        parent_id=parent if isinstance(parent, str) else None,
+        events=len(thread),
+        updated_at=updated_at,
+    )
+
+
+def check_version(thread: Thread, after: int, stored: int | None) -> None:
+    """Raise unless appending `thread.events[after:]` to a stored thread of `stored` events is valid.
+
+    Args:
+        thread: The writer's thread.
+        after: The event count the writer extends (0 creates the thread).
+        stored: The stored event count, or None when the thread is not stored.
+
+    Raises:
+        UserError: `after` is not within the writer's own thread.
+        ThreadNotFound: `after` > 0 for a thread that is not stored.
+        VersionConflict: The stored count is not `after` (or the thread exists, for `after` = 0).
+    """
+    if not 0 <= after <= len(thread):
+        raise UserError(f"append after={after} is outside thread {thread.id!r} of {len(thread)} events")
+    if stored is None and after > 0:
+        raise ThreadNotFound(thread.id)
+    if stored is not None and (after == 0 or stored != after):
+        raise VersionConflict(thread.id, expected=after, actual=stored)
+
+
+class ThreadStore(Protocol):
+    """Where threads live between steps. Appends are optimistic: each names the version it extends.
+
+    Implementations: `MemoryStore` (`memory://`), `SQLiteStore` (`sqlite:///path.db`), and
+    `PostgresStore` (`postgresql://...`, extra `postgres`); `open_store(url)` picks one.
+    """
+
+    async def append(self, thread: Thread, *, after: int, idempotency_key: str | None = None) -> None:
+        """Write `thread.events[after:]`, and the thread's summary, in one transaction.
+
+        Args:
+            thread: The thread as the writer has it; only the events after `after` are written.
+            after: The event count the writer read (0 creates the thread).
+            idempotency_key: A key for this delivery; a key seen before writes nothing.
+
+        Raises:
+            VersionConflict: The stored thread does not have exactly `after` events (or exists, for 0).
+            AlreadyDelivered: `idempotency_key` was used before.
+            ThreadNotFound: `after` > 0 and there is no such thread.
+        """
+        ...
+
+    async def load(self, thread_id: str) -> Thread:
+        """The thread with all its events.
+
+        Raises:
+            ThreadNotFound: No thread has this id.
+        """
+        ...
+
+    async def list(
+        self,
+        *,
+        status: Status | None = None,
+        agent: str | None = None,
+        updated_after: datetime | None = None,
+        limit: int = 100,
+    ) -> list[ThreadSummary]:
+        """Summaries of matching threads, least recently updated first."""
+        ...
+
+    async def find_key(self, idempotency_key: str) -> str | None:
+        """The thread an idempotency key was delivered to, or None."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections; the store is unusable afterwards."""
+        ...

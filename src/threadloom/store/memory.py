@@ -1,0 +1,71 @@
+"""`MemoryStore` (`memory://`): the contract in a dict, for tests and the demo. Nothing survives the process."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+from ..events import Thread
+from ..exceptions import AlreadyDelivered, ThreadNotFound
+from ..state import Status
+from .base import ThreadSummary, check_version, summarise
+
+__all__ = ["MemoryStore"]
+
+
+class MemoryStore:
+    """Threads in memory, with the same append rules as the durable stores."""
+
+    def __init__(self) -> None:
+        """An empty store."""
+        self._threads: dict[str, Thread] = {}
+        self._summaries: dict[str, ThreadSummary] = {}
+        self._keys: dict[str, str] = {}
+        self._lock = asyncio.Lock()
+
+    async def append(self, thread: Thread, *, after: int, idempotency_key: str | None = None) -> None:
+        """See `ThreadStore.append`."""
+        async with self._lock:
+            if idempotency_key is not None and idempotency_key in self._keys:
+                raise AlreadyDelivered(idempotency_key, thread_id=self._keys[idempotency_key])
+            stored = self._threads.get(thread.id)
+            check_version(thread, after, None if stored is None else len(stored))
+            # Keep the writer's events from `after` on, behind the stored prefix (which they extend).
+            base = stored if stored is not None else Thread(thread_id=thread.id, metadata=thread.metadata)
+            new = base.extend(thread.events[after:])
+            self._threads[thread.id] = new
+            self._summaries[thread.id] = summarise(new, datetime.now(UTC))
+            if idempotency_key is not None:
+                self._keys[idempotency_key] = thread.id
+
+    async def load(self, thread_id: str) -> Thread:
+        """See `ThreadStore.load`."""
+        try:
+            return self._threads[thread_id]
+        except KeyError:
+            raise ThreadNotFound(thread_id) from None
+
+    async def list(
+        self,
+        *,
+        status: Status | None = None,
+        agent: str | None = None,
+        updated_after: datetime | None = None,
+        limit: int = 100,
+    ) -> list[ThreadSummary]:
+        """See `ThreadStore.list`."""
+        rows = [
+            s
+            for s in self._summaries.values()
+            if (status is None or s.status == status)
+            and (agent is None or s.agent == agent)
+            and (updated_after is None or s.updated_at > updated_after)
+        ]
+        return sorted(rows, key=lambda s: s.updated_at)[:limit]
+
+    async def find_key(self, idempotency_key: str) -> str | None:
+        """See `ThreadStore.find_key`."""
+        return self._keys.get(idempotency_key)
+
+    async def aclose(self) -> None:
+        """Nothing to release."""

@@ -1,0 +1,225 @@
+"""`PostgresStore` (`postgresql://...`): many workers on many machines, one database (extra `postgres`).
+
+Appends lock the thread's row (`SELECT ... FOR UPDATE`), check the version and write only the new
+event rows, all in one transaction. Event data is stored as text, not `jsonb`, so that a thread reads
+back byte for byte as it was written (jsonb reorders keys).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+try:
+    import psycopg
+    from psycopg import errors
+    from psycopg_pool import AsyncConnectionPool
+except ImportError as exc:  # pragma: no cover - exercised only without the extra
+    raise ImportError("PostgresStore needs the `postgres` extra: pip install 'threadloom[postgres]'") from exc
+
+from ..events import Thread
+from ..exceptions import AlreadyDelivered, StoreError, ThreadNotFound, VersionConflict
+from ..state import Status
+from ._codec import decode_event, decode_metadata, encode_event, encode_metadata
+from .base import ThreadSummary, check_version, summarise
+
+__all__ = ["MIGRATIONS", "PostgresStore"]
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: threads (what the runtime queries), events (one row each), idempotency keys.
+    """
+    CREATE TABLE threadloom_threads (
+        thread_id TEXT PRIMARY KEY,
+        agent TEXT,
+        parent_id TEXT,
+        status TEXT NOT NULL,
+        events INTEGER NOT NULL,
+        wake_at TIMESTAMPTZ,
+        lease_owner TEXT,
+        lease_expires TIMESTAMPTZ,
+        metadata TEXT NOT NULL,
+        created_at TIMESTAMPTZ NOT NULL,
+        updated_at TIMESTAMPTZ NOT NULL
+    );
+    CREATE INDEX threadloom_threads_status ON threadloom_threads (status, updated_at);
+    CREATE INDEX threadloom_threads_agent ON threadloom_threads (agent, updated_at);
+    CREATE TABLE threadloom_events (
+        thread_id TEXT NOT NULL REFERENCES threadloom_threads (thread_id),
+        seq INTEGER NOT NULL,
+        event_id TEXT NOT NULL,
+        type TEXT NOT NULL,
+        data TEXT NOT NULL,
+        at TIMESTAMPTZ NOT NULL,
+        schema_version INTEGER NOT NULL,
+        PRIMARY KEY (thread_id, seq)
+    );
+    CREATE TABLE threadloom_idempotency_keys (
+        key TEXT PRIMARY KEY,
+        thread_id TEXT NOT NULL,
+        created_at TIMESTAMPTZ NOT NULL
+    );
+    """,
+)
+"""Forward-only schema migrations; `threadloom_schema.version` records how many are applied."""
+
+_MIGRATION_LOCK = 0x7468726561646C6F  # "threadlo": one migrator at a time across processes
+
+
+class PostgresStore:
+    """Threads in PostgreSQL, shared by any number of processes. Build one with `await PostgresStore.open(url)`."""
+
+    def __init__(self, pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]], url: str) -> None:
+        """Wrap an open pool; use `PostgresStore.open(url)` instead."""
+        self._pool = pool
+        self.url = url
+
+    @classmethod
+    async def open(cls, url: str, *, max_connections: int = 10, connect_timeout: float = 15) -> PostgresStore:
+        """Connect, apply pending migrations and return the store.
+
+        Raises:
+            StoreError: The database cannot be reached, or was written by a newer threadloom.
+        """
+        pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] = AsyncConnectionPool(
+            url, min_size=1, max_size=max_connections, open=False
+        )
+        try:
+            await pool.open(wait=True, timeout=connect_timeout)
+            async with pool.connection() as conn, conn.transaction():
+                await _migrate(conn)
+        except (psycopg.Error, TimeoutError) as exc:
+            await pool.close()
+            raise StoreError(f"cannot open PostgreSQL store: {exc}") from exc
+        except BaseException:
+            await pool.close()
+            raise
+        return cls(pool, url)
+
+    async def append(self, thread: Thread, *, after: int, idempotency_key: str | None = None) -> None:
+        """See `ThreadStore.append`."""
+        rows = [(thread.id, seq, *encode_event(e)) for seq, e in enumerate(thread.events[after:], start=after + 1)]
+        now = datetime.now(UTC)
+        summary = summarise(thread, now)
+        try:
+            async with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+                if idempotency_key is not None:
+                    await cur.execute(
+                        "INSERT INTO threadloom_idempotency_keys VALUES (%s, %s, %s) ON CONFLICT DO NOTHING RETURNING key",
+                        (idempotency_key, thread.id, now),
+                    )
+                    if await cur.fetchone() is None:
+                        await cur.execute(
+                            "SELECT thread_id FROM threadloom_idempotency_keys WHERE key = %s", (idempotency_key,)
+                        )
+                        first = await cur.fetchone()
+                        raise AlreadyDelivered(idempotency_key, thread_id=str(first[0]) if first else thread.id)
+                await cur.execute("SELECT events FROM threadloom_threads WHERE thread_id = %s FOR UPDATE", (thread.id,))
+                row = await cur.fetchone()
+                check_version(thread, after, None if row is None else int(row[0]))
+                if row is None:
+                    await cur.execute(
+                        "INSERT INTO threadloom_threads (thread_id, agent, parent_id, status, events, metadata,"
+                        " created_at, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                        (
+                            thread.id,
+                            summary.agent,
+                            summary.parent_id,
+                            summary.status,
+                            summary.events,
+                            encode_metadata(thread),
+                            now,
+                            now,
+                        ),
+                    )
+                else:
+                    await cur.execute(
+                        "UPDATE threadloom_threads SET status = %s, events = %s, updated_at = %s WHERE thread_id = %s",
+                        (summary.status, summary.events, now, thread.id),
+                    )
+                if rows:
+                    await cur.executemany(
+                        "INSERT INTO threadloom_events VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                        [(*r[:5], datetime.fromisoformat(r[5]), r[6]) for r in rows],
+                    )
+        except errors.UniqueViolation as exc:
+            # Two writers created the same thread at once; the other one won.
+            raise VersionConflict(thread.id, expected=after, actual=-1) from exc
+        except psycopg.Error as exc:
+            raise StoreError(f"PostgreSQL store: {exc}") from exc
+
+    async def load(self, thread_id: str) -> Thread:
+        """See `ThreadStore.load`."""
+        try:
+            async with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+                await cur.execute("SELECT metadata FROM threadloom_threads WHERE thread_id = %s", (thread_id,))
+                head = await cur.fetchone()
+                if head is None:
+                    raise ThreadNotFound(thread_id)
+                await cur.execute(
+                    "SELECT event_id, type, data, at, schema_version FROM threadloom_events"
+                    " WHERE thread_id = %s ORDER BY seq",
+                    (thread_id,),
+                )
+                rows = await cur.fetchall()
+        except psycopg.Error as exc:
+            raise StoreError(f"PostgreSQL store: {exc}") from exc
+        return Thread((decode_event(*r) for r in rows), thread_id=thread_id, metadata=decode_metadata(head[0]))
+
+    async def list(
+        self,
+        *,
+        status: Status | None = None,
+        agent: str | None = None,
+        updated_after: datetime | None = None,
+        limit: int = 100,
+    ) -> list[ThreadSummary]:
+        """See `ThreadStore.list`."""
+        where: list[str] = []
+        params: list[Any] = []
+        for clause, value in (("status = %s", status), ("agent = %s", agent), ("updated_at > %s", updated_after)):
+            if value is not None:
+                where.append(clause)
+                params.append(value)
+        sql = "SELECT thread_id, status, agent, parent_id, events, updated_at, wake_at FROM threadloom_threads"
+        sql += (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY updated_at LIMIT %s"
+        try:
+            async with self._pool.connection() as conn, conn.cursor() as cur:
+                await cur.execute(sql, (*params, limit))  # pyright: ignore[reportArgumentType] - built above
+                rows = await cur.fetchall()
+        except psycopg.Error as exc:
+            raise StoreError(f"PostgreSQL store: {exc}") from exc
+        return [
+            ThreadSummary(
+                thread_id=r[0], status=r[1], agent=r[2], parent_id=r[3], events=r[4], updated_at=r[5], wake_at=r[6]
+            )
+            for r in rows
+        ]
+
+    async def find_key(self, idempotency_key: str) -> str | None:
+        """See `ThreadStore.find_key`."""
+        async with self._pool.connection() as conn, conn.cursor() as cur:
+            await cur.execute("SELECT thread_id FROM threadloom_idempotency_keys WHERE key = %s", (idempotency_key,))
+            row = await cur.fetchone()
+        return None if row is None else str(row[0])
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self._pool.close()
+
+
+async def _migrate(conn: psycopg.AsyncConnection[Any]) -> None:
+    async with conn.cursor() as cur:
+        await cur.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+        await cur.execute("CREATE TABLE IF NOT EXISTS threadloom_schema (version INTEGER NOT NULL)")
+        await cur.execute("SELECT version FROM threadloom_schema")
+        row = await cur.fetchone()
+        version = 0 if row is None else int(row[0])
+        if version > len(MIGRATIONS):
+            raise StoreError(f"the database has threadloom schema {version}; this threadloom knows {len(MIGRATIONS)}")
+        for script in MIGRATIONS[version:]:
+            for statement in filter(str.strip, script.split(";")):
+                await cur.execute(statement.encode())
+        if row is None:
+            await cur.execute("INSERT INTO threadloom_schema VALUES (%s)", (len(MIGRATIONS),))
+        else:
+            await cur.execute("UPDATE threadloom_schema SET version = %s", (len(MIGRATIONS),))

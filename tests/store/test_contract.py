@@ -1,0 +1,141 @@
+"""The ThreadStore contract, the same for every backend."""
+
+import asyncio
+from datetime import UTC, datetime
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from threadloom import AlreadyDelivered, Event, Thread, ThreadNotFound, UserError, VersionConflict
+from threadloom.store import ThreadStore
+
+
+def deploy_thread() -> Thread:
+    thread = Thread.start("slack_message", {"text": "deploy", "n": 1.5, "big": 2**70}, agent="deploy_bot")
+    return thread.append(
+        Event("tool_call", {"intent": "deploy_backend", "arguments": {"tag": "v1"}, "policy": "approval"})
+    )
+
+
+async def test_append_creates_and_load_reads_back_exactly(store: ThreadStore) -> None:
+    thread = deploy_thread()
+    await store.append(thread, after=0)
+    loaded = await store.load(thread.id)
+    assert loaded == thread and loaded.to_json() == thread.to_json()
+    assert loaded.status == "waiting_approval" and loaded.pending == thread.pending
+
+
+async def test_append_writes_only_the_new_events(store: ThreadStore) -> None:
+    thread = deploy_thread()
+    await store.append(thread, after=0)
+    assert thread.pending is not None
+    approved = thread.approve(thread.pending.id)
+    await store.append(approved, after=len(thread))
+    assert await store.load(thread.id) == approved
+    [summary] = await store.list()
+    assert (summary.thread_id, summary.status, summary.events, summary.agent) == (thread.id, "ready", 3, "deploy_bot")
+
+
+async def test_a_stale_append_conflicts_and_writes_nothing(store: ThreadStore) -> None:
+    thread = deploy_thread()
+    await store.append(thread, after=0)
+    assert thread.pending is not None
+    first = thread.approve(thread.pending.id)
+    second = thread.reject(thread.pending.id, "no")
+    await store.append(first, after=2)
+    with pytest.raises(VersionConflict) as info:
+        await store.append(second, after=2)
+    assert (info.value.expected, info.value.actual, info.value.thread_id) == (2, 3, thread.id)
+    assert await store.load(thread.id) == first
+
+
+async def test_creating_twice_conflicts(store: ThreadStore) -> None:
+    thread = deploy_thread()
+    await store.append(thread, after=0)
+    with pytest.raises(VersionConflict):
+        await store.append(thread, after=0)
+
+
+async def test_missing_threads(store: ThreadStore) -> None:
+    with pytest.raises(ThreadNotFound, match="no thread 'th_nope'"):
+        await store.load("th_nope")
+    with pytest.raises(ThreadNotFound):
+        await store.append(deploy_thread(), after=1)
+    with pytest.raises(UserError, match="outside thread"):
+        await store.append(deploy_thread(), after=5)
+
+
+async def test_an_idempotency_key_has_one_effect(store: ThreadStore) -> None:
+    thread = Thread.start("webhook", {"id": 1})
+    await store.append(thread, after=0, idempotency_key="delivery-1")
+    again = thread.append(Event("webhook", {"id": 1}))
+    with pytest.raises(AlreadyDelivered) as info:
+        await store.append(again, after=1, idempotency_key="delivery-1")
+    assert info.value.thread_id == thread.id
+    assert len(await store.load(thread.id)) == 1
+    assert await store.find_key("delivery-1") == thread.id
+    assert await store.find_key("delivery-2") is None
+
+
+async def test_list_filters_and_orders(store: ThreadStore) -> None:
+    a = Thread.start("user_input", "a", agent="x")
+    b = Thread.start("user_input", "b", agent="y").append(Event("done_for_now", {"message": "ok"}))
+    await store.append(a, after=0)
+    middle = datetime.now(UTC)
+    await store.append(b, after=0)
+    assert [s.thread_id for s in await store.list()] == [a.id, b.id]
+    assert [s.thread_id for s in await store.list(status="done")] == [b.id]
+    assert [s.thread_id for s in await store.list(agent="x")] == [a.id]
+    assert [s.thread_id for s in await store.list(updated_after=middle)] == [b.id]
+    assert len(await store.list(limit=1)) == 1
+    forked = b.fork(at=b.events[0].id)
+    await store.append(forked, after=0)
+    [summary] = await store.list(agent=None, status="ready", updated_after=middle)
+    assert summary.parent_id == b.id
+
+
+async def test_concurrent_appends_from_one_version_let_exactly_one_win(store: ThreadStore) -> None:
+    thread = Thread.start("user_input", "go")
+    await store.append(thread, after=0)
+    writers = [thread.append(Event("note", {"writer": i})) for i in range(8)]
+    results = await asyncio.gather(*(store.append(w, after=1) for w in writers), return_exceptions=True)
+    assert sum(r is None for r in results) == 1
+    assert all(isinstance(r, VersionConflict) for r in results if r is not None)
+    assert len(await store.load(thread.id)) == 2
+
+
+chunks = st.lists(
+    st.lists(
+        st.builds(
+            Event,
+            st.sampled_from(["user_input", "note", "tool_response", "slack_message"]),
+            st.recursive(
+                st.none()
+                | st.booleans()
+                | st.integers()
+                | st.floats(allow_nan=False, allow_infinity=False)
+                | st.text(),
+                lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+                max_leaves=6,
+            ),
+        ),
+        min_size=1,
+        max_size=4,
+    ),
+    min_size=1,
+    max_size=4,
+)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(chunks)
+async def test_any_thread_appended_in_chunks_reads_back_exactly(store: ThreadStore, parts: list[list[Event]]) -> None:
+    thread = Thread(metadata={"agent": "a", "note": [1, "x"]})
+    written = 0
+    for part in parts:
+        thread = thread.extend(part)
+        await store.append(thread, after=written)
+        written = len(thread)
+    loaded = await store.load(thread.id)
+    assert loaded.to_json() == thread.to_json() and loaded.state == thread.state

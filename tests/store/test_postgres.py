@@ -1,0 +1,33 @@
+import psycopg
+import pytest
+
+from threadloom import StoreError, Thread
+from threadloom.store import open_store
+from threadloom.store.postgres import MIGRATIONS, PostgresStore
+
+
+async def test_migrations_apply_from_an_empty_schema_and_once(postgres_url: str) -> None:
+    first = await PostgresStore.open(postgres_url)
+    await first.aclose()
+    second = await open_store(postgres_url)  # opening again applies nothing new
+    thread = Thread.start("user_input", "hi")
+    await second.append(thread, after=0)
+    assert await second.load(thread.id) == thread
+    await second.aclose()
+    async with await psycopg.AsyncConnection.connect(postgres_url) as conn:
+        cur = await conn.execute("SELECT version FROM threadloom_schema")
+        assert await cur.fetchall() == [(len(MIGRATIONS),)]
+
+
+async def test_a_newer_schema_is_refused(postgres_url: str) -> None:
+    store = await PostgresStore.open(postgres_url)
+    await store.aclose()
+    async with await psycopg.AsyncConnection.connect(postgres_url, autocommit=True) as conn:
+        await conn.execute("UPDATE threadloom_schema SET version = 99")
+    with pytest.raises(StoreError, match="has threadloom schema 99"):
+        await PostgresStore.open(postgres_url)
+
+
+async def test_an_unreachable_server_is_a_store_error() -> None:
+    with pytest.raises(StoreError, match="cannot open PostgreSQL store"):
+        await PostgresStore.open("postgresql://nobody@127.0.0.1:1/none?connect_timeout=1", connect_timeout=1)

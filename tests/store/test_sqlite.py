@@ -1,0 +1,72 @@
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from threadloom import StoreError, Thread
+from threadloom.store import SQLiteStore, open_store
+from threadloom.store.sqlite import MIGRATIONS
+
+
+async def test_migrations_apply_from_an_empty_file_and_once(tmp_path: Path) -> None:
+    path = tmp_path / "t.db"
+    store = SQLiteStore(path)
+    await store.aclose()
+    again = SQLiteStore(path)  # opening again applies nothing new
+    await again.aclose()
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone() == (len(MIGRATIONS),)
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert {"threads", "events", "idempotency_keys"} <= tables
+
+
+async def test_wal_and_full_sync(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "t.db")
+    assert store._db.execute("PRAGMA journal_mode").fetchone() == ("wal",)  # pyright: ignore[reportPrivateUsage]
+    assert store._db.execute("PRAGMA synchronous").fetchone() == (2,)  # pyright: ignore[reportPrivateUsage] - FULL
+    await store.aclose()
+
+
+async def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "t.db"
+    with sqlite3.connect(path) as db:
+        db.execute("PRAGMA user_version = 99")
+    with pytest.raises(StoreError, match="has schema 99"):
+        SQLiteStore(path)
+
+
+async def test_threads_survive_reopening_from_another_store(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/t.db"
+    first = await open_store(url)
+    thread = Thread.start("user_input", {"text": "hi"})
+    await first.append(thread, after=0)
+    await first.aclose()
+    second = await open_store(url)
+    assert await second.load(thread.id) == thread
+    await second.aclose()
+
+
+async def test_each_event_is_one_row_keyed_by_thread_and_seq(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "t.db")
+    thread = Thread.start("user_input", "a")
+    await store.append(thread, after=0)
+    longer = thread.append(Thread.start("note", "b").events[0])
+    await store.append(longer, after=1)
+    rows = store._db.execute("SELECT thread_id, seq, type, schema_version FROM events").fetchall()  # pyright: ignore[reportPrivateUsage]
+    assert rows == [(thread.id, 1, "user_input", 1), (thread.id, 2, "note", 1)]
+    await store.aclose()
+
+
+async def test_open_store_urls(tmp_path: Path) -> None:
+    from threadloom import UserError
+
+    with pytest.raises(UserError, match="unknown store URL"):
+        await open_store("mysql://x")
+    with pytest.raises(UserError, match="needs a file name"):
+        await open_store("sqlite:///")
+    assert type(await open_store("memory://")).__name__ == "MemoryStore"
+
+
+async def test_an_unopenable_file_is_a_store_error(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="cannot open SQLite store"):
+        SQLiteStore(tmp_path / "missing-dir" / "t.db")
