@@ -24,6 +24,7 @@ from .exceptions import (
 )
 from .intents import DoneForNow, Intent, RequestHumanInput, RequestMoreInformation, Tool, tool
 from .parsing import parse
+from .runtime import Runtime
 from .state import RunnableCall, Status, ThreadState
 
 __all__ = [
@@ -41,6 +42,7 @@ __all__ = [
     "RequestHumanInput",
     "RequestMoreInformation",
     "RunnableCall",
+    "Runtime",
     "ScriptExhausted",
     "Status",
     "StoreError",

@@ -14,7 +14,7 @@ from .events import Event, Thread
 from .exceptions import UserError
 from .intents import BUILTIN_INTENTS, Intent, Tool, intent_name, intent_union
 from .intents import tool as make_tool
-from .loop import maybe_await
+from .loop import Save, maybe_await
 from .loop import run as run_loop
 from .models.base import Model, ModelRequest
 from .parsing import parse
@@ -177,17 +177,22 @@ class Agent:
 
     # -- the loop -----------------------------------------------------------------------------
 
-    async def run(self, thread: Thread) -> Thread:
+    async def run(self, thread: Thread, *, save: Save | None = None) -> Thread:
         """Run until the thread must stop: done, waiting for a person, or out of steps.
 
         `auto` tools run and the loop continues; an `approval` tool's call is recorded and the
         thread waits (`waiting_approval`); asking a person waits (`waiting_human`);
         `done_for_now` ends it (`done`). Failures become compact `error` events.
 
+        Args:
+            thread: The thread to continue.
+            save: Called after every appended event with the thread so far; returns the thread to
+                go on with (a durable runtime persists here).
+
         Returns:
             The thread with every new event appended.
         """
-        return await run_loop(self, thread)
+        return await run_loop(self, thread, save=save)
 
     def run_sync(self, thread: Thread) -> Thread:
         """`run` for code without an event loop.

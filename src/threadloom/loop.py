@@ -8,7 +8,7 @@ so the same loop resumes a thread loaded from anywhere (factors 6 and 12).
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import JsonValue, ValidationError
@@ -22,39 +22,51 @@ if TYPE_CHECKING:
     from .agent import Agent
     from .intents import Tool
 
-__all__ = ["format_error", "maybe_await", "run"]
+__all__ = ["Save", "format_error", "maybe_await", "run"]
 
 _T = TypeVar("_T")
 _MAX_ERROR_CHARS = 300
 _MAX_OUTPUT_CHARS = 500
 
 
-async def run(agent: Agent, thread: Thread) -> Thread:
-    """Drive `thread` with `agent` until it must stop (see `Agent.run`)."""
-    thread = await _prefetch(agent, thread)
+Save = Callable[[Thread], Awaitable[Thread]]
+"""Persists a thread after each event the loop appends and returns the thread to go on with.
+
+A durable driver (the runtime) writes the new events here; when another writer got there first it
+may return the stored thread with the loop's events laid on top."""
+
+
+async def _keep(thread: Thread) -> Thread:
+    return thread
+
+
+async def run(agent: Agent, thread: Thread, *, save: Save | None = None) -> Thread:
+    """Drive `thread` with `agent` until it must stop (see `Agent.run`); `save` after every event."""
+    save = save or _keep
+    thread = await _prefetch(agent, thread, save)
     while True:
         state = thread.state
         if state.status != "ready":
             return thread
         if state.runnable is not None:
-            thread = await _execute(agent, thread, state.runnable)
+            thread = await _execute(agent, thread, state.runnable, save)
             continue
         escalation = _limit_reached(agent, thread, state)
         if escalation is not None:
-            return await _record(agent, thread, escalation)
+            return await _record(agent, thread, save, escalation)
         try:
             intent = await agent.next_step(thread)
         except ParseError as exc:
             # A bad answer is the model's to fix: tell it what was wrong and ask again.
             data: dict[str, JsonValue] = {"source": "model", "error_type": "ParseError", "message": str(exc)}
             data["output"] = exc.text[:_MAX_OUTPUT_CHARS]
-            thread = await _record(agent, thread, Event(ERROR, data))
+            thread = await _record(agent, thread, save, Event(ERROR, data))
             continue
         except (ModelError, ContextTooLarge) as exc:
             # The model could not be asked: record why and stop; a later run (or a worker) retries.
             data = {"source": "model", "error_type": type(exc).__name__, "message": format_error(exc)}
-            return await _record(agent, thread, Event(ERROR, data))
-        thread = await _record(agent, thread, agent.to_event(intent))
+            return await _record(agent, thread, save, Event(ERROR, data))
+        thread = await _record(agent, thread, save, agent.to_event(intent))
 
 
 def format_error(exc: BaseException) -> str:
@@ -84,7 +96,7 @@ async def maybe_await(value: _T | Awaitable[_T]) -> _T:
     return value
 
 
-async def _prefetch(agent: Agent, thread: Thread) -> Thread:
+async def _prefetch(agent: Agent, thread: Thread, save: Save) -> Thread:
     """Run each prefetch tool once per thread, before the model first decides (factor 13)."""
     if not agent.prefetch or thread.status != "ready":
         return thread
@@ -93,14 +105,14 @@ async def _prefetch(agent: Agent, thread: Thread) -> Thread:
         if tool.name in done:
             continue
         call = Event(TOOL_CALL, {"intent": tool.name, "arguments": {}, "policy": "auto", "prefetch": True})
-        thread = await _record(agent, thread, call)
+        thread = await _record(agent, thread, save, call)
         runnable = thread.state.runnable
         if runnable is not None:
-            thread = await _execute(agent, thread, runnable)
+            thread = await _execute(agent, thread, runnable, save)
     return thread
 
 
-async def _execute(agent: Agent, thread: Thread, call: RunnableCall) -> Thread:
+async def _execute(agent: Agent, thread: Thread, call: RunnableCall, save: Save) -> Thread:
     """Run one recorded call; its result or its compacted error goes into the thread."""
     tool = _find_tool(agent, call.intent)
     error: Event | None = None
@@ -119,11 +131,11 @@ async def _execute(agent: Agent, thread: Thread, call: RunnableCall) -> Thread:
             error = _tool_error(call, type(exc).__name__, format_error(exc))
         else:
             response = Event(TOOL_RESPONSE, {"call_id": call.call.id, "intent": call.intent, "result": result})
-            return await _record(agent, thread, response)
-    thread = await _record(agent, thread, error)
+            return await _record(agent, thread, save, response)
+    thread = await _record(agent, thread, save, error)
     failures = thread.consecutive_errors.get(call.intent, 0)
     if failures >= agent.max_consecutive_errors:
-        thread = await _record(agent, thread, _escalation(thread, call.intent, failures))
+        thread = await _record(agent, thread, save, _escalation(thread, call.intent, failures))
     return thread
 
 
@@ -193,11 +205,11 @@ def _human_request(question: str, context: str, *, reason: str) -> Event:
     return Event(REQUEST_HUMAN_INPUT, data)
 
 
-async def _record(agent: Agent, thread: Thread, event: Event) -> Thread:
-    """Append `event`, then whatever the `after_step` hook returns for it."""
+async def _record(agent: Agent, thread: Thread, save: Save, event: Event) -> Thread:
+    """Append `event`, then whatever the `after_step` hook returns for it, and save."""
     thread = thread.append(event)
     if agent.after_step is not None:
         extra = await maybe_await(agent.after_step(thread, event))
         for item in extra or ():
             thread = thread.append(item)
-    return thread
+    return await save(thread)

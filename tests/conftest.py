@@ -1,4 +1,4 @@
-"""Store fixtures: every contract test runs on memory, SQLite and the machine's PostgreSQL."""
+"""Shared fixtures: a store of each kind (memory, SQLite, the machine's PostgreSQL)."""
 
 from __future__ import annotations
 

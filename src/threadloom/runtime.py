@@ -1,0 +1,318 @@
+"""`Runtime`: launch, pause and resume agents through a store (factors 6 and 11).
+
+Every method loads the thread, appends events and writes only those events back, naming the version
+it extended. People (approve / reject / respond), webhooks (`send_event`) and `run_until_idle` may act
+on one thread at once: a writer that loses the race reloads and tries again, so no decision is lost
+and none is applied twice. Idempotency keys make a repeated delivery (a retried webhook, a double
+click) a no-op.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from datetime import datetime
+from typing import Any, TypeVar
+
+from pydantic import JsonValue
+
+from .agent import Agent
+from .events import Event, Thread
+from .exceptions import AlreadyDelivered, InvalidTransition, ThreadloomError, UserError, VersionConflict
+from .state import FAILED, Status
+from .store import DEFAULT_URL, ThreadStore, ThreadSummary, open_store
+
+__all__ = ["Runtime"]
+
+_T = TypeVar("_T")
+_RETRIES = 20
+
+
+class Runtime:
+    """Agents and a store: start threads, record what people and systems say, and drive the agents.
+
+    Example:
+        ```python
+        import asyncio
+
+        from threadloom import Agent, Event
+        from threadloom.models import ScriptedModel
+        from threadloom.runtime import Runtime
+
+
+        async def main() -> None:
+            agent = Agent(name="greeter", model=ScriptedModel(['{"intent": "done_for_now", "message": "hi"}']))
+            runtime = Runtime(store="memory://", agents=[agent])
+            thread_id = await runtime.launch("greeter", Event("user_input", {"text": "hello"}))
+            await runtime.run_until_idle()
+            assert (await runtime.get(thread_id)).status == "done"
+            await runtime.aclose()
+
+
+        asyncio.run(main())
+        ```
+    """
+
+    def __init__(self, store: str | ThreadStore = DEFAULT_URL, agents: Sequence[Agent] = ()) -> None:
+        """Configure a runtime; the store opens on first use.
+
+        Args:
+            store: A store URL (`memory://`, `sqlite:///path.db`, `postgresql://...`) or a `ThreadStore`.
+            agents: The agents it can run, found by name.
+
+        Raises:
+            UserError: Two agents share a name.
+        """
+        self._store_spec = store
+        self._store: ThreadStore | None = None if isinstance(store, str) else store
+        self.agents: dict[str, Agent] = {}
+        for agent in agents:
+            if agent.name in self.agents:
+                raise UserError(f"two agents are named {agent.name!r}; a runtime finds agents by name")
+            self.agents[agent.name] = agent
+
+    async def store(self) -> ThreadStore:
+        """The store, opened on first use."""
+        if self._store is None:
+            self._store = await open_store(str(self._store_spec))
+        return self._store
+
+    async def aclose(self) -> None:
+        """Close the store."""
+        if self._store is not None:
+            await self._store.aclose()
+            self._store = None
+
+    # -- starting and reading ----------------------------------------------------------------
+
+    async def launch(
+        self,
+        agent: str,
+        event: Event,
+        *,
+        thread_id: str | None = None,
+        idempotency_key: str | None = None,
+        metadata: Mapping[str, JsonValue] | None = None,
+    ) -> str:
+        """Start a thread for `agent` with its first event; it runs at the next `run_until_idle` (or worker).
+
+        Args:
+            agent: The agent's name.
+            event: The first event (a Slack message, an email, a cron tick, ...).
+            thread_id: The thread's id, if the caller picks it.
+            idempotency_key: Launch at most once per key; a repeat returns the first thread's id.
+            metadata: JSON facts to keep with the thread (`agent` is added).
+
+        Returns:
+            The thread's id.
+
+        Raises:
+            UserError: No agent has that name.
+        """
+        self._agent(agent)
+        store = await self.store()
+        if idempotency_key is not None and (existing := await store.find_key(idempotency_key)) is not None:
+            return existing
+        thread = Thread([event], thread_id=thread_id, metadata={**(metadata or {}), "agent": agent})
+        try:
+            await store.append(thread, after=0, idempotency_key=idempotency_key)
+        except AlreadyDelivered as exc:
+            return exc.thread_id
+        return thread.id
+
+    async def get(self, thread_id: str) -> Thread:
+        """The thread with all its events.
+
+        Raises:
+            ThreadNotFound: No thread has this id.
+        """
+        return await (await self.store()).load(thread_id)
+
+    async def list(
+        self,
+        *,
+        status: Status | None = None,
+        agent: str | None = None,
+        updated_after: datetime | None = None,
+        limit: int = 100,
+    ) -> list[ThreadSummary]:
+        """Summaries of matching threads, least recently updated first."""
+        return await (await self.store()).list(status=status, agent=agent, updated_after=updated_after, limit=limit)
+
+    # -- people and systems --------------------------------------------------------------------
+
+    async def approve(
+        self,
+        thread_id: str,
+        call_id: str,
+        edits: Mapping[str, JsonValue] | None = None,
+        *,
+        idempotency_key: str | None = None,
+    ) -> Thread:
+        """Approve the pending call (see `Thread.approve`); the call runs at the next run.
+
+        Raises:
+            InvalidTransition: `call_id` is not the call waiting for approval.
+        """
+        return await self._change(thread_id, lambda t: t.approve(call_id, edits), idempotency_key)
+
+    async def reject(
+        self, thread_id: str, call_id: str, feedback: str, *, idempotency_key: str | None = None
+    ) -> Thread:
+        """Reject the pending call; the feedback goes to the model (see `Thread.reject`).
+
+        Raises:
+            InvalidTransition: `call_id` is not the call waiting for approval.
+        """
+        return await self._change(thread_id, lambda t: t.reject(call_id, feedback), idempotency_key)
+
+    async def respond(
+        self, thread_id: str, request_id: str, text: str, *, idempotency_key: str | None = None
+    ) -> Thread:
+        """Answer the pending human request (see `Thread.respond`).
+
+        Raises:
+            InvalidTransition: `request_id` is not the request waiting for an answer.
+        """
+        return await self._change(thread_id, lambda t: t.respond(request_id, text), idempotency_key)
+
+    async def send_event(self, thread_id: str, event: Event, *, idempotency_key: str | None = None) -> Thread:
+        """Append an outside event (a webhook's result, a Slack reply) to a thread.
+
+        A thread that waits for a person resumes; one that waits for approval keeps waiting.
+        """
+        return await self._change(thread_id, lambda t: t.append(event), idempotency_key)
+
+    async def cancel(self, thread_id: str, reason: str = "cancelled") -> Thread:
+        """End a thread for good: a `failed` event with the reason. Nothing runs after it."""
+        return await self._change(thread_id, lambda t: t.append(Event(FAILED, {"reason": reason})), None)
+
+    async def fork(self, thread_id: str, at: str) -> str:
+        """Copy a thread up to and including event `at` into a new thread (see `Thread.fork`).
+
+        Returns:
+            The new thread's id.
+        """
+        fork = (await self.get(thread_id)).fork(at=at)
+        await (await self.store()).append(fork, after=0)
+        return fork.id
+
+    async def _change(self, thread_id: str, change: Callable[[Thread], Thread], key: str | None) -> Thread:
+        """Apply `change` to the latest version, retrying when another writer got there first."""
+        store = await self.store()
+        for _ in range(_RETRIES):
+            if key is not None and await store.find_key(key) is not None:
+                return await store.load(thread_id)  # delivered before: the same call has no second effect
+            thread = await store.load(thread_id)
+            try:
+                changed = change(thread)
+            except InvalidTransition:
+                if key is not None and await store.find_key(key) is not None:
+                    return await store.load(thread_id)  # the same delivery won a race a moment ago
+                raise
+            try:
+                await store.append(changed, after=len(thread), idempotency_key=key)
+            except VersionConflict:
+                continue
+            except AlreadyDelivered:
+                return await store.load(thread_id)
+            return changed
+        raise ThreadloomError(f"thread {thread_id!r} kept changing under {_RETRIES} attempts to write to it")
+
+    # -- running ------------------------------------------------------------------------------
+
+    async def run_thread(self, thread_id: str) -> Thread:
+        """Run one thread's agent until the thread must stop, saving every event as it happens.
+
+        Raises:
+            UserError: The thread's agent is not one of this runtime's.
+        """
+        store = await self.store()
+        thread = await store.load(thread_id)
+        agent = self._agent(str(thread.metadata.get("agent")))
+        saved = len(thread)
+
+        async def save(current: Thread) -> Thread:
+            nonlocal saved
+            for _ in range(_RETRIES):
+                try:
+                    await store.append(current, after=saved)
+                except VersionConflict:
+                    # Someone appended meanwhile (a person, a webhook): lay our new events on top.
+                    stored = await store.load(thread_id)
+                    current, saved = stored.extend(current.events[saved:]), len(stored)
+                    continue
+                saved = len(current)
+                return current
+            raise ThreadloomError(f"thread {thread_id!r} kept changing under {_RETRIES} attempts to save it")
+
+        return await agent.run(thread, save=save)
+
+    async def run_until_idle(self) -> int:
+        """Run every `ready` thread until none is left; for tests, scripts and the demo.
+
+        A thread that stops while still `ready` (its model could not be asked) is not retried in
+        the same call, so this always returns.
+
+        Returns:
+            How many thread runs it made.
+        """
+        store = await self.store()
+        tried: set[str] = set()
+        runs = 0
+        while True:
+            ready = [s for s in await store.list(status="ready", limit=1000) if s.thread_id not in tried]
+            if not ready:
+                return runs
+            for summary in ready:
+                thread = await self.run_thread(summary.thread_id)
+                runs += 1
+                if thread.status == "ready":
+                    tried.add(summary.thread_id)
+
+    def _agent(self, name: str) -> Agent:
+        try:
+            return self.agents[name]
+        except KeyError:
+            known = ", ".join(sorted(self.agents)) or "none"
+            raise UserError(f"no agent named {name!r} in this runtime (it has: {known})") from None
+
+    # -- for code without an event loop -----------------------------------------------------------
+
+    def launch_sync(self, agent: str, event: Event, **options: Any) -> str:
+        """`launch` without an event loop."""
+        return _sync(self.launch(agent, event, **options))
+
+    def get_sync(self, thread_id: str) -> Thread:
+        """`get` without an event loop."""
+        return _sync(self.get(thread_id))
+
+    def approve_sync(self, thread_id: str, call_id: str, edits: Mapping[str, JsonValue] | None = None) -> Thread:
+        """`approve` without an event loop."""
+        return _sync(self.approve(thread_id, call_id, edits))
+
+    def reject_sync(self, thread_id: str, call_id: str, feedback: str) -> Thread:
+        """`reject` without an event loop."""
+        return _sync(self.reject(thread_id, call_id, feedback))
+
+    def respond_sync(self, thread_id: str, request_id: str, text: str) -> Thread:
+        """`respond` without an event loop."""
+        return _sync(self.respond(thread_id, request_id, text))
+
+    def run_until_idle_sync(self) -> int:
+        """`run_until_idle` without an event loop."""
+        return _sync(self.run_until_idle())
+
+
+def _sync(work: Coroutine[Any, Any, _T] | Awaitable[_T]) -> _T:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(_await(work))
+    if isinstance(work, Coroutine):
+        work.close()  # never awaited: close it so Python does not warn
+    raise UserError("*_sync methods cannot run inside an event loop; await the async method instead")
+
+
+async def _await(work: Awaitable[_T]) -> _T:
+    return await work

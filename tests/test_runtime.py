@@ -1,0 +1,181 @@
+"""The runtime's stories, on every store: launch, pause, resume from elsewhere, exactly once."""
+
+import asyncio
+from pathlib import Path
+from typing import Literal
+
+import pytest
+
+from threadloom import Agent, Event, InvalidTransition, Runtime, Thread, UserError, tool
+from threadloom.models import ScriptedModel
+from threadloom.store import ThreadStore
+
+DEPLOY = '{"intent": "deploy_backend", "tag": "v1.2.3", "environment": "production"}'
+DONE = '{"intent": "done_for_now", "message": "deployed"}'
+effects: list[str] = []
+
+
+@tool(policy="approval")
+def deploy_backend(tag: str, environment: Literal["staging", "production"]) -> str:
+    """Deploy a tag."""
+    effects.append(f"{tag}@{environment}")
+    return "ok"
+
+
+def deploy_bot(*outputs: str) -> Agent:
+    return Agent(name="deploy_bot", model=ScriptedModel(outputs or (DEPLOY, DONE)), tools=[deploy_backend])
+
+
+@pytest.fixture(autouse=True)
+def _clear() -> None:
+    effects.clear()
+
+
+async def test_launch_pause_approve_resume(store: ThreadStore) -> None:
+    runtime = Runtime(store=store, agents=[deploy_bot()])
+    thread_id = await runtime.launch("deploy_bot", Event("slack_message", {"text": "deploy"}))
+    assert await runtime.run_until_idle() == 1
+    thread = await runtime.get(thread_id)
+    assert thread.status == "waiting_approval" and effects == []
+    assert thread.pending is not None
+    [summary] = await runtime.list(status="waiting_approval")
+    assert (summary.thread_id, summary.agent) == (thread_id, "deploy_bot")
+    await runtime.approve(thread_id, thread.pending.id)
+    await runtime.run_until_idle()
+    done = await runtime.get(thread_id)
+    assert done.status == "done" and effects == ["v1.2.3@production"]
+    assert [e.type for e in done.events] == [
+        "slack_message", "tool_call", "approval", "tool_response", "done_for_now"
+    ]  # fmt: skip
+    assert await runtime.run_until_idle() == 0
+
+
+async def test_approve_from_another_runtime_on_the_same_file(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/threads.db"
+    first = Runtime(store=url, agents=[deploy_bot()])
+    thread_id = await first.launch("deploy_bot", Event("slack_message", {"text": "deploy"}))
+    await first.run_until_idle()
+    await first.aclose()
+
+    other = Runtime(store=url)  # a CLI or web process: no agents needed to approve
+    thread = await other.get(thread_id)
+    assert thread.pending is not None
+    await other.approve(thread_id, thread.pending.id)
+    await other.aclose()
+
+    worker = Runtime(store=url, agents=[deploy_bot(DONE)])
+    await worker.run_until_idle()
+    assert (await worker.get(thread_id)).status == "done" and effects == ["v1.2.3@production"]
+    await worker.aclose()
+
+
+async def test_one_idempotency_key_one_effect(store: ThreadStore) -> None:
+    runtime = Runtime(store=store, agents=[deploy_bot()])
+    first = await runtime.launch("deploy_bot", Event("slack_message", {"text": "go"}), idempotency_key="slack-1")
+    again = await runtime.launch("deploy_bot", Event("slack_message", {"text": "go"}), idempotency_key="slack-1")
+    assert first == again and len(await runtime.list()) == 1
+    await runtime.run_until_idle()
+    thread = await runtime.get(first)
+    assert thread.pending is not None
+    call_id = thread.pending.id
+    results = await asyncio.gather(
+        *(runtime.approve(first, call_id, idempotency_key="click-1") for _ in range(20)), return_exceptions=True
+    )
+    assert all(isinstance(r, Thread) for r in results)
+    thread = await runtime.get(first)
+    assert [e.type for e in thread.events].count("approval") == 1
+
+
+async def test_a_second_decision_without_a_key_is_refused_clearly(store: ThreadStore) -> None:
+    runtime = Runtime(store=store, agents=[deploy_bot()])
+    thread_id = await runtime.launch("deploy_bot", Event("slack_message", {"text": "go"}))
+    await runtime.run_until_idle()
+    thread = await runtime.get(thread_id)
+    assert thread.pending is not None
+    await runtime.approve(thread_id, thread.pending.id)
+    with pytest.raises(InvalidTransition, match="nothing waits to reject"):
+        await runtime.reject(thread_id, thread.pending.id, "too late")
+
+
+async def test_send_event_resumes_a_thread_waiting_for_a_person(store: ThreadStore) -> None:
+    asks = '{"intent": "request_more_information", "message": "Which environment?"}'
+    runtime = Runtime(store=store, agents=[deploy_bot(asks, DONE)])
+    thread_id = await runtime.launch("deploy_bot", Event("slack_message", {"text": "deploy"}))
+    await runtime.run_until_idle()
+    assert (await runtime.get(thread_id)).status == "waiting_human"
+    await runtime.send_event(thread_id, Event("slack_message", {"text": "staging"}), idempotency_key="m2")
+    await runtime.send_event(thread_id, Event("slack_message", {"text": "staging"}), idempotency_key="m2")
+    await runtime.run_until_idle()
+    thread = await runtime.get(thread_id)
+    assert thread.status == "done" and [e.type for e in thread.events].count("slack_message") == 2
+
+
+async def test_respond_cancel_and_fork(store: ThreadStore) -> None:
+    asks = '{"intent": "request_human_input", "question": "Deploy now?"}'
+    runtime = Runtime(store=store, agents=[deploy_bot(asks, DONE)])
+    thread_id = await runtime.launch("deploy_bot", Event("user_input", {"text": "deploy"}))
+    await runtime.run_until_idle()
+    thread = await runtime.get(thread_id)
+    assert thread.pending is not None
+    fork_id = await runtime.fork(thread_id, at=thread.events[0].id)
+    fork = await runtime.get(fork_id)
+    assert len(fork) == 1 and fork.metadata["forked_from"] == thread_id and fork.metadata["agent"] == "deploy_bot"
+    await runtime.respond(thread_id, thread.pending.id, "yes")
+    await runtime.cancel(fork_id, "not needed")
+    await runtime.run_until_idle()
+    assert (await runtime.get(thread_id)).status == "done"
+    assert (await runtime.get(fork_id)).status == "failed"
+
+
+async def test_events_that_arrive_while_a_tool_runs_are_kept(store: ThreadStore) -> None:
+    runtime = Runtime(store=store)
+
+    @tool
+    async def slow_lookup() -> str:
+        """Look something up while someone writes to the thread."""
+        [summary] = await runtime.list()
+        await runtime.send_event(summary.thread_id, Event("slack_message", {"text": "any news?"}))
+        return "found"
+
+    model = ScriptedModel(['{"intent": "slow_lookup"}', DONE])
+    runtime.agents["looker"] = Agent(name="looker", model=model, tools=[slow_lookup])
+    thread_id = await runtime.launch("looker", Event("user_input", {"text": "look"}))
+    await runtime.run_until_idle()
+    thread = await runtime.get(thread_id)
+    assert [e.type for e in thread.events] == [
+        "user_input", "tool_call", "slack_message", "tool_response", "done_for_now"
+    ]  # fmt: skip
+    assert thread.status == "done"
+
+
+async def test_a_model_that_cannot_answer_does_not_spin(store: ThreadStore) -> None:
+    runtime = Runtime(store=store, agents=[deploy_bot("not json", "still not", "nope", "no")])
+    thread_id = await runtime.launch("deploy_bot", Event("user_input", {"text": "go"}))
+    short = Runtime(store=store, agents=[Agent(name="deploy_bot", model=ScriptedModel([]))])
+    assert await short.run_until_idle() == 1  # the script is empty: one run, one error event, no loop
+    assert (await runtime.get(thread_id)).events[-1].type == "error"
+
+
+async def test_unknown_agents_are_clear(store: ThreadStore) -> None:
+    runtime = Runtime(store=store, agents=[deploy_bot()])
+    with pytest.raises(UserError, match="no agent named 'nope' in this runtime \\(it has: deploy_bot\\)"):
+        await runtime.launch("nope", Event("user_input", "x"))
+    with pytest.raises(UserError, match="two agents are named"):
+        Runtime(store=store, agents=[deploy_bot(), deploy_bot()])
+
+
+def test_sync_wrappers(tmp_path: Path) -> None:
+    runtime = Runtime(store=f"sqlite:///{tmp_path}/t.db", agents=[deploy_bot()])
+    thread_id = runtime.launch_sync("deploy_bot", Event("slack_message", {"text": "deploy"}))
+    runtime.run_until_idle_sync()
+    thread = runtime.get_sync(thread_id)
+    assert thread.pending is not None
+    runtime.approve_sync(thread_id, thread.pending.id)
+    runtime.run_until_idle_sync()
+    assert runtime.get_sync(thread_id).status == "done"
+
+
+async def test_sync_wrappers_refuse_a_running_loop() -> None:
+    runtime = Runtime(store="memory://")
+    with pytest.raises(UserError, match="cannot run inside an event loop"):
+        runtime.get_sync("th_x")
