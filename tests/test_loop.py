@@ -57,12 +57,10 @@ def _clear_deploys() -> None:
 async def test_auto_tools_run_and_the_loop_continues_to_done() -> None:
     agent, model = make_agent('{"intent": "list_git_tags"}', DONE)
     thread = await agent.run(start())
-    assert types(thread) == ["slack_message", "tool_call", "tool_response", "done_for_now"]
-    assert thread.events[2].data == {
-        "call_id": thread.events[1].id,
-        "intent": "list_git_tags",
-        "result": ["v1.2.3", "v1.2.2"],
-    }
+    assert types(thread) == ["slack_message", "tool_call", "tool_started", "tool_response", "done_for_now"]
+    call_id = thread.events[1].id
+    assert thread.events[2].data == {"call_id": call_id, "intent": "list_git_tags", "idempotency_key": call_id}
+    assert thread.events[3].data == {"call_id": call_id, "intent": "list_git_tags", "result": ["v1.2.3", "v1.2.2"]}
     assert thread.status == "done" and model.remaining == 0
     assert "v1.2.2" in model.requests[1].messages[-1].content  # the result reached the model
 
@@ -80,7 +78,7 @@ async def test_approval_tools_stop_before_running_and_run_once_when_approved() -
     assert again == thread and len(model.requests) == 1
     thread = await agent.run(thread.approve(thread.pending.id, edits={"environment": "staging"}))
     assert deploys == [("v1.2.3", "staging")]
-    assert types(thread)[-3:] == ["approval", "tool_response", "done_for_now"]
+    assert types(thread)[-4:] == ["approval", "tool_started", "tool_response", "done_for_now"]
     assert thread.status == "done"
 
 
@@ -186,7 +184,7 @@ async def test_tool_retry_tells_the_model_what_to_change() -> None:
 
     model = ScriptedModel(['{"intent": "lookup", "customer": "terri"}', DONE])
     thread = await Agent(name="a", model=model, tools=[lookup]).run(start())
-    assert thread.events[2].data["message"] == "no customer 'terri'; search by email instead"  # pyright: ignore[reportArgumentType, reportCallIssue, reportIndexIssue, reportOptionalSubscript]
+    assert thread.events[3].data["message"] == "no customer 'terri'; search by email instead"  # pyright: ignore[reportArgumentType, reportCallIssue, reportIndexIssue, reportOptionalSubscript]
     assert "search by email instead" in model.requests[1].messages[-1].content
 
 
@@ -222,7 +220,7 @@ async def test_prefetch_runs_once_before_the_model_and_is_not_a_choice() -> None
     model = ScriptedModel([DEPLOY, DONE])
     agent = Agent(name="bot", model=model, tools=[deploy_backend], prefetch=[list_git_tags])
     thread = await agent.run(start())
-    assert types(thread) == ["slack_message", "tool_call", "tool_response", "tool_call"]
+    assert types(thread) == ["slack_message", "tool_call", "tool_started", "tool_response", "tool_call"]
     assert thread.events[1].data == {"intent": "list_git_tags", "arguments": {}, "policy": "auto", "prefetch": True}
     first_request = model.requests[0]
     assert "v1.2.3" in first_request.messages[-1].content
@@ -244,8 +242,10 @@ async def test_hooks_see_every_step_and_can_compact_what_the_model_sees() -> Non
 
     agent, model = make_agent('{"intent": "list_git_tags"}', DONE, before_model=before_model, after_step=after_step)
     thread = await agent.run(start())
-    assert seen == ["tool_call", "tool_response", "done_for_now"]
-    assert types(thread) == ["slack_message", "tool_call", "tool_response", "judge_verdict", "done_for_now"]
+    assert seen == ["tool_call", "tool_started", "tool_response", "done_for_now"]
+    assert types(thread) == [
+        "slack_message", "tool_call", "tool_started", "tool_response", "judge_verdict", "done_for_now"
+    ]  # fmt: skip
     assert "slack_message" not in model.requests[1].messages[-1].content
     assert "judge_verdict" in model.requests[1].messages[-1].content
 

@@ -45,7 +45,7 @@ async def test_launch_pause_approve_resume(store: ThreadStore) -> None:
     done = await runtime.get(thread_id)
     assert done.status == "done" and effects == ["v1.2.3@production"]
     assert [e.type for e in done.events] == [
-        "slack_message", "tool_call", "approval", "tool_response", "done_for_now"
+        "slack_message", "tool_call", "approval", "tool_started", "tool_response", "done_for_now"
     ]  # fmt: skip
     assert await runtime.run_until_idle() == 0
 
@@ -143,7 +143,7 @@ async def test_events_that_arrive_while_a_tool_runs_are_kept(store: ThreadStore)
     await runtime.run_until_idle()
     thread = await runtime.get(thread_id)
     assert [e.type for e in thread.events] == [
-        "user_input", "tool_call", "slack_message", "tool_response", "done_for_now"
+        "user_input", "tool_call", "tool_started", "slack_message", "tool_response", "done_for_now"
     ]  # fmt: skip
     assert thread.status == "done"
 

@@ -58,7 +58,7 @@ class Agent:
             instructions="Do the user's arithmetic with the tools.",
         )
         thread = agent.run_sync(Thread.start("user_input", {"text": "what is 2 + 3?"}))
-        assert thread.status == "done" and thread.events[2].data["result"] == 5
+        assert thread.status == "done" and thread.events[-2].data["result"] == 5
         ```
     """
 

@@ -47,6 +47,7 @@ DEFAULT_SECRET_PATTERN = re.compile(
 
 # Keys that only machines need; the model reads the same facts from the structure around them.
 _INTERNAL_KEYS = frozenset({"call_id", "request_id", "policy", "prefetch", "source", "error_type", "output", "reason"})
+_BOOKKEEPING = frozenset({"tool_started"})  # for crash recovery; the model learns nothing from them
 _MODEL_EVENTS = frozenset({"tool_call", "done_for_now", "request_human_input", "request_more_information"})
 
 
@@ -191,6 +192,8 @@ def thread_to_prompt(
         renderer = (renderers or {}).get(event.type)
         if renderer is None and event.type == "tool_call" and _fields(event).get("prefetch"):
             continue  # code made this call, not the model: its `<name_result>` says all (factor 13)
+        if renderer is None and event.type in _BOOKKEEPING:
+            continue
         text = renderer(event) if renderer is not None else event_to_prompt(event, format=format)
         if text is not None:
             parts.append(text)
@@ -366,7 +369,7 @@ def _to_messages(thread: Thread) -> list[Message]:
                 out.append(_tool_message(data, f"error: {data.get('message')}"))
             case "approval" if data.get("approved") is not True:
                 out.append(_tool_message(data, f"rejected by a person: {data.get('feedback')}"))
-            case "approval":
+            case "approval" | "tool_started":
                 continue  # the result that follows says the call ran
             case "done_for_now" | "request_human_input" | "request_more_information":
                 intent = {"intent": event.type, **{k: v for k, v in data.items() if k not in _INTERNAL_KEYS}}

@@ -12,6 +12,7 @@ import asyncio
 import inspect
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal, Union, cast, get_args, overload
 
@@ -28,6 +29,7 @@ __all__ = [
     "RequestHumanInput",
     "RequestMoreInformation",
     "Tool",
+    "idempotency_key",
     "intent_name",
     "intent_union",
     "tool",
@@ -128,17 +130,38 @@ class Tool:
         """Call the wrapped function directly (tests, scripts)."""
         return self.function(*args, **kwargs)
 
-    async def invoke(self, arguments: Mapping[str, JsonValue]) -> Any:
+    async def invoke(self, arguments: Mapping[str, JsonValue], *, key: str | None = None) -> Any:
         """Validate `arguments` against the signature and run the function.
+
+        Args:
+            arguments: The call's arguments, as recorded in the thread.
+            key: The call's idempotency key; the function reads it with `idempotency_key()`.
 
         Raises:
             pydantic.ValidationError: The arguments do not fit the signature.
         """
         validated = self.arguments.model_validate(dict(arguments))
         kwargs = {name: getattr(validated, name) for name in type(validated).model_fields}
-        if inspect.iscoroutinefunction(self.function):
-            return await cast(Callable[..., Awaitable[Any]], self.function)(**kwargs)
-        return await asyncio.to_thread(self.function, **kwargs)
+        token = _CURRENT_KEY.set(key)
+        try:
+            if inspect.iscoroutinefunction(self.function):
+                return await cast(Callable[..., Awaitable[Any]], self.function)(**kwargs)
+            return await asyncio.to_thread(self.function, **kwargs)  # copies the context, key included
+        finally:
+            _CURRENT_KEY.reset(token)
+
+
+_CURRENT_KEY: ContextVar[str | None] = ContextVar("threadloom_idempotency_key", default=None)
+
+
+def idempotency_key() -> str | None:
+    """The idempotency key of the tool call running now, or None outside a tool call.
+
+    The same call always gets the same key, also when it is run again after a crash, so a tool
+    marked `idempotent=True` can pass it to the service it calls (a payment API's
+    `Idempotency-Key` header, say) and the service does the work once.
+    """
+    return _CURRENT_KEY.get()
 
 
 @overload

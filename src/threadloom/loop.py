@@ -8,6 +8,7 @@ so the same loop resumes a thread loaded from anywhere (factors 6 and 12).
 from __future__ import annotations
 
 import inspect
+import json
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -16,7 +17,7 @@ from pydantic_core import PydanticSerializationError, to_jsonable_python
 
 from .events import Event, Thread
 from .exceptions import ContextTooLarge, ModelError, ParseError, ToolRetry
-from .state import ERROR, REQUEST_HUMAN_INPUT, TOOL_CALL, TOOL_RESPONSE, RunnableCall, ThreadState
+from .state import ERROR, REQUEST_HUMAN_INPUT, TOOL_CALL, TOOL_RESPONSE, TOOL_STARTED, RunnableCall, ThreadState
 
 if TYPE_CHECKING:
     from .agent import Agent
@@ -113,14 +114,23 @@ async def _prefetch(agent: Agent, thread: Thread, save: Save) -> Thread:
 
 
 async def _execute(agent: Agent, thread: Thread, call: RunnableCall, save: Save) -> Thread:
-    """Run one recorded call; its result or its compacted error goes into the thread."""
+    """Run one recorded call; its result or its compacted error goes into the thread.
+
+    `tool_started` is saved before the tool runs. Finding it without a result means a run stopped
+    in between: an idempotent tool runs again with the same key, any other asks a person.
+    """
     tool = _find_tool(agent, call.intent)
     error: Event | None = None
     if tool is None:
         error = _tool_error(call, "UnknownTool", f"no tool named {call.intent!r}; choose one of the listed intents")
+    elif call.started is not None and not tool.idempotent:
+        return await _record(agent, thread, save, _outcome_unknown(call))
     else:
+        if call.started is None:
+            started: dict[str, JsonValue] = {"call_id": call.call.id, "intent": call.intent, "idempotency_key": call.call.id}
+            thread = await _record(agent, thread, save, Event(TOOL_STARTED, started))
         try:
-            result = to_jsonable_python(await tool.invoke(call.arguments))
+            result = to_jsonable_python(await tool.invoke(call.arguments, key=call.call.id))
         except ToolRetry as exc:
             error = _tool_error(call, "ToolRetry", str(exc) or "try again with other arguments")
         except ValidationError as exc:
@@ -137,6 +147,27 @@ async def _execute(agent: Agent, thread: Thread, call: RunnableCall, save: Save)
     if failures >= agent.max_consecutive_errors:
         thread = await _record(agent, thread, save, _escalation(thread, call.intent, failures))
     return thread
+
+
+def _outcome_unknown(call: RunnableCall) -> Event:
+    """Ask a person about a call that started but never finished: it may or may not have had its effect."""
+    arguments = json.dumps(dict(call.arguments), ensure_ascii=False)
+    request = _human_request(
+        f"`{call.intent}` was started but its outcome is unknown: the process running it stopped. "
+        "Retry it, mark it as done, or abort the thread?",
+        f"call {call.call.id}: {call.intent}({arguments})",
+        reason="outcome_unknown",
+    )
+    assert isinstance(request.data, dict)
+    return Event(
+        REQUEST_HUMAN_INPUT,
+        {
+            **request.data,
+            "format": "multiple_choice",
+            "choices": ["retry", "mark_done", "abort"],
+            "call_id": call.call.id,
+        },
+    )
 
 
 def _find_tool(agent: Agent, name: str) -> Tool | None:

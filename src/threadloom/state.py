@@ -11,12 +11,13 @@ The event types this fold understands, and the `data` each carries:
 | --- | --- | --- |
 | `user_input` and any type not below | anything | resumes a `ready` / `done` / `waiting_human` thread |
 | `tool_call` | `{"intent", "arguments", "policy"}` | `auto`: runnable; `approval`: `waiting_approval` |
+| `tool_started` | `{"call_id", "intent", "idempotency_key"}` | the runnable call is in flight |
 | `approval` | `{"call_id", "approved", "edits", "feedback"}` | approved: the call is runnable; rejected: `ready` |
 | `tool_response` | `{"call_id", "intent", "result"}` | the tool's consecutive errors reset |
 | `error` | `{"source": "tool" or "model", "message", "intent", "call_id", "error_type"}` | counts |
 | `request_human_input` | `{"question", "context", "urgency", "format", "choices"}` | `waiting_human` |
 | `request_more_information` | `{"message"}` | `waiting_human` |
-| `human_response` | `{"request_id", "text"}` | `ready`; error counts reset |
+| `human_response` | `{"request_id", "text"}` | `ready`; error counts reset; `retry` / `abort` an unknown outcome |
 | `done_for_now` | `{"message"}` | `done` |
 | `failed` | `{"reason"}` | `failed` (terminal) |
 """
@@ -42,6 +43,7 @@ __all__ = [
     "REQUEST_HUMAN_INPUT",
     "REQUEST_MORE_INFORMATION",
     "TOOL_CALL",
+    "TOOL_STARTED",
     "TOOL_RESPONSE",
     "USER_INPUT",
     "RunnableCall",
@@ -52,6 +54,7 @@ __all__ = [
 
 USER_INPUT: Final = "user_input"
 TOOL_CALL: Final = "tool_call"
+TOOL_STARTED: Final = "tool_started"
 APPROVAL: Final = "approval"
 TOOL_RESPONSE: Final = "tool_response"
 ERROR: Final = "error"
@@ -76,6 +79,8 @@ class RunnableCall:
     """The `tool_call` event; its `id` is the call id."""
     arguments: Mapping[str, JsonValue]
     """The arguments to run with: the model's, with a reviewer's edits laid over them."""
+    started: Event | None = None
+    """The `tool_started` event when the call was started but has no result yet (a crash, or running)."""
 
     @property
     def intent(self) -> str:
@@ -93,6 +98,8 @@ class ThreadState:
     """The event waiting for a person: an `approval` tool's call, or a human request."""
     runnable: RunnableCall | None = None
     """A recorded tool call to run before the model is asked again."""
+    unresolved: RunnableCall | None = None
+    """A started call whose outcome is unknown, while a person decides to retry it or not."""
     consecutive_errors: Mapping[str, int] = field(default_factory=lambda: _NO_COUNTS)
     """Per tool, failures since its last success (reset when a human answers)."""
     model_errors: int = 0
@@ -131,6 +138,11 @@ def advance(state: ThreadState, event: Event) -> ThreadState:
     match event.type:
         case "tool_call":
             return _tool_call(state, event)
+        case "tool_started":
+            running = state.runnable
+            if running is None or running.call.id != _field(event, "call_id"):
+                return state
+            return replace(state, runnable=replace(running, started=event))
         case "approval":
             return _approval(state, event)
         case "tool_response":
@@ -140,9 +152,18 @@ def advance(state: ThreadState, event: Event) -> ThreadState:
             return _error(state, event)
         case "request_human_input" | "request_more_information":
             steps = state.steps + (0 if _field(event, "reason") else 1)
-            return replace(state, status="waiting_human", pending=event, runnable=None, model_errors=0, steps=steps)
+            unresolved = state.runnable if _field(event, "reason") == "outcome_unknown" else state.unresolved
+            return replace(
+                state,
+                status="waiting_human",
+                pending=event,
+                runnable=None,
+                unresolved=unresolved,
+                model_errors=0,
+                steps=steps,
+            )
         case "human_response":
-            return _resumed(state)
+            return _answered(state, event)
         case "done_for_now":
             return replace(state, status="done", pending=None, runnable=None, model_errors=0, steps=state.steps + 1)
         case "failed":
@@ -157,9 +178,20 @@ def advance(state: ThreadState, event: Event) -> ThreadState:
 
 
 def _resumed(state: ThreadState) -> ThreadState:
-    return replace(
-        state, status="ready", pending=None, consecutive_errors=_NO_COUNTS, model_errors=0, steps=0, runnable=None
-    )
+    # A recorded call that has not run stays runnable: an outside event does not cancel it.
+    return replace(state, status="ready", pending=None, consecutive_errors=_NO_COUNTS, model_errors=0, steps=0)
+
+
+def _answered(state: ThreadState, event: Event) -> ThreadState:
+    """A person's answer; to "outcome unknown" it decides what happens to the started call."""
+    unresolved = state.unresolved
+    if unresolved is None or state.pending is None or _field(state.pending, "reason") != "outcome_unknown":
+        return _resumed(state)
+    decision = str(_field(event, "text") or "").strip().lower().replace(" ", "_")
+    if decision == "abort":
+        return replace(state, status="failed", pending=None, runnable=None, unresolved=None)
+    runnable = replace(unresolved, started=None) if decision == "retry" else None
+    return replace(_resumed(state), runnable=runnable, unresolved=None)
 
 
 def _tool_call(state: ThreadState, event: Event) -> ThreadState:
@@ -201,7 +233,7 @@ def _settled(state: ThreadState, **changes: Any) -> ThreadState:
     """
     if state.status in ("waiting_approval", "waiting_human"):
         return replace(state, **changes)
-    return replace(state, status="ready", runnable=None, **changes)
+    return replace(state, status="ready", runnable=None, unresolved=None, **changes)
 
 
 def _field(event: Event, key: str) -> JsonValue:
