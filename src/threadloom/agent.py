@@ -12,7 +12,7 @@ from pydantic import TypeAdapter
 from .context import Context, Message
 from .events import Event, Thread
 from .exceptions import UserError
-from .intents import BUILTIN_INTENTS, Intent, Tool, intent_name, intent_union
+from .intents import BUILTIN_INTENTS, Intent, Tool, WaitUntil, intent_name, intent_union
 from .intents import tool as make_tool
 from .loop import Save, maybe_await
 from .loop import run as run_loop
@@ -74,6 +74,7 @@ class Agent:
         context: Context | None = None,
         max_steps: int = 20,
         max_consecutive_errors: int = 3,
+        can_wait: bool = False,
         before_model: BeforeModel | None = None,
         after_step: AfterStep | None = None,
     ) -> None:
@@ -91,6 +92,7 @@ class Agent:
             max_steps: Model steps allowed between two human inputs before asking a person.
             max_consecutive_errors: Failures of one tool (or bad model outputs) in a row before
                 the thread escalates to a person.
+            can_wait: Offer the model `wait_until` (sleep until a time, durably; a runtime wakes it).
             before_model: Hook run before each model call (compaction, logging).
             after_step: Hook run after each appended event (judges, logging, metrics).
 
@@ -119,7 +121,8 @@ class Agent:
                 raise UserError(f"Agent {name!r}: two intents are named {item.name!r}; give one tool name='...'")
             self.tools[item.name] = item
         self.prefetch: tuple[Tool, ...] = tuple(_as_prefetch_tool(item, name) for item in prefetch)
-        self.intents: tuple[type[Intent], ...] = (*(t.intent for t in self.tools.values()), *BUILTIN_INTENTS)
+        waits = (WaitUntil,) if can_wait else ()
+        self.intents: tuple[type[Intent], ...] = (*(t.intent for t in self.tools.values()), *BUILTIN_INTENTS, *waits)
         self.intent_type: Any = intent_union(self.intents)
         self._schema = TypeAdapter(self.intent_type).json_schema()
         secret_keys = {key for t in (*self.tools.values(), *self.prefetch) for key in t.secret_fields}
@@ -207,7 +210,7 @@ class Agent:
         raise UserError("run_sync() cannot run inside an event loop; use `await agent.run(thread)`")
 
 
-_BUILTIN_NAMES = frozenset(intent_name(i) for i in BUILTIN_INTENTS)
+_BUILTIN_NAMES = frozenset(intent_name(i) for i in (*BUILTIN_INTENTS, WaitUntil))
 
 
 def _as_prefetch_tool(item: Prefetch, agent: str) -> Tool:

@@ -14,6 +14,7 @@ import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Annotated, Any, Literal, Union, cast, get_args, overload
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, JsonValue, SecretStr, create_model
@@ -29,14 +30,16 @@ __all__ = [
     "RequestHumanInput",
     "RequestMoreInformation",
     "Tool",
+    "WaitUntil",
     "idempotency_key",
     "intent_name",
     "intent_union",
     "tool",
 ]
 
-Policy = Literal["auto", "approval"]
-"""`auto`: run the tool and continue. `approval`: stop before running it until a person decides."""
+Policy = Literal["auto", "approval", "external"]
+"""`auto`: run the tool and continue. `approval`: stop before running it until a person decides.
+`external`: run it (it starts work elsewhere), then sleep until an outside event brings the outcome."""
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -73,6 +76,14 @@ class RequestHumanInput(Intent):
     urgency: Literal["low", "medium", "high"] = "medium"
     format: Literal["free_text", "yes_no", "multiple_choice"] = "free_text"
     choices: list[str] = Field(default_factory=list, description="the options, for multiple_choice")
+
+
+class WaitUntil(Intent):
+    """Sleep until a time, holding no process, then continue (durable waiting; `Agent(can_wait=True)`)."""
+
+    intent: Literal["wait_until"] = "wait_until"
+    until: datetime = Field(description="when to continue, ISO 8601 with a time zone, e.g. 2026-01-05T09:00:00Z")
+    reason: str = Field(default="", description="what the wait is for")
 
 
 BUILTIN_INTENTS: tuple[type[Intent], ...] = (DoneForNow, RequestMoreInformation, RequestHumanInput)
@@ -224,8 +235,8 @@ def _build_tool(fn: ToolFunction, *, policy: Policy, name: str | None, idempoten
     tool_name = name or getattr(fn, "__name__", "")
     if not _NAME.match(tool_name):
         raise UserError(f"tool name {tool_name!r} must be snake_case (pass name='...' to @tool)")
-    if policy not in ("auto", "approval"):
-        raise UserError(f"tool {tool_name!r}: policy must be 'auto' or 'approval', got {policy!r}")
+    if policy not in ("auto", "approval", "external"):
+        raise UserError(f"tool {tool_name!r}: policy must be 'auto', 'approval' or 'external', got {policy!r}")
     description, arg_docs = _read_docstring(inspect.getdoc(fn) or "")
     fields: dict[str, Any] = {}
     secrets: set[str] = set()

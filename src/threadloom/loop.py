@@ -127,7 +127,11 @@ async def _execute(agent: Agent, thread: Thread, call: RunnableCall, save: Save)
         return await _record(agent, thread, save, _outcome_unknown(call))
     else:
         if call.started is None:
-            started: dict[str, JsonValue] = {"call_id": call.call.id, "intent": call.intent, "idempotency_key": call.call.id}
+            started: dict[str, JsonValue] = {
+                "call_id": call.call.id,
+                "intent": call.intent,
+                "idempotency_key": call.call.id,
+            }
             thread = await _record(agent, thread, save, Event(TOOL_STARTED, started))
         try:
             result = to_jsonable_python(await tool.invoke(call.arguments, key=call.call.id))

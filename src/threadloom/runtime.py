@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from pydantic import JsonValue
@@ -22,7 +22,10 @@ from .exceptions import AlreadyDelivered, InvalidTransition, ThreadloomError, Us
 from .state import FAILED, Status
 from .store import DEFAULT_URL, ThreadStore, ThreadSummary, open_store
 
-__all__ = ["Runtime"]
+__all__ = ["WAKE_UP", "Runtime"]
+
+WAKE_UP = "wake_up"
+"""The event that ends a `wait_until` when its time has come."""
 
 _T = TypeVar("_T")
 _RETRIES = 20
@@ -261,6 +264,7 @@ class Runtime:
         tried: set[str] = set()
         runs = 0
         while True:
+            await self.wake_due()
             ready = [s for s in await store.list(status="ready", limit=1000) if s.thread_id not in tried]
             if not ready:
                 return runs
@@ -269,6 +273,27 @@ class Runtime:
                 runs += 1
                 if thread.status == "ready":
                     tried.add(summary.thread_id)
+
+    async def wake_due(self, now: datetime | None = None) -> list[str]:
+        """Wake every sleeping thread whose `wake_at` has come: append a `wake_up` event to each.
+
+        Each wake-up carries an idempotency key made of the thread and its version, so two workers
+        waking the same thread wake it once.
+
+        Returns:
+            The ids of the threads woken.
+        """
+        now = now or datetime.now(UTC)
+        woken: list[str] = []
+        for summary in await (await self.store()).list(status="sleeping", limit=1000):
+            if summary.wake_at is None or summary.wake_at > now:
+                continue
+            key = f"wake:{summary.thread_id}:{summary.events}"
+            await self.send_event(
+                summary.thread_id, Event(WAKE_UP, {"wake_at": summary.wake_at.isoformat()}), idempotency_key=key
+            )
+            woken.append(summary.thread_id)
+        return woken
 
     def _agent(self, name: str) -> Agent:
         try:

@@ -19,6 +19,7 @@ The event types this fold understands, and the `data` each carries:
 | `request_more_information` | `{"message"}` | `waiting_human` |
 | `human_response` | `{"request_id", "text"}` | `ready`; error counts reset; `retry` / `abort` an unknown outcome |
 | `done_for_now` | `{"message"}` | `done` |
+| `wait_until` | `{"until", "reason"}` | `sleeping` with `wake_at` (any outside event wakes it) |
 | `failed` | `{"reason"}` | `failed` (terminal) |
 """
 
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final, Literal
 
@@ -46,6 +48,7 @@ __all__ = [
     "TOOL_STARTED",
     "TOOL_RESPONSE",
     "USER_INPUT",
+    "WAIT_UNTIL",
     "RunnableCall",
     "Status",
     "ThreadState",
@@ -62,10 +65,11 @@ REQUEST_HUMAN_INPUT: Final = "request_human_input"
 REQUEST_MORE_INFORMATION: Final = "request_more_information"
 HUMAN_RESPONSE: Final = "human_response"
 DONE_FOR_NOW: Final = "done_for_now"
+WAIT_UNTIL: Final = "wait_until"
 FAILED: Final = "failed"
 
 Status = Literal["ready", "waiting_approval", "waiting_human", "sleeping", "done", "failed"]
-"""Where a thread stands; `sleeping` is reserved for durable waits (the runtime)."""
+"""Where a thread stands; `sleeping` holds no process until its time (`wake_at`) or an outside event."""
 
 _HUMAN_REQUESTS: Final = frozenset({REQUEST_HUMAN_INPUT, REQUEST_MORE_INFORMATION})
 _NO_COUNTS: Mapping[str, int] = MappingProxyType({})
@@ -108,6 +112,8 @@ class ThreadState:
     """Model steps since a person last spoke (user input, answer or approval)."""
     last_event_id: str | None = None
     """The id of the newest event, the version an append extends."""
+    wake_at: datetime | None = None
+    """When a `sleeping` thread is due; None while it waits for an outside event."""
 
     @property
     def waiting_reason(self) -> str | None:
@@ -147,7 +153,11 @@ def advance(state: ThreadState, event: Event) -> ThreadState:
             return _approval(state, event)
         case "tool_response":
             counts = {k: v for k, v in state.consecutive_errors.items() if k != _field(event, "intent")}
-            return _settled(state, consecutive_errors=MappingProxyType(counts))
+            settled = _settled(state, consecutive_errors=MappingProxyType(counts))
+            running = state.runnable
+            if running is not None and settled.status == "ready" and _field(running.call, "policy") == "external":
+                return replace(settled, status="sleeping", wake_at=None)  # the outcome comes from outside
+            return settled
         case "error":
             return _error(state, event)
         case "request_human_input" | "request_more_information":
@@ -168,6 +178,8 @@ def advance(state: ThreadState, event: Event) -> ThreadState:
             return replace(state, status="done", pending=None, runnable=None, model_errors=0, steps=state.steps + 1)
         case "failed":
             return replace(state, status="failed", pending=None, runnable=None)
+        case "wait_until":
+            return replace(state, status="sleeping", pending=None, wake_at=_time(event), steps=state.steps + 1)
         case _:
             # Any other event comes from outside (user_input, a Slack message, a webhook):
             # it is a person or system speaking, so a waiting or finished thread resumes.
@@ -179,7 +191,18 @@ def advance(state: ThreadState, event: Event) -> ThreadState:
 
 def _resumed(state: ThreadState) -> ThreadState:
     # A recorded call that has not run stays runnable: an outside event does not cancel it.
-    return replace(state, status="ready", pending=None, consecutive_errors=_NO_COUNTS, model_errors=0, steps=0)
+    return replace(
+        state, status="ready", pending=None, consecutive_errors=_NO_COUNTS, model_errors=0, steps=0, wake_at=None
+    )
+
+
+def _time(event: Event) -> datetime | None:
+    until = _field(event, "until")
+    try:
+        moment = datetime.fromisoformat(str(until))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _answered(state: ThreadState, event: Event) -> ThreadState:

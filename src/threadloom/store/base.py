@@ -44,6 +44,7 @@ def summarise(thread: Thread, updated_at: datetime) -> ThreadSummary:
         parent_id=parent if isinstance(parent, str) else None,
         events=len(thread),
         updated_at=updated_at,
+        wake_at=thread.state.wake_at,
     )
 
 

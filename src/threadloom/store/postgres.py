@@ -118,14 +118,15 @@ class PostgresStore:
                 check_version(thread, after, None if row is None else int(row[0]))
                 if row is None:
                     await cur.execute(
-                        "INSERT INTO threadloom_threads (thread_id, agent, parent_id, status, events, metadata,"
-                        " created_at, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                        "INSERT INTO threadloom_threads (thread_id, agent, parent_id, status, events, wake_at,"
+                        " metadata, created_at, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
                         (
                             thread.id,
                             summary.agent,
                             summary.parent_id,
                             summary.status,
                             summary.events,
+                            summary.wake_at,
                             encode_metadata(thread),
                             now,
                             now,
@@ -133,8 +134,9 @@ class PostgresStore:
                     )
                 else:
                     await cur.execute(
-                        "UPDATE threadloom_threads SET status = %s, events = %s, updated_at = %s WHERE thread_id = %s",
-                        (summary.status, summary.events, now, thread.id),
+                        "UPDATE threadloom_threads SET status = %s, events = %s, wake_at = %s, updated_at = %s"
+                        " WHERE thread_id = %s",
+                        (summary.status, summary.events, summary.wake_at, now, thread.id),
                     )
                 if rows:
                     await cur.executemany(

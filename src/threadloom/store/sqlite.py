@@ -116,6 +116,7 @@ class SQLiteStore:
         rows = [(thread.id, seq, *encode_event(e)) for seq, e in enumerate(thread.events[after:], start=after + 1)]
         now = datetime.now(UTC)
         summary = summarise(thread, now)
+        wake_at = format_time(summary.wake_at) if summary.wake_at else None
 
         def write(db: sqlite3.Connection) -> None:
             db.execute("BEGIN IMMEDIATE")
@@ -131,14 +132,15 @@ class SQLiteStore:
                 check_version(thread, after, None if row is None else row[0])
                 if row is None:
                     db.execute(
-                        "INSERT INTO threads (thread_id, agent, parent_id, status, events, metadata, created_at,"
-                        " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        "INSERT INTO threads (thread_id, agent, parent_id, status, events, wake_at, metadata,"
+                        " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         (
                             thread.id,
                             summary.agent,
                             summary.parent_id,
                             summary.status,
                             summary.events,
+                            wake_at,
                             encode_metadata(thread),
                             format_time(now),
                             format_time(now),
@@ -146,8 +148,8 @@ class SQLiteStore:
                     )
                 else:
                     db.execute(
-                        "UPDATE threads SET status = ?, events = ?, updated_at = ? WHERE thread_id = ?",
-                        (summary.status, summary.events, format_time(now), thread.id),
+                        "UPDATE threads SET status = ?, events = ?, wake_at = ?, updated_at = ? WHERE thread_id = ?",
+                        (summary.status, summary.events, wake_at, format_time(now), thread.id),
                     )
                 db.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
                 db.execute("COMMIT")
