@@ -26,6 +26,7 @@ from .intents import DoneForNow, Intent, RequestHumanInput, RequestMoreInformati
 from .parsing import parse
 from .runtime import Runtime
 from .state import RunnableCall, Status, ThreadState
+from .worker import Worker
 
 __all__ = [
     "Agent",
@@ -55,6 +56,7 @@ __all__ = [
     "ToolRetry",
     "UserError",
     "VersionConflict",
+    "Worker",
     "parse",
     "tool",
 ]

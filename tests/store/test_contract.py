@@ -139,3 +139,36 @@ async def test_any_thread_appended_in_chunks_reads_back_exactly(store: ThreadSto
         written = len(thread)
     loaded = await store.load(thread.id)
     assert loaded.to_json() == thread.to_json() and loaded.state == thread.state
+
+
+async def test_leases_are_exclusive_renewable_and_expire(store: ThreadStore) -> None:
+    threads = [Thread.start("user_input", str(i)) for i in range(3)]
+    for t in threads:
+        await store.append(t, after=0)
+    done = Thread.start("user_input", "x").append(Event("done_for_now", {"message": "m"}))
+    await store.append(done, after=0)
+    first = await store.claim("w1", lease_seconds=30, limit=2)
+    second = await store.claim("w2", lease_seconds=30, limit=5)
+    assert sorted(first + second) == sorted(t.id for t in threads) and not set(first) & set(second)
+    assert await store.claim("w3", lease_seconds=30, limit=5) == []
+    assert await store.renew(first[0], "w1", lease_seconds=30)
+    assert not await store.renew(first[0], "w2", lease_seconds=30)
+    await store.release(first[0], "w2")  # not w2's: nothing happens
+    assert await store.claim("w3", lease_seconds=30, limit=5) == []
+    await store.release(first[0], "w1")
+    assert await store.claim("w3", lease_seconds=30, limit=5) == [first[0]]
+    expiring = await store.claim("w4", lease_seconds=0.0, limit=5)  # nothing left to claim
+    assert expiring == []
+    await store.release(first[0], "w3")
+    short = await store.claim("w5", lease_seconds=0.05, limit=1)
+    await asyncio.sleep(0.1)
+    assert not await store.renew(short[0], "w5", lease_seconds=30)  # expired
+    assert await store.claim("w6", lease_seconds=30, limit=1) == short
+
+
+async def test_concurrent_claims_never_share_a_thread(store: ThreadStore) -> None:
+    for i in range(20):
+        await store.append(Thread.start("user_input", str(i)), after=0)
+    batches = await asyncio.gather(*(store.claim(f"w{i}", lease_seconds=30, limit=3) for i in range(10)))
+    claimed = [t for batch in batches for t in batch]
+    assert len(claimed) == len(set(claimed)) == 20

@@ -114,6 +114,22 @@ class ThreadStore(Protocol):
         """The thread an idempotency key was delivered to, or None."""
         ...
 
+    async def claim(self, owner: str, *, lease_seconds: float, limit: int) -> list[str]:
+        """Lease up to `limit` `ready` threads that no live lease holds, oldest first, to `owner`.
+
+        Returns:
+            The ids of the threads now leased to `owner` until `lease_seconds` from now.
+        """
+        ...
+
+    async def renew(self, thread_id: str, owner: str, *, lease_seconds: float) -> bool:
+        """Extend `owner`'s lease; False when the lease is no longer `owner`'s (it expired and was taken)."""
+        ...
+
+    async def release(self, thread_id: str, owner: str) -> None:
+        """Give up `owner`'s lease on the thread (nothing happens if `owner` does not hold it)."""
+        ...
+
     async def aclose(self) -> None:
         """Release connections; the store is unusable afterwards."""
         ...

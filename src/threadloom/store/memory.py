@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from ..events import Thread
 from ..exceptions import AlreadyDelivered, ThreadNotFound
@@ -21,6 +21,7 @@ class MemoryStore:
         self._threads: dict[str, Thread] = {}
         self._summaries: dict[str, ThreadSummary] = {}
         self._keys: dict[str, str] = {}
+        self._leases: dict[str, tuple[str, datetime]] = {}
         self._lock = asyncio.Lock()
 
     async def append(self, thread: Thread, *, after: int, idempotency_key: str | None = None) -> None:
@@ -66,6 +67,33 @@ class MemoryStore:
     async def find_key(self, idempotency_key: str) -> str | None:
         """See `ThreadStore.find_key`."""
         return self._keys.get(idempotency_key)
+
+    async def claim(self, owner: str, *, lease_seconds: float, limit: int) -> list[str]:
+        """See `ThreadStore.claim`."""
+        now = datetime.now(UTC)
+        claimed: list[str] = []
+        for summary in await self.list(status="ready", limit=len(self._summaries) or 1):
+            if len(claimed) == limit:
+                break
+            lease = self._leases.get(summary.thread_id)
+            if lease is None or lease[1] <= now:
+                self._leases[summary.thread_id] = (owner, now + timedelta(seconds=lease_seconds))
+                claimed.append(summary.thread_id)
+        return claimed
+
+    async def renew(self, thread_id: str, owner: str, *, lease_seconds: float) -> bool:
+        """See `ThreadStore.renew`."""
+        lease = self._leases.get(thread_id)
+        now = datetime.now(UTC)
+        if lease is None or lease[0] != owner or lease[1] <= now:
+            return False
+        self._leases[thread_id] = (owner, now + timedelta(seconds=lease_seconds))
+        return True
+
+    async def release(self, thread_id: str, owner: str) -> None:
+        """See `ThreadStore.release`."""
+        if self._leases.get(thread_id, ("", None))[0] == owner:
+            del self._leases[thread_id]
 
     async def aclose(self) -> None:
         """Nothing to release."""

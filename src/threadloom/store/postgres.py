@@ -204,6 +204,40 @@ class PostgresStore:
             row = await cur.fetchone()
         return None if row is None else str(row[0])
 
+    async def claim(self, owner: str, *, lease_seconds: float, limit: int) -> list[str]:
+        """See `ThreadStore.claim`. `FOR UPDATE SKIP LOCKED` lets many workers claim without waiting on each other."""
+        sql = (
+            "UPDATE threadloom_threads SET lease_owner = %s, lease_expires = now() + make_interval(secs => %s)"
+            " WHERE thread_id IN (SELECT thread_id FROM threadloom_threads WHERE status = 'ready'"
+            " AND (lease_expires IS NULL OR lease_expires <= now()) ORDER BY updated_at LIMIT %s"
+            " FOR UPDATE SKIP LOCKED) RETURNING thread_id"
+        )
+        try:
+            async with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+                await cur.execute(sql, (owner, lease_seconds, limit))
+                return [str(r[0]) for r in await cur.fetchall()]
+        except psycopg.Error as exc:
+            raise StoreError(f"PostgreSQL store: {exc}") from exc
+
+    async def renew(self, thread_id: str, owner: str, *, lease_seconds: float) -> bool:
+        """See `ThreadStore.renew`."""
+        async with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+            await cur.execute(
+                "UPDATE threadloom_threads SET lease_expires = now() + make_interval(secs => %s)"
+                " WHERE thread_id = %s AND lease_owner = %s AND lease_expires > now()",
+                (lease_seconds, thread_id, owner),
+            )
+            return cur.rowcount == 1
+
+    async def release(self, thread_id: str, owner: str) -> None:
+        """See `ThreadStore.release`."""
+        async with self._pool.connection() as conn, conn.transaction():
+            await conn.execute(
+                "UPDATE threadloom_threads SET lease_owner = NULL, lease_expires = NULL"
+                " WHERE thread_id = %s AND lease_owner = %s",
+                (thread_id, owner),
+            )
+
     async def aclose(self) -> None:
         """Close the connection pool."""
         await self._pool.close()

@@ -13,7 +13,7 @@ import asyncio
 import sqlite3
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -223,6 +223,58 @@ class SQLiteStore:
             return None if row is None else str(row[0])
 
         return await self._run(read)
+
+    async def claim(self, owner: str, *, lease_seconds: float, limit: int) -> list[str]:
+        """See `ThreadStore.claim`. `BEGIN IMMEDIATE` makes the pick and the lease one step across processes."""
+        now = datetime.now(UTC)
+        expires = format_time(now + timedelta(seconds=lease_seconds))
+
+        def write(db: sqlite3.Connection) -> list[str]:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                ids = [
+                    r[0]
+                    for r in db.execute(
+                        "SELECT thread_id FROM threads WHERE status = 'ready'"
+                        " AND (lease_expires IS NULL OR lease_expires <= ?) ORDER BY updated_at LIMIT ?",
+                        (format_time(now), limit),
+                    )
+                ]
+                db.executemany(
+                    "UPDATE threads SET lease_owner = ?, lease_expires = ? WHERE thread_id = ?",
+                    [(owner, expires, i) for i in ids],
+                )
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            return ids
+
+        return await self._run(write)
+
+    async def renew(self, thread_id: str, owner: str, *, lease_seconds: float) -> bool:
+        """See `ThreadStore.renew`."""
+        now = datetime.now(UTC)
+
+        def write(db: sqlite3.Connection) -> bool:
+            cursor = db.execute(
+                "UPDATE threads SET lease_expires = ? WHERE thread_id = ? AND lease_owner = ? AND lease_expires > ?",
+                (format_time(now + timedelta(seconds=lease_seconds)), thread_id, owner, format_time(now)),
+            )
+            return cursor.rowcount == 1
+
+        return await self._run(write)
+
+    async def release(self, thread_id: str, owner: str) -> None:
+        """See `ThreadStore.release`."""
+
+        def write(db: sqlite3.Connection) -> None:
+            db.execute(
+                "UPDATE threads SET lease_owner = NULL, lease_expires = NULL WHERE thread_id = ? AND lease_owner = ?",
+                (thread_id, owner),
+            )
+
+        await self._run(write)
 
     async def aclose(self) -> None:
         """Close the connection."""

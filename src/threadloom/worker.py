@@ -1,0 +1,158 @@
+"""`Worker`: a long-running service that claims runnable threads with a lease and runs them.
+
+Any number of workers, in any number of processes and machines, can share one store: a thread is
+leased to one worker at a time (SQLite: `BEGIN IMMEDIATE`; PostgreSQL: `FOR UPDATE SKIP LOCKED`),
+the lease is renewed while the worker runs it and released when the thread stops. A worker that
+dies leaves its leases to expire; another worker then continues from what the log says
+(`tool_started` without a result is recovered as in the loop). A worker that loses a lease while
+running (it stalled past the lease) stops that run at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import time
+
+from .exceptions import ThreadloomError
+from .runtime import Runtime
+
+__all__ = ["Worker"]
+
+log = logging.getLogger("threadloom.worker")
+
+
+class Worker:
+    """Runs the threads of a runtime's store until stopped.
+
+    Example:
+        ```python
+        import asyncio
+
+        from threadloom import Agent, Event, Runtime, Worker
+        from threadloom.models import ScriptedModel
+
+
+        async def main() -> None:
+            agent = Agent(name="a", model=ScriptedModel(['{"intent": "done_for_now", "message": "ok"}']))
+            runtime = Runtime(store="memory://", agents=[agent])
+            thread_id = await runtime.launch("a", Event("user_input", {"text": "hi"}))
+            assert await Worker(runtime).run_until_idle() == 1
+            assert (await runtime.get(thread_id)).status == "done"
+
+
+        asyncio.run(main())
+        ```
+    """
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        *,
+        concurrency: int = 4,
+        owner: str | None = None,
+        lease_seconds: float = 30,
+        poll_seconds: float = 0.5,
+    ) -> None:
+        """Configure a worker; nothing runs until `run`, `run_until_idle` or `serve`.
+
+        Args:
+            runtime: The runtime whose agents and store the worker uses.
+            concurrency: Threads run at once by this worker.
+            owner: The name leases are taken under; host, process id and a counter by default.
+            lease_seconds: How long a claim lasts unless renewed (renewed every third of it).
+            poll_seconds: How often to look for new work when idle.
+        """
+        self.runtime = runtime
+        self.concurrency = max(1, concurrency)
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+        self.lease_seconds = lease_seconds
+        self.poll_seconds = poll_seconds
+        self._skip: dict[str, float] = {}  # threads that failed here: not retried until this time
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Claim and run threads until `stop` is set, then finish the runs under way and return."""
+        running: dict[str, asyncio.Task[None]] = {}
+        while not stop.is_set():
+            await self._fill(running)
+            stopping = asyncio.ensure_future(stop.wait())
+            waiters: set[asyncio.Future[object]] = {stopping, *running.values()}  # pyright: ignore[reportAssignmentType]
+            await asyncio.wait(waiters, timeout=self.poll_seconds, return_when=asyncio.FIRST_COMPLETED)
+            stopping.cancel()
+            for thread_id in [t for t, task in running.items() if task.done()]:
+                del running[thread_id]
+        # Stopping: let each run finish its current steps; its lease is released as it ends.
+        await asyncio.gather(*running.values(), return_exceptions=True)
+
+    async def run_until_idle(self) -> int:
+        """Run claimed threads until none is runnable (for tests and scripts).
+
+        Returns:
+            How many thread runs it made.
+        """
+        runs = 0
+        while True:
+            running: dict[str, asyncio.Task[None]] = {}
+            await self._fill(running)
+            if not running:
+                return runs
+            await asyncio.gather(*running.values())
+            runs += len(running)
+
+    def serve(self) -> None:
+        """Run until SIGTERM or SIGINT, then finish the runs under way: the entry point of a worker process."""
+
+        async def main() -> None:
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, stop.set)
+            try:
+                await self.run(stop)
+            finally:
+                await self.runtime.aclose()
+
+        asyncio.run(main())
+
+    async def _fill(self, running: dict[str, asyncio.Task[None]]) -> None:
+        await self.runtime.wake_due()
+        free = self.concurrency - len(running)
+        if free <= 0:
+            return
+        store = await self.runtime.store()
+        now = time.monotonic()
+        for thread_id in await store.claim(self.owner, lease_seconds=self.lease_seconds, limit=free):
+            if self._skip.get(thread_id, 0) > now:
+                await store.release(thread_id, self.owner)
+                continue
+            running[thread_id] = asyncio.create_task(self._work(thread_id))
+
+    async def _work(self, thread_id: str) -> None:
+        store = await self.runtime.store()
+        run = asyncio.create_task(self.runtime.run_thread(thread_id))
+        keeper = asyncio.create_task(self._keep_lease(thread_id, run))
+        try:
+            await run
+        except asyncio.CancelledError:
+            log.warning("worker %s lost its lease on thread %s and stopped running it", self.owner, thread_id)
+        except ThreadloomError as exc:
+            # A thread this worker cannot run (unknown agent, store trouble): leave it for a while.
+            log.error("worker %s could not run thread %s: %s", self.owner, thread_id, exc)
+            self._skip[thread_id] = time.monotonic() + 60
+        finally:
+            keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await keeper
+            await store.release(thread_id, self.owner)
+
+    async def _keep_lease(self, thread_id: str, run: asyncio.Task[object]) -> None:
+        store = await self.runtime.store()
+        while True:
+            await asyncio.sleep(self.lease_seconds / 3)
+            if not await store.renew(thread_id, self.owner, lease_seconds=self.lease_seconds):
+                run.cancel()  # another worker may hold it now: two runners must never both act
+                return

@@ -1,0 +1,162 @@
+"""Workers: leases keep each thread on one worker; many processes share one store, each effect once."""
+
+import asyncio
+import importlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import cast
+
+from threadloom import Agent, Event, Message, Runtime, Thread, Worker, tool
+from threadloom.models import ScriptedModel
+from threadloom.store import ThreadStore
+
+WORKLOAD = Path(__file__).parent / "workers" / "deploy_workload.py"
+DONE = '{"intent": "done_for_now", "message": "ok"}'
+
+
+async def test_run_until_idle_runs_every_thread_once(store: ThreadStore) -> None:
+    calls: list[str] = []
+
+    @tool
+    def work(n: int) -> int:
+        """Work."""
+        calls.append(str(n))
+        return n
+
+    def decide(messages: Sequence[Message]) -> str:
+        return DONE if "<work_result>" in messages[-1].content else '{"intent": "work", "n": 1}'
+
+    outputs = [decide] * 40
+    runtime = Runtime(store=store, agents=[Agent(name="w", model=ScriptedModel(outputs), tools=[work])])
+    ids = [await runtime.launch("w", Event("user_input", {"i": i})) for i in range(10)]
+    worker = Worker(runtime, concurrency=3)
+    assert await worker.run_until_idle() == 10
+    assert len(calls) == 10
+    assert [(await runtime.get(i)).status for i in ids] == ["done"] * 10
+    assert await worker.run_until_idle() == 0
+
+
+async def test_run_stops_when_asked_and_releases_its_leases(store: ThreadStore) -> None:
+    runtime = Runtime(store=store, agents=[Agent(name="a", model=ScriptedModel([DONE] * 5))])
+    ids = [await runtime.launch("a", Event("user_input", {"i": i})) for i in range(5)]
+    stop = asyncio.Event()
+    worker = Worker(runtime, concurrency=2, poll_seconds=0.01)
+    task = asyncio.create_task(worker.run(stop))
+    for _ in range(500):
+        if [(await runtime.get(i)).status for i in ids] == ["done"] * 5:
+            break
+        await asyncio.sleep(0.01)
+    stop.set()
+    await asyncio.wait_for(task, timeout=5)
+    assert [(await runtime.get(i)).status for i in ids] == ["done"] * 5
+
+
+async def test_a_thread_whose_agent_is_unknown_does_not_stop_the_worker(store: ThreadStore) -> None:
+    runtime = Runtime(store=store, agents=[Agent(name="a", model=ScriptedModel([DONE]))])
+    await runtime.launch("a", Event("user_input", "x"))
+    stranger = Runtime(store=store, agents=[Agent(name="b", model=ScriptedModel([]))])
+    await stranger.launch("b", Event("user_input", "y"))
+    assert await Worker(runtime).run_until_idle() == 2  # one done, one skipped with an error logged
+    assert [s.status for s in await runtime.list(agent="a")] == ["done"]
+
+
+def _launch_all(url: str, count: int) -> list[str]:
+    sys.path.insert(0, str(WORKLOAD.parent))
+    workload = importlib.import_module("deploy_workload")  # the worker processes' own agent
+    runtime = Runtime(store=url, agents=[cast(Agent, workload.agent())])
+
+    async def main() -> list[str]:
+        ids = [await runtime.launch("recorder", Event("user_input", {"i": i})) for i in range(count)]
+        await runtime.aclose()
+        return ids
+
+    return asyncio.run(main())
+
+
+def _wait_all_done(url: str, ids: list[str], timeout: float, settled: bool = False) -> dict[str, str]:
+    async def statuses() -> dict[str, str]:
+        runtime = Runtime(store=url)
+        found = {i: (await runtime.get(i)).status for i in ids}
+        await runtime.aclose()
+        return found
+
+    deadline = time.monotonic() + timeout
+    found = asyncio.run(statuses())
+    ends = {"done", "waiting_human"} if settled else {"done"}
+    while time.monotonic() < deadline and any(s not in ends for s in found.values()):
+        time.sleep(0.1)
+        found = asyncio.run(statuses())
+    return found
+
+
+def _run_processes(url: str, effects: Path, workers: int, threads: int) -> None:
+    ids = _launch_all(url, threads)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    procs = [
+        subprocess.Popen([sys.executable, str(WORKLOAD), url, str(effects)], env=env, stderr=subprocess.PIPE)
+        for _ in range(workers)
+    ]
+    try:
+        found = _wait_all_done(url, ids, timeout=60)
+    finally:
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
+        errors = [proc.communicate(timeout=30)[1].decode() for proc in procs]
+    assert all(proc.returncode == 0 for proc in procs), errors
+    assert set(found.values()) == {"done"}, found
+    lines = effects.read_text().splitlines()
+    assert len(lines) == threads and len(set(lines)) == threads  # each effect exactly once
+
+
+def test_several_worker_processes_on_sqlite_do_each_effect_once(tmp_path: Path) -> None:
+    _run_processes(f"sqlite:///{tmp_path}/threads.db", tmp_path / "effects.txt", workers=3, threads=60)
+
+
+def test_several_worker_processes_on_postgres_do_each_effect_once(tmp_path: Path, postgres_url: str) -> None:
+    _run_processes(postgres_url, tmp_path / "effects.txt", workers=4, threads=120)
+
+
+def test_a_killed_worker_leaves_nothing_repeated(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/threads.db"
+    effects = tmp_path / "effects.txt"
+    ids = _launch_all(url, 30)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    victim = subprocess.Popen([sys.executable, str(WORKLOAD), url, str(effects)], env=env)
+    for _ in range(200):  # let it do some of the work, then kill it mid-flight
+        if effects.exists() and len(effects.read_text().splitlines()) >= 5:
+            break
+        time.sleep(0.02)
+    victim.kill()
+    victim.wait()
+    survivor = subprocess.Popen([sys.executable, str(WORKLOAD), url, str(effects)], env=env)
+    try:
+        _wait_all_done(url, ids, timeout=60, settled=True)  # leases of the dead worker expire after 5 s
+    finally:
+        survivor.send_signal(signal.SIGTERM)
+        survivor.wait(timeout=30)
+    keys = [line.split()[0] for line in effects.read_text().splitlines()]
+    assert len(keys) == len(set(keys))  # no effect repeated
+    threads = _load_all(url, ids)
+    for thread in threads:
+        calls = [e.id for e in thread.events if e.type == "tool_call"]
+        if thread.status == "done":
+            assert [k for k in keys if k in calls] == calls  # its one effect happened once
+        else:  # the kill hit between tool_started and the result: a person decides, nothing re-ran
+            assert thread.status == "waiting_human" and thread.pending is not None
+            assert thread.pending.data["reason"] == "outcome_unknown"  # pyright: ignore[reportArgumentType, reportCallIssue, reportIndexIssue, reportOptionalSubscript]
+            assert sum(k in calls for k in keys) <= 1
+
+
+def _load_all(url: str, ids: list[str]) -> list[Thread]:
+    async def main() -> list[Thread]:
+        runtime = Runtime(store=url)
+        threads = [await runtime.get(i) for i in ids]
+        await runtime.aclose()
+        return threads
+
+    return asyncio.run(main())
