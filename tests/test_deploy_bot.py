@@ -1,12 +1,18 @@
-"""The demo runs end to end, both ways, without a terminal (as CI runs it)."""
+"""The demo, end to end: without a terminal (as CI runs it), both ways, and across three processes."""
 
+import json
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
-EXAMPLE = Path(__file__).parent.parent / "examples" / "deploy_bot.py"
+ROOT = Path(__file__).parent.parent
+EXAMPLE = ROOT / "examples" / "deploy_bot.py"
+CLI = [sys.executable, "-m", "threadloom.cli"]
 
 
 def run(*args: str) -> str:
@@ -17,17 +23,81 @@ def run(*args: str) -> str:
     return done.stdout
 
 
-@pytest.mark.parametrize("args", [(), ("--approve",)])
-def test_approving_deploys_and_finishes(args: tuple[str, ...]) -> None:
-    out = run(*args)
+@pytest.mark.parametrize("flags", [(), ("--approve",)])
+def test_approving_deploys_and_finishes(flags: tuple[str, ...], tmp_path: Path) -> None:
+    out = run("--store", f"sqlite:///{tmp_path}/t.db", *flags)
     assert "<list_git_tags_result>" in out  # prefetched before the model's first call
     assert "Stopped before running: approval to run `deploy_backend` (status 'waiting_approval')" in out
+    assert "threadloom threads approve th_" in out
     assert "'status': 'success', 'tag': 'v1.2.3', 'environment': 'production'" in out
     assert out.rstrip().endswith("done_for_now  {'message': 'Deployed v1.2.3 to production.'}")
 
 
-def test_rejecting_sends_the_feedback_to_the_model_and_nothing_runs() -> None:
-    out = run("--reject", "use staging first")
+def test_rejecting_sends_the_feedback_to_the_model_and_nothing_runs(tmp_path: Path) -> None:
+    out = run("--store", f"sqlite:///{tmp_path}/t.db", "--reject", "use staging first")
     assert "'approved': False, 'feedback': 'use staging first'" in out
     assert "'status': 'success'" not in out
     assert out.rstrip().endswith("the deploy was rejected.'}")
+
+
+def cli(*args: str, store: str) -> str:
+    done = subprocess.run(
+        [*CLI, *args, "--store", store], capture_output=True, text=True, check=False, cwd=ROOT, env=_env()
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), *sys.path]), "COLUMNS": "200"}
+
+
+def test_launched_here_approved_from_the_cli_finished_by_a_worker(tmp_path: Path) -> None:
+    store = f"sqlite:///{tmp_path}/t.db"
+    launch = (
+        "import asyncio, sys\n"
+        "from threadloom import Event, Runtime\n"
+        "from examples.deploy_bot import build_agent\n"
+        "async def main():\n"
+        f"    runtime = Runtime(store={store!r}, agents=[build_agent()])\n"
+        "    tid = await runtime.launch('deploy_bot', Event('slack_message', {'text': 'deploy the backend'}))\n"
+        "    await runtime.run_until_idle()\n"
+        "    print(tid)\n"
+        "    await runtime.aclose()\n"
+        "asyncio.run(main())\n"
+    )
+    first = subprocess.run([sys.executable, "-c", launch], capture_output=True, text=True, cwd=ROOT, env=_env())
+    assert first.returncode == 0, first.stderr
+    thread_id = first.stdout.strip()
+
+    listing = cli("threads", "ls", "--status", "waiting_approval", store=store)
+    assert thread_id in listing
+    assert "is waiting_approval: approval to run `deploy_backend`" in cli("threads", "show", thread_id, store=store)
+    rendered = cli("threads", "render", thread_id, "--agents", "examples.deploy_bot:build_agent", store=store)
+    assert "[system]" in rendered and "<list_git_tags_result>" in rendered
+    assert f"thread {thread_id} is ready" in cli("threads", "approve", thread_id, store=store)
+
+    worker = subprocess.Popen(
+        [*CLI, "worker", "--agents", "examples.deploy_bot:build_agent", "--store", store],
+        cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        for _ in range(300):
+            if f"thread {thread_id} is done" in cli("threads", "show", thread_id, store=store):
+                break
+            time.sleep(0.1)
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        out, err = worker.communicate(timeout=30)
+    shown = cli("threads", "show", thread_id, store=store)
+    assert f"thread {thread_id} is done" in shown
+    assert json.dumps({"message": "Deployed v1.2.3 to production."}) in shown
+    assert worker.returncode == 0, out + err
+
+
+def test_cli_errors_are_one_line(tmp_path: Path) -> None:
+    store = f"sqlite:///{tmp_path}/t.db"
+    done = subprocess.run(
+        [*CLI, "threads", "show", "th_nope", "--store", store], capture_output=True, text=True, env=_env()
+    )
+    assert done.returncode == 1 and done.stdout.strip() == "error: no thread 'th_nope' in the store"
