@@ -2,12 +2,17 @@
 
 Run as a worker process: `python deploy_workload.py STORE_URL EFFECTS_FILE`. Effects are appended
 to a file outside the store, so a test can count them whatever happened to the workers.
+`THREADLOOM_LEASE_SECONDS` and `THREADLOOM_TOOL_DELAY` (seconds, the longest random pause inside
+the tool) tune it for fault tests; the process prints `ready` once its worker starts.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
+import random
 import sys
+import time
 from collections.abc import Sequence
 
 from threadloom import Agent, Runtime, Worker, tool
@@ -19,6 +24,7 @@ from threadloom.models import ScriptedModel
 @tool
 def record_effect(label: str) -> str:
     """Do the one thing this thread must do exactly once."""
+    time.sleep(random.uniform(0, float(os.environ.get("THREADLOOM_TOOL_DELAY", "0"))))
     with open(os.environ["THREADLOOM_EFFECTS_FILE"], "a") as effects:  # O_APPEND: whole lines from many processes
         effects.write(f"{idempotency_key()} {label}\n")
     return "recorded"
@@ -34,7 +40,22 @@ def agent() -> Agent:
     return Agent(name="recorder", model=ScriptedModel([decide] * 100_000), tools=[record_effect])
 
 
+async def serve(url: str) -> None:
+    lease = float(os.environ.get("THREADLOOM_LEASE_SECONDS", "5"))
+    worker = Worker(Runtime(store=url, agents=[agent()]), concurrency=4, lease_seconds=lease, poll_seconds=0.02)
+    await worker.runtime.store()
+    print("ready", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    import signal
+
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    try:
+        await worker.run(stop)
+    finally:
+        await worker.runtime.aclose()
+
+
 if __name__ == "__main__":
-    url = sys.argv[1]
     os.environ["THREADLOOM_EFFECTS_FILE"] = sys.argv[2]
-    Worker(Runtime(store=url, agents=[agent()]), concurrency=4, lease_seconds=5, poll_seconds=0.05).serve()
+    asyncio.run(serve(sys.argv[1]))
