@@ -10,6 +10,12 @@ from threadloom import models
 def test_public_api_is_pinned() -> None:
     assert sorted(threadloom.__all__) == sorted(
         [
+            "Refused",
+            "RateLimited",
+            "ProviderError",
+            "ModelTimeout",
+            "ModelHTTPError",
+            "ContextTooLong",
             "Agent",
             "AlreadyDelivered",
             "ContextTooLarge",
@@ -44,7 +50,17 @@ def test_public_api_is_pinned() -> None:
     )
     for name in threadloom.__all__:
         assert getattr(threadloom, name) is not None
-    assert sorted(models.__all__) == ["Completion", "Model", "ModelRequest", "ScriptedModel", "ScriptedOutput"]
+    assert sorted(models.__all__) == [
+        "Completion",
+        "Model",
+        "ModelRequest",
+        "ModelSettings",
+        "ScriptedModel",
+        "ScriptedOutput",
+        "Strategy",
+        "ToolDefinition",
+        "Usage",
+    ]
 
 
 def test_the_core_imports_only_pydantic_and_json_repair() -> None:

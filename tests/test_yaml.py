@@ -525,7 +525,7 @@ def _node(src: _Lines, indent: int) -> JsonValue:
 def _load(text: str) -> JsonValue:
     """Reads back the YAML subset dump_yaml writes, checking each scalar as a YAML parser would."""
     try:
-        import yaml  # pyright: ignore[reportMissingModuleSource]
+        import yaml
     except ImportError:
         src = _Lines(text)
         value = _node(src, 0)

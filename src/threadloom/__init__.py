@@ -10,9 +10,15 @@ from .events import Event, EventLog, Thread
 from .exceptions import (
     AlreadyDelivered,
     ContextTooLarge,
+    ContextTooLong,
     InvalidTransition,
     ModelError,
+    ModelHTTPError,
+    ModelTimeout,
     ParseError,
+    ProviderError,
+    RateLimited,
+    Refused,
     ScriptExhausted,
     StoreError,
     ThreadDecodeError,
@@ -29,6 +35,12 @@ from .state import RunnableCall, Status, ThreadState
 from .worker import Worker
 
 __all__ = [
+    "Refused",
+    "RateLimited",
+    "ProviderError",
+    "ModelTimeout",
+    "ModelHTTPError",
+    "ContextTooLong",
     "Agent",
     "AlreadyDelivered",
     "ContextTooLarge",

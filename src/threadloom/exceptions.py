@@ -7,6 +7,12 @@
     ├── ParseError             model text that cannot become the asked-for type
     ├── ContextTooLarge        a rendering over its token budget after compaction
     ├── ModelError             the model could not give an answer
+    │   ├── ModelHTTPError     the provider answered with an HTTP error (status_code, body)
+    │   │   ├── RateLimited    429 / overloaded: retried by the SDK, then raised
+    │   │   ├── ContextTooLong the request is over the model's context window
+    │   │   └── ProviderError  any other error the provider reports (5xx, bad request, bad JSON)
+    │   ├── ModelTimeout       no answer in time
+    │   ├── Refused            the model declined to answer (safety refusal, content filter)
     │   └── ScriptExhausted    a ScriptedModel was asked for more outputs than it has
     └── StoreError             the thread store refused or failed an operation
         ├── ThreadNotFound     no thread has that id
@@ -22,9 +28,15 @@ from __future__ import annotations
 __all__ = [
     "AlreadyDelivered",
     "ContextTooLarge",
+    "ContextTooLong",
     "InvalidTransition",
     "ModelError",
+    "ModelHTTPError",
+    "ModelTimeout",
     "ParseError",
+    "ProviderError",
+    "RateLimited",
+    "Refused",
     "ScriptExhausted",
     "StoreError",
     "ThreadDecodeError",
@@ -91,6 +103,42 @@ class ContextTooLarge(ThreadloomError):
 
 class ModelError(ThreadloomError):
     """The model could not give an answer (network, provider or script trouble)."""
+
+
+class ModelHTTPError(ModelError):
+    """The provider answered with an HTTP error.
+
+    Attributes:
+        status_code: The HTTP status (0 when the connection itself failed).
+        body: The error body as the provider sent it (parsed JSON where it was JSON).
+        model: The model that was asked.
+    """
+
+    def __init__(self, message: str, *, status_code: int, body: object = None, model: str = "") -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.body = body
+        self.model = model
+
+
+class RateLimited(ModelHTTPError):
+    """The provider is rate limiting or overloaded (429, Anthropic's 529); the SDK's retries ran out."""
+
+
+class ContextTooLong(ModelHTTPError):
+    """The request does not fit the model's context window; compact the thread (`before_model`)."""
+
+
+class ProviderError(ModelHTTPError):
+    """Any other error the provider reports: a 5xx, a bad request, an answer that is not valid JSON."""
+
+
+class ModelTimeout(ModelError):
+    """The model did not answer within the request's timeout."""
+
+
+class Refused(ModelError):
+    """The model declined to answer (a safety refusal or a content filter)."""
 
 
 class ScriptExhausted(ModelError):

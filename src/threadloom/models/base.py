@@ -1,14 +1,76 @@
-"""The `Model` protocol: the exact messages go in, the model's raw answer comes out."""
+"""The `Model` protocol: the exact messages go in, the model's raw answer comes out.
+
+Every model, however it is asked (native tool calling, a JSON Schema constraint or a plain
+prompt), hands back text that `parsing.parse` turns into the agent's intent: a tool call comes
+back as the flat intent object `{"intent": name, **arguments}`. So one tolerant parser, one error
+path and one retry rule serve every provider.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from dataclasses import KW_ONLY, dataclass, field
+from typing import Any, Literal, Protocol, TypedDict, runtime_checkable
 
 from ..context import Message
 
-__all__ = ["Completion", "Model", "ModelRequest"]
+__all__ = ["Completion", "Model", "ModelRequest", "ModelSettings", "Strategy", "ToolDefinition", "Usage"]
+
+Strategy = Literal["tools", "json_schema", "prompted"]
+"""How a model is made to answer with an intent.
+
+- `"tools"`: native tool calling, each intent one tool, exactly one call required;
+- `"json_schema"`: structured output constrained to the intent union's JSON Schema;
+- `"prompted"`: the schema is in the prompt and the tolerant parser does the rest (any model).
+"""
+
+
+class ModelSettings(TypedDict, total=False):
+    """Per-request options passed through to the provider; leave out what you do not set."""
+
+    max_tokens: int
+    """The most tokens the model may write for one answer."""
+    temperature: float
+    """Sampling temperature; 0 for the most repeatable answers."""
+    top_p: float
+    """Nucleus sampling cut-off."""
+    seed: int
+    """A seed, where the provider supports one."""
+    stop: list[str]
+    """Strings that end the answer."""
+    timeout: float
+    """Seconds to wait for one answer before `ModelTimeout`."""
+
+
+@dataclass(frozen=True, slots=True)
+class ToolDefinition:
+    """One intent offered as a native tool (the `"tools"` strategy)."""
+
+    name: str
+    """The intent's name, which the model calls."""
+    description: str
+    """What the intent does (the tool's docstring)."""
+    parameters: Mapping[str, Any]
+    """JSON Schema of the intent's fields, without the `intent` discriminator."""
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Tokens one model call (or, added up, many) consumed."""
+
+    input_tokens: int = 0
+    """Prompt tokens, cached ones included."""
+    output_tokens: int = 0
+    """Tokens the model wrote."""
+    cached_tokens: int = 0
+    """Prompt tokens served from the provider's cache (a part of `input_tokens`)."""
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            self.input_tokens + other.input_tokens,
+            self.output_tokens + other.output_tokens,
+            self.cached_tokens + other.cached_tokens,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +83,11 @@ class ModelRequest:
     """JSON Schema of the agent's intent union: what the answer must be."""
     intent_names: tuple[str, ...]
     """The intent names the model may choose from, in the agent's order."""
+    _: KW_ONLY
+    tools: tuple[ToolDefinition, ...] = ()
+    """The same intents as native tool definitions, for the `"tools"` strategy."""
+    settings: ModelSettings = field(default_factory=lambda: ModelSettings())
+    """Options for this request (max tokens, temperature, ...)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,9 +95,18 @@ class Completion:
     """A model's answer to one request."""
 
     text: str
-    """The raw text the model produced; `parsing.parse` turns it into an intent."""
+    """The raw text the model produced (a tool call as `{"intent": name, **arguments}`)."""
     model: str
     """The name of the model that answered."""
+    _: KW_ONLY
+    usage: Usage = field(default_factory=Usage)
+    """Tokens in, out and cached for this call."""
+    latency_ms: float = 0.0
+    """Wall-clock time of the call, in milliseconds."""
+    stop_reason: str | None = None
+    """Why the model stopped, as the provider says it (`"stop"`, `"tool_use"`, `"length"`, ...)."""
+    strategy: Strategy = "prompted"
+    """How the answer was obtained."""
 
 
 @runtime_checkable
