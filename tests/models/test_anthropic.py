@@ -1,0 +1,528 @@
+"""AnthropicModel against a real HTTP server on 127.0.0.1 that answers in the Messages API's shapes."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Literal, cast
+
+import pytest
+from pydantic import TypeAdapter
+
+from threadloom import (
+    Agent,
+    ContextTooLong,
+    DoneForNow,
+    ModelHTTPError,
+    ModelTimeout,
+    ParseError,
+    ProviderError,
+    RateLimited,
+    Refused,
+    Thread,
+    UserError,
+    parse,
+    tool,
+)
+from threadloom.context import Message, ToolCall
+from threadloom.models import Completion, Model, ModelRequest, ModelSettings, ScriptedModel, ToolDefinition, Usage
+from threadloom.models.anthropic import AnthropicModel
+
+Json = dict[str, Any]
+
+
+@dataclass
+class Reply:
+    """One scripted answer: a JSON body (dict) or raw text (str), or hold until the test ends."""
+
+    body: Json | str
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict[str, str])
+    hold: bool = False
+
+
+@dataclass
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: Json
+
+
+class MessagesServer:
+    """A Messages API on 127.0.0.1: answers from a script of replies and records what it received."""
+
+    def __init__(self) -> None:
+        self.replies: list[Reply] = []
+        self.received: list[Received] = []
+        self.release = threading.Event()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                raw = self.rfile.read(int(self.headers["content-length"]))
+                server.received.append(
+                    Received(self.path, {k.lower(): v for k, v in self.headers.items()}, json.loads(raw))
+                )
+                reply = server.replies.pop(0) if server.replies else Reply(error("api_error", "no reply"), 500)
+                if reply.hold:
+                    server.release.wait()  # the client times out first; the fixture releases us
+                is_json = not isinstance(reply.body, str)
+                data = (json.dumps(reply.body) if is_json else cast(str, reply.body)).encode()
+                try:
+                    self.send_response(reply.status)
+                    self.send_header("content-type", "application/json" if is_json else "text/html")
+                    self.send_header("content-length", str(len(data)))
+                    for name, value in reply.headers.items():
+                        self.send_header(name, value)
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # a timed-out client hung up
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self.http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.http.daemon_threads = True
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.http.server_address[1]}"
+
+    def reply(self, *replies: Reply | Json) -> None:
+        self.replies += [r if isinstance(r, Reply) else Reply(r) for r in replies]
+
+    @property
+    def last(self) -> Json:
+        return self.received[-1].body
+
+
+@pytest.fixture
+def server() -> Iterator[MessagesServer]:
+    fake = MessagesServer()
+    thread = threading.Thread(target=fake.http.serve_forever, args=(0.01,), daemon=True)
+    thread.start()
+    yield fake
+    fake.release.set()
+    fake.http.shutdown()
+    fake.http.server_close()
+    thread.join()
+
+
+MakeModel = Callable[..., AnthropicModel]
+
+
+@pytest.fixture
+async def make_model(server: MessagesServer) -> AsyncIterator[MakeModel]:
+    made: list[AnthropicModel] = []
+
+    def make(**options: Any) -> AnthropicModel:
+        options = {"api_key": "test-key", "base_url": server.url, "max_retries": 0, **options}
+        model = AnthropicModel(options.pop("model", "claude-test-1"), **options)
+        made.append(model)
+        return model
+
+    yield make
+    for model in made:
+        await model.aclose()
+
+
+# -- the Messages API's documented shapes ---------------------------------------------------------
+
+
+def message(
+    *content: Json,
+    stop_reason: str = "end_turn",
+    usage: Json | None = None,
+    model: str = "claude-test-1-20261101",
+) -> Json:
+    return {
+        "id": "msg_01XFDUDYJgAACzvnptvVoYEL",
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": list(content),
+        "stop_reason": stop_reason,
+        "stop_sequence": None,
+        "usage": usage or {"input_tokens": 25, "output_tokens": 9},
+    }
+
+
+def text(value: str) -> Json:
+    return {"type": "text", "text": value}
+
+
+def tool_use(name: str, arguments: Json, call_id: str = "toolu_01A09q90qw90lq917835lq9") -> Json:
+    return {"type": "tool_use", "id": call_id, "name": name, "input": arguments}
+
+
+def error(kind: str, text: str) -> Json:
+    return {"type": "error", "error": {"type": kind, "message": text}, "request_id": "req_011CSHoEeqs5C35K2UUqR7Fy"}
+
+
+FAST_RETRY = {"retry-after-ms": "1", "retry-after": "0.001"}
+
+DEPLOY = ToolDefinition(
+    name="deploy",
+    description="Deploy a tag to an environment.",
+    parameters={
+        "type": "object",
+        "properties": {"tag": {"type": "string"}, "environment": {"enum": ["staging", "production"]}},
+        "required": ["tag", "environment"],
+    },
+)
+DONE = ToolDefinition(
+    name="done_for_now",
+    description="Finish.",
+    parameters={"type": "object", "properties": {"message": {"type": "string"}}, "required": ["message"]},
+)
+
+
+@tool
+def deploy(tag: str, environment: Literal["staging", "production"]) -> str:
+    """Deploy a tag to an environment."""
+    return f"deployed {tag} to {environment}"
+
+
+# An agent only for its intent union: the type answers parse into, and that type's JSON Schema.
+INTENTS = Agent(name="deploy_bot", model=ScriptedModel([]), tools=[deploy]).intent_type
+SCHEMA: Json = TypeAdapter(INTENTS).json_schema()
+
+
+def request(*messages: Message, settings: ModelSettings | None = None, schema: Json | None = None) -> ModelRequest:
+    return ModelRequest(
+        messages=messages or (Message("system", "You deploy."), Message("user", "deploy v1.2.3 to staging")),
+        output_schema=schema or {},
+        intent_names=("deploy", "done_for_now"),
+        tools=(DEPLOY, DONE),
+        settings=settings or ModelSettings(),
+    )
+
+
+# -- strategies -----------------------------------------------------------------------------------
+
+
+async def test_tools_a_tool_call_comes_back_as_the_flat_intent(server: MessagesServer, make_model: MakeModel) -> None:
+    usage = {
+        "input_tokens": 12,
+        "output_tokens": 30,
+        "cache_creation_input_tokens": 100,
+        "cache_read_input_tokens": 900,
+    }
+    server.reply(
+        message(tool_use("deploy", {"tag": "v1.2.3", "environment": "staging"}), stop_reason="tool_use", usage=usage)
+    )
+    model = make_model()
+    assert isinstance(model, Model) and model.name == "claude-test-1"
+
+    completion = await model.complete(request())
+
+    assert completion == Completion(
+        text='{"intent": "deploy", "tag": "v1.2.3", "environment": "staging"}',
+        model="claude-test-1-20261101",
+        usage=Usage(input_tokens=1012, output_tokens=30, cached_tokens=900),
+        latency_ms=completion.latency_ms,
+        stop_reason="tool_use",
+        strategy="tools",
+    )
+    assert completion.latency_ms > 0
+    assert parse(completion.text, INTENTS).model_dump() == {
+        "intent": "deploy",
+        "tag": "v1.2.3",
+        "environment": "staging",
+    }
+
+
+async def test_tools_what_goes_out_on_the_wire(server: MessagesServer, make_model: MakeModel) -> None:
+    server.reply(message(tool_use("done_for_now", {"message": "ok"})))
+    await make_model().complete(request())
+
+    [received] = server.received
+    assert received.path == "/v1/messages" and received.headers["authorization"] == "Bearer test-key"
+    assert received.body == {
+        "model": "claude-test-1",
+        "max_tokens": 4096,
+        "system": [{"type": "text", "text": "You deploy.", "cache_control": {"type": "ephemeral"}}],
+        "messages": [{"role": "user", "content": [{"type": "text", "text": "deploy v1.2.3 to staging"}]}],
+        "tools": [
+            {
+                "name": "deploy",
+                "description": "Deploy a tag to an environment.",
+                "input_schema": dict(DEPLOY.parameters),
+            },
+            {
+                "name": "done_for_now",
+                "description": "Finish.",
+                "input_schema": dict(DONE.parameters),
+                "cache_control": {"type": "ephemeral"},  # the stable prefix ends with the last tool
+            },
+        ],
+        "tool_choice": {"type": "any", "disable_parallel_tool_use": True},
+    }
+
+
+async def test_without_prompt_caching_nothing_is_marked(server: MessagesServer, make_model: MakeModel) -> None:
+    server.reply(message(tool_use("done_for_now", {"message": "ok"})))
+    await make_model(cache_prompt=False).complete(request())
+    assert "cache_control" not in json.dumps(server.last)
+
+
+async def test_several_tool_calls_are_a_parse_error_for_the_model(
+    server: MessagesServer, make_model: MakeModel
+) -> None:
+    calls = (
+        tool_use("deploy", {"tag": "v1", "environment": "staging"}, "toolu_1"),
+        tool_use("done_for_now", {"message": "x"}, "toolu_2"),
+    )
+    server.reply(message(*calls, stop_reason="tool_use"))
+    with pytest.raises(
+        ParseError, match=r"^answer by calling exactly one tool; your answer called 2 \(deploy, done_for_now\)$"
+    ) as info:
+        await make_model().complete(request())
+    assert info.value.text.splitlines()[1] == '{"intent": "done_for_now", "message": "x"}'
+
+
+async def test_prose_instead_of_a_call_is_a_parse_error(server: MessagesServer, make_model: MakeModel) -> None:
+    server.reply(message(text("I would deploy v1.2.3.")))
+    with pytest.raises(ParseError, match="called none") as info:
+        await make_model().complete(request())
+    assert info.value.text == "I would deploy v1.2.3."
+
+
+async def test_tools_needs_tool_definitions(server: MessagesServer, make_model: MakeModel) -> None:
+    bare = ModelRequest(messages=(Message("user", "hi"),), output_schema=SCHEMA, intent_names=("deploy",))
+    with pytest.raises(UserError, match="strategy='tools' but the request has no tool definitions"):
+        await make_model().complete(bare)
+    assert server.received == []
+
+
+async def test_json_schema_constrains_the_answer_to_the_union(server: MessagesServer, make_model: MakeModel) -> None:
+    answer = '{"intent": "deploy", "tag": "v2", "environment": "production"}'
+    server.reply(message(text(answer)))
+    completion = await make_model(strategy="json_schema").complete(request(schema=SCHEMA))
+
+    assert (completion.text, completion.strategy) == (answer, "json_schema")
+    body = server.last
+    assert "tools" not in body and "tool_choice" not in body
+    sent = body["output_config"]["format"]
+    assert sent["type"] == "json_schema"
+    variants = sent["schema"]["$defs"]
+    assert set(variants) >= {"Deploy", "DoneForNow", "RequestHumanInput"}
+    for variant in variants.values():  # every variant names its intent, and nothing else may appear
+        assert variant["required"][0] == "intent" and variant["additionalProperties"] is False
+    assert variants["Deploy"]["properties"]["environment"]["enum"] == ["staging", "production"]
+
+
+async def test_prompted_is_plain_text_read_by_the_tolerant_parser(
+    server: MessagesServer, make_model: MakeModel
+) -> None:
+    server.reply(message(text('Sure! {"intent": "done_for_now", "message": "nothing to do"} Hope that helps.')))
+    completion = await make_model(strategy="prompted").complete(request())
+    assert parse(completion.text, INTENTS) == DoneForNow(message="nothing to do")
+    assert completion.strategy == "prompted" and completion.stop_reason == "end_turn"
+    assert {"tools", "tool_choice", "output_config"}.isdisjoint(server.last)
+
+
+def bad_strategy() -> None:
+    AnthropicModel("claude-test-1", api_key="k", strategy="grammar")  # pyright: ignore[reportArgumentType]
+
+
+def test_an_unknown_strategy_is_refused_up_front() -> None:
+    with pytest.raises(UserError, match="strategy must be one of"):
+        bad_strategy()
+
+
+# -- messages -------------------------------------------------------------------------------------
+
+HISTORY = (
+    Message("system", "You deploy."),
+    Message("user", "deploy v1.2.3"),
+    Message(
+        "assistant", "", tool_calls=(ToolCall("evt_1a2b", "deploy", '{"tag": "v1.2.3", "environment": "staging"}'),)
+    ),
+    Message("tool", "deployed", tool_call_id="evt_1a2b"),
+    Message("user", "now production"),
+    Message("assistant", '{"intent": "done_for_now", "message": "done"}'),
+    Message("user", "one more"),
+)
+
+
+async def test_tool_calls_and_results_become_tool_blocks(server: MessagesServer, make_model: MakeModel) -> None:
+    server.reply(message(tool_use("done_for_now", {"message": "ok"})))
+    await make_model().complete(request(*HISTORY))
+    assert server.last["messages"] == [
+        {"role": "user", "content": [{"type": "text", "text": "deploy v1.2.3"}]},
+        {
+            "role": "assistant",
+            "content": [
+                {
+                    "type": "tool_use",
+                    "id": "evt_1a2b",
+                    "name": "deploy",
+                    "input": {"tag": "v1.2.3", "environment": "staging"},
+                }
+            ],
+        },
+        {
+            # The result and the user's next words are one user turn, the result first.
+            "role": "user",
+            "content": [
+                {"type": "tool_result", "tool_use_id": "evt_1a2b", "content": "deployed"},
+                {"type": "text", "text": "now production"},
+            ],
+        },
+        {"role": "assistant", "content": [{"type": "text", "text": '{"intent": "done_for_now", "message": "done"}'}]},
+        {"role": "user", "content": [{"type": "text", "text": "one more"}]},
+    ]
+
+
+async def test_without_tools_calls_and_results_are_text(server: MessagesServer, make_model: MakeModel) -> None:
+    server.reply(message(text('{"intent": "done_for_now", "message": "ok"}')))
+    await make_model(strategy="prompted").complete(request(*HISTORY))
+    assert server.last["messages"][1:3] == [
+        {
+            "role": "assistant",
+            "content": [{"type": "text", "text": '{"intent": "deploy", "tag": "v1.2.3", "environment": "staging"}'}],
+        },
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "<deploy_result>\ndeployed\n</deploy_result>"},
+                {"type": "text", "text": "now production"},
+            ],
+        },
+    ]
+
+
+async def test_system_messages_join_the_system_parameter(server: MessagesServer, make_model: MakeModel) -> None:
+    server.reply(message(tool_use("done_for_now", {"message": "ok"})))
+    odd_id = Message("assistant", "", tool_calls=(ToolCall("call:7/x", "deploy", "not json"),))
+    await make_model().complete(
+        request(
+            Message("system", "one"),
+            Message("user", "hi"),
+            odd_id,
+            Message("system", "two"),
+            Message("tool", "ok", tool_call_id="call:7/x"),
+        )
+    )
+    assert server.last["system"] == [
+        {"type": "text", "text": "one"},
+        {"type": "text", "text": "two", "cache_control": {"type": "ephemeral"}},
+    ]
+    # Ids are made to fit Anthropic's alphabet the same way on both sides; unreadable arguments are empty.
+    assert server.last["messages"][1]["content"] == [
+        {"type": "tool_use", "id": "call_7_x", "name": "deploy", "input": {}}
+    ]
+    assert server.last["messages"][2]["content"][0]["tool_use_id"] == "call_7_x"
+
+
+async def test_settings_request_wins_over_model(server: MessagesServer, make_model: MakeModel) -> None:
+    server.reply(message(text("{}")))
+    model = make_model(strategy="prompted", settings={"max_tokens": 300, "temperature": 0.5, "seed": 7})
+    await model.complete(request(settings={"max_tokens": 100, "top_p": 0.9, "stop": ["END"]}))
+    body = server.last
+    assert (body["max_tokens"], body["temperature"], body["top_p"], body["stop_sequences"]) == (100, 0.5, 0.9, ["END"])
+    assert "seed" not in body  # Anthropic has none
+
+
+# -- errors ---------------------------------------------------------------------------------------
+
+
+async def test_a_429_is_retried_by_the_sdk_then_answers(server: MessagesServer, make_model: MakeModel) -> None:
+    server.reply(Reply(error("rate_limit_error", "Number of requests has exceeded your rate limit"), 429, FAST_RETRY))
+    server.reply(message(tool_use("done_for_now", {"message": "ok"})))
+    completion = await make_model(max_retries=2).complete(request())
+    assert completion.text == '{"intent": "done_for_now", "message": "ok"}' and len(server.received) == 2
+
+
+@pytest.mark.parametrize(
+    ("status", "kind"), [(429, "rate_limit_error"), (529, "overloaded_error")], ids=["rate_limited", "overloaded"]
+)
+async def test_rate_limits_and_overload_raise_rate_limited(
+    server: MessagesServer, make_model: MakeModel, status: int, kind: str
+) -> None:
+    body = error(kind, "Overloaded" if status == 529 else "rate limited")
+    server.reply(Reply(body, status, FAST_RETRY), Reply(body, status, FAST_RETRY))
+    with pytest.raises(RateLimited) as info:
+        await make_model(max_retries=1).complete(request())
+    assert (info.value.status_code, info.value.body, info.value.model) == (status, body, "claude-test-1")
+    assert len(server.received) == 2  # the first try and the one retry
+
+
+async def test_a_prompt_too_long_is_context_too_long(server: MessagesServer, make_model: MakeModel) -> None:
+    server.reply(Reply(error("invalid_request_error", "prompt is too long: 215000 tokens > 200000 maximum"), 400))
+    with pytest.raises(ContextTooLong, match="prompt is too long") as info:
+        await make_model(max_retries=2).complete(request())
+    assert info.value.status_code == 400 and len(server.received) == 1  # a 400 is not retried
+
+
+async def test_another_bad_request_is_a_provider_error(server: MessagesServer, make_model: MakeModel) -> None:
+    server.reply(Reply(error("invalid_request_error", "tools.0.name: String should match pattern"), 400))
+    with pytest.raises(ProviderError, match="HTTP 400: tools.0.name") as info:
+        await make_model().complete(request())
+    assert not isinstance(info.value, ContextTooLong)
+
+
+async def test_no_answer_in_time_is_a_model_timeout(server: MessagesServer, make_model: MakeModel) -> None:
+    server.reply(Reply(message(text("late")), hold=True), Reply(message(text("late")), hold=True))
+    with pytest.raises(ModelTimeout):
+        await make_model(timeout=0.2).complete(request())
+    with pytest.raises(ModelTimeout):  # the request's own setting
+        await make_model().complete(request(settings={"timeout": 0.2}))
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        Reply("<html><body>502 Bad Gateway</body></html>"),
+        Reply({"not": "a message"}),
+        Reply("{not json", headers={"content-type": "application/json"}),
+        Reply("<html>upstream error</html>", 500),
+    ],
+    ids=["html", "wrong-shape", "broken-json", "html-500"],
+)
+async def test_a_body_that_is_not_a_message_is_a_provider_error(
+    server: MessagesServer, make_model: MakeModel, reply: Reply
+) -> None:
+    server.reply(reply)
+    with pytest.raises(ProviderError) as info:
+        await make_model().complete(request())
+    assert info.value.status_code == reply.status
+
+
+async def test_an_unreachable_server_is_a_provider_error_with_status_0(make_model: MakeModel) -> None:
+    with socket.socket() as sock:  # a port that was free a moment ago: nothing listens there
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with pytest.raises(ProviderError, match="could not reach claude-test-1") as info:
+        await make_model(base_url=f"http://127.0.0.1:{port}").complete(request())
+    assert info.value.status_code == 0 and isinstance(info.value, ModelHTTPError)
+
+
+async def test_a_refusal_raises_refused(server: MessagesServer, make_model: MakeModel) -> None:
+    refusal = message(text(""), stop_reason="refusal")
+    refusal["stop_details"] = {"type": "refusal", "category": "cyber", "explanation": "exploit development"}
+    server.reply(refusal)
+    with pytest.raises(Refused, match="declined to answer: exploit development"):
+        await make_model().complete(request())
+
+
+# -- with an agent --------------------------------------------------------------------------------
+
+
+async def test_an_agent_runs_on_it(server: MessagesServer, make_model: MakeModel) -> None:
+    server.reply(
+        message(text("let me think")),  # not an intent: the loop records an error and asks again
+        message(text('{"intent": "done_for_now", "message": "nothing to deploy"}')),
+    )
+    agent = Agent(name="deploy_bot", model=make_model(strategy="prompted"), tools=[deploy])
+    thread = await agent.run(Thread.start("user_input", {"text": "anything to deploy?"}))
+    assert thread.status == "done" and [e.type for e in thread.events] == ["user_input", "error", "done_for_now"]
+    second = server.received[1].body
+    assert second["system"][0]["text"].startswith(agent.instructions.strip()[:20])
+    assert "could not be used" in json.dumps(second["messages"])
