@@ -52,6 +52,7 @@ def test_public_api_is_pinned() -> None:
         assert getattr(threadloom, name) is not None
     assert sorted(models.__all__) == [
         "Completion",
+        "FallbackModel",
         "Model",
         "ModelRequest",
         "ModelSettings",

@@ -29,7 +29,16 @@ from threadloom import (
     tool,
 )
 from threadloom.context import Message, ToolCall
-from threadloom.models import Completion, Model, ModelRequest, ModelSettings, ScriptedModel, ToolDefinition, Usage
+from threadloom.models import (
+    Completion,
+    FallbackModel,
+    Model,
+    ModelRequest,
+    ModelSettings,
+    ScriptedModel,
+    ToolDefinition,
+    Usage,
+)
 from threadloom.models.anthropic import AnthropicModel
 
 Json = dict[str, Any]
@@ -526,3 +535,10 @@ async def test_an_agent_runs_on_it(server: MessagesServer, make_model: MakeModel
     second = server.received[1].body
     assert second["system"][0]["text"].startswith(agent.instructions.strip()[:20])
     assert "could not be used" in json.dumps(second["messages"])
+
+
+async def test_an_overloaded_claude_falls_back(server: MessagesServer, make_model: MakeModel) -> None:
+    server.reply(Reply(error("overloaded_error", "Overloaded"), 529))
+    spare = ScriptedModel(['{"intent": "done_for_now", "message": "from the spare"}'], name="spare")
+    completion = await FallbackModel([make_model(), spare]).complete(request())
+    assert completion.model == "spare" and len(server.received) == 1 and len(spare.requests) == 1

@@ -69,7 +69,7 @@ class AnthropicModel:
     (`max_retries`, honouring `retry-after`); what is left maps onto `ModelError`.
 
     Example:
-        ```python {test="skip"}
+        ```python
         from threadloom import Agent
         from threadloom.models.anthropic import AnthropicModel
 
