@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal, cast
 
+import anthropic
 import pytest
 from pydantic import TypeAdapter
 
@@ -336,6 +337,13 @@ async def test_prompted_is_plain_text_read_by_the_tolerant_parser(
     assert {"tools", "tool_choice", "output_config"}.isdisjoint(server.last)
 
 
+async def test_requests_go_through_the_given_http_client(server: MessagesServer, make_model: MakeModel) -> None:
+    server.reply(message(text("{}")))
+    client = anthropic.DefaultAsyncHttpxClient(headers={"x-gateway-route": "team-a"})
+    await make_model(strategy="prompted", http_client=client).complete(request())
+    assert server.received[0].headers["x-gateway-route"] == "team-a"
+
+
 def bad_strategy() -> None:
     AnthropicModel("claude-test-1", api_key="k", strategy="grammar")  # pyright: ignore[reportArgumentType]
 
@@ -468,6 +476,15 @@ async def test_a_prompt_too_long_is_context_too_long(server: MessagesServer, mak
     with pytest.raises(ContextTooLong, match="prompt is too long") as info:
         await make_model(max_retries=2).complete(request())
     assert info.value.status_code == 400 and len(server.received) == 1  # a 400 is not retried
+
+
+async def test_an_answer_cut_off_by_the_context_window_is_context_too_long(
+    server: MessagesServer, make_model: MakeModel
+) -> None:
+    server.reply(message(text('{"intent": "done_for_now", "mess'), stop_reason="model_context_window_exceeded"))
+    with pytest.raises(ContextTooLong, match="ran out of context window") as info:
+        await make_model(strategy="prompted").complete(request())
+    assert cast(Json, info.value.body)["stop_reason"] == "model_context_window_exceeded"
 
 
 async def test_another_bad_request_is_a_provider_error(server: MessagesServer, make_model: MakeModel) -> None:

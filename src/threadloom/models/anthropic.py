@@ -37,6 +37,14 @@ try:
 except ImportError as exc:  # pragma: no cover - the test environment installs every extra
     raise ImportError("AnthropicModel needs the `anthropic` SDK: pip install 'threadloom[anthropic]'") from exc
 
+# Structured outputs, `transform_schema` and the `omit` sentinel came late to the SDK; without
+# them this module cannot work, so say so at import rather than at the first request.
+if not (hasattr(anthropic, "transform_schema") and hasattr(anthropic, "omit")):  # pragma: no cover - the lock pins 2.10
+    raise ImportError(
+        f"AnthropicModel needs a newer `anthropic` SDK than {anthropic.__version__} (tested with 2.10): "
+        "pip install -U 'threadloom[anthropic]'"
+    )
+
 if TYPE_CHECKING:
     import httpx2
 
@@ -145,7 +153,7 @@ class AnthropicModel:
         Raises:
             ParseError: With `"tools"`, the answer did not call exactly one tool.
             RateLimited: 429 or 529 (overloaded) after the SDK's retries.
-            ContextTooLong: The prompt does not fit the model's context window.
+            ContextTooLong: The prompt (or the prompt and the answer) does not fit the model's context window.
             ProviderError: Any other error status, an unreachable server (status 0) or a body
                 that is not a Messages response.
             ModelTimeout: No answer within the timeout.
@@ -197,6 +205,14 @@ class AnthropicModel:
             details = response.stop_details
             why = (details.explanation or details.category) if details is not None else None
             raise Refused(f"{self._model} declined to answer" + (f": {why}" if why else ""))
+        if response.stop_reason == "model_context_window_exceeded":
+            # The prompt fit, but not the answer: the same step would fail again until the thread is compacted.
+            raise ContextTooLong(
+                f"{self._model} ran out of context window while answering",
+                status_code=200,
+                body=response.to_dict(),
+                model=self._model,
+            )
         usage = response.usage
         cache_read = usage.cache_read_input_tokens or 0
         return Completion(
