@@ -348,9 +348,17 @@ def bad_strategy() -> None:
     AnthropicModel("claude-test-1", api_key="k", strategy="grammar")  # pyright: ignore[reportArgumentType]
 
 
-def test_an_unknown_strategy_is_refused_up_front() -> None:
+def test_misuse_is_refused_up_front() -> None:
     with pytest.raises(UserError, match="strategy must be one of"):
         bad_strategy()
+    with pytest.raises(UserError, match="max_retries must be 0 or more"):
+        AnthropicModel("claude-test-1", api_key="k", max_retries=-1)
+
+
+async def test_json_schema_needs_a_schema(server: MessagesServer, make_model: MakeModel) -> None:
+    with pytest.raises(UserError, match="output_schema cannot be used for structured outputs"):
+        await make_model(strategy="json_schema").complete(request(schema={}))
+    assert server.received == []
 
 
 # -- messages -------------------------------------------------------------------------------------
@@ -445,6 +453,12 @@ async def test_settings_request_wins_over_model(server: MessagesServer, make_mod
     body = server.last
     assert (body["max_tokens"], body["temperature"], body["top_p"], body["stop_sequences"]) == (100, 0.5, 0.9, ["END"])
     assert "seed" not in body  # Anthropic has none
+
+
+async def test_a_large_max_tokens_is_sent_without_streaming(server: MessagesServer, make_model: MakeModel) -> None:
+    server.reply(message(text("{}")))
+    await make_model(strategy="prompted").complete(request(settings={"max_tokens": 64_000}))
+    assert server.last["max_tokens"] == 64_000
 
 
 # -- errors ---------------------------------------------------------------------------------------

@@ -184,7 +184,8 @@ class AnthropicModel:
                 output_config=output,
                 stop_sequences=settings["stop"] if "stop" in settings else anthropic.omit,
                 extra_body=sampling or None,
-                timeout=settings["timeout"] if "timeout" in settings else anthropic.not_given,
+                # Always given: left out, the SDK refuses a large max_tokens without streaming (ValueError).
+                timeout=settings["timeout"] if "timeout" in settings else self.client.timeout,
             )
         except anthropic.APITimeoutError as exc:
             raise ModelTimeout(f"{self._model} did not answer in time") from exc
@@ -192,8 +193,6 @@ class AnthropicModel:
             raise _status_error(exc, self._model) from exc
         except anthropic.APIConnectionError as exc:
             raise ProviderError(f"could not reach {self._model}: {exc}", status_code=0, model=self._model) from exc
-        except anthropic.APIResponseValidationError as exc:
-            raise _not_a_message(self._model, exc.status_code, exc.body) from exc
         except json.JSONDecodeError as exc:
             # A success status with a JSON content type but a broken body: the SDK's parser gives up.
             raise _not_a_message(self._model, 200, exc.doc) from exc
