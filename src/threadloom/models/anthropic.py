@@ -73,7 +73,7 @@ class AnthropicModel:
 
     With `cache_prompt` the stable prefix (tools and system prompt) carries `cache_control`
     breakpoints, so repeated steps of a thread read it from Anthropic's prompt cache.
-    Rate limits (429), overload (529), 408/409 and 5xx answers are retried by the SDK itself
+    Timeouts, rate limits (429), overload (529), 408/409 and 5xx answers are retried by the SDK itself
     (`max_retries`, honouring `retry-after`); what is left maps onto `ModelError`.
 
     Example:
@@ -110,7 +110,7 @@ class AnthropicModel:
             settings: Defaults for every request; a request's own settings win key by key.
                 `temperature` and `top_p` go into the request body as given (this SDK version has no
                 named parameter for them); Anthropic has no `seed`, so it is not sent.
-            max_retries: Retries the SDK makes on connection errors, 408, 409, 429, 529 and other 5xx.
+            max_retries: Retries the SDK makes on timeouts, connection errors, 408, 409, 429, 529 and other 5xx.
             timeout: Seconds to wait for one answer; the SDK's default (10 minutes) when None.
             http_client: An `httpx2.AsyncClient` for the SDK to use (proxies, transports).
             cache_prompt: Put prompt-cache breakpoints on the system prompt and the last tool.
