@@ -52,14 +52,20 @@ def test_public_api_is_pinned() -> None:
         assert getattr(threadloom, name) is not None
     assert sorted(models.__all__) == [
         "Completion",
+        "Cost",
         "Model",
         "ModelRequest",
         "ModelSettings",
+        "PRICES",
+        "Price",
         "ScriptedModel",
         "ScriptedOutput",
         "Strategy",
         "ToolDefinition",
         "Usage",
+        "cost",
+        "infer_model",
+        "price_for",
     ]
 
 
