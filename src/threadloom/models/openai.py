@@ -149,6 +149,9 @@ class OpenAIModel:
                 completion = await self._responses(request, settings)
         except openai.OpenAIError as exc:
             raise _model_error(exc, self.model) from exc
+        except json.JSONDecodeError as exc:  # the SDK lets a body that is not JSON through as is
+            message = f"{self.model}: the answer is not JSON: {exc}"
+            raise ProviderError(message, status_code=200, body=exc.doc[:500], model=self.model) from exc
         latency_ms = (time.perf_counter() - started) * 1000
         return Completion(
             completion.text,
