@@ -9,7 +9,7 @@ from typing import Any, Literal
 import pytest
 from pydantic import JsonValue
 
-from threadloom import Agent, Event, Thread, UserError, tool
+from threadloom import Agent, Event, ParseError, Thread, UserError, tool
 from threadloom.context import Context
 from threadloom.models import PRICES, Completion, ModelRequest, Price, Usage, cost, price_for
 
@@ -153,3 +153,30 @@ def test_cost_of_a_thread() -> None:
     )
     # 1M uncached at $1/M + 1M cached at $0.10/M + 100k out at $5/M
     assert cost(thread).total == pytest.approx(1.0 + 0.10 + 0.50)
+
+
+class JudgingModel:
+    """A model that raises ParseError itself for an answer it knows is unusable (no tokens to report)."""
+
+    name = "judging"
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def complete(self, request: ModelRequest) -> Completion:
+        self.calls += 1
+        if self.calls == 1:
+            raise ParseError("call exactly one tool", text="[two calls]")
+        return Completion('{"intent": "done_for_now", "message": "ok"}', "judging", usage=Usage(10, 2))
+
+
+async def test_a_model_that_raises_parse_error_gets_the_same_error_and_retry() -> None:
+    thread = await Agent(name="a", model=JudgingModel()).run(Thread.start("user_input", {"text": "go"}))
+    assert [e.type for e in thread.events] == ["user_input", "error", "done_for_now"]
+    assert thread.events[1].data == {
+        "source": "model",
+        "error_type": "ParseError",
+        "message": "call exactly one tool",
+        "output": "[two calls]",
+    }
+    assert thread.usage == Usage(10, 2)

@@ -465,6 +465,32 @@ async def test_refusals_and_content_filters_are_refused(provider: Provider, wire
         await model.complete(request)
 
 
+async def test_odd_answers_and_requests(provider: Provider, wire: Wire) -> None:
+    provider.replies += [
+        Reply({**chat("x"), "choices": []}),
+        Reply(response(), 200),
+        Reply({**response(), "error": {"code": "server_error", "message": "The model failed."}}),
+        Reply(response(output_text("partial"), status="incomplete", incomplete="content_filter")),
+        Reply(chat(calls=[("list_git_tags", "[1, 2]")])),
+    ]
+    model, _ = provider.model(wire, strategy="prompted")
+    request = make_agent(model).request(start())
+    with pytest.raises(ProviderError, match="no choices"):
+        await model.complete(request)
+    responses, _ = provider.model(wire, api="responses")
+    empty = await responses.complete(request)  # no output item at all: the agent will say so
+    assert empty.error == "answer with exactly one tool call (one of the offered tools), not with text"
+    with pytest.raises(ProviderError, match="server_error: The model failed."):
+        await responses.complete(request)
+    with pytest.raises(Refused, match="content filter"):
+        await responses.complete(request)
+    tools, _ = provider.model(wire)
+    assert json.loads((await tools.complete(request)).text) == {"intent": "list_git_tags", "value": [1, 2]}
+    bare = ModelRequest(messages=request.messages, output_schema=request.output_schema, intent_names=("x",))
+    with pytest.raises(UserError, match="strategy='tools' needs request.tools"):
+        await tools.complete(bare)
+
+
 async def test_a_server_that_is_not_there_is_a_provider_error() -> None:
     model = OpenAIModel("gpt-test", base_url=f"http://127.0.0.1:{free_port()}/v1", max_retries=0, strategy="prompted")
     with pytest.raises(ProviderError, match="cannot connect") as caught:

@@ -314,12 +314,9 @@ def _model_error(exc: openai.OpenAIError, model: str) -> ModelError:
         if status in (400, 413, 422) and any(marker in text for marker in _CONTEXT_MARKERS):
             return ContextTooLong(message, status_code=status, body=body, model=model)
         return ProviderError(message, status_code=status, body=body, model=model)
-    if isinstance(exc, openai.APIResponseValidationError):
-        return ProviderError(f"{model}: the answer is not the shape the API promises", status_code=200, model=model)
     if isinstance(exc, openai.APIConnectionError):
         return ProviderError(f"{model}: cannot connect: {exc}", status_code=0, model=model)
-    if isinstance(exc, openai.ContentFilterFinishReasonError):
-        return Refused(f"{model}'s answer was stopped by the content filter")
+    # Anything else the SDK raises (a response that fails its validation, ...) is the provider's fault.
     return ProviderError(f"{model}: {type(exc).__name__}: {exc}", status_code=0, model=model)
 
 
