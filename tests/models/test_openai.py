@@ -370,15 +370,14 @@ async def test_json_schema_sends_the_intent_union(provider: Provider, wire: Wire
     assert cast(dict[str, Any], step.data["model"])["strategy"] == "json_schema"
 
 
-async def test_openai_itself_gets_max_completion_tokens(
+async def test_max_tokens_goes_out_under_the_field_the_server_knows(
     monkeypatch: pytest.MonkeyPatch, provider: Provider, wire: Wire
 ) -> None:
-    # Without base_url the model talks to OpenAI, whose reasoning models refuse `max_tokens`.
-    monkeypatch.setenv("OPENAI_BASE_URL", provider.url)  # the SDK's own variable; read as "OpenAI" here
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    assert OpenAIModel("gpt-5", api_key="sk-test").max_tokens_field == "max_completion_tokens"  # OpenAI's own API
+    assert OpenAIModel("m", base_url=provider.url).max_tokens_field == "max_tokens"  # any other server
     provider.replies.append(Reply(chat('{"intent": "done_for_now", "message": "hi"}')))
-    client, bodies = wire.client()
-    model = OpenAIModel("gpt-test", api_key="sk-test", strategy="prompted", http_client=client)
-    model._max_tokens_key = "max_completion_tokens"  # pyright: ignore[reportPrivateUsage]  # as with no base URL
+    model, bodies = provider.model(wire, strategy="prompted", max_tokens_field="max_completion_tokens")
     await model.complete(make_agent(model, model_settings={"max_tokens": 50}).request(start()))
     assert bodies[0]["max_completion_tokens"] == 50 and "max_tokens" not in bodies[0]
 

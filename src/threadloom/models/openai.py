@@ -61,6 +61,7 @@ class OpenAIModel:
         strategy: Strategy = "tools",
         api: Api = "chat",
         tool_choice: Literal["required", "auto"] = "required",
+        max_tokens_field: Literal["max_tokens", "max_completion_tokens"] | None = None,
         settings: ModelSettings | None = None,
         max_retries: int = 2,
         timeout: float = 60.0,
@@ -79,6 +80,9 @@ class OpenAIModel:
             tool_choice: With `"tools"`, what the server is told: `"required"` (one call at least) or
                 `"auto"` for servers that reject `"required"` (llama-cpp-python's). Either way an
                 answer that is not exactly one call becomes a model `error` and is asked again.
+            max_tokens_field: The field `settings["max_tokens"]` is sent as. By default
+                `max_completion_tokens` for OpenAI's own API (its reasoning models refuse
+                `max_tokens`) and `max_tokens` for other servers, which mostly know only that one.
             settings: Defaults for every request; the agent's `model_settings` override them.
             max_retries: The SDK's retries (with its backoff) for 408, 409, 429, 5xx and lost connections.
             timeout: Seconds to wait for an answer (per attempt) before `ModelTimeout`.
@@ -100,9 +104,7 @@ class OpenAIModel:
         self.api: Api = api
         self.tool_choice = tool_choice
         self.settings: ModelSettings = ModelSettings(**(settings or {}))
-        # OpenAI's own API wants `max_completion_tokens` (reasoning models refuse `max_tokens`);
-        # compatible servers mostly know only `max_tokens`.
-        self._max_tokens_key = "max_tokens" if base_url else "max_completion_tokens"
+        self.max_tokens_field = max_tokens_field or ("max_tokens" if base_url else "max_completion_tokens")
         self._client = openai.AsyncOpenAI(
             api_key=api_key or _NO_KEY,
             base_url=base_url,
@@ -167,7 +169,7 @@ class OpenAIModel:
 
     async def _chat(self, request: ModelRequest, settings: ModelSettings) -> Completion:
         params: dict[str, Any] = {"model": self.model, "messages": [m.to_dict() for m in request.messages]}
-        params.update(_sampling(settings, self._max_tokens_key))
+        params.update(_sampling(settings, self.max_tokens_field))
         if self.strategy == "tools":
             params["tools"] = [{"type": "function", "function": _function(t)} for t in request.tools]
             params["tool_choice"] = self.tool_choice
