@@ -17,7 +17,7 @@ from .intents import tool as make_tool
 from .loop import MAX_OUTPUT_CHARS, Save, maybe_await
 from .loop import run as run_loop
 from .models._infer import infer_model
-from .models.base import Completion, Model, ModelRequest, ModelSettings, ToolDefinition
+from .models.base import Completion, Model, ModelRequest, ModelSettings, Strategy, ToolDefinition
 from .parsing import parse
 from .prompts import Prompt, PromptInput, default_prompt
 from .state import ERROR, TOOL_CALL
@@ -86,7 +86,9 @@ class Agent:
             name: The agent's name (how a runtime finds it).
             model: What picks the next step: a model such as `ScriptedModel([...])` or
                 `OpenAIModel(...)`, or a model string (`"openai:gpt-4.1-mini"`, `"anthropic:NAME"`,
-                `"local"`) that `threadloom.models.infer_model` builds.
+                `"local"`) that `threadloom.models.infer_model` builds. A model with a `strategy`
+                attribute of `"tools"` (`OpenAIModel`'s default) gets a prompt that asks for one
+                tool call instead of a JSON object.
             tools: The tools the model may choose, each made with `@tool`.
             instructions: What the agent is for; goes first in the default prompt.
             prompt: Your own prompt function, replacing `default_prompt` (it still gets `instructions`).
@@ -136,6 +138,9 @@ class Agent:
         self._schema = TypeAdapter(self.intent_type).json_schema()
         self._intent_names = tuple(intent_name(i) for i in self.intents)
         self._tool_definitions = tuple(_tool_definition(i) for i in self.intents)
+        # Provider models say how they ask (`OpenAIModel(strategy=...)`); the prompt follows suit.
+        strategy = getattr(model, "strategy", "prompted")
+        self._strategy: Strategy = strategy if strategy in ("tools", "json_schema") else "prompted"
         secret_keys = {key for t in (*self.tools.values(), *self.prefetch) for key in t.secret_fields}
         base = context or Context()
         self.context = dataclasses.replace(base, secret_keys=frozenset(base.secret_keys) | secret_keys)
@@ -149,7 +154,7 @@ class Agent:
         """Exactly the messages the model would get for this thread (without `before_model`)."""
         approvals = frozenset(n for n, t in self.tools.items() if t.policy == "approval")
         messages = self.context.render(thread)
-        inputs = PromptInput(self.instructions, thread, tuple(messages), self.intents, approvals)
+        inputs = PromptInput(self.instructions, thread, tuple(messages), self.intents, approvals, self._strategy)
         return list(self.prompt(inputs))
 
     def request(self, thread: Thread) -> ModelRequest:

@@ -170,6 +170,7 @@ async def test_tools_against_llama_cpp_returns_one_call_as_an_intent(llama_serve
     completion = await model.complete(agent.request(start()))
     [body] = bodies
     assert body["tool_choice"] == "auto"
+    assert "calling exactly one tool" in body["messages"][0]["content"]
     assert [t["function"]["name"] for t in body["tools"]] == [intent_name(i) for i in agent.intents]
     deploy = body["tools"][1]["function"]
     assert deploy == {
@@ -559,7 +560,7 @@ async def test_responses_api_tools_with_chat_history_as_items(provider: Provider
         {"role": "user", "content": "deploy v1.2.3 to production"},
         {"type": "function_call", "call_id": "c1", "name": "list_git_tags", "arguments": "{}"},
         {"type": "function_call_output", "call_id": "c1", "output": "- v1.2.3"},
-        {"role": "user", "content": "What is the next step? Answer with one JSON object."},
+        {"role": "user", "content": "What is the next step? Call exactly one tool."},
     ]
 
 
