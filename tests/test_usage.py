@@ -7,11 +7,14 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from pydantic import JsonValue
 
 from threadloom import Agent, Event, ParseError, Thread, UserError, tool
 from threadloom.context import Context
 from threadloom.models import PRICES, Completion, ModelRequest, Price, Usage, cost, price_for
+from threadloom.state import model_record
 
 
 @tool
@@ -180,3 +183,32 @@ async def test_a_model_that_raises_parse_error_gets_the_same_error_and_retry() -
         "output": "[two calls]",
     }
     assert thread.usage == Usage(10, 2)
+
+
+_types = st.sampled_from(["tool_call", "error", "done_for_now", "request_human_input", "user_input", "tool_response"])
+_records = st.fixed_dictionaries(
+    {
+        "name": st.sampled_from(["a", "b"]),
+        "input_tokens": st.integers(0, 10_000),
+        "output_tokens": st.integers(0, 10_000),
+        "cached_tokens": st.integers(0, 10_000),
+    }
+)
+
+
+@given(st.lists(st.tuples(_types, st.one_of(st.none(), _records)), max_size=30))
+def test_usage_is_the_sum_of_the_records_on_model_events(steps: list[tuple[str, dict[str, Any] | None]]) -> None:
+    events = [Event(kind, {} if rec is None else {"model": rec}) for kind, rec in steps]
+    expected: dict[str, Usage] = {}
+    for event in events:
+        record = model_record(event)
+        if record is not None:
+            name = str(record["name"])
+            usage = Usage(int(record["input_tokens"]), int(record["output_tokens"]), int(record["cached_tokens"]))  # pyright: ignore[reportArgumentType]
+            expected[name] = expected[name] + usage if name in expected else usage
+    thread = Thread(events)
+    assert thread.usage_by_model == expected
+    assert thread.usage.requests == sum(
+        1 for kind, rec in steps if rec is not None and kind != "user_input" and kind != "tool_response"
+    )
+    assert Thread.from_json(thread.to_json()).usage == thread.usage
