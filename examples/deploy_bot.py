@@ -105,7 +105,7 @@ async def demo(store: str, approve: bool, reject: str | None, wait: bool) -> int
         print(f"expected the thread to wait for approval, but it is {thread.status!r}", file=sys.stderr)
         return 1
     section(f"Stopped before running: {thread.waiting_reason} (status {thread.status!r})")
-    print(f"call {pending.id}: {pending.data}")
+    print(f"call {pending.id}: {_without_usage(pending.data)}")
     print(f"\nThe thread is saved in {store}. From another terminal:")
     print(f"  threadloom threads approve {thread_id} --store {store}")
     print(f"  threadloom threads reject {thread_id} --feedback 'use staging first' --store {store}")
@@ -127,8 +127,13 @@ async def demo(store: str, approve: bool, reject: str | None, wait: bool) -> int
 
     section(f"Final thread (status {thread.status!r})")
     for event in thread.events:
-        print(f"{event.type:>16}  {event.data}")
+        print(f"{event.type:>16}  {_without_usage(event.data)}")
     return 0 if thread.status == "done" else 1
+
+
+def _without_usage(data: JsonValue) -> JsonValue:
+    """An event's data without the record of the model call that produced it (tokens, latency)."""
+    return {k: v for k, v in data.items() if k != "model"} if isinstance(data, dict) else data
 
 
 def decide_here(approve: bool, reject: str | None) -> tuple[bool, str]:

@@ -36,7 +36,9 @@ def test_construction_errors_are_clear() -> None:
     with pytest.raises(UserError, match="needs a name"):
         Agent(name="", model=model)
     with pytest.raises(UserError, match="async complete"):
-        Agent(name="a", model="gpt-4")  # pyright: ignore[reportArgumentType]
+        Agent(name="a", model=42)  # pyright: ignore[reportArgumentType]
+    with pytest.raises(UserError, match="did you mean 'openai:gpt-4'"):
+        Agent(name="a", model="gpt-4")
     with pytest.raises(UserError, match="prefetch 'deploy_backend' needs arguments"):
         Agent(name="a", model=model, prefetch=[deploy_backend])
 

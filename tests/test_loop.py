@@ -73,6 +73,15 @@ async def test_approval_tools_stop_before_running_and_run_once_when_approved() -
         "intent": "deploy_backend",
         "arguments": {"tag": "v1.2.3", "environment": "production"},
         "policy": "approval",
+        "model": {
+            "name": "scripted",
+            "input_tokens": 0,
+            "output_tokens": 0,
+            "cached_tokens": 0,
+            "latency_ms": 0.0,
+            "strategy": "prompted",
+            "stop_reason": None,
+        },
     }
     again = await agent.run(thread)  # running a waiting thread does nothing
     assert again == thread and len(model.requests) == 1

@@ -52,15 +52,21 @@ def test_public_api_is_pinned() -> None:
         assert getattr(threadloom, name) is not None
     assert sorted(models.__all__) == [
         "Completion",
+        "Cost",
         "FallbackModel",
         "Model",
         "ModelRequest",
         "ModelSettings",
+        "PRICES",
+        "Price",
         "ScriptedModel",
         "ScriptedOutput",
         "Strategy",
         "ToolDefinition",
         "Usage",
+        "cost",
+        "infer_model",
+        "price_for",
     ]
 
 

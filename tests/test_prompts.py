@@ -1,3 +1,4 @@
+from dataclasses import replace
 from typing import Literal
 
 from pydantic import BaseModel
@@ -5,7 +6,14 @@ from pydantic import BaseModel
 from threadloom import Thread, tool
 from threadloom.context import Message
 from threadloom.intents import BUILTIN_INTENTS
-from threadloom.prompts import NEXT_STEP_QUESTION, PromptInput, default_prompt, describe_intents, schema_to_text
+from threadloom.prompts import (
+    NEXT_STEP_QUESTION,
+    NEXT_TOOL_QUESTION,
+    PromptInput,
+    default_prompt,
+    describe_intents,
+    schema_to_text,
+)
 
 
 class Issue(BaseModel):
@@ -48,3 +56,16 @@ def test_default_prompt_ends_with_the_question() -> None:
     assert messages[1] == Message("user", f"<user_input>x</user_input>\n\n{NEXT_STEP_QUESTION}")
     tool_last = PromptInput("", thread, (Message("tool", "ok", tool_call_id="c1"),), BUILTIN_INTENTS, frozenset())
     assert default_prompt(tool_last)[-1] == Message("user", NEXT_STEP_QUESTION)
+
+
+def test_a_tool_calling_model_is_asked_for_one_tool_call_without_json_shapes() -> None:
+    thread = Thread.start("user_input", "x")
+    context = (Message("user", "<user_input>x</user_input>"),)
+    inputs = PromptInput("Be useful.", thread, context, BUILTIN_INTENTS, frozenset(), strategy="tools")
+    system, user = default_prompt(inputs)
+    assert "calling exactly one tool" in system.content and "JSON" not in system.content
+    assert "- done_for_now: Finish" in system.content and '{"intent"' not in system.content
+    assert user == Message("user", f"<user_input>x</user_input>\n\n{NEXT_TOOL_QUESTION}")
+    json_schema = default_prompt(replace(inputs, strategy="json_schema"))
+    assert '{"intent": "done_for_now"' in json_schema[0].content
+    assert json_schema[-1].content.endswith(NEXT_STEP_QUESTION)

@@ -5,6 +5,7 @@ import sys
 
 import pytest
 
+from threadloom import UserError
 from threadloom.context import Message, ToolCall
 from threadloom.tokens import (
     MESSAGE_OVERHEAD,
@@ -12,6 +13,7 @@ from threadloom.tokens import (
     TokenCounter,
     TokenizerCounter,
     count_messages,
+    counter_for_model,
     default_counter,
 )
 
@@ -107,3 +109,42 @@ def test_default_counter_uses_bpe_openai_when_installed() -> None:
     assert counter.name == "o200k_base"
     assert counter.exact is True
     assert 0 < counter.count("deploy the backend to production") < 32
+
+
+def test_both_openai_vocabularies_count_offline_and_differ_where_they_should() -> None:
+    pytest.importorskip("bpe_openai")
+    o200k, cl100k = default_counter("o200k_base"), default_counter("cl100k_base")
+    assert (o200k.name, cl100k.name) == ("o200k_base", "cl100k_base")
+    assert o200k.exact and cl100k.exact
+    assert o200k.count("hello world") == cl100k.count("hello world") == 2
+    hindi = "नमस्ते दुनिया, यह एक परीक्षण है"  # o200k's larger vocabulary covers more scripts
+    assert o200k.count(hindi) < cl100k.count(hindi)
+
+
+def test_an_unknown_encoding_is_a_user_error() -> None:
+    with pytest.raises(UserError, match="'o200k_base' or 'cl100k_base'"):
+        default_counter("p50k_base")  # pyright: ignore[reportArgumentType]
+
+
+@pytest.mark.parametrize(
+    ("model", "name", "exact"),
+    [
+        ("gpt-4.1-mini-2025-04-14", "o200k_base", True),
+        ("openai/gpt-4o", "o200k_base", True),
+        ("o4-mini", "o200k_base", True),
+        ("gpt-4-turbo", "cl100k_base", True),
+        ("gpt-3.5-turbo", "cl100k_base", True),
+        ("claude-sonnet-4-5", "o200k_base (approximating claude-sonnet-4-5)", False),
+    ],
+)
+def test_counter_for_model_picks_the_models_vocabulary(model: str, name: str, exact: bool) -> None:
+    pytest.importorskip("bpe_openai")
+    counter = counter_for_model(model)
+    assert (counter.name, counter.exact) == (name, exact)
+    assert counter.count("deploy the backend") == default_counter().count("deploy the backend")
+
+
+def test_counter_for_model_is_the_estimate_without_bpe_openai(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "bpe_openai", None)
+    assert isinstance(counter_for_model("gpt-4.1"), EstimatedCounter)
+    assert isinstance(counter_for_model("llama-3"), EstimatedCounter)

@@ -7,19 +7,20 @@ import dataclasses
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
-from pydantic import TypeAdapter
+from pydantic import JsonValue, TypeAdapter
 
 from .context import Context, Message
 from .events import Event, Thread
-from .exceptions import UserError
+from .exceptions import ParseError, UserError
 from .intents import BUILTIN_INTENTS, Intent, Tool, WaitUntil, intent_name, intent_union
 from .intents import tool as make_tool
-from .loop import Save, maybe_await
+from .loop import MAX_OUTPUT_CHARS, Save, maybe_await
 from .loop import run as run_loop
-from .models.base import Model, ModelRequest
+from .models._infer import infer_model
+from .models.base import Completion, Model, ModelRequest, ModelSettings, Strategy, ToolDefinition
 from .parsing import parse
 from .prompts import Prompt, PromptInput, default_prompt
-from .state import TOOL_CALL
+from .state import ERROR, TOOL_CALL
 
 __all__ = ["AfterStep", "Agent", "BeforeModel", "Prefetch"]
 
@@ -66,7 +67,7 @@ class Agent:
         self,
         *,
         name: str,
-        model: Model,
+        model: Model | str,
         tools: Sequence[Tool] = (),
         instructions: str | None = None,
         prompt: Prompt | None = None,
@@ -77,12 +78,17 @@ class Agent:
         can_wait: bool = False,
         before_model: BeforeModel | None = None,
         after_step: AfterStep | None = None,
+        model_settings: ModelSettings | None = None,
     ) -> None:
         """Configure an agent; nothing runs until `run` or `next_step`.
 
         Args:
             name: The agent's name (how a runtime finds it).
-            model: What picks the next step, e.g. `ScriptedModel([...])`.
+            model: What picks the next step: a model such as `ScriptedModel([...])` or
+                `OpenAIModel(...)`, or a model string (`"openai:gpt-4.1-mini"`, `"anthropic:NAME"`,
+                `"local"`) that `threadloom.models.infer_model` builds. A model with a `strategy`
+                attribute of `"tools"` (`OpenAIModel`'s default) gets a prompt that asks for one
+                tool call instead of a JSON object.
             tools: The tools the model may choose, each made with `@tool`.
             instructions: What the agent is for; goes first in the default prompt.
             prompt: Your own prompt function, replacing `default_prompt` (it still gets `instructions`).
@@ -95,18 +101,23 @@ class Agent:
             can_wait: Offer the model `wait_until` (sleep until a time, durably; a runtime wakes it).
             before_model: Hook run before each model call (compaction, logging).
             after_step: Hook run after each appended event (judges, logging, metrics).
+            model_settings: Options sent with every model call (max tokens, temperature, ...).
 
         Raises:
-            UserError: Bad names, duplicate tools, limits below 1, or something that is not a tool.
+            UserError: Bad names, duplicate tools, limits below 1, something that is not a tool, or
+                a model string no provider answers to.
         """
         if not name or not isinstance(name, str):  # pyright: ignore[reportUnnecessaryIsInstance]
             raise UserError("Agent needs a name=, e.g. Agent(name='deploy_bot', ...)")
+        if isinstance(model, str):
+            model = infer_model(model)
         if not hasattr(model, "complete"):
             raise UserError(f"Agent {name!r}: model= must have `async complete(request)`, got {type(model).__name__}")
         if max_steps < 1 or max_consecutive_errors < 1:
             raise UserError(f"Agent {name!r}: max_steps and max_consecutive_errors must be at least 1")
         self.name = name
-        self.model = model
+        self.model: Model = model
+        self.model_settings: ModelSettings = ModelSettings(**(model_settings or {}))
         self.instructions = instructions if instructions is not None else _DEFAULT_INSTRUCTIONS
         self.prompt: Prompt = prompt or default_prompt
         self.max_steps = max_steps
@@ -125,6 +136,11 @@ class Agent:
         self.intents: tuple[type[Intent], ...] = (*(t.intent for t in self.tools.values()), *BUILTIN_INTENTS, *waits)
         self.intent_type: Any = intent_union(self.intents)
         self._schema = TypeAdapter(self.intent_type).json_schema()
+        self._intent_names = tuple(intent_name(i) for i in self.intents)
+        self._tool_definitions = tuple(_tool_definition(i) for i in self.intents)
+        # Provider models say how they ask (`OpenAIModel(strategy=...)`); the prompt follows suit.
+        strategy = getattr(model, "strategy", "prompted")
+        self._strategy: Strategy = strategy if strategy in ("tools", "json_schema") else "prompted"
         secret_keys = {key for t in (*self.tools.values(), *self.prefetch) for key in t.secret_fields}
         base = context or Context()
         self.context = dataclasses.replace(base, secret_keys=frozenset(base.secret_keys) | secret_keys)
@@ -138,8 +154,18 @@ class Agent:
         """Exactly the messages the model would get for this thread (without `before_model`)."""
         approvals = frozenset(n for n, t in self.tools.items() if t.policy == "approval")
         messages = self.context.render(thread)
-        inputs = PromptInput(self.instructions, thread, tuple(messages), self.intents, approvals)
+        inputs = PromptInput(self.instructions, thread, tuple(messages), self.intents, approvals, self._strategy)
         return list(self.prompt(inputs))
+
+    def request(self, thread: Thread) -> ModelRequest:
+        """The request the model gets for this thread: messages, the intent schema, tools and settings."""
+        return ModelRequest(
+            messages=tuple(self.render(thread)),
+            output_schema=self._schema,
+            intent_names=self._intent_names,
+            tools=self._tool_definitions,
+            settings=self.model_settings,
+        )
 
     async def next_step(self, thread: Thread) -> Intent:
         """Ask the model for the next step: the only model call. Does not change the thread.
@@ -152,17 +178,42 @@ class Agent:
             ModelError: The model could not answer.
             ContextTooLarge: The rendered thread is over the context's token budget.
         """
+        return self._parse(await self._complete(thread))
+
+    async def step(self, thread: Thread) -> Event:
+        """Ask the model once and return the event that records its answer. Does not change the thread.
+
+        The event is what `to_event` makes of the chosen intent or, when the answer is not a valid
+        intent, a compact model `error` the loop feeds back. Either way `data["model"]` records the
+        call: model name, tokens in / out / cached, latency, strategy and stop reason (`thread.usage`
+        totals them; the rendered context leaves them out).
+
+        Raises:
+            ModelError: The model could not answer.
+            ContextTooLarge: The rendered thread is over the context's token budget.
+        """
+        try:
+            completion = await self._complete(thread)
+        except ParseError as exc:  # a model that judged its own answer unusable before returning it
+            return _model_error(exc, None)
+        try:
+            event = self.to_event(self._parse(completion))
+        except ParseError as exc:
+            return _model_error(exc, completion)
+        assert isinstance(event.data, dict)
+        return Event(event.type, {**event.data, "model": _model_record(completion)}, id=event.id, at=event.at)
+
+    async def _complete(self, thread: Thread) -> Completion:
         view = thread
         if self.before_model is not None:
             replaced = await maybe_await(self.before_model(thread))
             if replaced is not None:
                 view = replaced
-        request = ModelRequest(
-            messages=tuple(self.render(view)),
-            output_schema=self._schema,
-            intent_names=tuple(intent_name(i) for i in self.intents),
-        )
-        completion = await self.model.complete(request)
+        return await self.model.complete(self.request(view))
+
+    def _parse(self, completion: Completion) -> Intent:
+        if completion.error is not None:
+            raise ParseError(completion.error, text=completion.text)
         return parse(completion.text, self.intent_type)
 
     def to_event(self, intent: Intent) -> Event:
@@ -211,6 +262,37 @@ class Agent:
 
 
 _BUILTIN_NAMES = frozenset(intent_name(i) for i in (*BUILTIN_INTENTS, WaitUntil))
+
+
+def _tool_definition(intent: type[Intent]) -> ToolDefinition:
+    """One intent as a native tool: its fields' schema without the `intent` discriminator."""
+    schema = intent.model_json_schema()
+    description = str(schema.pop("description", ""))
+    schema.pop("title", None)
+    properties = {k: v for k, v in schema.get("properties", {}).items() if k != "intent"}
+    required = [k for k in schema.get("required", ()) if k != "intent"]
+    parameters: dict[str, Any] = {**schema, "type": "object", "properties": properties, "required": required}
+    return ToolDefinition(name=intent_name(intent), description=description, parameters=parameters)
+
+
+def _model_record(completion: Completion) -> dict[str, JsonValue]:
+    return {
+        "name": completion.model,
+        "input_tokens": completion.usage.input_tokens,
+        "output_tokens": completion.usage.output_tokens,
+        "cached_tokens": completion.usage.cached_tokens,
+        "latency_ms": round(completion.latency_ms, 1),
+        "strategy": completion.strategy,
+        "stop_reason": completion.stop_reason,
+    }
+
+
+def _model_error(exc: ParseError, completion: Completion | None) -> Event:
+    data: dict[str, JsonValue] = {"source": "model", "error_type": "ParseError", "message": str(exc)}
+    data["output"] = exc.text[:MAX_OUTPUT_CHARS]
+    if completion is not None:
+        data["model"] = _model_record(completion)
+    return Event(ERROR, data)
 
 
 def _as_prefetch_tool(item: Prefetch, agent: str) -> Tool:

@@ -19,6 +19,7 @@ from pydantic import JsonValue
 from ._yaml import dump_yaml
 from .events import Event, Thread
 from .exceptions import ContextTooLarge, UserError
+from .state import model_record
 from .tokens import TokenCounter, count_messages, default_counter
 
 __all__ = [
@@ -284,11 +285,11 @@ class Context:
         return [*head, Message("user", thread_to_prompt(visible, format=self.format, renderers=self.renderers))]
 
     def _visible(self, thread: Thread) -> Thread:
-        """The thread as the model may see it: resolved errors out, secrets redacted."""
+        """The thread as the model may see it: resolved errors out, model records out, secrets redacted."""
         hidden = _resolved_errors(thread.events) if self.hide_resolved_errors else set[str]()
         pattern = cast(re.Pattern[str] | None, self.redact)
         events = [
-            Event(e.type, redact(e.data, pattern, self.secret_keys), id=e.id, at=e.at)
+            Event(e.type, redact(_without_model_record(e), pattern, self.secret_keys), id=e.id, at=e.at)
             for e in thread.events
             if e.id not in hidden
         ]
@@ -322,6 +323,14 @@ def render(
         counter=counter,
     )
     return context.render(thread, system=system)
+
+
+def _without_model_record(event: Event) -> JsonValue:
+    """The event's data minus the usage record of the call that produced it: bookkeeping, not context."""
+    if model_record(event) is None:
+        return event.data
+    assert isinstance(event.data, dict)
+    return {k: v for k, v in event.data.items() if k != "model"}
 
 
 def _resolved_errors(events: Sequence[Event]) -> set[str]:

@@ -19,6 +19,7 @@ from .state import (
     HUMAN_RESPONSE,
     Status,
     ThreadState,
+    Usage,
     advance,
 )
 
@@ -285,6 +286,19 @@ class Thread:
     def consecutive_errors(self) -> Mapping[str, int]:
         """Per tool, the failures since its last success."""
         return self._state.consecutive_errors
+
+    @property
+    def usage(self) -> Usage:
+        """Tokens every model call in this thread used, in total (from the events' `model` records)."""
+        total = Usage(requests=0)
+        for usage in self._state.usage.values():
+            total += usage
+        return total
+
+    @property
+    def usage_by_model(self) -> Mapping[str, Usage]:
+        """Tokens used per model name; what `threadloom.models.cost` prices."""
+        return self._state.usage
 
     @property
     def last(self) -> Event | None:

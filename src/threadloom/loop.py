@@ -16,18 +16,19 @@ from pydantic import JsonValue, ValidationError
 from pydantic_core import PydanticSerializationError, to_jsonable_python
 
 from .events import Event, Thread
-from .exceptions import ContextTooLarge, ModelError, ParseError, ToolRetry
+from .exceptions import ContextTooLarge, ModelError, ToolRetry
 from .state import ERROR, REQUEST_HUMAN_INPUT, TOOL_CALL, TOOL_RESPONSE, TOOL_STARTED, RunnableCall, ThreadState
 
 if TYPE_CHECKING:
     from .agent import Agent
     from .intents import Tool
 
-__all__ = ["Save", "format_error", "maybe_await", "run"]
+__all__ = ["MAX_OUTPUT_CHARS", "Save", "format_error", "maybe_await", "run"]
 
 _T = TypeVar("_T")
 _MAX_ERROR_CHARS = 300
-_MAX_OUTPUT_CHARS = 500
+MAX_OUTPUT_CHARS = 500
+"""How much of a model's unusable answer a model `error` event keeps (the model sees it again)."""
 
 
 Save = Callable[[Thread], Awaitable[Thread]]
@@ -56,18 +57,18 @@ async def run(agent: Agent, thread: Thread, *, save: Save | None = None) -> Thre
         if escalation is not None:
             return await _record(agent, thread, save, escalation)
         try:
-            intent = await agent.next_step(thread)
-        except ParseError as exc:
-            # A bad answer is the model's to fix: tell it what was wrong and ask again.
-            data: dict[str, JsonValue] = {"source": "model", "error_type": "ParseError", "message": str(exc)}
-            data["output"] = exc.text[:_MAX_OUTPUT_CHARS]
-            thread = await _record(agent, thread, save, Event(ERROR, data))
-            continue
+            # A bad answer comes back as a model `error` event: the model's to fix, so the loop
+            # records it (the next rendering tells the model what was wrong) and asks again.
+            event = await agent.step(thread)
         except (ModelError, ContextTooLarge) as exc:
             # The model could not be asked: record why and stop; a later run (or a worker) retries.
-            data = {"source": "model", "error_type": type(exc).__name__, "message": format_error(exc)}
+            data: dict[str, JsonValue] = {
+                "source": "model",
+                "error_type": type(exc).__name__,
+                "message": format_error(exc),
+            }
             return await _record(agent, thread, save, Event(ERROR, data))
-        thread = await _record(agent, thread, save, agent.to_event(intent))
+        thread = await _record(agent, thread, save, event)
 
 
 def format_error(exc: BaseException) -> str:

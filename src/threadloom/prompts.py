@@ -9,16 +9,26 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 from .context import Message
 from .events import Thread
 from .intents import Intent, intent_name
 
-__all__ = ["NEXT_STEP_QUESTION", "Prompt", "PromptInput", "default_prompt", "describe_intents", "schema_to_text"]
+__all__ = [
+    "NEXT_STEP_QUESTION",
+    "NEXT_TOOL_QUESTION",
+    "Prompt",
+    "PromptInput",
+    "default_prompt",
+    "describe_intents",
+    "schema_to_text",
+]
 
 NEXT_STEP_QUESTION = "What is the next step? Answer with one JSON object."
 """The question that ends the default prompt (factor 3: "here's what happened, what's next?")."""
+NEXT_TOOL_QUESTION = "What is the next step? Call exactly one tool."
+"""The same question for a model asked through native tool calling (the `"tools"` strategy)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +45,9 @@ class PromptInput:
     """The intents the model may choose from: the agent's tools, then the built-ins."""
     approvals: frozenset[str]
     """Names of the intents that need a person's approval before they run."""
+    strategy: Literal["tools", "json_schema", "prompted"] = "prompted"
+    """How the model is asked (`threadloom.models.Strategy`): with `"tools"` the intents also go out
+    as tool definitions, so the prompt asks for a tool call and needs no JSON shapes."""
 
 
 Prompt = Callable[[PromptInput], Sequence[Message]]
@@ -50,25 +63,33 @@ def default_prompt(prompt: PromptInput) -> list[Message]:
     Returns:
         The messages, exactly as the model gets them.
     """
-    system = "\n\n".join(
-        [
-            prompt.instructions.strip(),
+    if prompt.strategy == "tools":
+        rule = "You decide the next step by calling exactly one tool. Finishing and asking a person are tools too."
+        intents = "The tools:\n" + describe_intents(prompt.intents, prompt.approvals, shapes=False)
+        question = NEXT_TOOL_QUESTION
+    else:
+        rule = (
             "You decide the next step. Always answer with exactly one JSON object and nothing else; "
-            'its "intent" field names the step. Finishing and asking a person are intents too.',
-            "The intents:\n" + describe_intents(prompt.intents, prompt.approvals),
-        ]
-    )
+            'its "intent" field names the step. Finishing and asking a person are intents too.'
+        )
+        intents = "The intents:\n" + describe_intents(prompt.intents, prompt.approvals)
+        question = NEXT_STEP_QUESTION
+    system = "\n\n".join([prompt.instructions.strip(), rule, intents])
     context = list(prompt.context)
     if context and context[-1].role == "user" and not context[-1].tool_calls:
         last = context[-1]
-        context[-1] = Message("user", f"{last.content}\n\n{NEXT_STEP_QUESTION}")
+        context[-1] = Message("user", f"{last.content}\n\n{question}")
     else:
-        context.append(Message("user", NEXT_STEP_QUESTION))
+        context.append(Message("user", question))
     return [Message("system", system), *context]
 
 
-def describe_intents(intents: Sequence[type[Intent]], approvals: frozenset[str] = frozenset()) -> str:
+def describe_intents(
+    intents: Sequence[type[Intent]], approvals: frozenset[str] = frozenset(), *, shapes: bool = True
+) -> str:
     """One compact entry per intent: its name, what it does, and the JSON shape to write.
+
+    `shapes=False` leaves the shapes out, for a model that gets them as tool definitions.
 
     Example:
         ```python
@@ -88,7 +109,8 @@ def describe_intents(intents: Sequence[type[Intent]], approvals: frozenset[str] 
         doc = (model.__doc__ or "").strip().splitlines()
         note = " (a person approves it before it runs)" if name in approvals else ""
         entries.append(f"- {name}: {doc[0] if doc else ''}{note}".rstrip(": "))
-        entries.append("  " + _object_to_text(schema, schema.get("$defs", {}), intent=name))
+        if shapes:
+            entries.append("  " + _object_to_text(schema, schema.get("$defs", {}), intent=name))
     return "\n".join(entries)
 
 

@@ -21,6 +21,11 @@ The event types this fold understands, and the `data` each carries:
 | `done_for_now` | `{"message"}` | `done` |
 | `wait_until` | `{"until", "reason"}` | `sleeping` with `wake_at` (any outside event wakes it) |
 | `failed` | `{"reason"}` | `failed` (terminal) |
+
+An event the model produced (a `tool_call`, a built-in intent, a model `error`) may also carry
+`data["model"]`: the call that produced it, `{"name", "input_tokens", "output_tokens",
+"cached_tokens", "latency_ms", "strategy", "stop_reason"}`. The fold totals those per model
+(`ThreadState.usage`); the rendered context leaves them out.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ __all__ = [
     "DONE_FOR_NOW",
     "ERROR",
     "FAILED",
+    "MODEL_RECORD_EVENTS",
     "HUMAN_RESPONSE",
     "REQUEST_HUMAN_INPUT",
     "REQUEST_MORE_INFORMATION",
@@ -52,7 +58,9 @@ __all__ = [
     "RunnableCall",
     "Status",
     "ThreadState",
+    "Usage",
     "advance",
+    "model_record",
 ]
 
 USER_INPUT: Final = "user_input"
@@ -71,8 +79,47 @@ FAILED: Final = "failed"
 Status = Literal["ready", "waiting_approval", "waiting_human", "sleeping", "done", "failed"]
 """Where a thread stands; `sleeping` holds no process until its time (`wake_at`) or an outside event."""
 
+MODEL_RECORD_EVENTS: Final = frozenset(
+    {TOOL_CALL, ERROR, DONE_FOR_NOW, REQUEST_HUMAN_INPUT, REQUEST_MORE_INFORMATION, WAIT_UNTIL}
+)
+"""The event types an agent writes for a model's answer: only these may carry a `model` record."""
+
 _HUMAN_REQUESTS: Final = frozenset({REQUEST_HUMAN_INPUT, REQUEST_MORE_INFORMATION})
 _NO_COUNTS: Mapping[str, int] = MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Tokens one model call (or, added up, many) consumed.
+
+    Example:
+        ```python
+        from threadloom.models import Usage
+
+        total = Usage(input_tokens=120, output_tokens=9, cached_tokens=100) + Usage(30, 4)
+        assert total == Usage(input_tokens=150, output_tokens=13, cached_tokens=100, requests=2)
+        ```
+    """
+
+    input_tokens: int = 0
+    """Prompt tokens, cached ones included."""
+    output_tokens: int = 0
+    """Tokens the model wrote."""
+    cached_tokens: int = 0
+    """Prompt tokens served from the provider's cache (a part of `input_tokens`)."""
+    requests: int = 1
+    """Model calls counted here: 1 for one call's usage, the number of calls in a total."""
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            self.input_tokens + other.input_tokens,
+            self.output_tokens + other.output_tokens,
+            self.cached_tokens + other.cached_tokens,
+            self.requests + other.requests,
+        )
+
+
+_NO_USAGE_BY_MODEL: Mapping[str, Usage] = MappingProxyType({})
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +161,8 @@ class ThreadState:
     """The id of the newest event, the version an append extends."""
     wake_at: datetime | None = None
     """When a `sleeping` thread is due; None while it waits for an outside event."""
+    usage: Mapping[str, Usage] = field(default_factory=lambda: _NO_USAGE_BY_MODEL)
+    """Tokens used so far, per model name, totalled from the events' `model` records."""
 
     @property
     def waiting_reason(self) -> str | None:
@@ -139,6 +188,14 @@ def advance(state: ThreadState, event: Event) -> ThreadState:
         The state after `event`.
     """
     state = replace(state, last_event_id=event.id)
+    record = model_record(event)
+    if record is not None:
+        state = replace(state, usage=_add_usage(state.usage, record))
+    return _transition(state, event)
+
+
+def _transition(state: ThreadState, event: Event) -> ThreadState:
+    """Where `event` takes the thread: status, pending call, counts."""
     if state.status == "failed":
         return state  # terminal: later events are kept but change nothing
     match event.type:
@@ -187,6 +244,33 @@ def advance(state: ThreadState, event: Event) -> ThreadState:
             if state.status == "waiting_approval":
                 return state
             return _resumed(state)
+
+
+def model_record(event: Event) -> Mapping[str, JsonValue] | None:
+    """The model call recorded with `event` (`data["model"]`), or None when it carries none.
+
+    Only the events an agent writes for a model's answer count (`MODEL_RECORD_EVENTS`), so an
+    outside event whose payload happens to have a `model` key is never mistaken for one.
+    """
+    if event.type not in MODEL_RECORD_EVENTS or not isinstance(event.data, dict):
+        return None
+    record = event.data.get("model")
+    if isinstance(record, dict) and isinstance(record.get("name"), str):
+        return record
+    return None
+
+
+def _add_usage(totals: Mapping[str, Usage], record: Mapping[str, JsonValue]) -> Mapping[str, Usage]:
+    name = str(record["name"])
+    usage = Usage(_count(record, "input_tokens"), _count(record, "output_tokens"), _count(record, "cached_tokens"))
+    merged = dict(totals)
+    merged[name] = merged[name] + usage if name in merged else usage
+    return MappingProxyType(merged)
+
+
+def _count(record: Mapping[str, JsonValue], key: str) -> int:
+    value = record.get(key)
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
 def _resumed(state: ThreadState) -> ThreadState:

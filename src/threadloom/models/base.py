@@ -13,6 +13,7 @@ from dataclasses import KW_ONLY, dataclass, field
 from typing import Any, Literal, Protocol, TypedDict, runtime_checkable
 
 from ..context import Message
+from ..state import Usage
 
 __all__ = ["Completion", "Model", "ModelRequest", "ModelSettings", "Strategy", "ToolDefinition", "Usage"]
 
@@ -55,25 +56,6 @@ class ToolDefinition:
 
 
 @dataclass(frozen=True, slots=True)
-class Usage:
-    """Tokens one model call (or, added up, many) consumed."""
-
-    input_tokens: int = 0
-    """Prompt tokens, cached ones included."""
-    output_tokens: int = 0
-    """Tokens the model wrote."""
-    cached_tokens: int = 0
-    """Prompt tokens served from the provider's cache (a part of `input_tokens`)."""
-
-    def __add__(self, other: Usage) -> Usage:
-        return Usage(
-            self.input_tokens + other.input_tokens,
-            self.output_tokens + other.output_tokens,
-            self.cached_tokens + other.cached_tokens,
-        )
-
-
-@dataclass(frozen=True, slots=True)
 class ModelRequest:
     """Everything a model is sent for one step."""
 
@@ -107,6 +89,10 @@ class Completion:
     """Why the model stopped, as the provider says it (`"stop"`, `"tool_use"`, `"length"`, ...)."""
     strategy: Strategy = "prompted"
     """How the answer was obtained."""
+    error: str | None = None
+    """Why this answer cannot be an intent, written for the model (several tool calls, no call, prose
+    where a tool call was required). The agent records it as a model `error` event, with this call's
+    usage, and asks again, as it does for text that does not parse."""
 
 
 @runtime_checkable
