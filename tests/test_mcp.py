@@ -249,6 +249,9 @@ async def test_connection_misuse_and_failures_are_clear(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="build a new MCPServer"):
         async with server:
             pass
+    with pytest.raises(KeyError):  # the body's own exception, not an ExceptionGroup around it
+        async with MCPServer(Client(echo_server({}))):
+            raise KeyError("from the body")
 
 
 # -- schema conversion, against an in-process server that echoes what it received ---------------

@@ -180,11 +180,12 @@ class MCPServer:
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        """Close the session (and stop the process, for stdio)."""
+        """Close the session (and stop the process, for stdio); an exception from the body passes unchanged."""
         stack, self._stack = self._stack, None
         if stack is not None:
             self._closing.set()
-            await stack.__aexit__(exc_type, exc, tb)
+            # Not handed to the task group, which would wrap it in an ExceptionGroup.
+            await stack.__aexit__(None, None, None)
 
     def _connected(self) -> Client:
         if self._stack is None:
