@@ -25,7 +25,7 @@ from mcp.server.context import ServerRequestContext
 from pydantic import JsonValue, ValidationError
 
 import threadloom.mcp
-from threadloom import Agent, Thread, UserError
+from threadloom import Agent, Event, Thread, UserError
 from threadloom.mcp import MCPConnectionError, MCPServer, MCPTool, mcp_tools, result_value, tool_name
 from threadloom.mcp._schema import SchemaConverter
 from threadloom.models import ScriptedModel
@@ -238,9 +238,14 @@ async def test_connection_misuse_and_failures_are_clear(tmp_path: Path) -> None:
     with pytest.raises(MCPConnectionError, match="cannot connect to MCP server"):
         async with MCPServer.stdio(str(tmp_path / "no-such-server")):
             pass
-    with pytest.raises(MCPConnectionError, match="cannot connect to MCP server 'python -c pass'"):
+    with pytest.raises(MCPConnectionError, match="cannot connect to MCP server 'python"):
         async with MCPServer.stdio(sys.executable, ["-c", "pass"]):  # exits at once: no handshake
             pass
+    with pytest.raises(MCPConnectionError) as refused:
+        async with MCPServer.http("http://user:hunter2@127.0.0.1:9/mcp?key=abc"):  # nothing listens on 9
+            pass
+    assert "'http://127.0.0.1:9/mcp'" in str(refused.value) and "hunter2" not in str(refused.value)
+    assert "abc" not in str(refused.value)
     server = MCPServer(Client(echo_server({})), label="echo")
     with pytest.raises(UserError, match="not connected"):
         await mcp_tools(server)
@@ -286,6 +291,8 @@ CASES: list[tuple[str, dict[str, Any], dict[str, Any], dict[str, Any], dict[str,
      {"n": 5, "s": "abc"}, {"n": 5, "s": "abc"}, {"s": "abcd"}),
     ("untyped", {"properties": {"anything": {"description": "whatever you like"}}, "required": ["anything"]},
      {"anything": {"a": [1, None]}}, {"anything": {"a": [1, None]}}, {}),
+    ("secret", {"properties": {"pin": {"type": "string", "format": "password", "writeOnly": True}}, "required": ["pin"]},
+     {"pin": "1234"}, {"pin": "1234"}, {"pin": 1234}),
 ]  # fmt: skip
 
 
@@ -318,6 +325,10 @@ async def test_input_schemas_become_arguments_the_server_gets_back_unchanged() -
                 tool.arguments.model_validate(invalid)
         described = tools["untyped"].intent.model_json_schema()["properties"]["anything"]
         assert described["description"] == "whatever you like"
+        assert tools["secret"].secret_fields == {"pin"} and tools["enum"].secret_fields == set()
+        agent = Agent(name="a", model=ScriptedModel([]), tools=[tools["secret"]])
+        call = Event("tool_call", {"intent": "secret", "arguments": {"pin": "1234"}, "policy": "auto"})
+        assert "1234" not in str(agent.render(Thread.start("user_input", {"text": "x"}).append(call)))
 
 
 @st.composite

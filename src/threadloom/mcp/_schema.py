@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal, Optional, Union, cast
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, create_model
 
-__all__ = ["ArgumentsBase", "Fields", "SchemaConverter", "camel"]
+__all__ = ["ArgumentsBase", "Fields", "SchemaConverter", "camel", "secret_properties"]
 
 Schema = Mapping[str, Any]
 Fields = dict[str, Any]
@@ -170,6 +170,16 @@ class SchemaConverter:
             return JsonValue
         unique = list(dict.fromkeys(members))
         return unique[0] if len(unique) == 1 else Union[tuple(unique)]  # noqa: UP007 - a runtime-built union
+
+
+def secret_properties(schema: Schema) -> frozenset[str]:
+    """Top-level properties marked secret (`writeOnly`, or `format: password`, as pydantic's `SecretStr`)."""
+    properties = _schema(schema.get("properties"))
+    return frozenset(
+        name
+        for name, value in properties.items()
+        if _schema(value).get("writeOnly") is True or _schema(value).get("format") == "password"
+    )
 
 
 def _bounded(hint: Any, schema: Schema, bounds: Mapping[str, str]) -> Any:

@@ -7,6 +7,7 @@ from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import anyio
 import anyio.abc
@@ -104,7 +105,9 @@ class MCPServer:
             timeout: Seconds to wait for any one answer; `None` waits for ever.
         """
         params = StdioServerParameters(command=command, args=list(args), env=dict(env) if env else None, cwd=cwd)
-        label = " ".join([Path(command).name, *args])
+        # Error messages reach the model: name the program, never its options (they may hold tokens).
+        script = next((Path(a).name for a in args if not a.startswith("-")), None)
+        label = " ".join(part for part in (Path(command).name, script) if part)
         return cls(Client(params, read_timeout_seconds=timeout), label=label)
 
     @classmethod
@@ -119,7 +122,9 @@ class MCPServer:
         # The SDK's defaults: 30 s to connect, 300 s between bytes of a streamed answer.
         http_client = httpx2.AsyncClient(headers=dict(headers or {}), timeout=httpx2.Timeout(30.0, read=300.0))
         transport = streamable_http_client(url, http_client=http_client)
-        server = cls(Client(transport, read_timeout_seconds=timeout), label=url)
+        parts = urlsplit(url)  # without credentials or a query string, which may carry a key
+        label = f"{parts.scheme}://{parts.hostname or ''}{f':{parts.port}' if parts.port else ''}{parts.path}"
+        server = cls(Client(transport, read_timeout_seconds=timeout), label=label)
         server._owned.append(http_client)  # the transport leaves a client it was given open
         return server
 
@@ -235,7 +240,9 @@ class MCPServer:
         except Exception as exc:
             cause = _transport_failure(exc)
             if cause is not None:
-                raise MCPConnectionError(f"{self.name!r} did not answer: {_describe(cause)}", server=self.name) from exc
+                # Sent and unanswered is not the same as not run: say so, so nobody retries blindly.
+                message = f"{self.name!r} did not answer: {_describe(cause)}; the call may or may not have taken effect"
+                raise MCPConnectionError(message, server=self.name) from exc
             refused = _first(exc, MCPError)
             if refused is None:
                 raise

@@ -14,7 +14,7 @@ from pydantic import ConfigDict, JsonValue, create_model
 
 from ..exceptions import UserError
 from ..intents import Intent, Policy, Tool
-from ._schema import ArgumentsBase, SchemaConverter, camel
+from ._schema import ArgumentsBase, SchemaConverter, camel, secret_properties
 from ._server import MCPServer
 
 __all__ = ["MCPTool", "mcp_tools", "tool_name"]
@@ -162,6 +162,8 @@ def _build(server: MCPServer, definition: MCPToolDefinition, name: str, policy: 
         intent=intent,
         policy=policy or ("auto" if read_only else "approval"),
         idempotent=idempotent,
+        # Redacted wherever the thread is rendered, like a `SecretStr` argument of a `@tool`.
+        secret_fields=secret_properties(definition.input_schema),
         server=server,
         mcp_name=definition.name,
         definition=definition,
