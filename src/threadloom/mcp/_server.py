@@ -16,6 +16,7 @@ from mcp import Client, MCPError, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 from mcp_types import CONNECTION_CLOSED, REQUEST_TIMEOUT, CallToolResult, TextContent
 from mcp_types import Tool as MCPToolDefinition
+from pydantic import ValidationError
 
 from ..exceptions import ThreadloomError, UserError
 
@@ -83,6 +84,7 @@ class MCPServer:
         self._entered = False
         self._closing = anyio.Event()
         self._lost: Exception | None = None
+        self._name: str | None = None
 
     @classmethod
     def stdio(
@@ -131,8 +133,7 @@ class MCPServer:
     @property
     def name(self) -> str:
         """The name the server gave when it connected, else its command or URL."""
-        info = self._client.server_info if self._stack is not None else None
-        return info.name if info is not None and info.name else self._label
+        return self._name or self._label
 
     def __repr__(self) -> str:
         return f"MCPServer({self.name!r})"
@@ -174,6 +175,8 @@ class MCPServer:
                 for resource in self._owned:
                     await stack.enter_async_context(resource)
                 await stack.enter_async_context(self._client)
+                info = self._client.server_info
+                self._name = info.name if info is not None and info.name else None
                 started = True
                 task_status.started()
                 await self._closing.wait()
@@ -243,6 +246,9 @@ class MCPServer:
                 # Sent and unanswered is not the same as not run: say so, so nobody retries blindly.
                 message = f"{self.name!r} did not answer: {_describe(cause)}; the call may or may not have taken effect"
                 raise MCPConnectionError(message, server=self.name) from exc
+            if isinstance(exc, ValidationError):  # not the arguments (the loop would say so): the answer
+                message = f"the answer of {self.name!r} is not valid MCP: {_describe(exc)}"
+                raise MCPToolError(message[:300], server=self.name, tool=name) from exc
             refused = _first(exc, MCPError)
             if refused is None:
                 raise
