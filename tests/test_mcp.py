@@ -19,14 +19,14 @@ import mcp_types as mt
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from mcp import Client
+from mcp import Client, MCPError
 from mcp.server import Server
 from mcp.server.context import ServerRequestContext
 from pydantic import JsonValue, ValidationError
 
 import threadloom.mcp
 from threadloom import Agent, Event, Thread, UserError
-from threadloom.mcp import MCPConnectionError, MCPServer, MCPTool, mcp_tools, result_value, tool_name
+from threadloom.mcp import MCPConnectionError, MCPServer, MCPTool, MCPToolError, mcp_tools, result_value, tool_name
 from threadloom.mcp._schema import SchemaConverter
 from threadloom.models import ScriptedModel
 
@@ -306,6 +306,10 @@ def echo_server(schemas: Mapping[str, Mapping[str, Any]]) -> Server[Any]:
         return mt.ListToolsResult(tools=tools)
 
     async def call_tool(ctx: ServerRequestContext[Any], params: mt.CallToolRequestParams) -> mt.CallToolResult:
+        if params.name == "refuse":  # a protocol-level error instead of a result
+            raise MCPError(code=mt.INVALID_PARAMS, message="refused:\n  not today")
+        if params.name == "fail":  # an error result without a word of explanation
+            return mt.CallToolResult(content=[], is_error=True)
         return mt.CallToolResult(content=[], structured_content=params.arguments)
 
     return Server("echo", on_list_tools=list_tools, on_call_tool=call_tool)
@@ -329,6 +333,16 @@ async def test_input_schemas_become_arguments_the_server_gets_back_unchanged() -
         agent = Agent(name="a", model=ScriptedModel([]), tools=[tools["secret"]])
         call = Event("tool_call", {"intent": "secret", "arguments": {"pin": "1234"}, "policy": "auto"})
         assert "1234" not in str(agent.render(Thread.start("user_input", {"text": "x"}).append(call)))
+
+
+async def test_refused_calls_and_silent_failures_are_tool_errors() -> None:
+    async with MCPServer(Client(echo_server({"refuse": {}, "fail": {}}))) as server:
+        refuse, fail = await mcp_tools(server)
+        with pytest.raises(MCPToolError, match="^refused: not today$") as refused:
+            await refuse.invoke({})
+        assert (refused.value.server, refused.value.tool) == ("echo", "refuse")
+        with pytest.raises(MCPToolError, match="^the tool failed$"):
+            await fail()
 
 
 @st.composite
