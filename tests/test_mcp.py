@@ -25,7 +25,7 @@ from mcp.server.context import ServerRequestContext
 from pydantic import JsonValue, ValidationError
 
 import threadloom.mcp
-from threadloom import Agent, Event, Thread, UserError
+from threadloom import Agent, Event, Runtime, Thread, UserError
 from threadloom.mcp import MCPConnectionError, MCPServer, MCPTool, MCPToolError, mcp_tools, result_value, tool_name
 from threadloom.mcp._schema import SchemaConverter
 from threadloom.models import ScriptedModel
@@ -140,6 +140,23 @@ async def test_the_read_only_tool_runs_at_once_and_the_deploy_waits_for_approval
         }
         assert await agent.run(thread) == thread  # nothing left to do
     assert deploys(deploy_log) == [{"tag": "v1.2.3", "environment": "production"}]
+
+
+async def test_through_the_runtime_an_edited_approval_reaches_the_server(tmp_path: Path, deploy_log: Path) -> None:
+    async with stdio(deploy_log) as server:
+        model = ScriptedModel([DEPLOY % ("v1.2.3", "production"), DONE])
+        agent = Agent(name="deployer", model=model, tools=await mcp_tools(server))
+        runtime = Runtime(store=f"sqlite:///{tmp_path}/threads.db", agents=[agent])
+        thread_id = await runtime.launch("deployer", Event("slack_message", {"text": "ship v1.2.3"}))
+        await runtime.run_until_idle()
+        pending = (await runtime.get(thread_id)).pending
+        assert pending is not None and deploys(deploy_log) == []
+
+        await runtime.approve(thread_id, pending.id, edits={"environment": "staging"})  # "not prod, please"
+        await runtime.run_until_idle()
+        assert (await runtime.get(thread_id)).status == "done"
+        await runtime.aclose()
+    assert deploys(deploy_log) == [{"tag": "v1.2.3", "environment": "staging"}]
 
 
 async def test_a_server_side_error_becomes_a_compact_error_event(deploy_log: Path) -> None:
