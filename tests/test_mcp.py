@@ -26,7 +26,16 @@ from pydantic import JsonValue, ValidationError
 
 import threadloom.mcp
 from threadloom import Agent, Event, Runtime, Thread, UserError
-from threadloom.mcp import MCPConnectionError, MCPServer, MCPTool, MCPToolError, mcp_tools, result_value, tool_name
+from threadloom.mcp import (
+    IDEMPOTENCY_KEY_META,
+    MCPConnectionError,
+    MCPServer,
+    MCPTool,
+    MCPToolError,
+    mcp_tools,
+    result_value,
+    tool_name,
+)
 from threadloom.mcp._schema import SchemaConverter
 from threadloom.models import ScriptedModel
 
@@ -327,6 +336,8 @@ def echo_server(schemas: Mapping[str, Mapping[str, Any]]) -> Server[Any]:
             raise MCPError(code=mt.INVALID_PARAMS, message="refused:\n  not today")
         if params.name == "fail":  # an error result without a word of explanation
             return mt.CallToolResult(content=[], is_error=True)
+        if params.name == "key":
+            return mt.CallToolResult(content=[], structured_content=(params.meta or {}).get(IDEMPOTENCY_KEY_META))
         return mt.CallToolResult(content=[], structured_content=params.arguments)
 
     return Server("echo", on_list_tools=list_tools, on_call_tool=call_tool)
@@ -350,6 +361,16 @@ async def test_input_schemas_become_arguments_the_server_gets_back_unchanged() -
         agent = Agent(name="a", model=ScriptedModel([]), tools=[tools["secret"]])
         call = Event("tool_call", {"intent": "secret", "arguments": {"pin": "1234"}, "policy": "auto"})
         assert "1234" not in str(agent.render(Thread.start("user_input", {"text": "x"}).append(call)))
+
+
+async def test_a_call_carries_its_idempotency_key_to_the_server() -> None:
+    async with MCPServer(Client(echo_server({"key": {}}))) as server:
+        tools = await mcp_tools(server, default_policy="auto")
+        agent = Agent(name="a", model=ScriptedModel(['{"intent": "key"}', DONE]), tools=tools)
+        thread = await agent.run(Thread.start("user_input", {"text": "x"}))
+    [call] = [e for e in thread.events if e.type == "tool_call"]
+    [response] = events(thread, "tool_response")
+    assert response["result"] == call.id  # the loop's key for the call: the same on every retry
 
 
 async def test_refused_calls_and_silent_failures_are_tool_errors() -> None:
@@ -455,6 +476,7 @@ def test_results_are_structured_content_else_text(result: mt.CallToolResult, exp
 
 def test_the_public_surface_is_pinned_and_the_core_does_not_import_mcp() -> None:
     assert sorted(threadloom.mcp.__all__) == [
+        "IDEMPOTENCY_KEY_META",
         "MCPConnectionError",
         "MCPServer",
         "MCPTool",

@@ -13,10 +13,11 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise ImportError("threadloom.mcp needs the `mcp` extra: pip install 'threadloom[mcp]'") from exc
 
-from ._server import MCPConnectionError, MCPServer, MCPToolError
+from ._server import IDEMPOTENCY_KEY_META, MCPConnectionError, MCPServer, MCPToolError
 from ._tools import MCPTool, mcp_tools, result_value, tool_name
 
 __all__ = [
+    "IDEMPOTENCY_KEY_META",
     "MCPConnectionError",
     "MCPServer",
     "MCPTool",

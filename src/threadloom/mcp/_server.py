@@ -14,13 +14,16 @@ import anyio.abc
 import httpx2
 from mcp import Client, MCPError, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
-from mcp_types import CONNECTION_CLOSED, REQUEST_TIMEOUT, CallToolResult, TextContent
+from mcp_types import CONNECTION_CLOSED, REQUEST_TIMEOUT, CallToolResult, RequestParamsMeta, TextContent
 from mcp_types import Tool as MCPToolDefinition
 from pydantic import ValidationError
 
 from ..exceptions import ThreadloomError, UserError
 
-__all__ = ["MCPConnectionError", "MCPServer", "MCPToolError"]
+__all__ = ["IDEMPOTENCY_KEY_META", "MCPConnectionError", "MCPServer", "MCPToolError"]
+
+IDEMPOTENCY_KEY_META = "threadloom/idempotency-key"
+"""The `_meta` key of a tool call's idempotency key (`threadloom.intents.idempotency_key()`)."""
 
 _E = TypeVar("_E", bound=BaseException)
 _MAX_PAGES = 1000
@@ -227,8 +230,17 @@ class MCPServer:
             raise MCPConnectionError(message, server=self.name) from exc
         return tools
 
-    async def call_tool(self, name: str, arguments: Mapping[str, Any]) -> CallToolResult:
+    async def call_tool(
+        self, name: str, arguments: Mapping[str, Any], *, idempotency_key: str | None = None
+    ) -> CallToolResult:
         """Call one tool by its name on the server.
+
+        Args:
+            name: The tool's name on the server.
+            arguments: Its arguments, under the server's property names.
+            idempotency_key: Sent in the request's `_meta` as `IDEMPOTENCY_KEY_META`: the same
+                recorded call always carries the same key, also when it is run again after a
+                crash, so a server can do the work once.
 
         Returns:
             The server's result, which is not an error.
@@ -239,7 +251,10 @@ class MCPServer:
         """
         client = self._connected()
         try:
-            result = await client.call_tool(name, dict(arguments))
+            meta: RequestParamsMeta | None = None
+            if idempotency_key is not None:
+                meta = {IDEMPOTENCY_KEY_META: idempotency_key}
+            result = await client.call_tool(name, dict(arguments), meta=meta)
         except Exception as exc:
             cause = _transport_failure(exc)
             if cause is not None:

@@ -13,7 +13,7 @@ from mcp_types import Tool as MCPToolDefinition
 from pydantic import ConfigDict, JsonValue, create_model
 
 from ..exceptions import UserError
-from ..intents import Intent, Policy, Tool
+from ..intents import Intent, Policy, Tool, idempotency_key
 from ._schema import ArgumentsBase, SchemaConverter, camel, secret_properties
 from ._server import MCPServer
 
@@ -152,7 +152,7 @@ def _build(server: MCPServer, definition: MCPToolDefinition, name: str, policy: 
         for field_name, prop in renames.items():
             if field_name in wire:
                 wire[prop] = wire.pop(field_name)
-        return result_value(await server.call_tool(definition.name, wire))
+        return result_value(await server.call_tool(definition.name, wire, idempotency_key=idempotency_key()))
 
     return MCPTool(
         function=call,
