@@ -1,0 +1,215 @@
+"""JSON Schema (an MCP tool's `inputSchema`) to pydantic fields, for the common shapes.
+
+Objects with properties become models; string, number, integer, boolean, null, arrays, maps,
+enums, consts, `anyOf` / `oneOf`, type lists and local `$ref`s map to their Python types, with
+descriptions, defaults and the simple numeric and length bounds. Whatever cannot be expressed (a
+recursive reference, `allOf` of several schemas, tuples) becomes a permissive `JsonValue` field:
+the model may send anything there and the server, which holds the real schema, judges it.
+"""
+
+from __future__ import annotations
+
+import keyword
+import re
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal, Optional, Union, cast
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, create_model
+
+__all__ = ["ArgumentsBase", "Fields", "SchemaConverter", "camel", "secret_properties"]
+
+Schema = Mapping[str, Any]
+Fields = dict[str, Any]
+
+_SCALARS = (str, int, float, bool, type(None))
+_NUMBER_BOUNDS = {
+    "minimum": "ge",
+    "maximum": "le",
+    "exclusiveMinimum": "gt",
+    "exclusiveMaximum": "lt",
+    "multipleOf": "multiple_of",
+}
+_LENGTH_BOUNDS = {"minLength": "min_length", "maxLength": "max_length"}
+_ITEM_BOUNDS = {"minItems": "min_length", "maxItems": "max_length"}
+_PRIMITIVES: dict[str, Any] = {"string": str, "integer": int, "number": float, "boolean": bool, "null": None}
+
+
+class ArgumentsBase(BaseModel):
+    """Base of the models built from a schema: known by the server's names, dumped under them."""
+
+    # Fields whose names Python cannot use carry the server's name as an alias; the model sees
+    # the alias, the thread records it, and the server gets it back.
+    model_config = ConfigDict(serialize_by_alias=True, validate_by_name=True, validate_by_alias=True)
+
+
+def camel(name: str) -> str:
+    """`schedule_maintenance` -> `ScheduleMaintenance`, for model names."""
+    return "".join(part[:1].upper() + part[1:] for part in re.split(r"[^0-9A-Za-z]+", name) if part) or "Model"
+
+
+class SchemaConverter:
+    """Converts one tool's input schema; resolves `$ref`s against its `$defs` / `definitions`."""
+
+    def __init__(self, root: Schema, owner: str) -> None:
+        self.root = root
+        self.owner = owner
+        self.renames: dict[str, str] = {}
+        """Field name -> property name, for reserved properties that could keep no alias."""
+        self._models: dict[str, Any] = {}
+        self._resolving: set[str] = set()
+
+    def fields(self, schema: Schema, *, reserved: frozenset[str] = frozenset[str]()) -> Fields:
+        """The fields of an object schema: required ones without a default, optional ones with one.
+
+        An optional property without a default is `T | None = None`, and left out of the call
+        when it is None, so the server applies its own default.
+
+        Args:
+            schema: An object schema (`properties`, `required`).
+            reserved: Property names that cannot be field names or aliases here (`intent`).
+        """
+        required: set[str] = set(schema.get("required") or ())
+        fields: Fields = {}
+        for prop, value in _schema(schema.get("properties")).items():
+            sub = _schema(value)
+            hint = self.type_of(sub, f"{self.owner}_{prop}")
+            kwargs: dict[str, Any] = {}
+            description = sub.get("description") or self._ref_target(sub).get("description")
+            if isinstance(description, str):
+                kwargs["description"] = description
+            if isinstance(sub.get("examples"), list):
+                kwargs["examples"] = sub["examples"]
+            name = _field_name(prop, fields, reserved)
+            if prop in reserved:
+                self.renames[name] = prop
+            elif name != prop:
+                kwargs["alias"] = prop
+            if prop in required:
+                fields[name] = (hint, Field(**kwargs))
+            elif "default" in sub:
+                default = sub["default"]
+                fields[name] = (Optional[hint] if default is None else hint, Field(default=default, **kwargs))  # noqa: UP045 - built at run time
+            else:
+                fields[name] = (Optional[hint], Field(default=None, exclude_if=_is_none, **kwargs))  # noqa: UP045 - built at run time
+        return fields
+
+    def model(self, schema: Schema, name: str) -> type[BaseModel]:
+        """A pydantic model for an object schema with properties."""
+        doc = schema.get("description")
+        return create_model(
+            camel(name), __base__=ArgumentsBase, __doc__=doc if isinstance(doc, str) else None, **self.fields(schema)
+        )
+
+    def type_of(self, schema: Schema, name: str) -> Any:
+        """The Python type for one schema; `JsonValue` where it cannot say more."""
+        if "$ref" in schema:
+            return self._ref(str(schema["$ref"]))
+        for key in ("anyOf", "oneOf"):
+            if isinstance(schema.get(key), list):
+                return self._union([self.type_of(s, f"{name}_{i}") for i, s in enumerate(schema[key])])
+        if isinstance(schema.get("allOf"), list):
+            parts = schema["allOf"]
+            # pydantic wraps a described `$ref` as a one-item allOf; more than one is an intersection.
+            return self.type_of(parts[0], name) if len(parts) == 1 else JsonValue
+        if "const" in schema:
+            return Literal[schema["const"]] if isinstance(schema["const"], _SCALARS) else JsonValue
+        if isinstance(schema.get("enum"), list):
+            values = schema["enum"]
+            if values and all(isinstance(v, _SCALARS) for v in values):
+                return Literal[tuple(values)]  # a literal built at run time
+            return JsonValue
+        kind = schema.get("type")
+        if kind is None and "properties" in schema:
+            kind = "object"
+        if isinstance(kind, list):
+            return self._union([self.type_of({**schema, "type": k}, name) for k in cast(list[object], kind)])
+        return self._typed(schema, kind, name)
+
+    def _typed(self, schema: Schema, kind: object, name: str) -> Any:
+        if kind == "object":
+            if isinstance(schema.get("properties"), Mapping) and schema["properties"]:
+                return self.model(schema, name)
+            # A map: `additionalProperties` types its values (absent, `true` or `{}` allow any).
+            return dict[str, self.type_of(_schema(schema.get("additionalProperties")), name)]
+        if kind == "array":
+            item = self.type_of(_schema(schema.get("items")), f"{name}_item")
+            return _bounded(list[item], schema, _ITEM_BOUNDS)
+        if kind in ("integer", "number"):
+            return _bounded(_PRIMITIVES[kind], schema, _NUMBER_BOUNDS)
+        if kind == "string":
+            return _bounded(str, schema, _LENGTH_BOUNDS)
+        if kind in ("boolean", "null"):
+            return _PRIMITIVES[kind]
+        return JsonValue
+
+    def _ref_target(self, schema: Schema) -> Schema:
+        ref = schema.get("$ref")
+        if not isinstance(ref, str) or not ref.startswith("#/"):
+            return {}
+        node: Schema = self.root
+        for part in ref[2:].split("/"):
+            node = _schema(node.get(part.replace("~1", "/").replace("~0", "~")))
+        return node
+
+    def _ref(self, ref: str) -> Any:
+        if ref in self._models:
+            return self._models[ref]
+        target = self._ref_target({"$ref": ref})
+        if not target or ref in self._resolving:
+            return JsonValue  # a remote or recursive reference: the server validates it
+        self._resolving.add(ref)
+        try:
+            made = self.type_of(target, f"{self.owner}_{ref.rsplit('/', 1)[-1]}")
+        finally:
+            self._resolving.discard(ref)
+        self._models[ref] = made
+        return made
+
+    def _union(self, members: list[Any]) -> Any:
+        if not members or any(m is JsonValue for m in members):
+            return JsonValue
+        unique = list(dict.fromkeys(members))
+        return unique[0] if len(unique) == 1 else Union[tuple(unique)]  # noqa: UP007 - a runtime-built union
+
+
+def secret_properties(schema: Schema) -> frozenset[str]:
+    """Top-level properties marked secret (`writeOnly`, or `format: password`, as pydantic's `SecretStr`)."""
+    properties = _schema(schema.get("properties"))
+    return frozenset(
+        name
+        for name, value in properties.items()
+        if _schema(value).get("writeOnly") is True or _schema(value).get("format") == "password"
+    )
+
+
+def _bounded(hint: Any, schema: Schema, bounds: Mapping[str, str]) -> Any:
+    """`hint` with the schema's bounds as pydantic constraints (`minimum` -> `ge`, ...)."""
+    constraints = {
+        ours: schema[theirs] for theirs, ours in bounds.items() if isinstance(schema.get(theirs), int | float)
+    }
+    return Annotated[hint, Field(**constraints)] if constraints else hint
+
+
+def _schema(value: object) -> Schema:
+    """`value` if it is a (sub)schema object, else the empty schema (which allows anything)."""
+    return cast(Schema, value) if isinstance(value, Mapping) else {}
+
+
+def _is_none(value: object) -> bool:
+    return value is None
+
+
+_TAKEN = frozenset(dir(BaseModel))
+
+
+def _field_name(prop: str, fields: Fields, reserved: frozenset[str]) -> str:
+    """A Python field name for a property: itself when it can be, else a cleaned-up spelling."""
+    name = re.sub(r"\W", "_", prop)
+    if not name or name[0].isdigit() or name.startswith("_"):
+        name = f"f_{name.lstrip('_')}"
+    if keyword.iskeyword(name) or name in _TAKEN or name.startswith("model_") or prop in reserved:
+        name = f"{name}_"
+    base, n = name, 2
+    while name in fields:
+        name, n = f"{base}_{n}", n + 1
+    return name
