@@ -164,15 +164,35 @@ async def test_unknown_agents_are_clear(store: ThreadStore) -> None:
         Runtime(store=store, agents=[deploy_bot(), deploy_bot()])
 
 
-def test_sync_wrappers(tmp_path: Path) -> None:
-    runtime = Runtime(store=f"sqlite:///{tmp_path}/t.db", agents=[deploy_bot()])
-    thread_id = runtime.launch_sync("deploy_bot", Event("slack_message", {"text": "deploy"}))
-    runtime.run_until_idle_sync()
-    thread = runtime.get_sync(thread_id)
-    assert thread.pending is not None
-    runtime.approve_sync(thread_id, thread.pending.id)
-    runtime.run_until_idle_sync()
-    assert runtime.get_sync(thread_id).status == "done"
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_sync_wrappers(tmp_path: Path, kind: str, request: pytest.FixtureRequest) -> None:
+    # PostgreSQL too: its pool belongs to one event loop, which every *_sync call must reuse.
+    url = f"sqlite:///{tmp_path}/t.db" if kind == "sqlite" else request.getfixturevalue("postgres_url")
+    asks = '{"intent": "request_human_input", "question": "Which tag?"}'
+    with Runtime(store=url, agents=[deploy_bot(DEPLOY, asks, DONE)]) as runtime:
+        thread_id = runtime.launch_sync("deploy_bot", Event("slack_message", {"text": "deploy"}), idempotency_key="k")
+        assert runtime.launch_sync("deploy_bot", Event("slack_message", {}), idempotency_key="k") == thread_id
+        runtime.run_until_idle_sync()
+        thread = runtime.get_sync(thread_id)
+        assert thread.pending is not None
+        [summary] = runtime.list_sync(status="waiting_approval")
+        assert summary.thread_id == thread_id
+        runtime.approve_sync(thread_id, thread.pending.id, idempotency_key="click")
+        runtime.approve_sync(thread_id, thread.pending.id, idempotency_key="click")  # a double click
+        runtime.run_until_idle_sync()
+        thread = runtime.get_sync(thread_id)
+        assert thread.status == "waiting_human" and thread.pending is not None and effects == ["v1.2.3@production"]
+        runtime.respond_sync(thread_id, thread.pending.id, "that one", idempotency_key="answer")
+        runtime.send_event_sync(thread_id, Event("slack_message", {"text": "thanks"}), idempotency_key="m")
+        runtime.send_event_sync(thread_id, Event("slack_message", {"text": "thanks"}), idempotency_key="m")
+        runtime.run_until_idle_sync()
+        thread = runtime.get_sync(thread_id)
+        assert thread.status == "done"
+        fork_id = runtime.fork_sync(thread_id, at=thread.events[0].id)
+        assert runtime.cancel_sync(fork_id, "not needed", idempotency_key="c").status == "failed"
+        assert runtime.cancel_sync(fork_id, "not needed", idempotency_key="c").status == "failed"
+    types = [e.type for e in thread.events]
+    assert (types.count("approval"), types.count("human_response"), types.count("slack_message")) == (1, 1, 2)
 
 
 async def test_sync_wrappers_refuse_a_running_loop() -> None:

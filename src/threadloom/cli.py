@@ -44,6 +44,9 @@ app.add_typer(threads, name="threads")
 console = Console()
 
 StoreOption = Annotated[str, typer.Option("--store", envvar="THREADLOOM_STORE", help="Store URL.")]
+KeyOption = Annotated[
+    str | None, typer.Option("--key", help="Idempotency key: a repeat with the same key changes nothing.")
+]
 AgentsOption = Annotated[
     list[str],
     typer.Option("--agents", help="module:attribute of an Agent, a list of them, or a function returning either."),
@@ -95,11 +98,17 @@ def worker(
     store: StoreOption = DEFAULT_URL,
     concurrency: Annotated[int, typer.Option(help="Threads run at once.")] = 4,
     lease_seconds: Annotated[float, typer.Option(help="Lease length; renewed every third of it.")] = 30,
+    poll_seconds: Annotated[
+        float, typer.Option(help="Look for work this often when nothing announces any (PostgreSQL announces it).")
+    ] = 0.5,
 ) -> None:
-    """Run a worker until SIGTERM / Ctrl-C: claim runnable threads and run their agents."""
+    """Run a worker until SIGTERM / Ctrl-C: claim runnable threads and run their agents.
+
+    On SIGTERM it stops claiming, ends each run after its current step and releases the threads.
+    """
     runtime = Runtime(store=store, agents=load_agents(agents))
     console.print(f"worker on {store} with agents {', '.join(runtime.agents)}; Ctrl-C to stop")
-    Worker(runtime, concurrency=concurrency, lease_seconds=lease_seconds).serve()
+    Worker(runtime, concurrency=concurrency, lease_seconds=lease_seconds, poll_seconds=poll_seconds).serve()
 
 
 @threads.command("ls")
@@ -160,12 +169,16 @@ def approve(
     call_id: Annotated[str | None, typer.Argument(help="The pending call; the one pending by default.")] = None,
     edit: Annotated[list[str] | None, typer.Option(help="key=JSON value to change before it runs.")] = None,
     store: StoreOption = DEFAULT_URL,
+    key: KeyOption = None,
 ) -> None:
     """Approve the pending tool call; a worker runs it next."""
     edits = _edits(edit or [])
 
     async def work(runtime: Runtime) -> Thread:
-        return await runtime.approve(thread_id, call_id or await _pending(runtime, thread_id), edits or None)
+        if key is not None and await _delivered(runtime, key):
+            return await runtime.get(thread_id)
+        pending = call_id or await _pending(runtime, thread_id)
+        return await runtime.approve(thread_id, pending, edits or None, idempotency_key=key)
 
     _status_line(_run(store, [], work))
 
@@ -176,23 +189,35 @@ def reject(
     feedback: Annotated[str, typer.Option(help="Why, for the model.")],
     call_id: Annotated[str | None, typer.Argument(help="The pending call; the one pending by default.")] = None,
     store: StoreOption = DEFAULT_URL,
+    key: KeyOption = None,
 ) -> None:
     """Reject the pending tool call; the feedback goes to the model."""
 
     async def work(runtime: Runtime) -> Thread:
-        return await runtime.reject(thread_id, call_id or await _pending(runtime, thread_id), feedback)
+        if key is not None and await _delivered(runtime, key):
+            return await runtime.get(thread_id)
+        pending = call_id or await _pending(runtime, thread_id)
+        return await runtime.reject(thread_id, pending, feedback, idempotency_key=key)
 
     _status_line(_run(store, [], work))
 
 
 @threads.command("respond")
-def respond(thread_id: str, text: str, store: StoreOption = DEFAULT_URL) -> None:
+def respond(thread_id: str, text: str, store: StoreOption = DEFAULT_URL, key: KeyOption = None) -> None:
     """Answer the pending human request."""
 
     async def work(runtime: Runtime) -> Thread:
-        return await runtime.respond(thread_id, await _pending(runtime, thread_id), text)
+        if key is not None and await _delivered(runtime, key):
+            return await runtime.get(thread_id)
+        return await runtime.respond(thread_id, await _pending(runtime, thread_id), text, idempotency_key=key)
 
     _status_line(_run(store, [], work))
+
+
+async def _delivered(runtime: Runtime, key: str) -> bool:
+    # A repeat of a delivery that went through: the thread has moved on, so there is no pending call
+    # to name any more, and nothing to do.
+    return await (await runtime.store()).find_key(key) is not None
 
 
 async def _pending(runtime: Runtime, thread_id: str) -> str:

@@ -6,6 +6,10 @@ the lease is renewed while the worker runs it and released when the thread stops
 dies leaves its leases to expire; another worker then continues from what the log says
 (`tool_started` without a result is recovered as in the loop). A worker that loses a lease while
 running (it stalled past the lease) stops that run at once.
+
+Idle workers wait on the store: PostgreSQL wakes them with LISTEN/NOTIFY when a thread becomes
+claimable; polling every `poll_seconds` is the fallback and finds due sleepers. On SIGTERM a worker
+stops claiming, ends each run after its current step and releases the leases.
 """
 
 from __future__ import annotations
@@ -65,7 +69,9 @@ class Worker:
             concurrency: Threads run at once by this worker.
             owner: The name leases are taken under; host, process id and a counter by default.
             lease_seconds: How long a claim lasts unless renewed (renewed every third of it).
-            poll_seconds: How often to look for new work when idle.
+            poll_seconds: How often to look for work when nothing announces any: due sleepers, other
+                processes' appends on SQLite, and PostgreSQL when its LISTEN connection is lost.
+                PostgreSQL (LISTEN/NOTIFY) and appends in this process wake the worker at once.
         """
         self.runtime = runtime
         self.concurrency = max(1, concurrency)
@@ -75,18 +81,35 @@ class Worker:
         self._skip: dict[str, float] = {}  # threads that failed here: not retried until this time
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Claim and run threads until `stop` is set, then finish the runs under way and return."""
+        """Claim and run threads until `stop` is set, then let each run finish its current step and return.
+
+        A run that is stopped ends after the event it is saving (a started tool first finishes and
+        its result is saved); its thread stays `ready` and its lease is released, so another worker
+        continues it at once.
+        """
+        store = await self.runtime.store()
         running: dict[str, asyncio.Task[None]] = {}
-        while not stop.is_set():
-            await self._fill(running)
-            stopping = asyncio.ensure_future(stop.wait())
-            waiters: set[asyncio.Future[object]] = {stopping, *running.values()}  # pyright: ignore[reportAssignmentType]
-            await asyncio.wait(waiters, timeout=self.poll_seconds, return_when=asyncio.FIRST_COMPLETED)
+        # Listen before the first look for work: whatever becomes runnable afterwards wakes us.
+        await store.wait_for_work(0)
+        wake: asyncio.Future[None] | None = None
+        stopping = asyncio.ensure_future(stop.wait())
+        try:
+            while not stop.is_set():
+                await self._fill(running, stop)
+                if wake is None:
+                    wake = asyncio.ensure_future(store.wait_for_work(self.poll_seconds))
+                waiters: set[asyncio.Future[object]] = {stopping, wake, *running.values()}  # pyright: ignore[reportAssignmentType]
+                await asyncio.wait(waiters, timeout=self.poll_seconds, return_when=asyncio.FIRST_COMPLETED)
+                if wake.done():
+                    wake = None
+                for thread_id in [t for t, task in running.items() if task.done()]:
+                    del running[thread_id]
+        finally:
             stopping.cancel()
-            for thread_id in [t for t, task in running.items() if task.done()]:
-                del running[thread_id]
-        # Stopping: let each run finish its current steps; its lease is released as it ends.
-        await asyncio.gather(*running.values(), return_exceptions=True)
+            if wake is not None:
+                wake.cancel()
+            # Each run ends after its current step and releases its lease.
+            await asyncio.gather(*running.values(), return_exceptions=True)
 
     async def run_until_idle(self) -> int:
         """Run claimed threads until none is runnable (for tests and scripts).
@@ -104,7 +127,7 @@ class Worker:
             runs += len(running)
 
     def serve(self) -> None:
-        """Run until SIGTERM or SIGINT, then finish the runs under way: the entry point of a worker process."""
+        """Run until SIGTERM or SIGINT, then end each run after its current step: a worker process's entry point."""
 
         async def main() -> None:
             stop = asyncio.Event()
@@ -118,7 +141,7 @@ class Worker:
 
         asyncio.run(main())
 
-    async def _fill(self, running: dict[str, asyncio.Task[None]]) -> None:
+    async def _fill(self, running: dict[str, asyncio.Task[None]], stop: asyncio.Event | None = None) -> None:
         await self.runtime.wake_due()
         free = self.concurrency - len(running)
         if free <= 0:
@@ -129,11 +152,11 @@ class Worker:
             if self._skip.get(thread_id, 0) > now:
                 await store.release(thread_id, self.owner)
                 continue
-            running[thread_id] = asyncio.create_task(self._work(thread_id))
+            running[thread_id] = asyncio.create_task(self._work(thread_id, stop))
 
-    async def _work(self, thread_id: str) -> None:
+    async def _work(self, thread_id: str, stop: asyncio.Event | None) -> None:
         store = await self.runtime.store()
-        run = asyncio.create_task(self.runtime.run_thread(thread_id))
+        run = asyncio.create_task(self.runtime.run_thread(thread_id, stop=stop))
         keeper = asyncio.create_task(self._keep_lease(thread_id, run))
         try:
             await run

@@ -7,6 +7,9 @@ back byte for byte as it was written (jsonb reorders keys).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,9 +24,11 @@ from ..events import Thread
 from ..exceptions import AlreadyDelivered, StoreError, ThreadNotFound, VersionConflict
 from ..state import Status
 from ._codec import decode_event, decode_metadata, encode_event, encode_metadata
-from .base import ThreadSummary, check_version, summarise
+from .base import ThreadSummary, WorkSignal, check_version, summarise
 
-__all__ = ["MIGRATIONS", "PostgresStore"]
+__all__ = ["CHANNEL", "MIGRATIONS", "PostgresStore"]
+
+log = logging.getLogger("threadloom.store")
 
 MIGRATIONS: tuple[str, ...] = (
     # 1: threads (what the runtime queries), events (one row each), idempotency keys.
@@ -59,10 +64,16 @@ MIGRATIONS: tuple[str, ...] = (
         created_at TIMESTAMPTZ NOT NULL
     );
     """,
+    # 2: find due sleepers without reading every sleeping thread.
+    """
+    CREATE INDEX threadloom_threads_wake ON threadloom_threads (wake_at) WHERE status = 'sleeping';
+    """,
 )
 """Forward-only schema migrations; `threadloom_schema.version` records how many are applied."""
 
 _MIGRATION_LOCK = 0x7468726561646C6F  # "threadlo": one migrator at a time across processes
+CHANNEL = "threadloom_ready"
+"""The NOTIFY channel: a thread became claimable (`ready`, no live lease). The payload is its id."""
 
 
 class PostgresStore:
@@ -72,6 +83,8 @@ class PostgresStore:
         """Wrap an open pool; use `PostgresStore.open(url)` instead."""
         self._pool = pool
         self.url = url
+        self._work = WorkSignal()
+        self._listener: asyncio.Task[None] | None = None
 
     @classmethod
     async def open(cls, url: str, *, max_connections: int = 10, connect_timeout: float = 15) -> PostgresStore:
@@ -113,9 +126,16 @@ class PostgresStore:
                         )
                         first = await cur.fetchone()
                         raise AlreadyDelivered(idempotency_key, thread_id=str(first[0]) if first else thread.id)
-                await cur.execute("SELECT events FROM threadloom_threads WHERE thread_id = %s FOR UPDATE", (thread.id,))
+                await cur.execute(
+                    "SELECT events, lease_expires > now() FROM threadloom_threads WHERE thread_id = %s FOR UPDATE",
+                    (thread.id,),
+                )
                 row = await cur.fetchone()
                 check_version(thread, after, None if row is None else int(row[0]))
+                if summary.status == "ready" and (row is None or not row[1]):
+                    # Delivered at commit, to every listening worker on every machine. A worker's own
+                    # steps (it holds the lease) announce nothing: no one else could claim the thread.
+                    await cur.execute("SELECT pg_notify(%s, %s)", (CHANNEL, thread.id))
                 if row is None:
                     await cur.execute(
                         "INSERT INTO threadloom_threads (thread_id, agent, parent_id, status, events, wake_at,"
@@ -173,12 +193,18 @@ class PostgresStore:
         status: Status | None = None,
         agent: str | None = None,
         updated_after: datetime | None = None,
+        wake_before: datetime | None = None,
         limit: int = 100,
     ) -> list[ThreadSummary]:
         """See `ThreadStore.list`."""
         where: list[str] = []
         params: list[Any] = []
-        for clause, value in (("status = %s", status), ("agent = %s", agent), ("updated_at > %s", updated_after)):
+        for clause, value in (
+            ("status = %s", status),
+            ("agent = %s", agent),
+            ("updated_at > %s", updated_after),
+            ("wake_at <= %s", wake_before),
+        ):
             if value is not None:
                 where.append(clause)
                 params.append(value)
@@ -231,15 +257,52 @@ class PostgresStore:
 
     async def release(self, thread_id: str, owner: str) -> None:
         """See `ThreadStore.release`."""
-        async with self._pool.connection() as conn, conn.transaction():
-            await conn.execute(
+        async with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+            await cur.execute(
                 "UPDATE threadloom_threads SET lease_owner = NULL, lease_expires = NULL"
-                " WHERE thread_id = %s AND lease_owner = %s",
+                " WHERE thread_id = %s AND lease_owner = %s RETURNING status",
                 (thread_id, owner),
             )
+            released = await cur.fetchone()
+            if released is not None and released[0] == "ready":
+                await cur.execute("SELECT pg_notify(%s, %s)", (CHANNEL, thread_id))
+
+    async def wait_for_work(self, seconds: float) -> None:
+        """See `ThreadStore.wait_for_work`: LISTEN/NOTIFY on a connection of its own, polling as the fallback.
+
+        The first call starts listening and returns at once, so the caller's next look for work
+        covers anything that became claimable before the LISTEN. A lost listening connection is
+        reopened at the next call; until then the worker polls every `seconds`.
+        """
+        if self._listener is None or self._listener.done():
+            try:
+                conn = await psycopg.AsyncConnection.connect(self.url, autocommit=True)
+                await conn.execute("LISTEN threadloom_ready")  # CHANNEL
+            except psycopg.Error as exc:
+                log.warning("cannot LISTEN for work on PostgreSQL (polling instead): %s", exc)
+                await asyncio.sleep(seconds)
+                return
+            self._listener = asyncio.create_task(self._listen(conn))
+            return
+        await self._work.wait(seconds)
+
+    async def _listen(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        try:
+            async for _ in conn.notifies():
+                self._work.set()
+        except psycopg.Error as exc:
+            log.warning("lost the PostgreSQL LISTEN connection (polling until it is back): %s", exc)
+        finally:
+            self._work.set()  # whoever waits looks for work now, and the next wait listens again
+            await conn.close()
 
     async def aclose(self) -> None:
-        """Close the connection pool."""
+        """Stop listening and close the connection pool."""
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listener
+            self._listener = None
         await self._pool.close()
 
 
