@@ -199,3 +199,14 @@ async def test_sync_wrappers_refuse_a_running_loop() -> None:
     runtime = Runtime(store="memory://")
     with pytest.raises(UserError, match="cannot run inside an event loop"):
         runtime.get_sync("th_x")
+
+
+async def test_a_runtime_without_agents_launches_by_name_for_the_workers(store: ThreadStore) -> None:
+    web = Runtime(store=store)  # a web handler: no model clients in this process
+    thread_id = await web.launch("deploy_bot", Event("slack_message", {"text": "deploy"}), idempotency_key="Ev1")
+    assert (
+        await web.launch("deploy_bot", Event("slack_message", {"text": "deploy"}), idempotency_key="Ev1") == thread_id
+    )
+    worker = Runtime(store=store, agents=[deploy_bot()])
+    await worker.run_until_idle()
+    assert (await worker.get(thread_id)).status == "waiting_approval"

@@ -31,8 +31,11 @@ _T = TypeVar("_T")
 _RETRIES = 20
 
 
-class _Stopped(Exception):
-    """Raised from a run's `save` to end the run between two steps (a worker is shutting down)."""
+class _Stopped(BaseException):
+    """Raised from a run's `save` to end the run between two steps (a worker is shutting down).
+
+    A BaseException, like `CancelledError`, so that no `except Exception` on the way out swallows it.
+    """
 
     def __init__(self, thread: Thread) -> None:
         super().__init__(thread.id)
@@ -135,9 +138,11 @@ class Runtime:
             The thread's id.
 
         Raises:
-            UserError: No agent has that name.
+            UserError: The runtime has agents and none has that name. A runtime without agents (a
+                web handler, a webhook) launches by name; the workers must know the agent.
         """
-        self._agent(agent)
+        if self.agents:
+            self._agent(agent)
         store = await self.store()
         if idempotency_key is not None and (existing := await store.find_key(idempotency_key)) is not None:
             return existing
