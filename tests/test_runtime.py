@@ -6,7 +6,7 @@ from typing import Literal
 
 import pytest
 
-from threadloom import Agent, Event, InvalidTransition, Runtime, Thread, UserError, tool
+from threadloom import Agent, Event, InvalidTransition, LeaseLost, Runtime, Thread, UserError, tool
 from threadloom.models import ScriptedModel
 from threadloom.store import ThreadStore
 
@@ -210,3 +210,23 @@ async def test_a_runtime_without_agents_launches_by_name_for_the_workers(store: 
     worker = Runtime(store=store, agents=[deploy_bot()])
     await worker.run_until_idle()
     assert (await worker.get(thread_id)).status == "waiting_approval"
+
+
+async def test_a_run_under_a_lost_lease_takes_no_step(store: ThreadStore) -> None:
+    runtime = Runtime(store=store, agents=[deploy_bot()])
+    thread_id = await runtime.launch("deploy_bot", Event("slack_message", {"text": "deploy"}))
+    await runtime.run_until_idle()
+    pending = (await runtime.get(thread_id)).pending
+    assert pending is not None
+    approved = await runtime.approve(thread_id, pending.id)
+    # A worker claims the thread, then stalls past its lease; another worker claims it meanwhile.
+    assert await store.claim("stalled", lease_seconds=0.05, limit=1) == [thread_id]
+    for _ in range(1000):
+        if await store.claim("other", lease_seconds=30, limit=1) == [thread_id]:
+            break
+        await asyncio.sleep(0.01)
+    with pytest.raises(LeaseLost):
+        await runtime.run_thread(thread_id, owner="stalled")  # it wakes up and tries to run the deploy
+    assert effects == [] and await runtime.get(thread_id) == approved
+    assert (await runtime.run_thread(thread_id, owner="other")).status == "done"
+    assert effects == ["v1.2.3@production"]

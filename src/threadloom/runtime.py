@@ -303,7 +303,9 @@ class Runtime:
 
     # -- running ------------------------------------------------------------------------------
 
-    async def run_thread(self, thread_id: str, *, stop: asyncio.Event | None = None) -> Thread:
+    async def run_thread(
+        self, thread_id: str, *, stop: asyncio.Event | None = None, owner: str | None = None
+    ) -> Thread:
         """Run one thread's agent until the thread must stop, saving every event as it happens.
 
         Args:
@@ -311,12 +313,16 @@ class Runtime:
             stop: When set, the run ends after the event it is saving, unless that event is
                 `tool_started` (the tool then runs and its result is saved first: stopping in
                 between would leave its outcome unknown). The thread stays `ready` for any runner.
+            owner: The worker whose lease this run is under: every save checks that the lease is
+                still its own, so a worker that stalled past its lease cannot take a step (run a
+                tool) that the worker now holding the thread takes too.
 
         Returns:
             The thread as this run left it.
 
         Raises:
             UserError: The thread's agent is not one of this runtime's.
+            LeaseLost: `owner` no longer holds the thread's lease; the run stopped before its next event.
         """
         store = await self.store()
         thread = await store.load(thread_id)
@@ -327,7 +333,7 @@ class Runtime:
             nonlocal saved
             for _ in range(_RETRIES):
                 try:
-                    await store.append(current, after=saved)
+                    await store.append(current, after=saved, owner=owner)
                 except VersionConflict:
                     # Someone appended meanwhile (a person, a webhook): lay our new events on top.
                     stored = await store.load(thread_id)

@@ -5,7 +5,8 @@ leased to one worker at a time (SQLite: `BEGIN IMMEDIATE`; PostgreSQL: `FOR UPDA
 the lease is renewed while the worker runs it and released when the thread stops. A worker that
 dies leaves its leases to expire; another worker then continues from what the log says
 (`tool_started` without a result is recovered as in the loop). A worker that loses a lease while
-running (it stalled past the lease) stops that run at once.
+running (it stalled past the lease) stops that run at once: its appends name it as the lease
+holder, and the store refuses them once another worker has claimed the thread (`LeaseLost`).
 
 Idle workers wait on the store: PostgreSQL wakes them with LISTEN/NOTIFY when a thread becomes
 claimable; polling every `poll_seconds` is the fallback and finds due sleepers. On SIGTERM a worker
@@ -22,7 +23,7 @@ import signal
 import socket
 import time
 
-from .exceptions import ThreadloomError
+from .exceptions import LeaseLost, ThreadloomError
 from .runtime import Runtime
 
 __all__ = ["Worker"]
@@ -156,11 +157,11 @@ class Worker:
 
     async def _work(self, thread_id: str, stop: asyncio.Event | None) -> None:
         store = await self.runtime.store()
-        run = asyncio.create_task(self.runtime.run_thread(thread_id, stop=stop))
+        run = asyncio.create_task(self.runtime.run_thread(thread_id, stop=stop, owner=self.owner))
         keeper = asyncio.create_task(self._keep_lease(thread_id, run))
         try:
             await run
-        except asyncio.CancelledError:
+        except (asyncio.CancelledError, LeaseLost):
             log.warning("worker %s lost its lease on thread %s and stopped running it", self.owner, thread_id)
         except ThreadloomError as exc:
             # A thread this worker cannot run (unknown agent, store trouble): leave it for a while.

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from threadloom import AlreadyDelivered, Event, Thread, ThreadNotFound, UserError, VersionConflict
+from threadloom import AlreadyDelivered, Event, LeaseLost, Thread, ThreadNotFound, UserError, VersionConflict
 from threadloom.store import ThreadStore
 
 
@@ -207,3 +207,18 @@ async def test_wait_for_work_returns_when_a_thread_becomes_claimable(store: Thre
     waiter = asyncio.create_task(store.wait_for_work(3600))
     await store.release(claimed, "w1")
     await asyncio.wait_for(waiter, timeout=60)
+
+
+async def test_an_append_under_a_lost_lease_is_refused(store: ThreadStore) -> None:
+    thread = Thread.start("user_input", "go")
+    await store.append(thread, after=0)
+    assert await store.claim("w1", lease_seconds=30, limit=1) == [thread.id]
+    mine = thread.append(Event("note", {"by": "w1"}))
+    await store.append(mine, after=1, owner="w1")
+    await store.release(thread.id, "w1")
+    assert await store.claim("w2", lease_seconds=30, limit=1) == [thread.id]
+    with pytest.raises(LeaseLost, match="no longer holds the lease"):
+        await store.append(mine.append(Event("note", {"by": "w1 again"})), after=2, owner="w1")
+    theirs = mine.append(Event("note", {"by": "w2"}))
+    await store.append(theirs, after=2, owner="w2")
+    assert await store.load(thread.id) == theirs

@@ -98,18 +98,23 @@ class ThreadStore(Protocol):
     `PostgresStore` (`postgresql://...`, extra `postgres`); `open_store(url)` picks one.
     """
 
-    async def append(self, thread: Thread, *, after: int, idempotency_key: str | None = None) -> None:
+    async def append(
+        self, thread: Thread, *, after: int, idempotency_key: str | None = None, owner: str | None = None
+    ) -> None:
         """Write `thread.events[after:]`, and the thread's summary, in one transaction.
 
         Args:
             thread: The thread as the writer has it; only the events after `after` are written.
             after: The event count the writer read (0 creates the thread).
             idempotency_key: A key for this delivery; a key seen before writes nothing.
+            owner: The worker appending under its lease: the append is refused unless the lease is
+                still `owner`'s (a fencing check in the append's own transaction).
 
         Raises:
             VersionConflict: The stored thread does not have exactly `after` events (or exists, for 0).
             AlreadyDelivered: `idempotency_key` was used before.
             ThreadNotFound: `after` > 0 and there is no such thread.
+            LeaseLost: `owner` was given and another worker holds (or held) the lease since.
         """
         ...
 

@@ -6,7 +6,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 from ..events import Thread
-from ..exceptions import AlreadyDelivered, ThreadNotFound
+from ..exceptions import AlreadyDelivered, LeaseLost, ThreadNotFound
 from ..state import Status
 from .base import ThreadSummary, WorkSignal, check_version, summarise
 
@@ -25,13 +25,17 @@ class MemoryStore:
         self._lock = asyncio.Lock()
         self._work = WorkSignal()
 
-    async def append(self, thread: Thread, *, after: int, idempotency_key: str | None = None) -> None:
+    async def append(
+        self, thread: Thread, *, after: int, idempotency_key: str | None = None, owner: str | None = None
+    ) -> None:
         """See `ThreadStore.append`."""
         async with self._lock:
             if idempotency_key is not None and idempotency_key in self._keys:
                 raise AlreadyDelivered(idempotency_key, thread_id=self._keys[idempotency_key])
             stored = self._threads.get(thread.id)
             check_version(thread, after, None if stored is None else len(stored))
+            if owner is not None and stored is not None and self._leases.get(thread.id, ("", None))[0] != owner:
+                raise LeaseLost(thread.id, owner=owner)
             # Keep the writer's events from `after` on, behind the stored prefix (which they extend).
             base = stored if stored is not None else Thread(thread_id=thread.id, metadata=thread.metadata)
             new = base.extend(thread.events[after:])

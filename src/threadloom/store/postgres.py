@@ -21,7 +21,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
     raise ImportError("PostgresStore needs the `postgres` extra: pip install 'threadloom[postgres]'") from exc
 
 from ..events import Thread
-from ..exceptions import AlreadyDelivered, StoreError, ThreadNotFound, VersionConflict
+from ..exceptions import AlreadyDelivered, LeaseLost, StoreError, ThreadNotFound, VersionConflict
 from ..state import Status
 from ._codec import decode_event, decode_metadata, encode_event, encode_metadata
 from .base import ThreadSummary, WorkSignal, check_version, summarise
@@ -108,7 +108,9 @@ class PostgresStore:
             raise
         return cls(pool, url)
 
-    async def append(self, thread: Thread, *, after: int, idempotency_key: str | None = None) -> None:
+    async def append(
+        self, thread: Thread, *, after: int, idempotency_key: str | None = None, owner: str | None = None
+    ) -> None:
         """See `ThreadStore.append`."""
         rows = [(thread.id, seq, *encode_event(e)) for seq, e in enumerate(thread.events[after:], start=after + 1)]
         now = datetime.now(UTC)
@@ -127,11 +129,14 @@ class PostgresStore:
                         first = await cur.fetchone()
                         raise AlreadyDelivered(idempotency_key, thread_id=str(first[0]) if first else thread.id)
                 await cur.execute(
-                    "SELECT events, lease_expires > now() FROM threadloom_threads WHERE thread_id = %s FOR UPDATE",
+                    "SELECT events, lease_expires > now(), lease_owner FROM threadloom_threads"
+                    " WHERE thread_id = %s FOR UPDATE",
                     (thread.id,),
                 )
                 row = await cur.fetchone()
                 check_version(thread, after, None if row is None else int(row[0]))
+                if owner is not None and row is not None and row[2] != owner:
+                    raise LeaseLost(thread.id, owner=owner)
                 if summary.status == "ready" and (row is None or not row[1]):
                     # Delivered at commit, to every listening worker on every machine. A worker's own
                     # steps (it holds the lease) announce nothing: no one else could claim the thread.

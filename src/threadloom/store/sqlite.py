@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ..events import Thread
-from ..exceptions import AlreadyDelivered, StoreError, ThreadNotFound
+from ..exceptions import AlreadyDelivered, LeaseLost, StoreError, ThreadNotFound
 from ..state import Status
 from ._codec import decode_event, decode_metadata, encode_event, encode_metadata, format_time, parse_time
 from .base import ThreadSummary, WorkSignal, check_version, summarise
@@ -118,7 +118,9 @@ class SQLiteStore:
         except sqlite3.Error as exc:
             raise StoreError(f"SQLite store {self.path!r}: {exc}") from exc
 
-    async def append(self, thread: Thread, *, after: int, idempotency_key: str | None = None) -> None:
+    async def append(
+        self, thread: Thread, *, after: int, idempotency_key: str | None = None, owner: str | None = None
+    ) -> None:
         """See `ThreadStore.append`."""
         rows = [(thread.id, seq, *encode_event(e)) for seq, e in enumerate(thread.events[after:], start=after + 1)]
         now = datetime.now(UTC)
@@ -136,9 +138,11 @@ class SQLiteStore:
                         "INSERT INTO idempotency_keys VALUES (?, ?, ?)", (idempotency_key, thread.id, format_time(now))
                     )
                 row = db.execute(
-                    "SELECT events, lease_expires FROM threads WHERE thread_id = ?", (thread.id,)
+                    "SELECT events, lease_expires, lease_owner FROM threads WHERE thread_id = ?", (thread.id,)
                 ).fetchone()
                 check_version(thread, after, None if row is None else row[0])
+                if owner is not None and row is not None and row[2] != owner:
+                    raise LeaseLost(thread.id, owner=owner)
                 leased = row is not None and row[1] is not None and row[1] > format_time(now)
                 if row is None:
                     db.execute(
