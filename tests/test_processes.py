@@ -155,6 +155,24 @@ def test_sigterm_ends_each_run_after_its_current_step_and_releases_the_thread(ur
     assert [e.key for e in read_effects(effects)] == _started(continued)
 
 
+def test_a_sleeping_thread_holds_no_process_and_a_worker_wakes_it_when_due(url: str, effects: Path) -> None:
+    async def launch() -> Thread:
+        async with Runtime(store=url, agents=[_agent("sleeper")]) as runtime:
+            thread_id = await runtime.launch("sleeper", Event("user_input", {"text": "deploy when the window opens"}))
+            await runtime.run_until_idle()
+            return await runtime.get(thread_id)
+
+    asleep = asyncio.run(launch())  # this process is gone when the time comes
+    assert asleep.status == "sleeping" and asleep.state.wake_at is not None
+    worker = _worker(url, "sleeper:agent", poll_seconds=0.1)
+    try:
+        thread = _wait_until(url, asleep.id, lambda t: t.status == "done")
+    finally:
+        _stop(worker)
+    assert [e.type for e in thread.events] == ["user_input", "wait_until", "wake_up", "done_for_now"]
+    assert thread.events[2].at >= asleep.state.wake_at
+
+
 def _started(thread: Thread) -> list[str]:
     """The ids (idempotency keys) of the calls that were started: all but a last call not yet run."""
     calls = [e.id for e in thread.events if e.type == "tool_call"]

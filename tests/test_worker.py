@@ -113,12 +113,9 @@ def _run_processes(url: str, effects: Path, workers: int, threads: int) -> None:
     assert len(lines) == threads and len(set(lines)) == threads  # each effect exactly once
 
 
+# On PostgreSQL: tests/test_concurrency.py (4 processes, 500 threads).
 def test_several_worker_processes_on_sqlite_do_each_effect_once(tmp_path: Path) -> None:
     _run_processes(f"sqlite:///{tmp_path}/threads.db", tmp_path / "effects.txt", workers=3, threads=60)
-
-
-def test_several_worker_processes_on_postgres_do_each_effect_once(tmp_path: Path, postgres_url: str) -> None:
-    _run_processes(postgres_url, tmp_path / "effects.txt", workers=4, threads=120)
 
 
 def test_a_killed_worker_leaves_nothing_repeated(tmp_path: Path) -> None:
@@ -160,3 +157,36 @@ def _load_all(url: str, ids: list[str]) -> list[Thread]:
         return threads
 
     return asyncio.run(main())
+
+
+async def test_a_run_longer_than_the_lease_keeps_it_by_renewing(tmp_path: Path) -> None:
+    calls: list[str] = []
+
+    @tool
+    async def migrate() -> str:
+        """A long step: longer than the lease, which the worker must keep renewing meanwhile."""
+        calls.append("migrate")
+        await asyncio.sleep(4.5)
+        return "migrated"
+
+    def decide(messages: Sequence[Message]) -> str:
+        return DONE if "<migrate_result>" in messages[-1].content else '{"intent": "migrate"}'
+
+    url = f"sqlite:///{tmp_path}/threads.db"
+    agent = Agent(name="m", model=ScriptedModel([decide] * 10), tools=[migrate])
+    holder, rival = Runtime(store=url, agents=[agent]), Runtime(store=url, agents=[agent])
+    thread_id = await holder.launch("m", Event("user_input", {"text": "migrate"}))
+    stop = asyncio.Event()
+    # Both look for work all the time; the rival would take the thread the moment the lease lapsed.
+    workers = [asyncio.create_task(Worker(r, lease_seconds=2, poll_seconds=0.02).run(stop)) for r in (holder, rival)]
+    for _ in range(3000):
+        if (await holder.get(thread_id)).status == "done":
+            break
+        await asyncio.sleep(0.01)
+    stop.set()
+    await asyncio.gather(*workers)
+    thread = await holder.get(thread_id)
+    assert thread.status == "done" and calls == ["migrate"]
+    assert [e.type for e in thread.events].count("request_human_input") == 0  # never taken over mid-call
+    await holder.aclose()
+    await rival.aclose()
