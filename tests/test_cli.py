@@ -89,6 +89,8 @@ def test_fork_and_list_by_status_and_agent(url: str) -> None:
     ready = threadloom("threads", "ls", "--status", "ready", "--agent", "deploy_bot")
     assert fork_id in ready and thread.id not in ready
     assert threadloom("threads", "ls", "--agent", "nobody").count("th_") == 0
+    assert threadloom("threads", "ls", "--updated-after", "2000-01-01T00:00:00").count("th_") == 2
+    assert threadloom("threads", "ls", "--updated-after", "2999-01-01T00:00:00+00:00").count("th_") == 0
 
 
 def test_mistakes_are_one_line(url: str) -> None:

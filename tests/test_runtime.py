@@ -230,3 +230,26 @@ async def test_a_run_under_a_lost_lease_takes_no_step(store: ThreadStore) -> Non
     assert effects == [] and await runtime.get(thread_id) == approved
     assert (await runtime.run_thread(thread_id, owner="other")).status == "done"
     assert effects == ["v1.2.3@production"]
+
+
+async def test_a_thread_cancelled_while_its_tool_is_about_to_start_runs_nothing(store: ThreadStore) -> None:
+    runtime = Runtime(store=store)
+
+    async def cancel_at_start(thread: Thread, event: Event) -> None:
+        if event.type == "tool_started":  # recorded here, not yet saved: someone cancels meanwhile
+            await runtime.cancel(thread.id, "the customer called it off")
+
+    @tool
+    def send_invoice(amount: int) -> str:
+        """Send an invoice."""
+        effects.append(f"invoice {amount}")
+        return "sent"
+
+    model = ScriptedModel(['{"intent": "send_invoice", "amount": 100}', DONE])
+    agent = Agent(name="billing", model=model, tools=[send_invoice], after_step=cancel_at_start)
+    runtime.agents["billing"] = agent
+    thread_id = await runtime.launch("billing", Event("user_input", {"text": "bill them"}))
+    await runtime.run_until_idle()
+    thread = await runtime.get(thread_id)
+    assert thread.status == "failed" and effects == []
+    assert [e.type for e in thread.events] == ["user_input", "tool_call", "failed"]

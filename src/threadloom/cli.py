@@ -15,6 +15,7 @@ import importlib
 import json
 import sys
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 
 try:
@@ -116,10 +117,14 @@ def list_threads(
     store: StoreOption = DEFAULT_URL,
     status: Annotated[str | None, typer.Option(help="Only this status.")] = None,
     agent: Annotated[str | None, typer.Option(help="Only this agent.")] = None,
+    updated_after: Annotated[
+        datetime | None, typer.Option(help="Only threads appended to after this time (UTC unless it says).")
+    ] = None,
     limit: int = 50,
 ) -> None:
     """List threads, least recently updated first."""
-    rows = _run(store, [], lambda r: r.list(status=_status(status), agent=agent, limit=limit))
+    after = updated_after if updated_after is None or updated_after.tzinfo else updated_after.replace(tzinfo=UTC)
+    rows = _run(store, [], lambda r: r.list(status=_status(status), agent=agent, updated_after=after, limit=limit))
     table = Table("thread", "agent", "status", "events", "updated")
     for row in rows:
         table.add_row(

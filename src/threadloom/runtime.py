@@ -335,8 +335,12 @@ class Runtime:
                 try:
                     await store.append(current, after=saved, owner=owner)
                 except VersionConflict:
-                    # Someone appended meanwhile (a person, a webhook): lay our new events on top.
+                    # Someone appended meanwhile (a person, a webhook): lay our new events on top,
+                    # unless they ended the thread: a cancelled thread takes no further step (its
+                    # tool, about to start, must not run).
                     stored = await store.load(thread_id)
+                    if stored.status == FAILED:
+                        raise _Stopped(stored) from None
                     current, saved = stored.extend(current.events[saved:]), len(stored)
                     continue
                 saved = len(current)
@@ -354,7 +358,8 @@ class Runtime:
         """Run every `ready` thread until none is left; for tests, scripts and the demo.
 
         A thread that stops while still `ready` (its model could not be asked) is not retried in
-        the same call, so this always returns.
+        the same call, so this always returns. It takes no leases: beside workers on the same
+        store, use `Worker(runtime).run_until_idle()` instead.
 
         Returns:
             How many thread runs it made.
