@@ -16,10 +16,11 @@ from typing import Any, TypeVar
 
 from pydantic import JsonValue
 
+from ._saving import patiently, run_saving
 from .agent import Agent
 from .events import Event, Thread
 from .exceptions import AlreadyDelivered, InvalidTransition, ThreadloomError, UserError, VersionConflict
-from .state import FAILED, TOOL_STARTED, Status
+from .state import FAILED, Status
 from .store import DEFAULT_URL, ThreadStore, ThreadSummary, open_store
 
 __all__ = ["WAKE_UP", "Runtime"]
@@ -29,17 +30,6 @@ WAKE_UP = "wake_up"
 
 _T = TypeVar("_T")
 _RETRIES = 20
-
-
-class _Stopped(BaseException):
-    """Raised from a run's `save` to end the run between two steps (a worker is shutting down).
-
-    A BaseException, like `CancelledError`, so that no `except Exception` on the way out swallows it.
-    """
-
-    def __init__(self, thread: Thread) -> None:
-        super().__init__(thread.id)
-        self.thread = thread
 
 
 class Runtime:
@@ -323,36 +313,12 @@ class Runtime:
         Raises:
             UserError: The thread's agent is not one of this runtime's.
             LeaseLost: `owner` no longer holds the thread's lease; the run stopped before its next event.
+            StoreError: The store kept failing (it is retried for about 13 seconds first).
         """
         store = await self.store()
-        thread = await store.load(thread_id)
+        thread = await patiently(lambda: store.load(thread_id))
         agent = self._agent(str(thread.metadata.get("agent")))
-        saved = len(thread)
-
-        async def save(current: Thread) -> Thread:
-            nonlocal saved
-            for _ in range(_RETRIES):
-                try:
-                    await store.append(current, after=saved, owner=owner)
-                except VersionConflict:
-                    # Someone appended meanwhile (a person, a webhook): lay our new events on top,
-                    # unless they ended the thread: a cancelled thread takes no further step (its
-                    # tool, about to start, must not run).
-                    stored = await store.load(thread_id)
-                    if stored.status == FAILED:
-                        raise _Stopped(stored) from None
-                    current, saved = stored.extend(current.events[saved:]), len(stored)
-                    continue
-                saved = len(current)
-                if stop is not None and stop.is_set() and current.events[-1].type != TOOL_STARTED:
-                    raise _Stopped(current)
-                return current
-            raise ThreadloomError(f"thread {thread_id!r} kept changing under {_RETRIES} attempts to save it")
-
-        try:
-            return await agent.run(thread, save=save)
-        except _Stopped as stopped:
-            return stopped.thread
+        return await run_saving(agent, store, thread, stop=stop, owner=owner)
 
     async def run_until_idle(self) -> int:
         """Run every `ready` thread until none is left; for tests, scripts and the demo.

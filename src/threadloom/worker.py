@@ -23,7 +23,7 @@ import signal
 import socket
 import time
 
-from .exceptions import LeaseLost, ThreadloomError
+from .exceptions import LeaseLost, StoreError, ThreadloomError, UserError
 from .runtime import Runtime
 
 __all__ = ["Worker"]
@@ -109,7 +109,10 @@ class Worker:
             stopping.cancel()
             if wake is not None:
                 wake.cancel()
-            # Each run ends after its current step and releases its lease.
+            if _cancelling():  # cancelled rather than stopped: so are the runs
+                for task in running.values():
+                    task.cancel()
+            # Each run ends after its current step (or at once, if cancelled) and releases its lease.
             await asyncio.gather(*running.values(), return_exceptions=True)
 
     async def run_until_idle(self) -> int:
@@ -143,17 +146,22 @@ class Worker:
         asyncio.run(main())
 
     async def _fill(self, running: dict[str, asyncio.Task[None]], stop: asyncio.Event | None = None) -> None:
-        await self.runtime.wake_due()
-        free = self.concurrency - len(running)
-        if free <= 0:
-            return
-        store = await self.runtime.store()
-        now = time.monotonic()
-        for thread_id in await store.claim(self.owner, lease_seconds=self.lease_seconds, limit=free):
-            if self._skip.get(thread_id, 0) > now:
-                await store.release(thread_id, self.owner)
-                continue
-            running[thread_id] = asyncio.create_task(self._work(thread_id, stop))
+        try:
+            await self.runtime.wake_due()
+            free = self.concurrency - len(running)
+            if free <= 0:
+                return
+            store = await self.runtime.store()
+            now = time.monotonic()
+            self._skip = {t: until for t, until in self._skip.items() if until > now}
+            for thread_id in await store.claim(self.owner, lease_seconds=self.lease_seconds, limit=free):
+                if thread_id in self._skip:
+                    await store.release(thread_id, self.owner)
+                    continue
+                running[thread_id] = asyncio.create_task(self._work(thread_id, stop))
+        except StoreError as exc:
+            # The database restarts, the network drops: keep the service up and look again later.
+            log.error("worker %s cannot reach the store, will try again: %s", self.owner, exc)
 
     async def _work(self, thread_id: str, stop: asyncio.Event | None) -> None:
         store = await self.runtime.store()
@@ -162,21 +170,40 @@ class Worker:
         try:
             await run
         except (asyncio.CancelledError, LeaseLost):
+            if _cancelling():
+                raise  # this worker is being cancelled, not the run for a lost lease
             log.warning("worker %s lost its lease on thread %s and stopped running it", self.owner, thread_id)
-        except ThreadloomError as exc:
-            # A thread this worker cannot run (unknown agent, store trouble): leave it for a while.
-            log.error("worker %s could not run thread %s: %s", self.owner, thread_id, exc)
+        except UserError as exc:
+            # A thread this worker cannot run (its agent is not one of ours): leave it to others.
+            log.error("worker %s cannot run thread %s: %s", self.owner, thread_id, exc)
             self._skip[thread_id] = time.monotonic() + 60
+        except ThreadloomError as exc:
+            # The store kept failing: the thread continues from its log, here or elsewhere, soon.
+            log.error("worker %s stopped running thread %s: %s", self.owner, thread_id, exc)
+            self._skip[thread_id] = time.monotonic() + 5
         finally:
             keeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await keeper
-            await store.release(thread_id, self.owner)
+            try:
+                await store.release(thread_id, self.owner)
+            except StoreError as exc:  # the lease then simply expires
+                log.error("worker %s could not release thread %s: %s", self.owner, thread_id, exc)
 
     async def _keep_lease(self, thread_id: str, run: asyncio.Task[object]) -> None:
         store = await self.runtime.store()
         while True:
             await asyncio.sleep(self.lease_seconds / 3)
-            if not await store.renew(thread_id, self.owner, lease_seconds=self.lease_seconds):
+            try:
+                kept = await store.renew(thread_id, self.owner, lease_seconds=self.lease_seconds)
+            except StoreError as exc:
+                log.warning("worker %s could not renew its lease on %s (will retry): %s", self.owner, thread_id, exc)
+                continue  # if it lapses and another worker claims the thread, our appends are refused
+            if not kept:
                 run.cancel()  # another worker may hold it now: two runners must never both act
                 return
+
+
+def _cancelling() -> bool:
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0

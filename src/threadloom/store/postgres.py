@@ -230,9 +230,14 @@ class PostgresStore:
 
     async def find_key(self, idempotency_key: str) -> str | None:
         """See `ThreadStore.find_key`."""
-        async with self._pool.connection() as conn, conn.cursor() as cur:
-            await cur.execute("SELECT thread_id FROM threadloom_idempotency_keys WHERE key = %s", (idempotency_key,))
-            row = await cur.fetchone()
+        try:
+            async with self._pool.connection() as conn, conn.cursor() as cur:
+                await cur.execute(
+                    "SELECT thread_id FROM threadloom_idempotency_keys WHERE key = %s", (idempotency_key,)
+                )
+                row = await cur.fetchone()
+        except psycopg.Error as exc:
+            raise StoreError(f"PostgreSQL store: {exc}") from exc
         return None if row is None else str(row[0])
 
     async def claim(self, owner: str, *, lease_seconds: float, limit: int) -> list[str]:
@@ -252,25 +257,31 @@ class PostgresStore:
 
     async def renew(self, thread_id: str, owner: str, *, lease_seconds: float) -> bool:
         """See `ThreadStore.renew`."""
-        async with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
-            await cur.execute(
-                "UPDATE threadloom_threads SET lease_expires = now() + make_interval(secs => %s)"
-                " WHERE thread_id = %s AND lease_owner = %s AND lease_expires > now()",
-                (lease_seconds, thread_id, owner),
-            )
-            return cur.rowcount == 1
+        try:
+            async with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+                await cur.execute(
+                    "UPDATE threadloom_threads SET lease_expires = now() + make_interval(secs => %s)"
+                    " WHERE thread_id = %s AND lease_owner = %s AND lease_expires > now()",
+                    (lease_seconds, thread_id, owner),
+                )
+                return cur.rowcount == 1
+        except psycopg.Error as exc:
+            raise StoreError(f"PostgreSQL store: {exc}") from exc
 
     async def release(self, thread_id: str, owner: str) -> None:
         """See `ThreadStore.release`."""
-        async with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
-            await cur.execute(
-                "UPDATE threadloom_threads SET lease_owner = NULL, lease_expires = NULL"
-                " WHERE thread_id = %s AND lease_owner = %s RETURNING status",
-                (thread_id, owner),
-            )
-            released = await cur.fetchone()
-            if released is not None and released[0] == "ready":
-                await cur.execute("SELECT pg_notify(%s, %s)", (CHANNEL, thread_id))
+        try:
+            async with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+                await cur.execute(
+                    "UPDATE threadloom_threads SET lease_owner = NULL, lease_expires = NULL"
+                    " WHERE thread_id = %s AND lease_owner = %s RETURNING status",
+                    (thread_id, owner),
+                )
+                released = await cur.fetchone()
+                if released is not None and released[0] == "ready":
+                    await cur.execute("SELECT pg_notify(%s, %s)", (CHANNEL, thread_id))
+        except psycopg.Error as exc:
+            raise StoreError(f"PostgreSQL store: {exc}") from exc
 
     async def wait_for_work(self, seconds: float) -> None:
         """See `ThreadStore.wait_for_work`: LISTEN/NOTIFY on a connection of its own, polling as the fallback.
