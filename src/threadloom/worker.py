@@ -104,7 +104,10 @@ class Worker:
                 if wake.done():
                     wake = None
                 for thread_id in [t for t, task in running.items() if task.done()]:
-                    del running[thread_id]
+                    task = running.pop(thread_id)
+                    if not task.cancelled() and (error := task.exception()) is not None:
+                        # A bug, not a thread's trouble (those are handled in _work): log it, go on.
+                        log.error("worker %s failed on thread %s", self.owner, thread_id, exc_info=error)
         finally:
             stopping.cancel()
             if wake is not None:
@@ -155,8 +158,8 @@ class Worker:
             now = time.monotonic()
             self._skip = {t: until for t, until in self._skip.items() if until > now}
             for thread_id in await store.claim(self.owner, lease_seconds=self.lease_seconds, limit=free):
-                if thread_id in self._skip:
-                    await store.release(thread_id, self.owner)
+                if thread_id in self._skip or (stop is not None and stop.is_set()):
+                    await store.release(thread_id, self.owner)  # not ours to run now
                     continue
                 running[thread_id] = asyncio.create_task(self._work(thread_id, stop))
         except StoreError as exc:
