@@ -1,8 +1,9 @@
 """`PostgresStore` (`postgresql://...`): many workers on many machines, one database (extra `postgres`).
 
-Appends lock the thread's row (`SELECT ... FOR UPDATE`), check the version and write only the new
-event rows, all in one transaction. Event data is stored as text, not `jsonb`, so that a thread reads
-back byte for byte as it was written (jsonb reorders keys).
+An append updates the thread's row only if it still has the version the writer extends (which locks
+the row), checks the writer's lease, and writes only the new event rows, all in one transaction.
+Event data is stored as text, not `jsonb`, so that a thread reads back byte for byte as it was
+written (jsonb reorders keys).
 """
 
 from __future__ import annotations
@@ -128,20 +129,27 @@ class PostgresStore:
                         )
                         first = await cur.fetchone()
                         raise AlreadyDelivered(idempotency_key, thread_id=str(first[0]) if first else thread.id)
-                await cur.execute(
-                    "SELECT events, lease_expires > now(), lease_owner FROM threadloom_threads"
-                    " WHERE thread_id = %s FOR UPDATE",
-                    (thread.id,),
-                )
-                row = await cur.fetchone()
-                check_version(thread, after, None if row is None else int(row[0]))
-                if owner is not None and row is not None and row[2] != owner:
-                    raise LeaseLost(thread.id, owner=owner)
-                if summary.status == "ready" and (row is None or not row[1]):
-                    # Delivered at commit, to every listening worker on every machine. A worker's own
-                    # steps (it holds the lease) announce nothing: no one else could claim the thread.
-                    await cur.execute("SELECT pg_notify(%s, %s)", (CHANNEL, thread.id))
-                if row is None:
+                if after > 0:
+                    check_version(thread, after, after)  # `after` within the writer's own thread
+                    # The version check and the summary's update are one statement, which locks the row.
+                    await cur.execute(
+                        "UPDATE threadloom_threads SET status = %s, events = %s, wake_at = %s, updated_at = %s"
+                        " WHERE thread_id = %s AND events = %s RETURNING lease_owner, lease_expires > now()",
+                        (summary.status, summary.events, summary.wake_at, now, thread.id, after),
+                    )
+                    row = await cur.fetchone()
+                    if row is None:
+                        await cur.execute("SELECT events FROM threadloom_threads WHERE thread_id = %s", (thread.id,))
+                        found = await cur.fetchone()
+                        check_version(thread, after, None if found is None else int(found[0]))
+                        raise VersionConflict(thread.id, expected=after, actual=after)  # changed meanwhile
+                    if owner is not None and row[0] != owner:
+                        raise LeaseLost(thread.id, owner=owner)  # raised inside the transaction: rolled back
+                    claimable = not row[1]
+                else:
+                    await cur.execute("SELECT events FROM threadloom_threads WHERE thread_id = %s", (thread.id,))
+                    found = await cur.fetchone()
+                    check_version(thread, after, None if found is None else int(found[0]))
                     await cur.execute(
                         "INSERT INTO threadloom_threads (thread_id, agent, parent_id, status, events, wake_at,"
                         " metadata, created_at, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
@@ -157,12 +165,11 @@ class PostgresStore:
                             now,
                         ),
                     )
-                else:
-                    await cur.execute(
-                        "UPDATE threadloom_threads SET status = %s, events = %s, wake_at = %s, updated_at = %s"
-                        " WHERE thread_id = %s",
-                        (summary.status, summary.events, summary.wake_at, now, thread.id),
-                    )
+                    claimable = True
+                if summary.status == "ready" and claimable:
+                    # Delivered at commit, to every listening worker on every machine. A worker's own
+                    # steps (it holds the lease) announce nothing: no one else could claim the thread.
+                    await cur.execute("SELECT pg_notify(%s, %s)", (CHANNEL, thread.id))
                 if rows:
                     await cur.executemany(
                         "INSERT INTO threadloom_events VALUES (%s, %s, %s, %s, %s, %s, %s)",
