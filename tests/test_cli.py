@@ -105,3 +105,17 @@ def test_mistakes_are_one_line(url: str) -> None:
 def test_worker_needs_importable_agents(url: str) -> None:
     result = CliRunner().invoke(app, ["worker", "--agents", "no_such_module:agent"])
     assert result.exit_code == 2 and "cannot import 'no_such_module:agent'" in result.output
+
+
+def test_the_worker_never_prints_the_store_password() -> None:
+    from threadloom.cli import _shown  # pyright: ignore[reportPrivateUsage]
+
+    assert _shown("postgresql://app:s3cret@db/app?sslmode=require") == "postgresql://app:***@db/app?sslmode=require"
+    assert _shown("sqlite:///threadloom.db") == "sqlite:///threadloom.db"
+
+
+def test_a_worker_whose_store_cannot_open_says_so_in_one_line(url: str, tmp_path: Path) -> None:
+    store = f"sqlite:///{tmp_path}/no-such-dir/threads.db"
+    result = CliRunner().invoke(app, ["worker", "--store", store, "--agents", "deploy_agent:agent"])
+    assert result.exit_code == 1
+    assert result.output.splitlines()[-1].startswith("error: cannot open SQLite store")

@@ -17,6 +17,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 try:
     import typer
@@ -108,8 +109,12 @@ def worker(
     On SIGTERM it stops claiming, ends each run after its current step and releases the threads.
     """
     runtime = Runtime(store=store, agents=load_agents(agents))
-    console.print(f"worker on {store} with agents {', '.join(runtime.agents)}; Ctrl-C to stop")
-    Worker(runtime, concurrency=concurrency, lease_seconds=lease_seconds, poll_seconds=poll_seconds).serve()
+    console.print(f"worker on {_shown(store)} with agents {', '.join(runtime.agents)}; Ctrl-C to stop")
+    try:
+        Worker(runtime, concurrency=concurrency, lease_seconds=lease_seconds, poll_seconds=poll_seconds).serve()
+    except ThreadloomError as exc:  # the store cannot be opened: say so in one line
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from exc
 
 
 @threads.command("ls")
@@ -250,6 +255,14 @@ def _status(value: str | None) -> Status | None:
     if value is not None and value not in allowed:
         raise typer.BadParameter(f"status must be one of {', '.join(allowed)}")
     return value
+
+
+def _shown(url: str) -> str:
+    """The store URL without its password, for logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1)))
 
 
 def _status_line(thread: Thread) -> None:
