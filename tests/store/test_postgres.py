@@ -1,4 +1,5 @@
 import asyncio
+import secrets
 
 import psycopg
 import pytest
@@ -61,3 +62,26 @@ async def test_concurrent_opens_migrate_once(postgres_url: str) -> None:
     async with await psycopg.AsyncConnection.connect(postgres_url) as conn:
         cur = await conn.execute("SELECT version FROM threadloom_schema")
         assert await cur.fetchall() == [(len(MIGRATIONS),)]
+
+
+async def test_a_lost_listen_connection_is_reopened(postgres_url: str) -> None:
+    name = f"tl_{secrets.token_hex(4)}"
+    store = await PostgresStore.open(f"{postgres_url}&application_name={name}")
+    try:
+        await store.wait_for_work(0)  # listening
+        async with await psycopg.AsyncConnection.connect(postgres_url, autocommit=True) as admin:
+            await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s", (name,)
+            )
+        # The loss wakes whoever waits (they look for work, by polling if need be)...
+        await asyncio.wait_for(store.wait_for_work(3600), timeout=60)
+        # ...and a later wait listens again. Two rounds: the first may be ended by the reconnection
+        # itself; by the second the new connection is listening, so only NOTIFY can end it.
+        other = await PostgresStore.open(postgres_url)
+        for text in ("work", "more work"):
+            waiter = asyncio.create_task(store.wait_for_work(3600))
+            await other.append(Thread.start("user_input", text), after=0)
+            await asyncio.wait_for(waiter, timeout=60)
+        await other.aclose()
+    finally:
+        await store.aclose()
