@@ -6,7 +6,7 @@ from typing import Literal
 
 import pytest
 
-from threadloom import Agent, Event, InvalidTransition, Runtime, Thread, UserError, tool
+from threadloom import Agent, Event, InvalidTransition, LeaseLost, Runtime, Thread, UserError, tool
 from threadloom.models import ScriptedModel
 from threadloom.store import ThreadStore
 
@@ -164,18 +164,92 @@ async def test_unknown_agents_are_clear(store: ThreadStore) -> None:
         Runtime(store=store, agents=[deploy_bot(), deploy_bot()])
 
 
-def test_sync_wrappers(tmp_path: Path) -> None:
-    runtime = Runtime(store=f"sqlite:///{tmp_path}/t.db", agents=[deploy_bot()])
-    thread_id = runtime.launch_sync("deploy_bot", Event("slack_message", {"text": "deploy"}))
-    runtime.run_until_idle_sync()
-    thread = runtime.get_sync(thread_id)
-    assert thread.pending is not None
-    runtime.approve_sync(thread_id, thread.pending.id)
-    runtime.run_until_idle_sync()
-    assert runtime.get_sync(thread_id).status == "done"
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_sync_wrappers(tmp_path: Path, kind: str, request: pytest.FixtureRequest) -> None:
+    # PostgreSQL too: its pool belongs to one event loop, which every *_sync call must reuse.
+    url = f"sqlite:///{tmp_path}/t.db" if kind == "sqlite" else request.getfixturevalue("postgres_url")
+    asks = '{"intent": "request_human_input", "question": "Which tag?"}'
+    with Runtime(store=url, agents=[deploy_bot(DEPLOY, asks, DONE)]) as runtime:
+        thread_id = runtime.launch_sync("deploy_bot", Event("slack_message", {"text": "deploy"}), idempotency_key="k")
+        assert runtime.launch_sync("deploy_bot", Event("slack_message", {}), idempotency_key="k") == thread_id
+        runtime.run_until_idle_sync()
+        thread = runtime.get_sync(thread_id)
+        assert thread.pending is not None
+        [summary] = runtime.list_sync(status="waiting_approval")
+        assert summary.thread_id == thread_id
+        runtime.approve_sync(thread_id, thread.pending.id, idempotency_key="click")
+        runtime.approve_sync(thread_id, thread.pending.id, idempotency_key="click")  # a double click
+        runtime.run_until_idle_sync()
+        thread = runtime.get_sync(thread_id)
+        assert thread.status == "waiting_human" and thread.pending is not None and effects == ["v1.2.3@production"]
+        runtime.respond_sync(thread_id, thread.pending.id, "that one", idempotency_key="answer")
+        runtime.send_event_sync(thread_id, Event("slack_message", {"text": "thanks"}), idempotency_key="m")
+        runtime.send_event_sync(thread_id, Event("slack_message", {"text": "thanks"}), idempotency_key="m")
+        runtime.run_until_idle_sync()
+        thread = runtime.get_sync(thread_id)
+        assert thread.status == "done"
+        fork_id = runtime.fork_sync(thread_id, at=thread.events[0].id)
+        assert runtime.cancel_sync(fork_id, "not needed", idempotency_key="c").status == "failed"
+        assert runtime.cancel_sync(fork_id, "not needed", idempotency_key="c").status == "failed"
+    types = [e.type for e in thread.events]
+    assert (types.count("approval"), types.count("human_response"), types.count("slack_message")) == (1, 1, 2)
 
 
 async def test_sync_wrappers_refuse_a_running_loop() -> None:
     runtime = Runtime(store="memory://")
     with pytest.raises(UserError, match="cannot run inside an event loop"):
         runtime.get_sync("th_x")
+
+
+async def test_a_runtime_without_agents_launches_by_name_for_the_workers(store: ThreadStore) -> None:
+    web = Runtime(store=store)  # a web handler: no model clients in this process
+    thread_id = await web.launch("deploy_bot", Event("slack_message", {"text": "deploy"}), idempotency_key="Ev1")
+    assert (
+        await web.launch("deploy_bot", Event("slack_message", {"text": "deploy"}), idempotency_key="Ev1") == thread_id
+    )
+    worker = Runtime(store=store, agents=[deploy_bot()])
+    await worker.run_until_idle()
+    assert (await worker.get(thread_id)).status == "waiting_approval"
+
+
+async def test_a_run_under_a_lost_lease_takes_no_step(store: ThreadStore) -> None:
+    runtime = Runtime(store=store, agents=[deploy_bot()])
+    thread_id = await runtime.launch("deploy_bot", Event("slack_message", {"text": "deploy"}))
+    await runtime.run_until_idle()
+    pending = (await runtime.get(thread_id)).pending
+    assert pending is not None
+    approved = await runtime.approve(thread_id, pending.id)
+    # A worker claims the thread, then stalls past its lease; another worker claims it meanwhile.
+    assert await store.claim("stalled", lease_seconds=0.05, limit=1) == [thread_id]
+    for _ in range(1000):
+        if await store.claim("other", lease_seconds=30, limit=1) == [thread_id]:
+            break
+        await asyncio.sleep(0.01)
+    with pytest.raises(LeaseLost):
+        await runtime.run_thread(thread_id, owner="stalled")  # it wakes up and tries to run the deploy
+    assert effects == [] and await runtime.get(thread_id) == approved
+    assert (await runtime.run_thread(thread_id, owner="other")).status == "done"
+    assert effects == ["v1.2.3@production"]
+
+
+async def test_a_thread_cancelled_while_its_tool_is_about_to_start_runs_nothing(store: ThreadStore) -> None:
+    runtime = Runtime(store=store)
+
+    async def cancel_at_start(thread: Thread, event: Event) -> None:
+        if event.type == "tool_started":  # recorded here, not yet saved: someone cancels meanwhile
+            await runtime.cancel(thread.id, "the customer called it off")
+
+    @tool
+    def send_invoice(amount: int) -> str:
+        """Send an invoice."""
+        effects.append(f"invoice {amount}")
+        return "sent"
+
+    model = ScriptedModel(['{"intent": "send_invoice", "amount": 100}', DONE])
+    agent = Agent(name="billing", model=model, tools=[send_invoice], after_step=cancel_at_start)
+    runtime.agents["billing"] = agent
+    thread_id = await runtime.launch("billing", Event("user_input", {"text": "bill them"}))
+    await runtime.run_until_idle()
+    thread = await runtime.get(thread_id)
+    assert thread.status == "failed" and effects == []
+    assert [e.type for e in thread.events] == ["user_input", "tool_call", "failed"]

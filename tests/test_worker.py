@@ -3,15 +3,19 @@
 import asyncio
 import importlib
 import os
+import secrets
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import cast
 
 from threadloom import Agent, Event, Message, Runtime, Thread, Worker, tool
+from threadloom._saving import patiently
+from threadloom.intents import idempotency_key
 from threadloom.models import ScriptedModel
 from threadloom.store import ThreadStore
 
@@ -113,12 +117,9 @@ def _run_processes(url: str, effects: Path, workers: int, threads: int) -> None:
     assert len(lines) == threads and len(set(lines)) == threads  # each effect exactly once
 
 
+# On PostgreSQL: tests/test_concurrency.py (4 processes, 500 threads).
 def test_several_worker_processes_on_sqlite_do_each_effect_once(tmp_path: Path) -> None:
     _run_processes(f"sqlite:///{tmp_path}/threads.db", tmp_path / "effects.txt", workers=3, threads=60)
-
-
-def test_several_worker_processes_on_postgres_do_each_effect_once(tmp_path: Path, postgres_url: str) -> None:
-    _run_processes(postgres_url, tmp_path / "effects.txt", workers=4, threads=120)
 
 
 def test_a_killed_worker_leaves_nothing_repeated(tmp_path: Path) -> None:
@@ -160,3 +161,87 @@ def _load_all(url: str, ids: list[str]) -> list[Thread]:
         return threads
 
     return asyncio.run(main())
+
+
+async def test_a_run_longer_than_the_lease_keeps_it_by_renewing(tmp_path: Path) -> None:
+    calls: list[str] = []
+
+    @tool
+    async def migrate() -> str:
+        """A long step: longer than the lease, which the worker must keep renewing meanwhile."""
+        calls.append("migrate")
+        await asyncio.sleep(4.5)
+        return "migrated"
+
+    def decide(messages: Sequence[Message]) -> str:
+        return DONE if "<migrate_result>" in messages[-1].content else '{"intent": "migrate"}'
+
+    url = f"sqlite:///{tmp_path}/threads.db"
+    agent = Agent(name="m", model=ScriptedModel([decide] * 10), tools=[migrate])
+    holder, rival = Runtime(store=url, agents=[agent]), Runtime(store=url, agents=[agent])
+    thread_id = await holder.launch("m", Event("user_input", {"text": "migrate"}))
+    stop = asyncio.Event()
+    # Both look for work all the time; the rival would take the thread the moment the lease lapsed.
+    workers = [asyncio.create_task(Worker(r, lease_seconds=2, poll_seconds=0.02).run(stop)) for r in (holder, rival)]
+    for _ in range(3000):
+        if (await holder.get(thread_id)).status == "done":
+            break
+        await asyncio.sleep(0.01)
+    stop.set()
+    await asyncio.gather(*workers)
+    thread = await holder.get(thread_id)
+    assert thread.status == "done" and calls == ["migrate"]
+    assert [e.type for e in thread.events].count("request_human_input") == 0  # never taken over mid-call
+    await holder.aclose()
+    await rival.aclose()
+
+
+async def test_a_worker_rides_out_dropped_database_connections(postgres_url: str) -> None:
+    import psycopg
+
+    name = f"tl_{secrets.token_hex(4)}"  # this worker's connections, and no one else's, are cut
+    url = f"{postgres_url}&application_name={name}"
+    calls: list[str | None] = []
+
+    @tool
+    async def step(n: int) -> int:
+        """One of three steps."""
+        calls.append(idempotency_key())
+        await asyncio.sleep(0.01)
+        return n
+
+    def decide(messages: Sequence[Message]) -> str:
+        done = messages[-1].content.count("<step_result>")
+        return DONE if done == 3 else f'{{"intent": "step", "n": {done}}}'
+
+    runtime = Runtime(store=url, agents=[Agent(name="s", model=ScriptedModel([decide] * 1000), tools=[step])])
+    ids = [await runtime.launch("s", Event("user_input", {"i": i})) for i in range(12)]
+    stop = asyncio.Event()
+    task = asyncio.create_task(Worker(runtime, concurrency=4, poll_seconds=0.05, lease_seconds=5).run(stop))
+    cuts = 0
+    try:
+        async with await psycopg.AsyncConnection.connect(postgres_url, autocommit=True) as admin:
+            seen = 0
+            for _ in range(3000):
+                statuses = [s.status for s in await patiently(partial(runtime.list, limit=100))]
+                if statuses.count("done") == len(ids):
+                    break
+                if len(calls) > seen and cuts < 6:  # progress: cut every connection mid-work
+                    seen = len(calls)
+                    cursor = await admin.execute(
+                        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = %s",
+                        (name,),
+                    )
+                    cut = await cursor.fetchone()
+                    cuts += 1 if cut is not None and cut[0] > 0 else 0
+                await asyncio.sleep(0.02)
+        threads = [await patiently(partial(runtime.get, i)) for i in ids]
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, timeout=60)
+        await runtime.aclose()
+    assert cuts >= 3
+    assert [t.status for t in threads] == ["done"] * len(ids)
+    assert len(calls) == len(set(calls)) == 3 * len(ids)  # each step ran once
+    for thread in threads:
+        assert len({e.id for e in thread.events}) == len(thread)  # no event written twice

@@ -15,7 +15,9 @@ import importlib
 import json
 import sys
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 try:
     import typer
@@ -44,6 +46,9 @@ app.add_typer(threads, name="threads")
 console = Console()
 
 StoreOption = Annotated[str, typer.Option("--store", envvar="THREADLOOM_STORE", help="Store URL.")]
+KeyOption = Annotated[
+    str | None, typer.Option("--key", help="Idempotency key: a repeat with the same key changes nothing.")
+]
 AgentsOption = Annotated[
     list[str],
     typer.Option("--agents", help="module:attribute of an Agent, a list of them, or a function returning either."),
@@ -95,11 +100,21 @@ def worker(
     store: StoreOption = DEFAULT_URL,
     concurrency: Annotated[int, typer.Option(help="Threads run at once.")] = 4,
     lease_seconds: Annotated[float, typer.Option(help="Lease length; renewed every third of it.")] = 30,
+    poll_seconds: Annotated[
+        float, typer.Option(help="Look for work this often when nothing announces any (PostgreSQL announces it).")
+    ] = 0.5,
 ) -> None:
-    """Run a worker until SIGTERM / Ctrl-C: claim runnable threads and run their agents."""
+    """Run a worker until SIGTERM / Ctrl-C: claim runnable threads and run their agents.
+
+    On SIGTERM it stops claiming, ends each run after its current step and releases the threads.
+    """
     runtime = Runtime(store=store, agents=load_agents(agents))
-    console.print(f"worker on {store} with agents {', '.join(runtime.agents)}; Ctrl-C to stop")
-    Worker(runtime, concurrency=concurrency, lease_seconds=lease_seconds).serve()
+    console.print(f"worker on {_shown(store)} with agents {', '.join(runtime.agents)}; Ctrl-C to stop")
+    try:
+        Worker(runtime, concurrency=concurrency, lease_seconds=lease_seconds, poll_seconds=poll_seconds).serve()
+    except ThreadloomError as exc:  # the store cannot be opened: say so in one line
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from exc
 
 
 @threads.command("ls")
@@ -107,10 +122,14 @@ def list_threads(
     store: StoreOption = DEFAULT_URL,
     status: Annotated[str | None, typer.Option(help="Only this status.")] = None,
     agent: Annotated[str | None, typer.Option(help="Only this agent.")] = None,
+    updated_after: Annotated[
+        datetime | None, typer.Option(help="Only threads appended to after this time (UTC unless it says).")
+    ] = None,
     limit: int = 50,
 ) -> None:
     """List threads, least recently updated first."""
-    rows = _run(store, [], lambda r: r.list(status=_status(status), agent=agent, limit=limit))
+    after = updated_after if updated_after is None or updated_after.tzinfo else updated_after.replace(tzinfo=UTC)
+    rows = _run(store, [], lambda r: r.list(status=_status(status), agent=agent, updated_after=after, limit=limit))
     table = Table("thread", "agent", "status", "events", "updated")
     for row in rows:
         table.add_row(
@@ -160,12 +179,16 @@ def approve(
     call_id: Annotated[str | None, typer.Argument(help="The pending call; the one pending by default.")] = None,
     edit: Annotated[list[str] | None, typer.Option(help="key=JSON value to change before it runs.")] = None,
     store: StoreOption = DEFAULT_URL,
+    key: KeyOption = None,
 ) -> None:
     """Approve the pending tool call; a worker runs it next."""
     edits = _edits(edit or [])
 
     async def work(runtime: Runtime) -> Thread:
-        return await runtime.approve(thread_id, call_id or await _pending(runtime, thread_id), edits or None)
+        if key is not None and await _delivered(runtime, key):
+            return await runtime.get(thread_id)
+        pending = call_id or await _pending(runtime, thread_id)
+        return await runtime.approve(thread_id, pending, edits or None, idempotency_key=key)
 
     _status_line(_run(store, [], work))
 
@@ -176,23 +199,35 @@ def reject(
     feedback: Annotated[str, typer.Option(help="Why, for the model.")],
     call_id: Annotated[str | None, typer.Argument(help="The pending call; the one pending by default.")] = None,
     store: StoreOption = DEFAULT_URL,
+    key: KeyOption = None,
 ) -> None:
     """Reject the pending tool call; the feedback goes to the model."""
 
     async def work(runtime: Runtime) -> Thread:
-        return await runtime.reject(thread_id, call_id or await _pending(runtime, thread_id), feedback)
+        if key is not None and await _delivered(runtime, key):
+            return await runtime.get(thread_id)
+        pending = call_id or await _pending(runtime, thread_id)
+        return await runtime.reject(thread_id, pending, feedback, idempotency_key=key)
 
     _status_line(_run(store, [], work))
 
 
 @threads.command("respond")
-def respond(thread_id: str, text: str, store: StoreOption = DEFAULT_URL) -> None:
+def respond(thread_id: str, text: str, store: StoreOption = DEFAULT_URL, key: KeyOption = None) -> None:
     """Answer the pending human request."""
 
     async def work(runtime: Runtime) -> Thread:
-        return await runtime.respond(thread_id, await _pending(runtime, thread_id), text)
+        if key is not None and await _delivered(runtime, key):
+            return await runtime.get(thread_id)
+        return await runtime.respond(thread_id, await _pending(runtime, thread_id), text, idempotency_key=key)
 
     _status_line(_run(store, [], work))
+
+
+async def _delivered(runtime: Runtime, key: str) -> bool:
+    # A repeat of a delivery that went through: the thread has moved on, so there is no pending call
+    # to name any more, and nothing to do.
+    return await (await runtime.store()).find_key(key) is not None
 
 
 async def _pending(runtime: Runtime, thread_id: str) -> str:
@@ -220,6 +255,14 @@ def _status(value: str | None) -> Status | None:
     if value is not None and value not in allowed:
         raise typer.BadParameter(f"status must be one of {', '.join(allowed)}")
     return value
+
+
+def _shown(url: str) -> str:
+    """The store URL without its password, for logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1)))
 
 
 def _status_line(thread: Thread) -> None:

@@ -17,7 +17,8 @@
     └── StoreError             the thread store refused or failed an operation
         ├── ThreadNotFound     no thread has that id
         ├── VersionConflict    an append extended a version that is no longer the latest
-        └── AlreadyDelivered   an idempotency key was used before: the event is not written again
+        ├── AlreadyDelivered   an idempotency key was used before: the event is not written again
+        └── LeaseLost          a worker's append to a thread another worker has since claimed
 
 `ToolRetry` is not an error but a signal a tool raises to steer the loop, so it
 subclasses `Exception` directly.
@@ -30,6 +31,7 @@ __all__ = [
     "ContextTooLarge",
     "ContextTooLong",
     "InvalidTransition",
+    "LeaseLost",
     "ModelError",
     "ModelHTTPError",
     "ModelTimeout",
@@ -206,6 +208,23 @@ class AlreadyDelivered(StoreError):
         super().__init__(f"idempotency key {key!r} was already delivered to thread {thread_id!r}")
         self.key = key
         self.thread_id = thread_id
+
+
+class LeaseLost(StoreError):
+    """A worker appended to a thread whose lease it no longer holds; nothing was written.
+
+    It stalled past its lease and another worker claimed the thread: the run must stop at once,
+    or a step (a tool call) could happen twice.
+
+    Attributes:
+        thread_id: The thread.
+        owner: The worker that lost the lease.
+    """
+
+    def __init__(self, thread_id: str, *, owner: str) -> None:
+        super().__init__(f"worker {owner!r} no longer holds the lease on thread {thread_id!r}; it stops running it")
+        self.thread_id = thread_id
+        self.owner = owner
 
 
 class ToolRetry(Exception):

@@ -10,12 +10,13 @@ click) a no-op.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from pydantic import JsonValue
 
+from ._saving import patiently, run_saving
 from .agent import Agent
 from .events import Event, Thread
 from .exceptions import AlreadyDelivered, InvalidTransition, ThreadloomError, UserError, VersionConflict
@@ -68,6 +69,9 @@ class Runtime:
         """
         self._store_spec = store
         self._store: ThreadStore | None = None if isinstance(store, str) else store
+        # Callers that start at once (a burst of launches) must share one store, not open one each.
+        self._opening = asyncio.Lock()
+        self._runner: asyncio.Runner | None = None
         self.agents: dict[str, Agent] = {}
         for agent in agents:
             if agent.name in self.agents:
@@ -77,7 +81,9 @@ class Runtime:
     async def store(self) -> ThreadStore:
         """The store, opened on first use."""
         if self._store is None:
-            self._store = await open_store(str(self._store_spec))
+            async with self._opening:
+                if self._store is None:
+                    self._store = await open_store(str(self._store_spec))
         return self._store
 
     async def aclose(self) -> None:
@@ -85,6 +91,18 @@ class Runtime:
         if self._store is not None:
             await self._store.aclose()
             self._store = None
+
+    async def __aenter__(self) -> Runtime:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    def __enter__(self) -> Runtime:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     # -- starting and reading ----------------------------------------------------------------
 
@@ -110,9 +128,11 @@ class Runtime:
             The thread's id.
 
         Raises:
-            UserError: No agent has that name.
+            UserError: The runtime has agents and none has that name. A runtime without agents (a
+                web handler, a webhook) launches by name; the workers must know the agent.
         """
-        self._agent(agent)
+        if self.agents:
+            self._agent(agent)
         store = await self.store()
         if idempotency_key is not None and (existing := await store.find_key(idempotency_key)) is not None:
             return existing
@@ -154,6 +174,16 @@ class Runtime:
     ) -> Thread:
         """Approve the pending call (see `Thread.approve`); the call runs at the next run.
 
+        Args:
+            thread_id: The thread.
+            call_id: The id of the `tool_call` waiting for approval (`thread.pending.id`).
+            edits: Arguments to change before the call runs.
+            idempotency_key: A key for this delivery (a webhook's delivery id, a button click's id): a
+                repeat with the same key changes nothing and returns the thread as it is.
+
+        Returns:
+            The thread after the approval.
+
         Raises:
             InvalidTransition: `call_id` is not the call waiting for approval.
         """
@@ -163,6 +193,16 @@ class Runtime:
         self, thread_id: str, call_id: str, feedback: str, *, idempotency_key: str | None = None
     ) -> Thread:
         """Reject the pending call; the feedback goes to the model (see `Thread.reject`).
+
+        Args:
+            thread_id: The thread.
+            call_id: The id of the `tool_call` waiting for approval (`thread.pending.id`).
+            feedback: Why, for the model.
+            idempotency_key: A key for this delivery (a webhook's delivery id, a button click's id): a
+                repeat with the same key changes nothing and returns the thread as it is.
+
+        Returns:
+            The thread after the rejection.
 
         Raises:
             InvalidTransition: `call_id` is not the call waiting for approval.
@@ -174,6 +214,16 @@ class Runtime:
     ) -> Thread:
         """Answer the pending human request (see `Thread.respond`).
 
+        Args:
+            thread_id: The thread.
+            request_id: The id of the request waiting for an answer (`thread.pending.id`).
+            text: The answer.
+            idempotency_key: A key for this delivery (a webhook's delivery id, a button click's id): a
+                repeat with the same key changes nothing and returns the thread as it is.
+
+        Returns:
+            The thread after the answer.
+
         Raises:
             InvalidTransition: `request_id` is not the request waiting for an answer.
         """
@@ -183,12 +233,31 @@ class Runtime:
         """Append an outside event (a webhook's result, a Slack reply) to a thread.
 
         A thread that waits for a person resumes; one that waits for approval keeps waiting.
+
+        Args:
+            thread_id: The thread.
+            event: The event to append.
+            idempotency_key: A key for this delivery (a webhook's delivery id, a button click's id): a
+                repeat with the same key changes nothing and returns the thread as it is.
+
+        Returns:
+            The thread after the event.
         """
         return await self._change(thread_id, lambda t: t.append(event), idempotency_key)
 
-    async def cancel(self, thread_id: str, reason: str = "cancelled") -> Thread:
-        """End a thread for good: a `failed` event with the reason. Nothing runs after it."""
-        return await self._change(thread_id, lambda t: t.append(Event(FAILED, {"reason": reason})), None)
+    async def cancel(self, thread_id: str, reason: str = "cancelled", *, idempotency_key: str | None = None) -> Thread:
+        """End a thread for good: a `failed` event with the reason. Nothing runs after it.
+
+        Args:
+            thread_id: The thread.
+            reason: Why, for the log.
+            idempotency_key: A key for this delivery (a webhook's delivery id, a button click's id): a
+                repeat with the same key changes nothing and returns the thread as it is.
+
+        Returns:
+            The failed thread.
+        """
+        return await self._change(thread_id, lambda t: t.append(Event(FAILED, {"reason": reason})), idempotency_key)
 
     async def fork(self, thread_id: str, at: str) -> str:
         """Copy a thread up to and including event `at` into a new thread (see `Thread.fork`).
@@ -224,38 +293,39 @@ class Runtime:
 
     # -- running ------------------------------------------------------------------------------
 
-    async def run_thread(self, thread_id: str) -> Thread:
+    async def run_thread(
+        self, thread_id: str, *, stop: asyncio.Event | None = None, owner: str | None = None
+    ) -> Thread:
         """Run one thread's agent until the thread must stop, saving every event as it happens.
+
+        Args:
+            thread_id: The thread.
+            stop: When set, the run ends after the event it is saving, unless that event is
+                `tool_started` (the tool then runs and its result is saved first: stopping in
+                between would leave its outcome unknown). The thread stays `ready` for any runner.
+            owner: The worker whose lease this run is under: every save checks that the lease is
+                still its own, so a worker that stalled past its lease cannot take a step (run a
+                tool) that the worker now holding the thread takes too.
+
+        Returns:
+            The thread as this run left it.
 
         Raises:
             UserError: The thread's agent is not one of this runtime's.
+            LeaseLost: `owner` no longer holds the thread's lease; the run stopped before its next event.
+            StoreError: The store kept failing (it is retried for about 13 seconds first).
         """
         store = await self.store()
-        thread = await store.load(thread_id)
+        thread = await patiently(lambda: store.load(thread_id))
         agent = self._agent(str(thread.metadata.get("agent")))
-        saved = len(thread)
-
-        async def save(current: Thread) -> Thread:
-            nonlocal saved
-            for _ in range(_RETRIES):
-                try:
-                    await store.append(current, after=saved)
-                except VersionConflict:
-                    # Someone appended meanwhile (a person, a webhook): lay our new events on top.
-                    stored = await store.load(thread_id)
-                    current, saved = stored.extend(current.events[saved:]), len(stored)
-                    continue
-                saved = len(current)
-                return current
-            raise ThreadloomError(f"thread {thread_id!r} kept changing under {_RETRIES} attempts to save it")
-
-        return await agent.run(thread, save=save)
+        return await run_saving(agent, store, thread, stop=stop, owner=owner)
 
     async def run_until_idle(self) -> int:
         """Run every `ready` thread until none is left; for tests, scripts and the demo.
 
         A thread that stops while still `ready` (its model could not be asked) is not retried in
-        the same call, so this always returns.
+        the same call, so this always returns. It takes no leases: beside workers on the same
+        store, use `Worker(runtime).run_until_idle()` instead.
 
         Returns:
             How many thread runs it made.
@@ -285,12 +355,10 @@ class Runtime:
         """
         now = now or datetime.now(UTC)
         woken: list[str] = []
-        for summary in await (await self.store()).list(status="sleeping", limit=1000):
-            if summary.wake_at is None or summary.wake_at > now:
-                continue
+        for summary in await (await self.store()).list(status="sleeping", wake_before=now, limit=1000):
             key = f"wake:{summary.thread_id}:{summary.events}"
             await self.send_event(
-                summary.thread_id, Event(WAKE_UP, {"wake_at": summary.wake_at.isoformat()}), idempotency_key=key
+                summary.thread_id, Event(WAKE_UP, {"wake_at": _iso(summary.wake_at)}), idempotency_key=key
             )
             woken.append(summary.thread_id)
         return woken
@@ -303,41 +371,90 @@ class Runtime:
             raise UserError(f"no agent named {name!r} in this runtime (it has: {known})") from None
 
     # -- for code without an event loop -----------------------------------------------------------
+    # One event loop serves every *_sync call of a runtime, so the store (a PostgreSQL pool is bound
+    # to the loop that opened it) stays usable from call to call. `close()` ends both.
 
-    def launch_sync(self, agent: str, event: Event, **options: Any) -> str:
+    def launch_sync(
+        self,
+        agent: str,
+        event: Event,
+        *,
+        thread_id: str | None = None,
+        idempotency_key: str | None = None,
+        metadata: Mapping[str, JsonValue] | None = None,
+    ) -> str:
         """`launch` without an event loop."""
-        return _sync(self.launch(agent, event, **options))
+        return self._sync(
+            self.launch(agent, event, thread_id=thread_id, idempotency_key=idempotency_key, metadata=metadata)
+        )
 
     def get_sync(self, thread_id: str) -> Thread:
         """`get` without an event loop."""
-        return _sync(self.get(thread_id))
+        return self._sync(self.get(thread_id))
 
-    def approve_sync(self, thread_id: str, call_id: str, edits: Mapping[str, JsonValue] | None = None) -> Thread:
+    def list_sync(
+        self,
+        *,
+        status: Status | None = None,
+        agent: str | None = None,
+        updated_after: datetime | None = None,
+        limit: int = 100,
+    ) -> list[ThreadSummary]:
+        """`list` without an event loop."""
+        return self._sync(self.list(status=status, agent=agent, updated_after=updated_after, limit=limit))
+
+    def approve_sync(
+        self,
+        thread_id: str,
+        call_id: str,
+        edits: Mapping[str, JsonValue] | None = None,
+        *,
+        idempotency_key: str | None = None,
+    ) -> Thread:
         """`approve` without an event loop."""
-        return _sync(self.approve(thread_id, call_id, edits))
+        return self._sync(self.approve(thread_id, call_id, edits, idempotency_key=idempotency_key))
 
-    def reject_sync(self, thread_id: str, call_id: str, feedback: str) -> Thread:
+    def reject_sync(self, thread_id: str, call_id: str, feedback: str, *, idempotency_key: str | None = None) -> Thread:
         """`reject` without an event loop."""
-        return _sync(self.reject(thread_id, call_id, feedback))
+        return self._sync(self.reject(thread_id, call_id, feedback, idempotency_key=idempotency_key))
 
-    def respond_sync(self, thread_id: str, request_id: str, text: str) -> Thread:
+    def respond_sync(self, thread_id: str, request_id: str, text: str, *, idempotency_key: str | None = None) -> Thread:
         """`respond` without an event loop."""
-        return _sync(self.respond(thread_id, request_id, text))
+        return self._sync(self.respond(thread_id, request_id, text, idempotency_key=idempotency_key))
+
+    def send_event_sync(self, thread_id: str, event: Event, *, idempotency_key: str | None = None) -> Thread:
+        """`send_event` without an event loop."""
+        return self._sync(self.send_event(thread_id, event, idempotency_key=idempotency_key))
+
+    def cancel_sync(self, thread_id: str, reason: str = "cancelled", *, idempotency_key: str | None = None) -> Thread:
+        """`cancel` without an event loop."""
+        return self._sync(self.cancel(thread_id, reason, idempotency_key=idempotency_key))
+
+    def fork_sync(self, thread_id: str, at: str) -> str:
+        """`fork` without an event loop."""
+        return self._sync(self.fork(thread_id, at))
 
     def run_until_idle_sync(self) -> int:
         """`run_until_idle` without an event loop."""
-        return _sync(self.run_until_idle())
+        return self._sync(self.run_until_idle())
 
+    def close(self) -> None:
+        """`aclose` without an event loop: close the store and the loop the `*_sync` methods use."""
+        self._sync(self.aclose())
+        if self._runner is not None:
+            self._runner.close()
+            self._runner = None
 
-def _sync(work: Coroutine[Any, Any, _T] | Awaitable[_T]) -> _T:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(_await(work))
-    if isinstance(work, Coroutine):
+    def _sync(self, work: Coroutine[Any, Any, _T]) -> _T:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            if self._runner is None:
+                self._runner = asyncio.Runner()
+            return self._runner.run(work)
         work.close()  # never awaited: close it so Python does not warn
-    raise UserError("*_sync methods cannot run inside an event loop; await the async method instead")
+        raise UserError("*_sync methods cannot run inside an event loop; await the async method instead")
 
 
-async def _await(work: Awaitable[_T]) -> _T:
-    return await work
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat()

@@ -5,7 +5,12 @@ leased to one worker at a time (SQLite: `BEGIN IMMEDIATE`; PostgreSQL: `FOR UPDA
 the lease is renewed while the worker runs it and released when the thread stops. A worker that
 dies leaves its leases to expire; another worker then continues from what the log says
 (`tool_started` without a result is recovered as in the loop). A worker that loses a lease while
-running (it stalled past the lease) stops that run at once.
+running (it stalled past the lease) stops that run at once: its appends name it as the lease
+holder, and the store refuses them once another worker has claimed the thread (`LeaseLost`).
+
+Idle workers wait on the store: PostgreSQL wakes them with LISTEN/NOTIFY when a thread becomes
+claimable; polling every `poll_seconds` is the fallback and finds due sleepers. On SIGTERM a worker
+stops claiming, ends each run after its current step and releases the leases.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import signal
 import socket
 import time
 
-from .exceptions import ThreadloomError
+from .exceptions import LeaseLost, StoreError, ThreadloomError, UserError
 from .runtime import Runtime
 
 __all__ = ["Worker"]
@@ -65,7 +70,9 @@ class Worker:
             concurrency: Threads run at once by this worker.
             owner: The name leases are taken under; host, process id and a counter by default.
             lease_seconds: How long a claim lasts unless renewed (renewed every third of it).
-            poll_seconds: How often to look for new work when idle.
+            poll_seconds: How often to look for work when nothing announces any: due sleepers, other
+                processes' appends on SQLite, and PostgreSQL when its LISTEN connection is lost.
+                PostgreSQL (LISTEN/NOTIFY) and appends in this process wake the worker at once.
         """
         self.runtime = runtime
         self.concurrency = max(1, concurrency)
@@ -75,18 +82,41 @@ class Worker:
         self._skip: dict[str, float] = {}  # threads that failed here: not retried until this time
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Claim and run threads until `stop` is set, then finish the runs under way and return."""
+        """Claim and run threads until `stop` is set, then let each run finish its current step and return.
+
+        A run that is stopped ends after the event it is saving (a started tool first finishes and
+        its result is saved); its thread stays `ready` and its lease is released, so another worker
+        continues it at once.
+        """
+        store = await self.runtime.store()
         running: dict[str, asyncio.Task[None]] = {}
-        while not stop.is_set():
-            await self._fill(running)
-            stopping = asyncio.ensure_future(stop.wait())
-            waiters: set[asyncio.Future[object]] = {stopping, *running.values()}  # pyright: ignore[reportAssignmentType]
-            await asyncio.wait(waiters, timeout=self.poll_seconds, return_when=asyncio.FIRST_COMPLETED)
+        # Listen before the first look for work: whatever becomes runnable afterwards wakes us.
+        await store.wait_for_work(0)
+        wake: asyncio.Future[None] | None = None
+        stopping = asyncio.ensure_future(stop.wait())
+        try:
+            while not stop.is_set():
+                await self._fill(running, stop)
+                if wake is None:
+                    wake = asyncio.ensure_future(store.wait_for_work(self.poll_seconds))
+                waiters: set[asyncio.Future[object]] = {stopping, wake, *running.values()}  # pyright: ignore[reportAssignmentType]
+                await asyncio.wait(waiters, timeout=self.poll_seconds, return_when=asyncio.FIRST_COMPLETED)
+                if wake.done():
+                    wake = None
+                for thread_id in [t for t, task in running.items() if task.done()]:
+                    task = running.pop(thread_id)
+                    if not task.cancelled() and (error := task.exception()) is not None:
+                        # A bug, not a thread's trouble (those are handled in _work): log it, go on.
+                        log.error("worker %s failed on thread %s", self.owner, thread_id, exc_info=error)
+        finally:
             stopping.cancel()
-            for thread_id in [t for t, task in running.items() if task.done()]:
-                del running[thread_id]
-        # Stopping: let each run finish its current steps; its lease is released as it ends.
-        await asyncio.gather(*running.values(), return_exceptions=True)
+            if wake is not None:
+                wake.cancel()
+            if _cancelling():  # cancelled rather than stopped: so are the runs
+                for task in running.values():
+                    task.cancel()
+            # Each run ends after its current step (or at once, if cancelled) and releases its lease.
+            await asyncio.gather(*running.values(), return_exceptions=True)
 
     async def run_until_idle(self) -> int:
         """Run claimed threads until none is runnable (for tests and scripts).
@@ -104,7 +134,7 @@ class Worker:
             runs += len(running)
 
     def serve(self) -> None:
-        """Run until SIGTERM or SIGINT, then finish the runs under way: the entry point of a worker process."""
+        """Run until SIGTERM or SIGINT, then end each run after its current step: a worker process's entry point."""
 
         async def main() -> None:
             stop = asyncio.Event()
@@ -118,41 +148,65 @@ class Worker:
 
         asyncio.run(main())
 
-    async def _fill(self, running: dict[str, asyncio.Task[None]]) -> None:
-        await self.runtime.wake_due()
-        free = self.concurrency - len(running)
-        if free <= 0:
-            return
-        store = await self.runtime.store()
-        now = time.monotonic()
-        for thread_id in await store.claim(self.owner, lease_seconds=self.lease_seconds, limit=free):
-            if self._skip.get(thread_id, 0) > now:
-                await store.release(thread_id, self.owner)
-                continue
-            running[thread_id] = asyncio.create_task(self._work(thread_id))
+    async def _fill(self, running: dict[str, asyncio.Task[None]], stop: asyncio.Event | None = None) -> None:
+        try:
+            await self.runtime.wake_due()
+            free = self.concurrency - len(running)
+            if free <= 0:
+                return
+            store = await self.runtime.store()
+            now = time.monotonic()
+            self._skip = {t: until for t, until in self._skip.items() if until > now}
+            for thread_id in await store.claim(self.owner, lease_seconds=self.lease_seconds, limit=free):
+                if thread_id in self._skip or (stop is not None and stop.is_set()):
+                    await store.release(thread_id, self.owner)  # not ours to run now
+                    continue
+                running[thread_id] = asyncio.create_task(self._work(thread_id, stop))
+        except StoreError as exc:
+            # The database restarts, the network drops: keep the service up and look again later.
+            log.error("worker %s cannot reach the store, will try again: %s", self.owner, exc)
 
-    async def _work(self, thread_id: str) -> None:
+    async def _work(self, thread_id: str, stop: asyncio.Event | None) -> None:
         store = await self.runtime.store()
-        run = asyncio.create_task(self.runtime.run_thread(thread_id))
+        run = asyncio.create_task(self.runtime.run_thread(thread_id, stop=stop, owner=self.owner))
         keeper = asyncio.create_task(self._keep_lease(thread_id, run))
         try:
             await run
-        except asyncio.CancelledError:
+        except (asyncio.CancelledError, LeaseLost):
+            if _cancelling():
+                raise  # this worker is being cancelled, not the run for a lost lease
             log.warning("worker %s lost its lease on thread %s and stopped running it", self.owner, thread_id)
-        except ThreadloomError as exc:
-            # A thread this worker cannot run (unknown agent, store trouble): leave it for a while.
-            log.error("worker %s could not run thread %s: %s", self.owner, thread_id, exc)
+        except UserError as exc:
+            # A thread this worker cannot run (its agent is not one of ours): leave it to others.
+            log.error("worker %s cannot run thread %s: %s", self.owner, thread_id, exc)
             self._skip[thread_id] = time.monotonic() + 60
+        except ThreadloomError as exc:
+            # The store kept failing: the thread continues from its log, here or elsewhere, soon.
+            log.error("worker %s stopped running thread %s: %s", self.owner, thread_id, exc)
+            self._skip[thread_id] = time.monotonic() + 5
         finally:
             keeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await keeper
-            await store.release(thread_id, self.owner)
+            try:
+                await store.release(thread_id, self.owner)
+            except StoreError as exc:  # the lease then simply expires
+                log.error("worker %s could not release thread %s: %s", self.owner, thread_id, exc)
 
     async def _keep_lease(self, thread_id: str, run: asyncio.Task[object]) -> None:
         store = await self.runtime.store()
         while True:
             await asyncio.sleep(self.lease_seconds / 3)
-            if not await store.renew(thread_id, self.owner, lease_seconds=self.lease_seconds):
+            try:
+                kept = await store.renew(thread_id, self.owner, lease_seconds=self.lease_seconds)
+            except StoreError as exc:
+                log.warning("worker %s could not renew its lease on %s (will retry): %s", self.owner, thread_id, exc)
+                continue  # if it lapses and another worker claims the thread, our appends are refused
+            if not kept:
                 run.cancel()  # another worker may hold it now: two runners must never both act
                 return
+
+
+def _cancelling() -> bool:
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0

@@ -1,13 +1,13 @@
 """The ThreadStore contract, the same for every backend."""
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from threadloom import AlreadyDelivered, Event, Thread, ThreadNotFound, UserError, VersionConflict
+from threadloom import AlreadyDelivered, Event, LeaseLost, Thread, ThreadNotFound, UserError, VersionConflict
 from threadloom.store import ThreadStore
 
 
@@ -172,3 +172,53 @@ async def test_concurrent_claims_never_share_a_thread(store: ThreadStore) -> Non
     batches = await asyncio.gather(*(store.claim(f"w{i}", lease_seconds=30, limit=3) for i in range(10)))
     claimed = [t for batch in batches for t in batch]
     assert len(claimed) == len(set(claimed)) == 20
+
+
+async def test_list_finds_due_sleepers(store: ThreadStore) -> None:
+    def sleeper(until: datetime) -> Thread:
+        return Thread.start("user_input", "later").append(
+            Event("wait_until", {"until": until.isoformat(), "reason": "r"})
+        )
+
+    now = datetime.now(UTC)
+    due, later = sleeper(now - timedelta(minutes=1)), sleeper(now + timedelta(hours=1))
+    for thread in (later, due, Thread.start("user_input", "awake")):
+        await store.append(thread, after=0)
+    assert [s.thread_id for s in await store.list(wake_before=now)] == [due.id]
+    assert [s.thread_id for s in await store.list(status="sleeping", wake_before=now + timedelta(days=1))] == [
+        later.id,
+        due.id,
+    ]
+
+
+async def test_wait_for_work_returns_when_a_thread_becomes_claimable(store: ThreadStore) -> None:
+    await store.wait_for_work(0)  # a PostgreSQL store starts listening here
+    waiter = asyncio.create_task(store.wait_for_work(3600))
+    await asyncio.sleep(0)
+    await store.append(Thread.start("user_input", "new work"), after=0)
+    await asyncio.wait_for(waiter, timeout=60)  # an hour unless the append announced itself
+    # Work that became claimable while nobody waited is not lost either: the next wait returns at once.
+    thread = Thread.start("user_input", "more")
+    await store.append(thread, after=0)
+    await asyncio.wait_for(store.wait_for_work(3600), timeout=60)
+    # A released thread that is still ready is claimable again.
+    [claimed] = await store.claim("w1", lease_seconds=30, limit=1)
+    await store.wait_for_work(0)
+    waiter = asyncio.create_task(store.wait_for_work(3600))
+    await store.release(claimed, "w1")
+    await asyncio.wait_for(waiter, timeout=60)
+
+
+async def test_an_append_under_a_lost_lease_is_refused(store: ThreadStore) -> None:
+    thread = Thread.start("user_input", "go")
+    await store.append(thread, after=0)
+    assert await store.claim("w1", lease_seconds=30, limit=1) == [thread.id]
+    mine = thread.append(Event("note", {"by": "w1"}))
+    await store.append(mine, after=1, owner="w1")
+    await store.release(thread.id, "w1")
+    assert await store.claim("w2", lease_seconds=30, limit=1) == [thread.id]
+    with pytest.raises(LeaseLost, match="no longer holds the lease"):
+        await store.append(mine.append(Event("note", {"by": "w1 again"})), after=2, owner="w1")
+    theirs = mine.append(Event("note", {"by": "w2"}))
+    await store.append(theirs, after=2, owner="w2")
+    assert await store.load(thread.id) == theirs

@@ -1,3 +1,6 @@
+import asyncio
+import secrets
+
 import psycopg
 import pytest
 
@@ -31,3 +34,54 @@ async def test_a_newer_schema_is_refused(postgres_url: str) -> None:
 async def test_an_unreachable_server_is_a_store_error() -> None:
     with pytest.raises(StoreError, match="cannot open PostgreSQL store"):
         await PostgresStore.open("postgresql://nobody@127.0.0.1:1/none?connect_timeout=1", connect_timeout=1)
+
+
+async def test_an_older_schema_migrates_forward_and_keeps_its_threads(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with monkeypatch.context() as older:
+        older.setattr("threadloom.store.postgres.MIGRATIONS", MIGRATIONS[:1])  # a database of the first release
+        store = await PostgresStore.open(postgres_url)
+        thread = Thread.start("user_input", {"text": "kept"})
+        await store.append(thread, after=0)
+        await store.aclose()
+    store = await PostgresStore.open(postgres_url)
+    assert await store.load(thread.id) == thread
+    await store.aclose()
+    async with await psycopg.AsyncConnection.connect(postgres_url) as conn:
+        cur = await conn.execute("SELECT version FROM threadloom_schema")
+        assert await cur.fetchall() == [(len(MIGRATIONS),)]
+        cur = await conn.execute("SELECT indexname FROM pg_indexes WHERE tablename = 'threadloom_threads'")
+        assert ("threadloom_threads_wake",) in await cur.fetchall()
+
+
+async def test_concurrent_opens_migrate_once(postgres_url: str) -> None:
+    stores = await asyncio.gather(*(PostgresStore.open(postgres_url) for _ in range(4)))
+    for store in stores:
+        await store.aclose()
+    async with await psycopg.AsyncConnection.connect(postgres_url) as conn:
+        cur = await conn.execute("SELECT version FROM threadloom_schema")
+        assert await cur.fetchall() == [(len(MIGRATIONS),)]
+
+
+async def test_a_lost_listen_connection_is_reopened(postgres_url: str) -> None:
+    name = f"tl_{secrets.token_hex(4)}"
+    store = await PostgresStore.open(f"{postgres_url}&application_name={name}")
+    try:
+        await store.wait_for_work(0)  # listening
+        async with await psycopg.AsyncConnection.connect(postgres_url, autocommit=True) as admin:
+            await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s", (name,)
+            )
+        # The loss wakes whoever waits (they look for work, by polling if need be)...
+        await asyncio.wait_for(store.wait_for_work(3600), timeout=60)
+        # ...and a later wait listens again. Two rounds: the first may be ended by the reconnection
+        # itself; by the second the new connection is listening, so only NOTIFY can end it.
+        other = await PostgresStore.open(postgres_url)
+        for text in ("work", "more work"):
+            waiter = asyncio.create_task(store.wait_for_work(3600))
+            await other.append(Thread.start("user_input", text), after=0)
+            await asyncio.wait_for(waiter, timeout=60)
+        await other.aclose()
+    finally:
+        await store.aclose()

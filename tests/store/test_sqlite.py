@@ -70,3 +70,23 @@ async def test_open_store_urls(tmp_path: Path) -> None:
 async def test_an_unopenable_file_is_a_store_error(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="cannot open SQLite store"):
         SQLiteStore(tmp_path / "missing-dir" / "t.db")
+
+
+async def test_an_older_schema_migrates_forward_and_keeps_its_threads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "t.db"
+    with monkeypatch.context() as older:
+        older.setattr("threadloom.store.sqlite.MIGRATIONS", MIGRATIONS[:1])  # a database of the first release
+        store = SQLiteStore(path)
+        thread = Thread.start("user_input", {"text": "kept"})
+        await store.append(thread, after=0)
+        await store.aclose()
+    store = SQLiteStore(path)
+    assert await store.load(thread.id) == thread
+    await store.append(thread.append(Thread.start("note", "after").events[0]), after=1)
+    await store.aclose()
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone() == (len(MIGRATIONS),)
+        indexes = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    assert "threads_wake" in indexes

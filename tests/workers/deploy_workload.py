@@ -1,9 +1,10 @@
 """A workload for worker tests: each thread calls `record_effect` once, then finishes.
 
 Run as a worker process: `python deploy_workload.py STORE_URL EFFECTS_FILE`. Effects are appended
-to a file outside the store, so a test can count them whatever happened to the workers.
-`THREADLOOM_LEASE_SECONDS` and `THREADLOOM_TOOL_DELAY` (seconds, the longest random pause inside
-the tool) tune it for fault tests; the process prints `ready` once its worker starts.
+to a file outside the store (see effects.py), so a test can count them whatever happened to the
+workers. `THREADLOOM_LEASE_SECONDS`, `THREADLOOM_TOOL_DELAY` (seconds, the longest random pause
+inside the tool) and `THREADLOOM_CONCURRENCY` tune it; the process prints `ready` once its worker
+starts.
 """
 
 from __future__ import annotations
@@ -11,13 +12,15 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import signal
 import sys
 import time
 from collections.abc import Sequence
 
+from effects import record
+
 from threadloom import Agent, Runtime, Worker, tool
 from threadloom.context import Message
-from threadloom.intents import idempotency_key
 from threadloom.models import ScriptedModel
 
 
@@ -25,8 +28,7 @@ from threadloom.models import ScriptedModel
 def record_effect(label: str) -> str:
     """Do the one thing this thread must do exactly once."""
     time.sleep(random.uniform(0, float(os.environ.get("THREADLOOM_TOOL_DELAY", "0"))))
-    with open(os.environ["THREADLOOM_EFFECTS_FILE"], "a") as effects:  # O_APPEND: whole lines from many processes
-        effects.write(f"{idempotency_key()} {label}\n")
+    record(label)
     return "recorded"
 
 
@@ -42,13 +44,13 @@ def agent() -> Agent:
 
 async def serve(url: str) -> None:
     lease = float(os.environ.get("THREADLOOM_LEASE_SECONDS", "5"))
-    worker = Worker(Runtime(store=url, agents=[agent()]), concurrency=4, lease_seconds=lease, poll_seconds=0.02)
+    concurrency = int(os.environ.get("THREADLOOM_CONCURRENCY", "4"))
+    runtime = Runtime(store=url, agents=[agent()])
+    worker = Worker(runtime, concurrency=concurrency, lease_seconds=lease, poll_seconds=0.02)
     await worker.runtime.store()
     print("ready", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    import signal
-
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     try:
         await worker.run(stop)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -10,7 +12,7 @@ from ..events import Thread
 from ..exceptions import ThreadNotFound, UserError, VersionConflict
 from ..state import Status
 
-__all__ = ["ThreadStore", "ThreadSummary", "check_version", "summarise"]
+__all__ = ["ThreadStore", "ThreadSummary", "WorkSignal", "check_version", "summarise"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +71,26 @@ def check_version(thread: Thread, after: int, stored: int | None) -> None:
         raise VersionConflict(thread.id, expected=after, actual=stored)
 
 
+class WorkSignal:
+    """Wakes workers of this process when a thread may have become claimable (the stores' in-process half)."""
+
+    def __init__(self) -> None:
+        """Nothing signalled yet."""
+        self._event = asyncio.Event()
+
+    def set(self) -> None:
+        """Say that work may be waiting."""
+        self._event.set()
+
+    async def wait(self, seconds: float) -> None:
+        """Return once signalled (and reset the signal), or after `seconds`."""
+        if seconds > 0 and not self._event.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._event.wait(), seconds)
+        # Reset before the caller looks for work: whatever a later signal announces, it will see.
+        self._event.clear()
+
+
 class ThreadStore(Protocol):
     """Where threads live between steps. Appends are optimistic: each names the version it extends.
 
@@ -76,18 +98,23 @@ class ThreadStore(Protocol):
     `PostgresStore` (`postgresql://...`, extra `postgres`); `open_store(url)` picks one.
     """
 
-    async def append(self, thread: Thread, *, after: int, idempotency_key: str | None = None) -> None:
+    async def append(
+        self, thread: Thread, *, after: int, idempotency_key: str | None = None, owner: str | None = None
+    ) -> None:
         """Write `thread.events[after:]`, and the thread's summary, in one transaction.
 
         Args:
             thread: The thread as the writer has it; only the events after `after` are written.
             after: The event count the writer read (0 creates the thread).
             idempotency_key: A key for this delivery; a key seen before writes nothing.
+            owner: The worker appending under its lease: the append is refused unless the lease is
+                still `owner`'s (a fencing check in the append's own transaction).
 
         Raises:
             VersionConflict: The stored thread does not have exactly `after` events (or exists, for 0).
             AlreadyDelivered: `idempotency_key` was used before.
             ThreadNotFound: `after` > 0 and there is no such thread.
+            LeaseLost: `owner` was given and another worker holds (or held) the lease since.
         """
         ...
 
@@ -105,9 +132,18 @@ class ThreadStore(Protocol):
         status: Status | None = None,
         agent: str | None = None,
         updated_after: datetime | None = None,
+        wake_before: datetime | None = None,
         limit: int = 100,
     ) -> list[ThreadSummary]:
-        """Summaries of matching threads, least recently updated first."""
+        """Summaries of matching threads, least recently updated first.
+
+        Args:
+            status: Only threads with this status.
+            agent: Only threads of this agent.
+            updated_after: Only threads appended to after this time.
+            wake_before: Only threads with a `wake_at` at or before this time (due sleepers).
+            limit: At most this many.
+        """
         ...
 
     async def find_key(self, idempotency_key: str) -> str | None:
@@ -128,6 +164,16 @@ class ThreadStore(Protocol):
 
     async def release(self, thread_id: str, owner: str) -> None:
         """Give up `owner`'s lease on the thread (nothing happens if `owner` does not hold it)."""
+        ...
+
+    async def wait_for_work(self, seconds: float) -> None:
+        """Return when a thread may have become claimable (`ready` and not leased), or after `seconds`.
+
+        Workers call it between looks for work. It may return early; it must not miss work that
+        became claimable after a previous call returned. PostgreSQL wakes every worker on every
+        machine with LISTEN/NOTIFY; SQLite and memory wake on appends made in this process, and
+        otherwise after `seconds` (polling).
+        """
         ...
 
     async def aclose(self) -> None:

@@ -6,9 +6,9 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 from ..events import Thread
-from ..exceptions import AlreadyDelivered, ThreadNotFound
+from ..exceptions import AlreadyDelivered, LeaseLost, ThreadNotFound
 from ..state import Status
-from .base import ThreadSummary, check_version, summarise
+from .base import ThreadSummary, WorkSignal, check_version, summarise
 
 __all__ = ["MemoryStore"]
 
@@ -23,14 +23,19 @@ class MemoryStore:
         self._keys: dict[str, str] = {}
         self._leases: dict[str, tuple[str, datetime]] = {}
         self._lock = asyncio.Lock()
+        self._work = WorkSignal()
 
-    async def append(self, thread: Thread, *, after: int, idempotency_key: str | None = None) -> None:
+    async def append(
+        self, thread: Thread, *, after: int, idempotency_key: str | None = None, owner: str | None = None
+    ) -> None:
         """See `ThreadStore.append`."""
         async with self._lock:
             if idempotency_key is not None and idempotency_key in self._keys:
                 raise AlreadyDelivered(idempotency_key, thread_id=self._keys[idempotency_key])
             stored = self._threads.get(thread.id)
             check_version(thread, after, None if stored is None else len(stored))
+            if owner is not None and stored is not None and self._leases.get(thread.id, ("", None))[0] != owner:
+                raise LeaseLost(thread.id, owner=owner)
             # Keep the writer's events from `after` on, behind the stored prefix (which they extend).
             base = stored if stored is not None else Thread(thread_id=thread.id, metadata=thread.metadata)
             new = base.extend(thread.events[after:])
@@ -38,6 +43,8 @@ class MemoryStore:
             self._summaries[thread.id] = summarise(new, datetime.now(UTC))
             if idempotency_key is not None:
                 self._keys[idempotency_key] = thread.id
+            if new.status == "ready" and not self._leased(thread.id):
+                self._work.set()
 
     async def load(self, thread_id: str) -> Thread:
         """See `ThreadStore.load`."""
@@ -52,6 +59,7 @@ class MemoryStore:
         status: Status | None = None,
         agent: str | None = None,
         updated_after: datetime | None = None,
+        wake_before: datetime | None = None,
         limit: int = 100,
     ) -> list[ThreadSummary]:
         """See `ThreadStore.list`."""
@@ -61,6 +69,7 @@ class MemoryStore:
             if (status is None or s.status == status)
             and (agent is None or s.agent == agent)
             and (updated_after is None or s.updated_at > updated_after)
+            and (wake_before is None or (s.wake_at is not None and s.wake_at <= wake_before))
         ]
         return sorted(rows, key=lambda s: s.updated_at)[:limit]
 
@@ -75,8 +84,7 @@ class MemoryStore:
         for summary in await self.list(status="ready", limit=len(self._summaries) or 1):
             if len(claimed) == limit:
                 break
-            lease = self._leases.get(summary.thread_id)
-            if lease is None or lease[1] <= now:
+            if not self._leased(summary.thread_id, now):
                 self._leases[summary.thread_id] = (owner, now + timedelta(seconds=lease_seconds))
                 claimed.append(summary.thread_id)
         return claimed
@@ -94,6 +102,16 @@ class MemoryStore:
         """See `ThreadStore.release`."""
         if self._leases.get(thread_id, ("", None))[0] == owner:
             del self._leases[thread_id]
+            if thread_id in self._summaries and self._summaries[thread_id].status == "ready":
+                self._work.set()
+
+    async def wait_for_work(self, seconds: float) -> None:
+        """See `ThreadStore.wait_for_work`."""
+        await self._work.wait(seconds)
+
+    def _leased(self, thread_id: str, now: datetime | None = None) -> bool:
+        lease = self._leases.get(thread_id)
+        return lease is not None and lease[1] > (now or datetime.now(UTC))
 
     async def aclose(self) -> None:
         """Nothing to release."""

@@ -1,12 +1,16 @@
 """`PostgresStore` (`postgresql://...`): many workers on many machines, one database (extra `postgres`).
 
-Appends lock the thread's row (`SELECT ... FOR UPDATE`), check the version and write only the new
-event rows, all in one transaction. Event data is stored as text, not `jsonb`, so that a thread reads
-back byte for byte as it was written (jsonb reorders keys).
+An append updates the thread's row only if it still has the version the writer extends (which locks
+the row), checks the writer's lease, and writes only the new event rows, all in one transaction.
+Event data is stored as text, not `jsonb`, so that a thread reads back byte for byte as it was
+written (jsonb reorders keys).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,12 +22,14 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
     raise ImportError("PostgresStore needs the `postgres` extra: pip install 'threadloom[postgres]'") from exc
 
 from ..events import Thread
-from ..exceptions import AlreadyDelivered, StoreError, ThreadNotFound, VersionConflict
+from ..exceptions import AlreadyDelivered, LeaseLost, StoreError, ThreadNotFound, VersionConflict
 from ..state import Status
 from ._codec import decode_event, decode_metadata, encode_event, encode_metadata
-from .base import ThreadSummary, check_version, summarise
+from .base import ThreadSummary, WorkSignal, check_version, summarise
 
-__all__ = ["MIGRATIONS", "PostgresStore"]
+__all__ = ["CHANNEL", "MIGRATIONS", "PostgresStore"]
+
+log = logging.getLogger("threadloom.store")
 
 MIGRATIONS: tuple[str, ...] = (
     # 1: threads (what the runtime queries), events (one row each), idempotency keys.
@@ -59,10 +65,16 @@ MIGRATIONS: tuple[str, ...] = (
         created_at TIMESTAMPTZ NOT NULL
     );
     """,
+    # 2: find due sleepers without reading every sleeping thread.
+    """
+    CREATE INDEX threadloom_threads_wake ON threadloom_threads (wake_at) WHERE status = 'sleeping';
+    """,
 )
 """Forward-only schema migrations; `threadloom_schema.version` records how many are applied."""
 
 _MIGRATION_LOCK = 0x7468726561646C6F  # "threadlo": one migrator at a time across processes
+CHANNEL = "threadloom_ready"
+"""The NOTIFY channel: a thread became claimable (`ready`, no live lease). The payload is its id."""
 
 
 class PostgresStore:
@@ -72,6 +84,8 @@ class PostgresStore:
         """Wrap an open pool; use `PostgresStore.open(url)` instead."""
         self._pool = pool
         self.url = url
+        self._work = WorkSignal()
+        self._listener: asyncio.Task[None] | None = None
 
     @classmethod
     async def open(cls, url: str, *, max_connections: int = 10, connect_timeout: float = 15) -> PostgresStore:
@@ -95,7 +109,9 @@ class PostgresStore:
             raise
         return cls(pool, url)
 
-    async def append(self, thread: Thread, *, after: int, idempotency_key: str | None = None) -> None:
+    async def append(
+        self, thread: Thread, *, after: int, idempotency_key: str | None = None, owner: str | None = None
+    ) -> None:
         """See `ThreadStore.append`."""
         rows = [(thread.id, seq, *encode_event(e)) for seq, e in enumerate(thread.events[after:], start=after + 1)]
         now = datetime.now(UTC)
@@ -113,10 +129,27 @@ class PostgresStore:
                         )
                         first = await cur.fetchone()
                         raise AlreadyDelivered(idempotency_key, thread_id=str(first[0]) if first else thread.id)
-                await cur.execute("SELECT events FROM threadloom_threads WHERE thread_id = %s FOR UPDATE", (thread.id,))
-                row = await cur.fetchone()
-                check_version(thread, after, None if row is None else int(row[0]))
-                if row is None:
+                if after > 0:
+                    check_version(thread, after, after)  # `after` within the writer's own thread
+                    # The version check and the summary's update are one statement, which locks the row.
+                    await cur.execute(
+                        "UPDATE threadloom_threads SET status = %s, events = %s, wake_at = %s, updated_at = %s"
+                        " WHERE thread_id = %s AND events = %s RETURNING lease_owner, lease_expires > now()",
+                        (summary.status, summary.events, summary.wake_at, now, thread.id, after),
+                    )
+                    row = await cur.fetchone()
+                    if row is None:
+                        await cur.execute("SELECT events FROM threadloom_threads WHERE thread_id = %s", (thread.id,))
+                        found = await cur.fetchone()
+                        check_version(thread, after, None if found is None else int(found[0]))
+                        raise VersionConflict(thread.id, expected=after, actual=after)  # changed meanwhile
+                    if owner is not None and row[0] != owner:
+                        raise LeaseLost(thread.id, owner=owner)  # raised inside the transaction: rolled back
+                    claimable = not row[1]
+                else:
+                    await cur.execute("SELECT events FROM threadloom_threads WHERE thread_id = %s", (thread.id,))
+                    found = await cur.fetchone()
+                    check_version(thread, after, None if found is None else int(found[0]))
                     await cur.execute(
                         "INSERT INTO threadloom_threads (thread_id, agent, parent_id, status, events, wake_at,"
                         " metadata, created_at, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
@@ -132,12 +165,11 @@ class PostgresStore:
                             now,
                         ),
                     )
-                else:
-                    await cur.execute(
-                        "UPDATE threadloom_threads SET status = %s, events = %s, wake_at = %s, updated_at = %s"
-                        " WHERE thread_id = %s",
-                        (summary.status, summary.events, summary.wake_at, now, thread.id),
-                    )
+                    claimable = True
+                if summary.status == "ready" and claimable:
+                    # Delivered at commit, to every listening worker on every machine. A worker's own
+                    # steps (it holds the lease) announce nothing: no one else could claim the thread.
+                    await cur.execute("SELECT pg_notify(%s, %s)", (CHANNEL, thread.id))
                 if rows:
                     await cur.executemany(
                         "INSERT INTO threadloom_events VALUES (%s, %s, %s, %s, %s, %s, %s)",
@@ -173,12 +205,18 @@ class PostgresStore:
         status: Status | None = None,
         agent: str | None = None,
         updated_after: datetime | None = None,
+        wake_before: datetime | None = None,
         limit: int = 100,
     ) -> list[ThreadSummary]:
         """See `ThreadStore.list`."""
         where: list[str] = []
         params: list[Any] = []
-        for clause, value in (("status = %s", status), ("agent = %s", agent), ("updated_at > %s", updated_after)):
+        for clause, value in (
+            ("status = %s", status),
+            ("agent = %s", agent),
+            ("updated_at > %s", updated_after),
+            ("wake_at <= %s", wake_before),
+        ):
             if value is not None:
                 where.append(clause)
                 params.append(value)
@@ -199,9 +237,14 @@ class PostgresStore:
 
     async def find_key(self, idempotency_key: str) -> str | None:
         """See `ThreadStore.find_key`."""
-        async with self._pool.connection() as conn, conn.cursor() as cur:
-            await cur.execute("SELECT thread_id FROM threadloom_idempotency_keys WHERE key = %s", (idempotency_key,))
-            row = await cur.fetchone()
+        try:
+            async with self._pool.connection() as conn, conn.cursor() as cur:
+                await cur.execute(
+                    "SELECT thread_id FROM threadloom_idempotency_keys WHERE key = %s", (idempotency_key,)
+                )
+                row = await cur.fetchone()
+        except psycopg.Error as exc:
+            raise StoreError(f"PostgreSQL store: {exc}") from exc
         return None if row is None else str(row[0])
 
     async def claim(self, owner: str, *, lease_seconds: float, limit: int) -> list[str]:
@@ -221,25 +264,68 @@ class PostgresStore:
 
     async def renew(self, thread_id: str, owner: str, *, lease_seconds: float) -> bool:
         """See `ThreadStore.renew`."""
-        async with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
-            await cur.execute(
-                "UPDATE threadloom_threads SET lease_expires = now() + make_interval(secs => %s)"
-                " WHERE thread_id = %s AND lease_owner = %s AND lease_expires > now()",
-                (lease_seconds, thread_id, owner),
-            )
-            return cur.rowcount == 1
+        try:
+            async with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+                await cur.execute(
+                    "UPDATE threadloom_threads SET lease_expires = now() + make_interval(secs => %s)"
+                    " WHERE thread_id = %s AND lease_owner = %s AND lease_expires > now()",
+                    (lease_seconds, thread_id, owner),
+                )
+                return cur.rowcount == 1
+        except psycopg.Error as exc:
+            raise StoreError(f"PostgreSQL store: {exc}") from exc
 
     async def release(self, thread_id: str, owner: str) -> None:
         """See `ThreadStore.release`."""
-        async with self._pool.connection() as conn, conn.transaction():
-            await conn.execute(
-                "UPDATE threadloom_threads SET lease_owner = NULL, lease_expires = NULL"
-                " WHERE thread_id = %s AND lease_owner = %s",
-                (thread_id, owner),
-            )
+        try:
+            async with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+                await cur.execute(
+                    "UPDATE threadloom_threads SET lease_owner = NULL, lease_expires = NULL"
+                    " WHERE thread_id = %s AND lease_owner = %s RETURNING status",
+                    (thread_id, owner),
+                )
+                released = await cur.fetchone()
+                if released is not None and released[0] == "ready":
+                    await cur.execute("SELECT pg_notify(%s, %s)", (CHANNEL, thread_id))
+        except psycopg.Error as exc:
+            raise StoreError(f"PostgreSQL store: {exc}") from exc
+
+    async def wait_for_work(self, seconds: float) -> None:
+        """See `ThreadStore.wait_for_work`: LISTEN/NOTIFY on a connection of its own, polling as the fallback.
+
+        The first call starts listening and returns at once, so the caller's next look for work
+        covers anything that became claimable before the LISTEN. A lost listening connection is
+        reopened at the next call; until then the worker polls every `seconds`.
+        """
+        if self._listener is None or self._listener.done():
+            try:
+                conn = await psycopg.AsyncConnection.connect(self.url, autocommit=True)
+                await conn.execute("LISTEN threadloom_ready")  # CHANNEL
+            except psycopg.Error as exc:
+                log.warning("cannot LISTEN for work on PostgreSQL (polling instead): %s", exc)
+                await asyncio.sleep(seconds)
+                return
+            self._listener = asyncio.create_task(self._listen(conn))
+            return
+        await self._work.wait(seconds)
+
+    async def _listen(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        try:
+            async for _ in conn.notifies():
+                self._work.set()
+        except psycopg.Error as exc:
+            log.warning("lost the PostgreSQL LISTEN connection (polling until it is back): %s", exc)
+        finally:
+            self._work.set()  # whoever waits looks for work now, and the next wait listens again
+            await conn.close()
 
     async def aclose(self) -> None:
-        """Close the connection pool."""
+        """Stop listening and close the connection pool."""
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listener
+            self._listener = None
         await self._pool.close()
 
 

@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ..events import Thread
-from ..exceptions import AlreadyDelivered, StoreError, ThreadNotFound
+from ..exceptions import AlreadyDelivered, LeaseLost, StoreError, ThreadNotFound
 from ..state import Status
 from ._codec import decode_event, decode_metadata, encode_event, encode_metadata, format_time, parse_time
-from .base import ThreadSummary, check_version, summarise
+from .base import ThreadSummary, WorkSignal, check_version, summarise
 
 __all__ = ["MIGRATIONS", "SQLiteStore"]
 
@@ -61,6 +61,10 @@ MIGRATIONS: tuple[str, ...] = (
         created_at TEXT NOT NULL
     );
     """,
+    # 2: find due sleepers without reading every sleeping thread.
+    """
+    CREATE INDEX threads_wake ON threads (wake_at) WHERE status = 'sleeping';
+    """,
 )
 """Forward-only schema migrations; `PRAGMA user_version` records how many are applied."""
 
@@ -85,6 +89,9 @@ class SQLiteStore:
             raise StoreError(f"cannot open SQLite store {self.path!r}: {exc}") from exc
         # One connection, used from worker threads one call at a time.
         self._lock = threading.Lock()
+        # SQLite cannot tell other processes about an append: they poll. This process's own workers
+        # hear of its appends at once.
+        self._work = WorkSignal()
 
     def _migrate(self) -> None:
         self._db.execute("BEGIN IMMEDIATE")
@@ -111,14 +118,16 @@ class SQLiteStore:
         except sqlite3.Error as exc:
             raise StoreError(f"SQLite store {self.path!r}: {exc}") from exc
 
-    async def append(self, thread: Thread, *, after: int, idempotency_key: str | None = None) -> None:
+    async def append(
+        self, thread: Thread, *, after: int, idempotency_key: str | None = None, owner: str | None = None
+    ) -> None:
         """See `ThreadStore.append`."""
         rows = [(thread.id, seq, *encode_event(e)) for seq, e in enumerate(thread.events[after:], start=after + 1)]
         now = datetime.now(UTC)
         summary = summarise(thread, now)
         wake_at = format_time(summary.wake_at) if summary.wake_at else None
 
-        def write(db: sqlite3.Connection) -> None:
+        def write(db: sqlite3.Connection) -> bool:
             db.execute("BEGIN IMMEDIATE")
             try:
                 if idempotency_key is not None:
@@ -128,8 +137,13 @@ class SQLiteStore:
                     db.execute(
                         "INSERT INTO idempotency_keys VALUES (?, ?, ?)", (idempotency_key, thread.id, format_time(now))
                     )
-                row = db.execute("SELECT events FROM threads WHERE thread_id = ?", (thread.id,)).fetchone()
+                row = db.execute(
+                    "SELECT events, lease_expires, lease_owner FROM threads WHERE thread_id = ?", (thread.id,)
+                ).fetchone()
                 check_version(thread, after, None if row is None else row[0])
+                if owner is not None and row is not None and row[2] != owner:
+                    raise LeaseLost(thread.id, owner=owner)
+                leased = row is not None and row[1] is not None and row[1] > format_time(now)
                 if row is None:
                     db.execute(
                         "INSERT INTO threads (thread_id, agent, parent_id, status, events, wake_at, metadata,"
@@ -156,8 +170,10 @@ class SQLiteStore:
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
+            return summary.status == "ready" and not leased
 
-        await self._run(write)
+        if await self._run(write):
+            self._work.set()
 
     async def load(self, thread_id: str) -> Thread:
         """See `ThreadStore.load`."""
@@ -184,18 +200,21 @@ class SQLiteStore:
         status: Status | None = None,
         agent: str | None = None,
         updated_after: datetime | None = None,
+        wake_before: datetime | None = None,
         limit: int = 100,
     ) -> list[ThreadSummary]:
         """See `ThreadStore.list`."""
         where: list[str] = []
         params: list[Any] = []
-        for clause, value in (("status = ?", status), ("agent = ?", agent)):
+        for clause, value in (
+            ("status = ?", status),
+            ("agent = ?", agent),
+            ("updated_at > ?", updated_after and format_time(updated_after)),
+            ("wake_at <= ?", wake_before and format_time(wake_before)),
+        ):
             if value is not None:
                 where.append(clause)
                 params.append(value)
-        if updated_after is not None:
-            where.append("updated_at > ?")
-            params.append(format_time(updated_after))
         sql = "SELECT thread_id, status, agent, parent_id, events, updated_at, wake_at FROM threads"
         sql += (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY updated_at LIMIT ?"
 
@@ -268,13 +287,20 @@ class SQLiteStore:
     async def release(self, thread_id: str, owner: str) -> None:
         """See `ThreadStore.release`."""
 
-        def write(db: sqlite3.Connection) -> None:
-            db.execute(
-                "UPDATE threads SET lease_owner = NULL, lease_expires = NULL WHERE thread_id = ? AND lease_owner = ?",
+        def write(db: sqlite3.Connection) -> bool:
+            released = db.execute(
+                "UPDATE threads SET lease_owner = NULL, lease_expires = NULL WHERE thread_id = ? AND lease_owner = ?"
+                " RETURNING status",
                 (thread_id, owner),
-            )
+            ).fetchone()
+            return released is not None and released[0] == "ready"
 
-        await self._run(write)
+        if await self._run(write):
+            self._work.set()
+
+    async def wait_for_work(self, seconds: float) -> None:
+        """See `ThreadStore.wait_for_work`."""
+        await self._work.wait(seconds)
 
     async def aclose(self) -> None:
         """Close the connection."""

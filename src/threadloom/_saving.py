@@ -1,0 +1,109 @@
+"""A durable run: the loop with every event written to the store as it happens (used by `Runtime.run_thread`).
+
+The rules that keep a thread whole when writers race or the store falters:
+
+- Someone else appended meanwhile (a person, a webhook): reload and lay the run's new events on top,
+  unless the thread was cancelled, in which case the run stops and writes nothing more.
+- The store failed (a restart, a dropped connection): retry with backoff. The failed write may have
+  committed all the same; the retry then conflicts with the run's own events, which is recognised by
+  their ids and counted as written, so no event is ever stored twice.
+- The lease is lost (`LeaseLost`) or the worker is stopping: the run ends at once (stopping waits
+  for a started tool's result to be saved).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from functools import partial
+from typing import TYPE_CHECKING, TypeVar
+
+from .events import Thread
+from .exceptions import AlreadyDelivered, LeaseLost, StoreError, ThreadloomError, ThreadNotFound, VersionConflict
+from .state import FAILED, TOOL_STARTED
+
+if TYPE_CHECKING:
+    from .agent import Agent
+    from .store import ThreadStore
+
+__all__ = ["patiently", "run_saving"]
+
+_T = TypeVar("_T")
+_RACES = 20  # appends lost to other writers before giving up
+_ATTEMPTS = 12  # tries of one store call that fails: about 13 s of backoff in all
+
+
+class _Stopped(BaseException):
+    """Raised from a run's `save` to end the run between two steps.
+
+    A BaseException, like `CancelledError`, so that no `except Exception` on the way out swallows it.
+    """
+
+    def __init__(self, thread: Thread) -> None:
+        super().__init__(thread.id)
+        self.thread = thread
+
+
+async def patiently(work: Callable[[], Awaitable[_T]]) -> _T:
+    """`await work()`, retrying a store that fails (not one that answers no) with growing pauses.
+
+    Raises:
+        StoreError: The store still failed after about 13 seconds.
+    """
+    for attempt in range(_ATTEMPTS):
+        try:
+            return await work()
+        except (VersionConflict, AlreadyDelivered, LeaseLost, ThreadNotFound):
+            raise  # answers, not failures
+        except StoreError:
+            if attempt == _ATTEMPTS - 1:
+                raise
+            await asyncio.sleep(min(2.0, 0.05 * 2**attempt))
+    raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+
+
+async def run_saving(
+    agent: Agent, store: ThreadStore, thread: Thread, *, stop: asyncio.Event | None, owner: str | None
+) -> Thread:
+    """Run `agent` on `thread` until it must stop, appending each new event to `store` as it happens.
+
+    Args:
+        agent: The thread's agent.
+        store: Where the thread lives.
+        thread: The thread as loaded.
+        stop: When set, end the run after the event being saved, unless it is `tool_started`.
+        owner: The lease holder the appends are made for (see `ThreadStore.append`).
+
+    Returns:
+        The thread as the run left it.
+
+    Raises:
+        LeaseLost: `owner` no longer holds the lease.
+    """
+    saved = len(thread)
+
+    async def save(current: Thread) -> Thread:
+        nonlocal saved
+        for _ in range(_RACES):
+            try:
+                await patiently(partial(store.append, current, after=saved, owner=owner))
+            except VersionConflict:
+                stored = await patiently(partial(store.load, thread.id))
+                mine = current.events[saved:]
+                if [e.id for e in stored.events[saved : saved + len(mine)]] == [e.id for e in mine]:
+                    current, saved = stored, len(stored)  # a failed write had committed after all
+                elif stored.status == FAILED:
+                    raise _Stopped(stored) from None  # cancelled: its next tool must not run
+                else:
+                    current, saved = stored.extend(mine), len(stored)
+                    continue
+            saved = len(current)
+            if stop is not None and stop.is_set() and current.events[-1].type != TOOL_STARTED:
+                raise _Stopped(current)
+            return current
+        raise ThreadloomError(f"thread {thread.id!r} kept changing under {_RACES} attempts to save it")
+
+    try:
+        return await agent.run(thread, save=save)
+    except _Stopped as stopped:
+        return stopped.thread
