@@ -123,7 +123,12 @@ class EventLog(Sequence[Event]):
     def __getitem__(self, index: slice) -> tuple[Event, ...]: ...
     def __getitem__(self, index: int | slice) -> Event | tuple[Event, ...]:
         if isinstance(index, slice):
-            return tuple(self._items[: self._size][index])
+            # Slice the shared list directly: copying its prefix first would make `events[after:]`
+            # (what every store append reads) cost O(thread length).
+            start, stop, step = index.indices(self._size)
+            if step == 1:
+                return tuple(self._items[start:stop])
+            return tuple(self._items[i] for i in range(start, stop, step))
         if index < 0:
             index += self._size
         if not 0 <= index < self._size:
