@@ -12,7 +12,7 @@ import json
 import re
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, cast
+from typing import Any, Literal, cast
 
 from pydantic import JsonValue
 
@@ -49,6 +49,7 @@ DEFAULT_SECRET_PATTERN = re.compile(
 _INTERNAL_KEYS = frozenset({"call_id", "request_id", "policy", "prefetch", "source", "error_type", "output", "reason"})
 _BOOKKEEPING = frozenset({"tool_started"})  # for crash recovery; the model learns nothing from them
 _MODEL_EVENTS = frozenset({"tool_call", "done_for_now", "request_human_input", "request_more_information"})
+_RESOLUTION_EVENTS = _MODEL_EVENTS | {"approval", "error", "tool_response"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,13 +112,20 @@ def redact(value: JsonValue, pattern: re.Pattern[str] | None, keys: Collection[s
         }
         ```
     """
+    # A value with nothing to hide comes back as the same object, so that the renderer can keep
+    # the original events (and skip rebuilding the thread) when no secret is in them.
     if isinstance(value, dict):
-        return {
-            k: REDACTED if k in keys or (pattern is not None and pattern.search(k)) else redact(v, pattern, keys)
-            for k, v in value.items()
-        }
+        out: dict[str, JsonValue] | None = None
+        for i, (k, v) in enumerate(value.items()):
+            new = REDACTED if k in keys or (pattern is not None and pattern.search(k)) else redact(v, pattern, keys)
+            if out is None and new is not v:
+                out = dict(list(value.items())[:i])
+            if out is not None:
+                out[k] = new
+        return value if out is None else out
     if isinstance(value, list):
-        return [redact(v, pattern, keys) for v in value]
+        items = [redact(v, pattern, keys) for v in value]
+        return value if all(a is b for a, b in zip(items, value, strict=True)) else items
     return value
 
 
@@ -187,17 +195,49 @@ def thread_to_prompt(
     renderers: Mapping[str, EventRenderer] | None = None,
 ) -> str:
     """Every event of `thread`, rendered and joined (no redaction: `render` does that first)."""
+    return _thread_to_prompt(thread, format, renderers or {}, None)
+
+
+def _thread_to_prompt(
+    thread: Thread,
+    format: Literal["xml", "yaml"],
+    renderers: Mapping[str, EventRenderer],
+    cache: _Cache | None,
+) -> str:
+    """`thread_to_prompt`, reusing the default rendering of events seen before when given a cache."""
     parts: list[str] = []
     for event in thread.events:
-        renderer = (renderers or {}).get(event.type)
-        if renderer is None and event.type == "tool_call" and _fields(event).get("prefetch"):
-            continue  # code made this call, not the model: its `<name_result>` says all (factor 13)
-        if renderer is None and event.type in _BOOKKEEPING:
-            continue
-        text = renderer(event) if renderer is not None else event_to_prompt(event, format=format)
+        renderer = renderers.get(event.type)
+        if renderer is not None:
+            text = renderer(event)  # user code: called every time, never cached
+        elif cache is not None and (hit := cache.get(event.id)) is not None and hit[0] is event:
+            text = hit[1]
+        else:
+            text = _default_text(event, format)
+            if cache is not None:
+                _remember(cache, event.id, (event, text))
         if text is not None:
             parts.append(text)
     return "\n\n".join(parts) if format == "xml" else "\n".join(parts)
+
+
+def _default_text(event: Event, format: Literal["xml", "yaml"]) -> str | None:
+    if event.type == "tool_call" and _fields(event).get("prefetch"):
+        return None  # code made this call, not the model: its `<name_result>` says all (factor 13)
+    if event.type in _BOOKKEEPING:
+        return None
+    return event_to_prompt(event, format=format)
+
+
+_Cache = dict[str, tuple[Event, Any]]
+"""Per event id, the event object a result was computed from and the result."""
+_CACHE_LIMIT = 100_000
+
+
+def _remember(cache: _Cache, event_id: str, entry: tuple[Event, Any]) -> None:
+    if len(cache) >= _CACHE_LIMIT:
+        cache.clear()  # a long-running worker renders many threads: keep the memory bounded
+    cache[event_id] = entry
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -233,6 +273,12 @@ class Context:
     """Returns a shorter thread when the rendering is over `max_tokens`."""
     counter: TokenCounter | None = None
     """Counts tokens for the budget; `tokens.default_counter()` when None."""
+    # Events are immutable, so what this context makes of one (its redacted form, its default text)
+    # never changes: an agent renders the whole thread at every step, and these caches make a step
+    # cost a lookup per old event instead of a YAML dump. An entry is used only for the very same
+    # Event object (`is`), so two threads with equal ids but other events never mix.
+    _visible_cache: _Cache = field(default_factory=dict[str, tuple[Event, Any]], init=False, repr=False)
+    _text_cache: _Cache = field(default_factory=dict[str, tuple[Event, Any]], init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.format not in ("xml", "yaml", "messages"):
@@ -281,17 +327,30 @@ class Context:
             return head + ([Message("user", custom)] if isinstance(custom, str) else list(custom))
         if self.format == "messages":
             return head + _to_messages(visible)
-        return [*head, Message("user", thread_to_prompt(visible, format=self.format, renderers=self.renderers))]
+        text = _thread_to_prompt(visible, self.format, self.renderers, self._text_cache)
+        return [*head, Message("user", text)]
 
     def _visible(self, thread: Thread) -> Thread:
         """The thread as the model may see it: resolved errors out, secrets redacted."""
         hidden = _resolved_errors(thread.events) if self.hide_resolved_errors else set[str]()
         pattern = cast(re.Pattern[str] | None, self.redact)
-        events = [
-            Event(e.type, redact(e.data, pattern, self.secret_keys), id=e.id, at=e.at)
-            for e in thread.events
-            if e.id not in hidden
-        ]
+        cache = self._visible_cache
+        events: list[Event] = []
+        changed = bool(hidden)
+        for event in thread.events:
+            if event.id in hidden:
+                continue
+            hit = cache.get(event.id)
+            if hit is not None and hit[0] is event:
+                shown: Event = hit[1]
+            else:
+                data = redact(event.data, pattern, self.secret_keys)
+                shown = event if data is event.data else Event(event.type, data, id=event.id, at=event.at)
+                _remember(cache, event.id, (event, shown))
+            changed = changed or shown is not event
+            events.append(shown)
+        if not changed:
+            return thread  # nothing to hide or redact: the thread as it is (no rebuild)
         return Thread(events, thread_id=thread.id, metadata=thread.metadata)
 
 
@@ -331,6 +390,8 @@ def _resolved_errors(events: Sequence[Event]) -> set[str]:
     model_failures: list[str] = []
     approvals: dict[str, str] = {}  # call id -> the approval event's id
     for event in events:
+        if event.type not in _RESOLUTION_EVENTS:
+            continue  # most events (tool_started, results of other kinds, messages) play no part
         data = _fields(event)
         call_id = data.get("call_id")
         if event.type == "approval" and isinstance(call_id, str):
