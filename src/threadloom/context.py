@@ -8,6 +8,7 @@ redacted and errors that a later success resolved are left out; the log itself i
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from collections.abc import Callable, Collection, Mapping, Sequence
@@ -17,7 +18,7 @@ from typing import Any, Literal, cast
 from pydantic import JsonValue
 
 from ._yaml import dump_yaml
-from .events import Event, Thread
+from .events import Event, Thread, shared_items
 from .exceptions import ContextTooLarge, UserError
 from .tokens import TokenCounter, count_messages, default_counter
 
@@ -279,6 +280,9 @@ class Context:
     # Event object (`is`), so two threads with equal ids but other events never mix.
     _visible_cache: _Cache = field(default_factory=dict[str, tuple[Event, Any]], init=False, repr=False)
     _text_cache: _Cache = field(default_factory=dict[str, tuple[Event, Any]], init=False, repr=False)
+    # With the default renderers, more: per shared event list, the texts so far and the fold that
+    # hides resolved errors, so a step reads only the events added since the last one.
+    _progress: dict[int, _Progress] = field(default_factory=dict[int, "_Progress"], init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.format not in ("xml", "yaml", "messages"):
@@ -320,8 +324,10 @@ class Context:
         )
 
     def _render(self, thread: Thread, system: str | None) -> list[Message]:
-        visible = self._visible(thread)
         head = [Message("system", system)] if system is not None else []
+        if self.thread_to_prompt is None and self.format != "messages" and not self.renderers:
+            return [*head, Message("user", self._default_text(thread))]
+        visible = self._visible(thread)
         if self.thread_to_prompt is not None:
             custom = self.thread_to_prompt(visible)
             return head + ([Message("user", custom)] if isinstance(custom, str) else list(custom))
@@ -329,6 +335,32 @@ class Context:
             return head + _to_messages(visible)
         text = _thread_to_prompt(visible, self.format, self.renderers, self._text_cache)
         return [*head, Message("user", text)]
+
+    def _default_text(self, thread: Thread) -> str:
+        """`thread_to_prompt` of the visible thread, reading only the events new since the last call."""
+        items, size = shared_items(thread)
+        progress = self._progress.get(id(items))
+        if progress is None or progress.items is not items or progress.done > size:
+            if len(self._progress) >= _PROGRESS_LIMIT:
+                self._progress.clear()  # a long-running worker renders many threads: keep memory bounded
+            progress = self._progress[id(items)] = _Progress(items)
+        pattern = cast(re.Pattern[str] | None, self.redact)
+        hidden = progress.resolver.hidden
+        fmt = cast(Literal["xml", "yaml"], self.format)
+        for event in itertools.islice(items, progress.done, size):
+            if self.hide_resolved_errors:
+                progress.resolver.feed(event)
+            data = redact(event.data, pattern, self.secret_keys)
+            text = _default_text(event if data is event.data else Event(event.type, data, id=event.id, at=event.at), fmt)
+            if text is not None:
+                progress.parts.append((event.id, text))
+                if event.id not in hidden:
+                    progress.texts.append(text)
+        progress.done = size
+        if len(hidden) != progress.hidden_seen:  # errors were resolved: drop them (and their calls)
+            progress.texts = [text for event_id, text in progress.parts if event_id not in hidden]
+            progress.hidden_seen = len(hidden)
+        return ("\n\n" if self.format == "xml" else "\n").join(progress.texts)
 
     def _visible(self, thread: Thread) -> Thread:
         """The thread as the model may see it: resolved errors out, secrets redacted."""
@@ -385,30 +417,62 @@ def render(
 
 def _resolved_errors(events: Sequence[Event]) -> set[str]:
     """Ids of errors a later success resolved, and of the failed calls (and their approvals)."""
-    hidden: set[str] = set()
-    tool_failures: dict[str, list[str]] = {}
-    model_failures: list[str] = []
-    approvals: dict[str, str] = {}  # call id -> the approval event's id
+    resolver = _Resolver()
     for event in events:
+        resolver.feed(event)
+    return resolver.hidden
+
+
+class _Resolver:
+    """`_resolved_errors` as a left fold, so that a thread that grew is read on from where it was.
+
+    `hidden` only ever grows: an error, once resolved, stays resolved.
+    """
+
+    __slots__ = ("approvals", "hidden", "model_failures", "tool_failures")
+
+    def __init__(self) -> None:
+        self.hidden: set[str] = set()
+        self.tool_failures: dict[str, list[str]] = {}
+        self.model_failures: list[str] = []
+        self.approvals: dict[str, str] = {}  # call id -> the approval event's id
+
+    def feed(self, event: Event) -> None:
         if event.type not in _RESOLUTION_EVENTS:
-            continue  # most events (tool_started, results of other kinds, messages) play no part
+            return  # most events (tool_started, results of other kinds, messages) play no part
         data = _fields(event)
         call_id = data.get("call_id")
         if event.type == "approval" and isinstance(call_id, str):
-            approvals[call_id] = event.id
+            self.approvals[call_id] = event.id
         elif event.type == "error" and data.get("source") == "model":
-            model_failures.append(event.id)
+            self.model_failures.append(event.id)
         elif event.type == "error":
-            ids = tool_failures.setdefault(str(data.get("intent")), [])
+            ids = self.tool_failures.setdefault(str(data.get("intent")), [])
             ids.append(event.id)
             if isinstance(call_id, str):
-                ids += [call_id, *([approvals[call_id]] if call_id in approvals else [])]
+                ids += [call_id, *([self.approvals[call_id]] if call_id in self.approvals else [])]
         elif event.type == "tool_response":
-            hidden.update(tool_failures.pop(str(data.get("intent")), []))
+            self.hidden.update(self.tool_failures.pop(str(data.get("intent")), []))
         if event.type in _MODEL_EVENTS and not data.get("prefetch"):
-            hidden.update(model_failures)
-            model_failures.clear()
-    return hidden
+            self.hidden.update(self.model_failures)
+            self.model_failures.clear()
+
+
+class _Progress:
+    """How far a context has rendered one shared event list (see `events.shared_items`)."""
+
+    __slots__ = ("done", "hidden_seen", "items", "parts", "resolver", "texts")
+
+    def __init__(self, items: list[Event]) -> None:
+        self.items = items
+        self.done = 0  # events of `items` read so far
+        self.resolver = _Resolver()
+        self.parts: list[tuple[str, str]] = []  # (event id, default text) of each shown event, in order
+        self.texts: list[str] = []  # the texts of `parts` whose event is not hidden
+        self.hidden_seen = 0  # the size of `resolver.hidden` that `texts` reflects
+
+
+_PROGRESS_LIMIT = 256
 
 
 def _to_messages(thread: Thread) -> list[Message]:

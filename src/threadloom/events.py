@@ -152,6 +152,16 @@ class EventLog(Sequence[Event]):
         return f"EventLog({list(self)!r})"
 
 
+def shared_items(thread: Thread) -> tuple[list[Event], int]:
+    """The list a thread's events live in, and how many of them are the thread's (not public API).
+
+    Threads that extend one another share the list, which only ever grows: its first `size` items
+    never change. A renderer that remembers how far it read a list can go on from there for any
+    later thread on the same list (`context.Context` does, so a step does not re-read the thread).
+    """
+    return thread._items, thread._size  # pyright: ignore[reportPrivateUsage]
+
+
 class _EventModel(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
     id: str
