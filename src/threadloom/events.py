@@ -79,6 +79,22 @@ class Event:
             raise UserError(f"event {self.type!r}: {problem}; convert it to JSON values first")
 
 
+def restored_event(type: str, data: JsonValue, event_id: str, at: datetime) -> Event:
+    """An `Event` from a store's own row, which held a valid event when it was written (not public API).
+
+    The JSON walk of `Event.__post_init__` is skipped: `data` was checked when the event was made and
+    comes back from `json.loads` (the store refuses NaN and Infinity), so checking it again on every
+    load is the same validation done twice. The time is still normalised to UTC.
+    """
+    event = object.__new__(Event)
+    set_ = object.__setattr__
+    set_(event, "type", type)
+    set_(event, "data", data)
+    set_(event, "id", event_id)
+    set_(event, "at", at if not at.utcoffset() else at.astimezone(UTC))
+    return event
+
+
 def _json_problem(value: object, path: str, depth: int) -> str | None:
     """Why `value` is not a JSON value (None if it is). Iterative enough for real payloads."""
     if depth > _MAX_DEPTH:
