@@ -62,6 +62,8 @@ MIGRATIONS: tuple[str, ...] = (
 )
 """Forward-only schema migrations; `threadloom_schema.version` records how many are applied."""
 
+_INSERT_BATCH = 1000  # event rows per INSERT statement
+
 _MIGRATION_LOCK = 0x7468726561646C6F  # "threadlo": one migrator at a time across processes
 
 
@@ -113,10 +115,24 @@ class PostgresStore:
                         )
                         first = await cur.fetchone()
                         raise AlreadyDelivered(idempotency_key, thread_id=str(first[0]) if first else thread.id)
-                await cur.execute("SELECT events FROM threadloom_threads WHERE thread_id = %s FOR UPDATE", (thread.id,))
-                row = await cur.fetchone()
-                check_version(thread, after, None if row is None else int(row[0]))
-                if row is None:
+                if after > 0:
+                    check_version(thread, after, after)  # `after` within the writer's own thread
+                    # The version check and the summary's update are one statement (it locks the row):
+                    # a round trip less per append than SELECT ... FOR UPDATE, then UPDATE.
+                    await cur.execute(
+                        "UPDATE threadloom_threads SET status = %s, events = %s, wake_at = %s, updated_at = %s"
+                        " WHERE thread_id = %s AND events = %s",
+                        (summary.status, summary.events, summary.wake_at, now, thread.id, after),
+                    )
+                    if cur.rowcount != 1:
+                        await cur.execute("SELECT events FROM threadloom_threads WHERE thread_id = %s", (thread.id,))
+                        row = await cur.fetchone()
+                        check_version(thread, after, None if row is None else int(row[0]))
+                        raise VersionConflict(thread.id, expected=after, actual=after)  # changed meanwhile
+                else:
+                    await cur.execute("SELECT events FROM threadloom_threads WHERE thread_id = %s", (thread.id,))
+                    row = await cur.fetchone()
+                    check_version(thread, after, None if row is None else int(row[0]))
                     await cur.execute(
                         "INSERT INTO threadloom_threads (thread_id, agent, parent_id, status, events, wake_at,"
                         " metadata, created_at, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
@@ -132,17 +148,13 @@ class PostgresStore:
                             now,
                         ),
                     )
-                else:
-                    await cur.execute(
-                        "UPDATE threadloom_threads SET status = %s, events = %s, wake_at = %s, updated_at = %s"
-                        " WHERE thread_id = %s",
-                        (summary.status, summary.events, summary.wake_at, now, thread.id),
-                    )
-                if rows:
-                    await cur.executemany(
-                        "INSERT INTO threadloom_events VALUES (%s, %s, %s, %s, %s, %s, %s)",
-                        [(*r[:5], datetime.fromisoformat(r[5]), r[6]) for r in rows],
-                    )
+                # Multi-row INSERTs (a step appends one row): executemany would enter pipeline mode,
+                # more work for one row. Batches stay under PostgreSQL's 65,535 parameters.
+                for start in range(0, len(rows), _INSERT_BATCH):
+                    batch = rows[start : start + _INSERT_BATCH]
+                    values = ", ".join(["(%s, %s, %s, %s, %s, %s, %s)"] * len(batch))
+                    params = [v for r in batch for v in (*r[:5], datetime.fromisoformat(r[5]), r[6])]
+                    await cur.execute(f"INSERT INTO threadloom_events VALUES {values}", params)  # pyright: ignore[reportArgumentType] - placeholders only
         except errors.UniqueViolation as exc:
             # Two writers created the same thread at once; the other one won.
             raise VersionConflict(thread.id, expected=after, actual=-1) from exc
