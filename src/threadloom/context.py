@@ -351,7 +351,9 @@ class Context:
             if self.hide_resolved_errors:
                 progress.resolver.feed(event)
             data = redact(event.data, pattern, self.secret_keys)
-            text = _default_text(event if data is event.data else Event(event.type, data, id=event.id, at=event.at), fmt)
+            text = _default_text(
+                event if data is event.data else Event(event.type, data, id=event.id, at=event.at), fmt
+            )
             if text is not None:
                 progress.parts.append((event.id, text))
                 if event.id not in hidden:
