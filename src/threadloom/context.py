@@ -232,7 +232,7 @@ def _default_text(event: Event, format: Literal["xml", "yaml"]) -> str | None:
 
 _Cache = dict[str, tuple[Event, Any]]
 """Per event id, the event object a result was computed from and the result."""
-_CACHE_LIMIT = 100_000
+_CACHE_LIMIT = 20_000
 
 
 def _remember(cache: _Cache, event_id: str, entry: tuple[Event, Any]) -> None:
@@ -474,7 +474,7 @@ class _Progress:
         self.hidden_seen = 0  # the size of `resolver.hidden` that `texts` reflects
 
 
-_PROGRESS_LIMIT = 256
+_PROGRESS_LIMIT = 64
 
 
 def _to_messages(thread: Thread) -> list[Message]:
