@@ -342,7 +342,8 @@ class Context:
         progress = self._progress.get(id(items))
         if progress is None or progress.items is not items or progress.done > size:
             if len(self._progress) >= _PROGRESS_LIMIT:
-                self._progress.clear()  # a long-running worker renders many threads: keep memory bounded
+                # A long-running worker renders many threads: keep memory bounded, dropping the oldest.
+                del self._progress[next(iter(self._progress))]
             progress = self._progress[id(items)] = _Progress(items)
         pattern = cast(re.Pattern[str] | None, self.redact)
         hidden = progress.resolver.hidden
