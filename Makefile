@@ -49,8 +49,8 @@ demo: install  ## The deploy bot: prefetch, approval, done (pass DEMO_ARGS="--re
 # bench/peers/requirements.txt and installed from PyPI: never in the project's uv.lock.
 PEERS_VENV := bench/.venv-peers
 
-$(PEERS_VENV)/.installed: bench/peers/requirements.txt | $(UV)
-	$(UV) venv --quiet --allow-existing --python 3.11 $(PEERS_VENV)
+$(PEERS_VENV)/.installed: bench/peers/requirements.txt | install
+	$(UV) venv --quiet --allow-existing --python .venv/bin/python $(PEERS_VENV)  # the interpreter of .venv: nothing to download
 	$(UV) pip install --quiet --python $(PEERS_VENV)/bin/python -r bench/peers/requirements.txt
 	touch $@
 
