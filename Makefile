@@ -45,8 +45,17 @@ testcov: install
 demo: install  ## The deploy bot: prefetch, approval, done (pass DEMO_ARGS="--reject 'use v1.2.2'")
 	$(UV) run --frozen python examples/deploy_bot.py $(DEMO_ARGS)
 
+# The peers (LangGraph, pydantic-ai, the OpenAI Agents SDK) live in their own venv, pinned in
+# bench/peers/requirements.txt and installed from PyPI: never in the project's uv.lock.
+PEERS_VENV := bench/.venv-peers
+
+$(PEERS_VENV)/.installed: bench/peers/requirements.txt | install
+	$(UV) venv --quiet --allow-existing --python .venv/bin/python $(PEERS_VENV)  # the interpreter of .venv: nothing to download
+	$(UV) pip install --quiet --python $(PEERS_VENV)/bin/python -r bench/peers/requirements.txt
+	touch $@
+
 .PHONY: bench
-bench: install  ## Benchmarks; they write bench/RESULTS.md
+bench: install $(PEERS_VENV)/.installed  ## Benchmarks beside the peers (~10 min); they write bench/RESULTS.md
 	$(UV) run --frozen python bench/run.py
 
 .PHONY: all

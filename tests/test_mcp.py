@@ -38,6 +38,7 @@ from threadloom.mcp import (
 )
 from threadloom.mcp._schema import SchemaConverter
 from threadloom.models import ScriptedModel
+from threadloom.state import model_record
 
 SERVER = Path(__file__).with_name("mcp_server.py")
 DEPLOY = '{"intent": "deploy_backend", "tag": "%s", "environment": "%s"}'
@@ -128,7 +129,9 @@ async def test_the_read_only_tool_runs_at_once_and_the_deploy_waits_for_approval
     [listed] = events(thread, "tool_response")
     assert (listed["intent"], listed["result"]) == ("list_git_tags", {"result": ["v1.2.3", "v1.2.2"]})
     pending = thread.pending
-    assert pending is not None and pending.data["model"]["name"] == "scripted"  # the call's usage record
+    assert pending is not None and isinstance(pending.data, dict)
+    record = model_record(pending)  # the usage of the model call that chose the deploy
+    assert record is not None and record["name"] == "scripted"
     assert {key: value for key, value in pending.data.items() if key != "model"} == {
         "intent": "deploy_backend",
         "arguments": {"tag": "v1.2.3", "environment": "production"},

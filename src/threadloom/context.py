@@ -8,16 +8,17 @@ redacted and errors that a later success resolved are left out; the log itself i
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, cast
+from typing import Any, Literal, cast
 
 from pydantic import JsonValue
 
 from ._yaml import dump_yaml
-from .events import Event, Thread
+from .events import Event, Thread, shared_items
 from .exceptions import ContextTooLarge, UserError
 from .state import model_record
 from .tokens import TokenCounter, count_messages, default_counter
@@ -50,6 +51,7 @@ DEFAULT_SECRET_PATTERN = re.compile(
 _INTERNAL_KEYS = frozenset({"call_id", "request_id", "policy", "prefetch", "source", "error_type", "output", "reason"})
 _BOOKKEEPING = frozenset({"tool_started"})  # for crash recovery; the model learns nothing from them
 _MODEL_EVENTS = frozenset({"tool_call", "done_for_now", "request_human_input", "request_more_information"})
+_RESOLUTION_EVENTS = _MODEL_EVENTS | {"approval", "error", "tool_response"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,13 +114,20 @@ def redact(value: JsonValue, pattern: re.Pattern[str] | None, keys: Collection[s
         }
         ```
     """
+    # A value with nothing to hide comes back as the same object, so that the renderer can keep
+    # the original events (and skip rebuilding the thread) when no secret is in them.
     if isinstance(value, dict):
-        return {
-            k: REDACTED if k in keys or (pattern is not None and pattern.search(k)) else redact(v, pattern, keys)
-            for k, v in value.items()
-        }
+        out: dict[str, JsonValue] | None = None
+        for i, (k, v) in enumerate(value.items()):
+            new = REDACTED if k in keys or (pattern is not None and pattern.search(k)) else redact(v, pattern, keys)
+            if out is None and new is not v:
+                out = dict(list(value.items())[:i])
+            if out is not None:
+                out[k] = new
+        return value if out is None else out
     if isinstance(value, list):
-        return [redact(v, pattern, keys) for v in value]
+        items = [redact(v, pattern, keys) for v in value]
+        return value if all(a is b for a, b in zip(items, value, strict=True)) else items
     return value
 
 
@@ -188,17 +197,49 @@ def thread_to_prompt(
     renderers: Mapping[str, EventRenderer] | None = None,
 ) -> str:
     """Every event of `thread`, rendered and joined (no redaction: `render` does that first)."""
+    return _thread_to_prompt(thread, format, renderers or {}, None)
+
+
+def _thread_to_prompt(
+    thread: Thread,
+    format: Literal["xml", "yaml"],
+    renderers: Mapping[str, EventRenderer],
+    cache: _Cache | None,
+) -> str:
+    """`thread_to_prompt`, reusing the default rendering of events seen before when given a cache."""
     parts: list[str] = []
     for event in thread.events:
-        renderer = (renderers or {}).get(event.type)
-        if renderer is None and event.type == "tool_call" and _fields(event).get("prefetch"):
-            continue  # code made this call, not the model: its `<name_result>` says all (factor 13)
-        if renderer is None and event.type in _BOOKKEEPING:
-            continue
-        text = renderer(event) if renderer is not None else event_to_prompt(event, format=format)
+        renderer = renderers.get(event.type)
+        if renderer is not None:
+            text = renderer(event)  # user code: called every time, never cached
+        elif cache is not None and (hit := cache.get(event.id)) is not None and hit[0] is event:
+            text = hit[1]
+        else:
+            text = _default_text(event, format)
+            if cache is not None:
+                _remember(cache, event.id, (event, text))
         if text is not None:
             parts.append(text)
     return "\n\n".join(parts) if format == "xml" else "\n".join(parts)
+
+
+def _default_text(event: Event, format: Literal["xml", "yaml"]) -> str | None:
+    if event.type == "tool_call" and _fields(event).get("prefetch"):
+        return None  # code made this call, not the model: its `<name_result>` says all (factor 13)
+    if event.type in _BOOKKEEPING:
+        return None
+    return event_to_prompt(event, format=format)
+
+
+_Cache = dict[str, tuple[Event, Any]]
+"""Per event id, the event object a result was computed from and the result."""
+_CACHE_LIMIT = 20_000
+
+
+def _remember(cache: _Cache, event_id: str, entry: tuple[Event, Any]) -> None:
+    if len(cache) >= _CACHE_LIMIT:
+        cache.clear()  # a long-running worker renders many threads: keep the memory bounded
+    cache[event_id] = entry
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -234,6 +275,15 @@ class Context:
     """Returns a shorter thread when the rendering is over `max_tokens`."""
     counter: TokenCounter | None = None
     """Counts tokens for the budget; `tokens.default_counter()` when None."""
+    # Events are immutable, so what this context makes of one (its redacted form, its default text)
+    # never changes: an agent renders the whole thread at every step, and these caches make a step
+    # cost a lookup per old event instead of a YAML dump. An entry is used only for the very same
+    # Event object (`is`), so two threads with equal ids but other events never mix.
+    _visible_cache: _Cache = field(default_factory=dict[str, tuple[Event, Any]], init=False, repr=False)
+    _text_cache: _Cache = field(default_factory=dict[str, tuple[Event, Any]], init=False, repr=False)
+    # With the default renderers, more: per shared event list, the texts so far and the fold that
+    # hides resolved errors, so a step reads only the events added since the last one.
+    _progress: dict[int, _Progress] = field(default_factory=dict[int, "_Progress"], init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.format not in ("xml", "yaml", "messages"):
@@ -275,24 +325,68 @@ class Context:
         )
 
     def _render(self, thread: Thread, system: str | None) -> list[Message]:
-        visible = self._visible(thread)
         head = [Message("system", system)] if system is not None else []
+        if self.thread_to_prompt is None and self.format != "messages" and not self.renderers:
+            return [*head, Message("user", self._default_text(thread))]
+        visible = self._visible(thread)
         if self.thread_to_prompt is not None:
             custom = self.thread_to_prompt(visible)
             return head + ([Message("user", custom)] if isinstance(custom, str) else list(custom))
         if self.format == "messages":
             return head + _to_messages(visible)
-        return [*head, Message("user", thread_to_prompt(visible, format=self.format, renderers=self.renderers))]
+        text = _thread_to_prompt(visible, self.format, self.renderers, self._text_cache)
+        return [*head, Message("user", text)]
+
+    def _default_text(self, thread: Thread) -> str:
+        """`thread_to_prompt` of the visible thread, reading only the events new since the last call."""
+        items, size = shared_items(thread)
+        progress = self._progress.get(id(items))
+        if progress is None or progress.items is not items or progress.done > size:
+            if len(self._progress) >= _PROGRESS_LIMIT:
+                # A long-running worker renders many threads: keep memory bounded, dropping the oldest.
+                del self._progress[next(iter(self._progress))]
+            progress = self._progress[id(items)] = _Progress(items)
+        pattern = cast(re.Pattern[str] | None, self.redact)
+        hidden = progress.resolver.hidden
+        fmt = cast(Literal["xml", "yaml"], self.format)
+        for event in itertools.islice(items, progress.done, size):
+            if self.hide_resolved_errors:
+                progress.resolver.feed(event)
+            data = redact(_without_model_record(event), pattern, self.secret_keys)
+            text = _default_text(
+                event if data is event.data else Event(event.type, data, id=event.id, at=event.at), fmt
+            )
+            if text is not None:
+                progress.parts.append((event.id, text))
+                if event.id not in hidden:
+                    progress.texts.append(text)
+        progress.done = size
+        if len(hidden) != progress.hidden_seen:  # errors were resolved: drop them (and their calls)
+            progress.texts = [text for event_id, text in progress.parts if event_id not in hidden]
+            progress.hidden_seen = len(hidden)
+        return ("\n\n" if self.format == "xml" else "\n").join(progress.texts)
 
     def _visible(self, thread: Thread) -> Thread:
         """The thread as the model may see it: resolved errors out, model records out, secrets redacted."""
         hidden = _resolved_errors(thread.events) if self.hide_resolved_errors else set[str]()
         pattern = cast(re.Pattern[str] | None, self.redact)
-        events = [
-            Event(e.type, redact(_without_model_record(e), pattern, self.secret_keys), id=e.id, at=e.at)
-            for e in thread.events
-            if e.id not in hidden
-        ]
+        cache = self._visible_cache
+        events: list[Event] = []
+        changed = bool(hidden)
+        for event in thread.events:
+            if event.id in hidden:
+                continue
+            hit = cache.get(event.id)
+            if hit is not None and hit[0] is event:
+                shown: Event = hit[1]
+            else:
+                data = redact(_without_model_record(event), pattern, self.secret_keys)
+                shown = event if data is event.data else Event(event.type, data, id=event.id, at=event.at)
+                _remember(cache, event.id, (event, shown))
+            changed = changed or shown is not event
+            events.append(shown)
+        if not changed:
+            return thread  # nothing to hide or redact: the thread as it is (no rebuild)
         return Thread(events, thread_id=thread.id, metadata=thread.metadata)
 
 
@@ -335,28 +429,62 @@ def _without_model_record(event: Event) -> JsonValue:
 
 def _resolved_errors(events: Sequence[Event]) -> set[str]:
     """Ids of errors a later success resolved, and of the failed calls (and their approvals)."""
-    hidden: set[str] = set()
-    tool_failures: dict[str, list[str]] = {}
-    model_failures: list[str] = []
-    approvals: dict[str, str] = {}  # call id -> the approval event's id
+    resolver = _Resolver()
     for event in events:
+        resolver.feed(event)
+    return resolver.hidden
+
+
+class _Resolver:
+    """`_resolved_errors` as a left fold, so that a thread that grew is read on from where it was.
+
+    `hidden` only ever grows: an error, once resolved, stays resolved.
+    """
+
+    __slots__ = ("approvals", "hidden", "model_failures", "tool_failures")
+
+    def __init__(self) -> None:
+        self.hidden: set[str] = set()
+        self.tool_failures: dict[str, list[str]] = {}
+        self.model_failures: list[str] = []
+        self.approvals: dict[str, str] = {}  # call id -> the approval event's id
+
+    def feed(self, event: Event) -> None:
+        if event.type not in _RESOLUTION_EVENTS:
+            return  # most events (tool_started, results of other kinds, messages) play no part
         data = _fields(event)
         call_id = data.get("call_id")
         if event.type == "approval" and isinstance(call_id, str):
-            approvals[call_id] = event.id
+            self.approvals[call_id] = event.id
         elif event.type == "error" and data.get("source") == "model":
-            model_failures.append(event.id)
+            self.model_failures.append(event.id)
         elif event.type == "error":
-            ids = tool_failures.setdefault(str(data.get("intent")), [])
+            ids = self.tool_failures.setdefault(str(data.get("intent")), [])
             ids.append(event.id)
             if isinstance(call_id, str):
-                ids += [call_id, *([approvals[call_id]] if call_id in approvals else [])]
+                ids += [call_id, *([self.approvals[call_id]] if call_id in self.approvals else [])]
         elif event.type == "tool_response":
-            hidden.update(tool_failures.pop(str(data.get("intent")), []))
+            self.hidden.update(self.tool_failures.pop(str(data.get("intent")), []))
         if event.type in _MODEL_EVENTS and not data.get("prefetch"):
-            hidden.update(model_failures)
-            model_failures.clear()
-    return hidden
+            self.hidden.update(self.model_failures)
+            self.model_failures.clear()
+
+
+class _Progress:
+    """How far a context has rendered one shared event list (see `events.shared_items`)."""
+
+    __slots__ = ("done", "hidden_seen", "items", "parts", "resolver", "texts")
+
+    def __init__(self, items: list[Event]) -> None:
+        self.items = items
+        self.done = 0  # events of `items` read so far
+        self.resolver = _Resolver()
+        self.parts: list[tuple[str, str]] = []  # (event id, default text) of each shown event, in order
+        self.texts: list[str] = []  # the texts of `parts` whose event is not hidden
+        self.hidden_seen = 0  # the size of `resolver.hidden` that `texts` reflects
+
+
+_PROGRESS_LIMIT = 64
 
 
 def _to_messages(thread: Thread) -> list[Message]:

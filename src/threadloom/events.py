@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 import secrets
@@ -79,6 +80,22 @@ class Event:
             raise UserError(f"event {self.type!r}: {problem}; convert it to JSON values first")
 
 
+def restored_event(type: str, data: JsonValue, event_id: str, at: datetime) -> Event:
+    """An `Event` from a store's own row, which held a valid event when it was written (not public API).
+
+    The JSON walk of `Event.__post_init__` is skipped: `data` was checked when the event was made and
+    comes back from `json.loads` (the store refuses NaN and Infinity), so checking it again on every
+    load is the same validation done twice. The time is still normalised to UTC.
+    """
+    event = object.__new__(Event)
+    set_ = object.__setattr__
+    set_(event, "type", type)
+    set_(event, "data", data)
+    set_(event, "id", event_id)
+    set_(event, "at", at if not at.utcoffset() else at.astimezone(UTC))
+    return event
+
+
 def _json_problem(value: object, path: str, depth: int) -> str | None:
     """Why `value` is not a JSON value (None if it is). Iterative enough for real payloads."""
     if depth > _MAX_DEPTH:
@@ -124,7 +141,12 @@ class EventLog(Sequence[Event]):
     def __getitem__(self, index: slice) -> tuple[Event, ...]: ...
     def __getitem__(self, index: int | slice) -> Event | tuple[Event, ...]:
         if isinstance(index, slice):
-            return tuple(self._items[: self._size][index])
+            # Slice the shared list directly: copying its prefix first would make `events[after:]`
+            # (what every store append reads) cost O(thread length).
+            start, stop, step = index.indices(self._size)
+            if step == 1:
+                return tuple(self._items[start:stop])
+            return tuple(self._items[i] for i in range(start, stop, step))
         if index < 0:
             index += self._size
         if not 0 <= index < self._size:
@@ -132,9 +154,8 @@ class EventLog(Sequence[Event]):
         return self._items[index]
 
     def __iter__(self) -> Iterator[Event]:
-        items = self._items
-        for i in range(self._size):
-            yield items[i]
+        # islice iterates in C: a generator here cost more than the renderer's work per event.
+        return itertools.islice(self._items, self._size)
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, EventLog | tuple | list):
@@ -146,6 +167,16 @@ class EventLog(Sequence[Event]):
 
     def __repr__(self) -> str:
         return f"EventLog({list(self)!r})"
+
+
+def shared_items(thread: Thread) -> tuple[list[Event], int]:
+    """The list a thread's events live in, and how many of them are the thread's (not public API).
+
+    Threads that extend one another share the list, which only ever grows: its first `size` items
+    never change. A renderer that remembers how far it read a list can go on from there for any
+    later thread on the same list (`context.Context` does, so a step does not re-read the thread).
+    """
+    return thread._items, thread._size  # pyright: ignore[reportPrivateUsage]
 
 
 class _EventModel(BaseModel):

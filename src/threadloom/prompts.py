@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -102,6 +103,14 @@ def describe_intents(
         ]
         ```
     """
+    return _describe_intents(tuple(intents), frozenset(approvals), shapes)
+
+
+# Pydantic builds a model's JSON schema anew on every call (about 1 ms for a handful of intents), and
+# the default prompt asks for it at every step: the description is a pure function of the intent
+# classes, so it is computed once per set. Bounded, since tools may be made at run time.
+@functools.lru_cache(maxsize=256)
+def _describe_intents(intents: tuple[type[Intent], ...], approvals: frozenset[str], shapes: bool) -> str:
     entries: list[str] = []
     for model in intents:
         name = intent_name(model)

@@ -31,7 +31,8 @@ An event the model produced (a `tool_call`, a built-in intent, a model `error`) 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields
+from dataclasses import replace as _dataclass_replace
 from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final, Literal
@@ -177,6 +178,24 @@ class ThreadState:
         return str(_field(pending, "question"))
 
 
+_STATE_FIELDS: Final = tuple(f.name for f in fields(ThreadState))
+_set = object.__setattr__
+
+
+def replace(state: Any, **changes: Any) -> Any:
+    """`dataclasses.replace` for the fold's two frozen classes, without re-running `__init__`.
+
+    The fold calls it for every event a thread is built from (a store's load folds every event), and
+    `dataclasses.replace` costs several times more: it rebuilds keyword arguments for every field.
+    """
+    if type(state) is not ThreadState:
+        return _dataclass_replace(state, **changes)
+    new = object.__new__(ThreadState)
+    for name in _STATE_FIELDS:
+        _set(new, name, changes[name] if name in changes else getattr(state, name))
+    return new
+
+
 def advance(state: ThreadState, event: Event) -> ThreadState:
     """Fold one event into the state. Pure: the same inputs always give the same output.
 
@@ -187,14 +206,21 @@ def advance(state: ThreadState, event: Event) -> ThreadState:
     Returns:
         The state after `event`.
     """
-    state = replace(state, last_event_id=event.id)
+    new = _advance(state, event)
     record = model_record(event)
+    if new is state:
+        if record is None:
+            return replace(state, last_event_id=event.id)
+        return replace(state, last_event_id=event.id, usage=_add_usage(state.usage, record))
+    # `new` was made just now by `replace` and nobody else holds it: set the id (and usage) in place
+    # rather than copying the state a second time (the fold runs for every event a store loads).
+    _set(new, "last_event_id", event.id)
     if record is not None:
-        state = replace(state, usage=_add_usage(state.usage, record))
-    return _transition(state, event)
+        _set(new, "usage", _add_usage(new.usage, record))
+    return new
 
 
-def _transition(state: ThreadState, event: Event) -> ThreadState:
+def _advance(state: ThreadState, event: Event) -> ThreadState:
     """Where `event` takes the thread: status, pending call, counts."""
     if state.status == "failed":
         return state  # terminal: later events are kept but change nothing

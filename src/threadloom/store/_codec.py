@@ -8,7 +8,7 @@ from typing import Final, cast
 
 from pydantic import JsonValue
 
-from ..events import Event, Thread
+from ..events import Event, Thread, restored_event
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -43,7 +43,18 @@ def decode_event(event_id: str, type_: str, data: str, at: str | datetime, versi
     if version != SCHEMA_VERSION:
         raise ValueError(f"event {event_id!r} has schema version {version}; this threadloom reads {SCHEMA_VERSION}")
     moment = at if isinstance(at, datetime) else datetime.fromisoformat(at)
-    return Event(type_, cast(JsonValue, json.loads(data)), id=event_id, at=moment)
+    if moment.utcoffset() is None:
+        raise ValueError(f"event {event_id!r} has a time without a timezone: {at!r}")
+    # The row was a valid event when written; only what json.loads could add (NaN, Infinity) is refused.
+    value = cast(JsonValue, _DECODER.decode(data))
+    return restored_event(type_, value, event_id, moment)
+
+
+def _refuse_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a JSON value")
+
+
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
 
 
 def encode_metadata(thread: Thread) -> str:

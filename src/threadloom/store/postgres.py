@@ -72,6 +72,8 @@ MIGRATIONS: tuple[str, ...] = (
 )
 """Forward-only schema migrations; `threadloom_schema.version` records how many are applied."""
 
+_INSERT_BATCH = 1000  # event rows per INSERT statement
+
 _MIGRATION_LOCK = 0x7468726561646C6F  # "threadlo": one migrator at a time across processes
 CHANNEL = "threadloom_ready"
 """The NOTIFY channel: a thread became claimable (`ready`, no live lease). The payload is its id."""
@@ -170,11 +172,13 @@ class PostgresStore:
                     # Delivered at commit, to every listening worker on every machine. A worker's own
                     # steps (it holds the lease) announce nothing: no one else could claim the thread.
                     await cur.execute("SELECT pg_notify(%s, %s)", (CHANNEL, thread.id))
-                if rows:
-                    await cur.executemany(
-                        "INSERT INTO threadloom_events VALUES (%s, %s, %s, %s, %s, %s, %s)",
-                        [(*r[:5], datetime.fromisoformat(r[5]), r[6]) for r in rows],
-                    )
+                # Multi-row INSERTs (a step appends one row): executemany would enter pipeline mode,
+                # more work for one row. Batches stay under PostgreSQL's 65,535 parameters.
+                for start in range(0, len(rows), _INSERT_BATCH):
+                    batch = rows[start : start + _INSERT_BATCH]
+                    values = ", ".join(["(%s, %s, %s, %s, %s, %s, %s)"] * len(batch))
+                    params = [v for r in batch for v in (*r[:5], datetime.fromisoformat(r[5]), r[6])]
+                    await cur.execute(f"INSERT INTO threadloom_events VALUES {values}", params)  # pyright: ignore[reportArgumentType] - placeholders only
         except errors.UniqueViolation as exc:
             # Two writers created the same thread at once; the other one won.
             raise VersionConflict(thread.id, expected=after, actual=-1) from exc

@@ -15,10 +15,10 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from ..events import Thread
-from ..exceptions import AlreadyDelivered, LeaseLost, StoreError, ThreadNotFound
+from ..exceptions import AlreadyDelivered, LeaseLost, StoreError, ThreadNotFound, UserError
 from ..state import Status
 from ._codec import decode_event, decode_metadata, encode_event, encode_metadata, format_time, parse_time
 from .base import ThreadSummary, WorkSignal, check_version, summarise
@@ -72,17 +72,27 @@ MIGRATIONS: tuple[str, ...] = (
 class SQLiteStore:
     """Threads in one SQLite file. Safe for several processes on one machine."""
 
-    def __init__(self, path: str | Path = "threadloom.db") -> None:
+    def __init__(self, path: str | Path = "threadloom.db", *, synchronous: Literal["FULL", "NORMAL"] = "FULL") -> None:
         """Open (creating if needed) the database at `path` and apply pending migrations.
+
+        Args:
+            path: The database file.
+            synchronous: `FULL` (the default) syncs every commit to disk, so an append that returned
+                survives a power cut; `NORMAL` syncs only at WAL checkpoints: an append then costs
+                microseconds instead of a disk sync, and survives a crash of the process but not of
+                the machine.
 
         Raises:
             StoreError: The file cannot be opened, or was written by a newer threadloom.
+            UserError: `synchronous` is not `FULL` or `NORMAL`.
         """
+        if synchronous not in ("FULL", "NORMAL"):
+            raise UserError(f"synchronous must be 'FULL' or 'NORMAL', got {synchronous!r}")
         self.path = str(path)
         try:
             self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
             self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute(f"PRAGMA synchronous={synchronous}")
             self._db.execute("PRAGMA foreign_keys=ON")
             self._migrate()
         except sqlite3.Error as exc:
