@@ -642,6 +642,24 @@ def test_resolved_errors_and_their_failed_calls_are_hidden() -> None:
     assert [e.id for e in thread.events] == ["ev_in", "ev_c1", "ev_e1", "ev_m1", "ev_c2", "ev_r2"]
 
 
+@pytest.mark.parametrize("fmt", ["xml", "yaml"])
+def test_one_context_renders_a_growing_thread_and_its_older_versions_as_a_fresh_one_would(fmt: str) -> None:
+    # A context renders incrementally (only the events new since its last call). Errors resolved
+    # later must disappear, and an older, shorter version of the same thread (same shared list)
+    # must not show the newer events.
+    context = Context(format=fmt)  # pyright: ignore[reportArgumentType]
+    versions: list[Thread] = []
+    thread: Thread | None = None
+    for event in retried_thread().events:
+        thread = Thread.start(event.type, event.data) if thread is None else thread.append(event)
+        versions.append(thread)
+        assert context.render(thread) == Context(format=fmt).render(thread)  # pyright: ignore[reportArgumentType]
+    for older in reversed(versions):
+        assert context.render(older) == Context(format=fmt).render(older)  # pyright: ignore[reportArgumentType]
+    assert "host: a" not in only_content(context.render(versions[-1]))  # the failed call is hidden
+    assert "host: a" in only_content(context.render(versions[3]))  # ...until the retry succeeded
+
+
 def test_hide_resolved_errors_false_shows_everything() -> None:
     thread = retried_thread()
     assert only_content(Context(hide_resolved_errors=False).render(thread)) == (

@@ -340,12 +340,15 @@ class Context:
     def _default_text(self, thread: Thread) -> str:
         """`thread_to_prompt` of the visible thread, reading only the events new since the last call."""
         items, size = shared_items(thread)
-        progress = self._progress.get(id(items))
+        # Most recently used last: a hit moves to the end, so eviction drops the longest unused.
+        progress = self._progress.pop(id(items), None)
         if progress is None or progress.items is not items or progress.done > size:
+            # An older, shorter thread on the same list (`done > size`) is rendered afresh.
             if len(self._progress) >= _PROGRESS_LIMIT:
-                # A long-running worker renders many threads: keep memory bounded, dropping the oldest.
+                # A long-running worker renders many threads: keep memory bounded.
                 del self._progress[next(iter(self._progress))]
-            progress = self._progress[id(items)] = _Progress(items)
+            progress = _Progress(items)
+        self._progress[id(items)] = progress
         pattern = cast(re.Pattern[str] | None, self.redact)
         hidden = progress.resolver.hidden
         fmt = cast(Literal["xml", "yaml"], self.format)

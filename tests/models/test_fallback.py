@@ -133,3 +133,26 @@ async def test_an_agent_keeps_going_on_the_secondary() -> None:
     thread = await agent.run(Thread.start("user_input", {"text": "hi"}))
     assert thread.status == "done" and [e.type for e in thread.events] == ["user_input", "done_for_now"]
     assert primary.calls == 1
+
+
+class Asking(Failing):
+    """A failing model that says how it asks (as provider models do with `strategy=`)."""
+
+    def __init__(self, strategy: str) -> None:
+        super().__init__(rate_limited())
+        self.strategy = strategy
+
+
+@pytest.mark.parametrize(
+    ("strategies", "expected"),
+    [(["tools", "tools"], "tools"), (["json_schema"], "json_schema"), (["tools", "json_schema"], "prompted")],
+)
+def test_the_prompt_follows_the_strategy_the_models_share(strategies: list[str], expected: str) -> None:
+    from threadloom.prompts import NEXT_STEP_QUESTION, NEXT_TOOL_QUESTION
+
+    model = FallbackModel([Asking(s) for s in strategies])
+    assert model.strategy == expected
+    agent = Agent(name="a", model=model)
+    [*_, last] = agent.render(Thread.start("user_input", {"text": "hi"}))
+    question = NEXT_TOOL_QUESTION if expected == "tools" else NEXT_STEP_QUESTION
+    assert last.content.endswith(question)

@@ -586,6 +586,16 @@ async def test_responses_api_json_schema_and_its_failure_shapes(provider: Provid
         await model.complete(request)
 
 
+async def test_responses_api_usage_without_token_details(provider: Provider, wire: Wire) -> None:
+    # OpenAI-compatible servers may leave `input_tokens_details` out; the step must not crash.
+    body = response(output_text('{"intent": "done_for_now", "message": "done"}'))
+    del body["usage"]["input_tokens_details"]
+    provider.replies.append(Reply(body))
+    model, _ = provider.model(wire, api="responses", strategy="json_schema")
+    done = await model.complete(make_agent(model).request(start()))
+    assert done.usage == Usage(200, 12, 0)
+
+
 # -- construction and model strings ----------------------------------------------------------------
 
 

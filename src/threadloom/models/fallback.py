@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ..exceptions import ModelHTTPError, ModelTimeout, UserError
-from .base import Completion, Model, ModelRequest
+from .base import Completion, Model, ModelRequest, Strategy
 
 __all__ = ["FallbackModel"]
 
@@ -76,6 +76,17 @@ class FallbackModel:
     def name(self) -> str:
         """`fallback(first, second, ...)`; each completion names the model that actually answered."""
         return f"fallback({', '.join(model.name for model in self.models)})"
+
+    @property
+    def strategy(self) -> Strategy:
+        """How the models are asked, when they all ask the same way; else `"prompted"`.
+
+        The agent's default prompt follows it: a tool-calling chain is asked for one tool call,
+        anything mixed gets the JSON shapes in the prompt, which every strategy's parser reads.
+        """
+        found = {getattr(model, "strategy", "prompted") for model in self.models}
+        only = found.pop() if len(found) == 1 else "prompted"
+        return only if only in ("tools", "json_schema") else "prompted"
 
     async def complete(self, request: ModelRequest) -> Completion:
         """The first answer any model gives, trying them in order.

@@ -232,7 +232,9 @@ class OpenAIModel:
             raise Refused(f"{self.model}'s answer was stopped by the content filter")
         usage = Usage()
         if response.usage is not None:
-            cached = response.usage.input_tokens_details.cached_tokens or 0
+            # Compatible servers may leave the details out: the SDK then gives None, whatever its types say.
+            details: Any = getattr(response.usage, "input_tokens_details", None)
+            cached = (details.cached_tokens or 0) if details is not None else 0
             usage = Usage(response.usage.input_tokens, response.usage.output_tokens, cached)
         text, error = "".join(texts), None
         if self.strategy == "tools":
