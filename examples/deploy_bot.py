@@ -273,8 +273,6 @@ def print_usage(model: Recorded) -> None:
         f"{len(model.completions)} model calls, {total.input_tokens} tokens in, {total.output_tokens} tokens out, "
         f"{seconds:.1f}s in the model"
     )
-    if total.output_tokens and seconds:
-        print(f"{(total.input_tokens + total.output_tokens) / seconds:.0f} tokens/s, prompt and answer together")
 
 
 def section(title: str) -> None:

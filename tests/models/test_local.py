@@ -40,6 +40,7 @@ class Recording:
 
     def __init__(self, inner: Model) -> None:
         self.inner = inner
+        self.requests: list[ModelRequest] = []
         self.completions: list[Completion] = []
 
     @property
@@ -47,6 +48,7 @@ class Recording:
         return self.inner.name
 
     async def complete(self, request: ModelRequest) -> Completion:
+        self.requests.append(request)
         completion = await self.inner.complete(request)
         self.completions.append(completion)
         return completion
@@ -172,3 +174,20 @@ def test_construction_checks_the_file_and_settings(tmp_path: Path) -> None:
         LocalModel(tmp_path / "missing.gguf")
     with pytest.raises(UserError, match="at least 1"):
         LocalModel(max_tokens=0)
+
+
+async def test_chat_messages_with_tool_calls_and_results_are_sent_as_the_template_knows(model: LocalModel) -> None:
+    recording = Recording(model)
+    agent = Agent(
+        name="deploy_bot",
+        model=recording,
+        tools=[deploy_backend],
+        prefetch=[list_git_tags],
+        context=Context(format="messages"),
+        max_steps=1,
+    )
+    await agent.run(Thread.start("slack_message", {"text": "deploy the backend to staging"}))
+    roles = [m.role for m in recording.requests[0].messages]
+    assert roles[-3:] == ["assistant", "tool", "user"]  # the prefetch as a call and its result, then the question
+    (completion,) = recording.completions
+    assert isinstance(parse(completion.text, agent.intent_type), agent.intents)
