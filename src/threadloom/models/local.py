@@ -209,7 +209,8 @@ class LocalModel:
 
     def close(self) -> None:
         """Free the model's memory; the next call loads it again."""
-        with self._load_lock, self._call_lock:
+        # Locks are always taken in this order (call, then load), as `_complete_blocking` does.
+        with self._call_lock, self._load_lock:
             llama, self._llama = self._llama, None
         if llama is not None:
             llama.close()
@@ -218,8 +219,8 @@ class LocalModel:
         self, request: ModelRequest, grammar: llama_cpp.LlamaGrammar | None, started: float
     ) -> Completion:
         settings = request.settings
-        llama = self._load()
         with self._call_lock:
+            llama = self._load()
             try:
                 response: Any = llama.create_chat_completion(
                     messages=_chat_messages(request.messages),
@@ -239,6 +240,8 @@ class LocalModel:
                 raise ProviderError(f"{self.name}: {exc}", status_code=0, body=str(exc), model=self.name) from exc
         choice: dict[str, Any] = response["choices"][0]
         usage: dict[str, Any] = response.get("usage") or {}
+        # cached_tokens stays 0: llama.cpp reuses the KV cache of a prompt prefix shared with the
+        # previous call, but llama-cpp-python does not report how many tokens that saved.
         return Completion(
             text=str(choice["message"].get("content") or ""),
             model=self.name,
