@@ -134,8 +134,10 @@ def make_model(spec: str) -> Model:
             raise UserError(f"--model {spec}: this threadloom has no `threadloom.models.infer_model`")
         try:
             return infer(spec)
-        except ImportError as exc:
-            raise UserError(f"--model {spec}: {exc}") from exc
+        except UserError:
+            raise
+        except Exception as exc:  # whatever the SDK raises when it cannot start: no extra, no API key, ...
+            raise UserError(f"--model {spec}: {type(exc).__name__}: {exc}") from exc
     raise UserError(f"--model {spec!r}: use local, scripted, openai:NAME or anthropic:NAME")
 
 
