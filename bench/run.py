@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import bench_append
 import bench_durable
+import bench_local
 import bench_parsing
 import bench_tokens
 
@@ -278,7 +279,7 @@ def targets_section(results: dict[str, Any], durable: dict[str, Any], tokens: di
 def main() -> None:
     if sys.argv[1:2] == ["--render"]:  # rewrite RESULTS.md from the last run's raw numbers
         raw = json.loads(RAW.read_text())
-        write(raw["results"], raw["durable"], raw["tokens"], raw["header"])
+        write(raw["results"], raw["durable"], raw["tokens"], raw["header"], raw["local"])
         return
     started = time.perf_counter()
     load_before = load_average()
@@ -294,13 +295,18 @@ def main() -> None:
     durable = json.loads(json.dumps(asyncio.run(bench_durable.measure())))  # keys as text, as when read back
     print("-- tokens, parser, append", flush=True)
     tokens = bench_tokens.measure(bench_tokens.default_counter())
+    print("-- the embedded model", flush=True)
+    local = bench_local.run()
     minutes = (time.perf_counter() - started) / 60
     header = {"minutes": minutes, "load_before": load_before, "load_after": load_average()}
-    RAW.write_text(json.dumps({"results": results, "durable": durable, "tokens": tokens, "header": header}))
-    write(results, durable, tokens, header)
+    raw = {"results": results, "durable": durable, "tokens": tokens, "header": header, "local": local}
+    RAW.write_text(json.dumps(raw))
+    write(results, durable, tokens, header, local)
 
 
-def write(results: dict[str, Any], durable: dict[str, Any], tokens: dict[str, Any], info: dict[str, Any]) -> None:
+def write(
+    results: dict[str, Any], durable: dict[str, Any], tokens: dict[str, Any], info: dict[str, Any], local: str
+) -> None:
     sections = [
         targets_section(results, durable, tokens),
         peers_section(results),
@@ -325,6 +331,7 @@ def write(results: dict[str, Any], durable: dict[str, Any], tokens: dict[str, An
         "ratios compare frameworks measured one after another in the same run. Numbers are from one",
         "machine: compare rows, not machines.",
     ]
+    sections.append(local)  # the embedded model (measured in main: it takes minutes)
     RESULTS.write_text("\n\n".join(["\n".join(header), *sections]) + "\n")
     print(RESULTS.read_text())
 

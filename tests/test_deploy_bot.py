@@ -1,4 +1,7 @@
-"""The demo, end to end: without a terminal (as CI runs it), both ways, and across three processes."""
+"""The demo with its scripted model, end to end: without a terminal (as CI runs it), both ways, across three processes.
+
+The default run, with the real local model, is `make demo` in CI; tests/models/test_local.py runs the bot on it.
+"""
 
 import os
 import signal
@@ -14,12 +17,18 @@ EXAMPLE = ROOT / "examples" / "deploy_bot.py"
 CLI = [sys.executable, "-m", "threadloom.cli"]
 
 
-def run(*args: str) -> str:
+def run(*args: str, code: int = 0) -> str:
     done = subprocess.run(
-        [sys.executable, str(EXAMPLE), *args], capture_output=True, text=True, stdin=subprocess.DEVNULL, check=False
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout
+        [sys.executable, str(EXAMPLE), "--model", "scripted", *args],
+        capture_output=True, text=True, stdin=subprocess.DEVNULL, check=False,
+    )  # fmt: skip
+    assert done.returncode == code, done.stderr
+    return done.stdout + done.stderr
+
+
+def final_thread(out: str) -> str:
+    """The last event line printed under "Final thread" (before the usage totals)."""
+    return out.split("=== Final thread")[1].split("=== Usage")[0].rstrip()
 
 
 @pytest.mark.parametrize("flags", [(), ("--approve",)])
@@ -29,14 +38,22 @@ def test_approving_deploys_and_finishes(flags: tuple[str, ...], tmp_path: Path) 
     assert "Stopped before running: approval to run `deploy_backend` (status 'waiting_approval')" in out
     assert "threadloom threads approve th_" in out
     assert "'status': 'success', 'tag': 'v1.2.3', 'environment': 'production'" in out
-    assert out.rstrip().endswith("done_for_now  {'message': 'Deployed v1.2.3 to production.'}")
+    assert '  model -> deploy_backend {"tag": "v1.2.3", "environment": "production"}' in out
+    assert final_thread(out).endswith("done_for_now  {'message': 'Deployed v1.2.3 to production.'}")
+    assert out.rstrip().endswith("2 model calls, 0 tokens in, 0 tokens out, 0.0s in the model")
 
 
 def test_rejecting_sends_the_feedback_to_the_model_and_nothing_runs(tmp_path: Path) -> None:
     out = run("--store", f"sqlite:///{tmp_path}/t.db", "--reject", "use staging first")
     assert "'approved': False, 'feedback': 'use staging first'" in out
     assert "'status': 'success'" not in out
-    assert out.rstrip().endswith("the deploy was rejected.'}")
+    assert final_thread(out).endswith("the deploy was rejected.'}")
+
+
+def test_an_unknown_model_is_one_clear_line() -> None:
+    done = subprocess.run([sys.executable, str(EXAMPLE), "--model", "nope"], capture_output=True, text=True)
+    assert done.returncode == 2
+    assert done.stderr.strip() == "error: --model 'nope': use local, scripted, openai:NAME or anthropic:NAME"
 
 
 def cli(*args: str, store: str) -> str:

@@ -633,17 +633,15 @@ def test_model_strings_for_other_providers_and_unknown_ones() -> None:
         infer_model("openai:")
 
 
-@pytest.mark.parametrize(("string", "module"), [("anthropic:claude-sonnet-4-5", "anthropic"), ("local", "local")])
-def test_model_strings_for_modules_this_build_lacks(string: str, module: str) -> None:
-    try:
-        importlib.import_module(f"threadloom.models.{module}")
-    except ModuleNotFoundError as exc:
-        if exc.name != f"threadloom.models.{module}":
-            raise
-    else:
-        pytest.skip(f"threadloom.models.{module} exists here; its own tests build it")
-    with pytest.raises(UserError, match=f"no `threadloom.models.{module}`"):
-        infer_model(string)
+def test_model_strings_build_the_other_providers(monkeypatch: pytest.MonkeyPatch) -> None:
+    from threadloom.models.anthropic import AnthropicModel
+    from threadloom.models.local import LocalModel
+
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test")
+    claude = infer_model("anthropic:claude-sonnet-4-5")
+    assert isinstance(claude, AnthropicModel) and claude.name == "claude-sonnet-4-5"
+    local = infer_model("local")  # built lazily: nothing is loaded until the first request
+    assert isinstance(local, LocalModel) and local.name.startswith("SmolLM2")
 
 
 def test_tool_calls_in_history_render_for_the_chat_api() -> None:

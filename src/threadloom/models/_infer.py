@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib
 import os
-from typing import Any
 
 from ..exceptions import UserError
 from .base import Model
@@ -47,23 +45,16 @@ def infer_model(model: str) -> Model:
     provider = provider.strip().lower()
     name = name.strip()
     if provider == "local" and not sep:
-        return _load("local", "LocalModel")()
-    if sep and name and provider in ("openai", "anthropic"):
-        if provider == "openai":
-            from .openai import OpenAIModel
+        from .local import LocalModel
 
-            return OpenAIModel(name, base_url=os.environ.get("OPENAI_BASE_URL") or None)
-        return _load("anthropic", "AnthropicModel")(name)
+        return LocalModel()
+    if sep and name and provider == "openai":
+        from .openai import OpenAIModel
+
+        return OpenAIModel(name, base_url=os.environ.get("OPENAI_BASE_URL") or None)
+    if sep and name and provider == "anthropic":
+        from .anthropic import AnthropicModel
+
+        return AnthropicModel(name)
     hint = f"; did you mean 'openai:{model}'?" if not sep and model else ""
     raise UserError(f"unknown model string {model!r}: use one of {', '.join(_PROVIDERS)}{hint}")
-
-
-def _load(module: str, cls: str) -> Any:
-    """The model class in `threadloom.models.<module>`, imported on first use."""
-    try:
-        found = importlib.import_module(f"threadloom.models.{module}")
-    except ModuleNotFoundError as exc:
-        if exc.name != f"threadloom.models.{module}":
-            raise  # the module exists but its extra is missing: its own ImportError names the extra
-        raise UserError(f"this threadloom has no `threadloom.models.{module}`; upgrade threadloom") from exc
-    return getattr(found, cls)
