@@ -40,7 +40,7 @@ def test_approving_deploys_and_finishes(flags: tuple[str, ...], tmp_path: Path) 
     assert "'status': 'success', 'tag': 'v1.2.3', 'environment': 'production'" in out
     assert '  model -> deploy_backend {"tag": "v1.2.3", "environment": "production"}' in out
     assert final_thread(out).endswith("done_for_now  {'message': 'Deployed v1.2.3 to production.'}")
-    assert out.rstrip().endswith("2 model calls, 0 tokens in, 0 tokens out, 0.0s in the model")
+    assert out.rstrip().endswith("scripted: 2 model calls, 0 tokens in, 0 tokens out")  # from thread.usage
 
 
 def test_rejecting_sends_the_feedback_to_the_model_and_nothing_runs(tmp_path: Path) -> None:
