@@ -135,7 +135,7 @@ class Agent:
         waits = (WaitUntil,) if can_wait else ()
         self.intents: tuple[type[Intent], ...] = (*(t.intent for t in self.tools.values()), *BUILTIN_INTENTS, *waits)
         self.intent_type: Any = intent_union(self.intents)
-        self._schema = TypeAdapter(self.intent_type).json_schema()
+        self._schema = _intent_required(TypeAdapter(self.intent_type).json_schema())
         self._intent_names = tuple(intent_name(i) for i in self.intents)
         self._tool_definitions = tuple(_tool_definition(i) for i in self.intents)
         # Provider models say how they ask (`OpenAIModel(strategy=...)`); the prompt follows suit.
@@ -301,3 +301,17 @@ def _as_prefetch_tool(item: Prefetch, agent: str) -> Tool:
     if required:
         raise UserError(f"Agent {agent!r}: prefetch {tool.name!r} needs arguments {required}; prefetch takes none")
     return tool
+
+
+def _intent_required(schema: dict[str, Any]) -> dict[str, Any]:
+    """The union's schema with `intent` required in every member.
+
+    Pydantic leaves it optional (each intent class gives it a default), but the parser picks the
+    member by it, so a server or grammar that constrains output to the schema must not let it out.
+    """
+    members = [*schema.get("$defs", {}).values(), schema]
+    for member in members:
+        properties = member.get("properties", {})
+        if "const" in properties.get("intent", {}):
+            member["required"] = ["intent", *(r for r in member.get("required", []) if r != "intent")]
+    return schema

@@ -11,8 +11,9 @@ What llama-cpp-python's server (0.3.x) supports, and so what runs against it:
   threadloom enforces "exactly one call" itself.
 - `"json_schema"`: its request model accepts only `response_format` types `text` and
   `json_object` (its own `{"type": "json_object", "schema": ...}` dialect), so OpenAI's
-  `{"type": "json_schema", ...}` is refused (HTTP 500, a validation error). The strategy is
-  tested against the scripted server, which checks the body OpenAI documents.
+  `{"type": "json_schema", ...}` is refused (HTTP 500, a validation error). With
+  `schema_format="json_object"` the strategy runs against it, the server constraining the answer
+  to the schema; OpenAI's own body is checked against the scripted server.
 """
 
 from __future__ import annotations
@@ -196,6 +197,20 @@ async def test_tools_against_llama_cpp_returns_one_call_as_an_intent(llama_serve
     else:  # the model chose to write prose: the agent asks again
         assert completion.error.startswith("answer with exactly one tool call")
 
+
+
+async def test_json_schema_against_llama_cpp_in_its_json_object_dialect(llama_server: str, wire: Wire) -> None:
+    model, bodies = llama(llama_server, wire, strategy="json_schema", schema_format="json_object")
+    agent = make_agent(model)
+    request = agent.request(start())
+    completion = await model.complete(request)
+    [body] = bodies
+    assert body["response_format"] == {"type": "json_object", "schema": request.output_schema}
+    assert completion.strategy == "json_schema" and completion.usage.input_tokens > 100
+    # The server held the answer to the schema (`intent` is required in every member): whatever the
+    # model chose, it is one of the agent's intents.
+    intent: Intent = parse(completion.text, agent.intent_type)
+    assert json.loads(completion.text)["intent"] == intent_name(type(intent))
 
 async def test_llama_cpp_refuses_tool_choice_required_and_openai_json_schema(llama_server: str, wire: Wire) -> None:
     agent = make_agent(llama(llama_server, wire)[0])

@@ -61,6 +61,7 @@ class OpenAIModel:
         strategy: Strategy = "tools",
         api: Api = "chat",
         tool_choice: Literal["required", "auto"] = "required",
+        schema_format: Literal["json_schema", "json_object"] = "json_schema",
         max_tokens_field: Literal["max_tokens", "max_completion_tokens"] | None = None,
         settings: ModelSettings | None = None,
         max_retries: int = 2,
@@ -80,6 +81,9 @@ class OpenAIModel:
             tool_choice: With `"tools"`, what the server is told: `"required"` (one call at least) or
                 `"auto"` for servers that reject `"required"` (llama-cpp-python's). Either way an
                 answer that is not exactly one call becomes a model `error` and is asked again.
+            schema_format: With `"json_schema"` on Chat Completions, how the schema is sent: OpenAI's
+                `{"type": "json_schema", ...}`, or `"json_object"` for servers that take
+                `{"type": "json_object", "schema": ...}` instead (llama-cpp-python's server).
             max_tokens_field: The field `settings["max_tokens"]` is sent as. By default
                 `max_completion_tokens` for OpenAI's own API (its reasoning models refuse
                 `max_tokens`) and `max_tokens` for other servers, which mostly know only that one.
@@ -93,6 +97,8 @@ class OpenAIModel:
         """
         if strategy not in ("tools", "json_schema", "prompted"):
             raise UserError(f"strategy must be 'tools', 'json_schema' or 'prompted', got {strategy!r}")
+        if schema_format not in ("json_schema", "json_object"):
+            raise UserError(f"schema_format must be 'json_schema' or 'json_object', got {schema_format!r}")
         if api not in ("chat", "responses"):
             raise UserError(f"api must be 'chat' or 'responses', got {api!r}")
         base_url = base_url or os.environ.get("OPENAI_BASE_URL") or None
@@ -103,6 +109,7 @@ class OpenAIModel:
         self.strategy: Strategy = strategy
         self.api: Api = api
         self.tool_choice = tool_choice
+        self.schema_format = schema_format
         self.settings: ModelSettings = ModelSettings(**(settings or {}))
         self.max_tokens_field = max_tokens_field or ("max_tokens" if base_url else "max_completion_tokens")
         self._client = openai.AsyncOpenAI(
@@ -174,7 +181,10 @@ class OpenAIModel:
             params["tools"] = [{"type": "function", "function": _function(t)} for t in request.tools]
             params["tool_choice"] = self.tool_choice
         elif self.strategy == "json_schema":
-            params["response_format"] = {"type": "json_schema", "json_schema": _json_schema(request)}
+            if self.schema_format == "json_object":
+                params["response_format"] = {"type": "json_object", "schema": dict(request.output_schema)}
+            else:
+                params["response_format"] = {"type": "json_schema", "json_schema": _json_schema(request)}
         create: Any = self._client.chat.completions.create
         response = cast("ChatCompletion", await create(**params))
         if not response.choices:
