@@ -198,7 +198,6 @@ async def test_tools_against_llama_cpp_returns_one_call_as_an_intent(llama_serve
         assert completion.error.startswith("answer with exactly one tool call")
 
 
-
 async def test_json_schema_against_llama_cpp_in_its_json_object_dialect(llama_server: str, wire: Wire) -> None:
     model, bodies = llama(llama_server, wire, strategy="json_schema", schema_format="json_object")
     agent = make_agent(model)
@@ -211,6 +210,7 @@ async def test_json_schema_against_llama_cpp_in_its_json_object_dialect(llama_se
     # model chose, it is one of the agent's intents.
     intent: Intent = parse(completion.text, agent.intent_type)
     assert json.loads(completion.text)["intent"] == intent_name(type(intent))
+
 
 async def test_llama_cpp_refuses_tool_choice_required_and_openai_json_schema(llama_server: str, wire: Wire) -> None:
     agent = make_agent(llama(llama_server, wire)[0])
