@@ -119,15 +119,17 @@ def redact(value: JsonValue, pattern: re.Pattern[str] | None, keys: Collection[s
     # the original events (and skip rebuilding the thread) when no secret is in them.
     if isinstance(value, dict):
         out: dict[str, JsonValue] | None = None
-        for i, (k, v) in enumerate(value.items()):
+        for k, v in value.items():
             if k in keys or (pattern is not None and _is_secret(pattern, k)):
                 new: JsonValue = REDACTED
             elif isinstance(v, dict | list):
                 new = redact(v, pattern, keys)
-            else:
-                new = v  # a scalar under a plain key: nothing below it to hide
+            else:  # a scalar under a plain key: nothing below it to hide
+                if out is not None:
+                    out[k] = v
+                continue
             if out is None and new is not v:
-                out = dict(list(value.items())[:i])
+                out = dict(itertools.takewhile(lambda item, key=k: item[0] != key, value.items()))
             if out is not None:
                 out[k] = new
         return value if out is None else out
