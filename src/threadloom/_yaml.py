@@ -6,6 +6,7 @@ plain when that is unambiguous and JSON-quoted (a valid YAML double-quoted scala
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -47,6 +48,17 @@ def _scalar(value: JsonValue) -> str:
     if isinstance(value, float):
         return repr(value) if math.isfinite(value) else json.dumps(str(value))
     text = cast(str, value)
+    if len(text) <= _SHORT:
+        return _short_string(text)
+    return text if _plain_ok(text) else _quoted(text)
+
+
+_SHORT = 64
+"""Strings this short (names, ids, enum-like values) recur from event to event: their scalar is remembered."""
+
+
+@functools.lru_cache(maxsize=4096)
+def _short_string(text: str) -> str:
     return text if _plain_ok(text) else _quoted(text)
 
 
@@ -55,8 +67,14 @@ def _quoted(text: str) -> str:
     return _YAML_FORBIDDEN.sub(lambda m: f"\\u{ord(m.group()):04x}", json.dumps(text, ensure_ascii=False))
 
 
-def _key(key: str) -> str:
+@functools.lru_cache(maxsize=4096)
+def _cached_key(key: str) -> str:
     return key if _plain_ok(key) else _quoted(key)
+
+
+def _key(key: str) -> str:
+    """A mapping key as written; the same few keys recur in every event, so short ones are remembered."""
+    return _cached_key(key) if len(key) <= _SHORT else (key if _plain_ok(key) else _quoted(key))
 
 
 def _block_ok(text: str) -> bool:
@@ -129,4 +147,8 @@ def _entry(head: str, item: JsonValue, indent: int) -> list[str]:
     if isinstance(item, str) and _block_ok(item):
         block = _lines(item, indent)
         return [head + " " + block[0].strip(), *block[1:]]
-    return [head + " " + _lines(item, 0)[0]]
+    if isinstance(item, dict):
+        return [head + " {}"]
+    if isinstance(item, list):
+        return [head + " []"]
+    return [head + " " + _scalar(item)]

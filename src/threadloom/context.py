@@ -8,6 +8,7 @@ redacted and errors that a later success resolved are left out; the log itself i
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import re
@@ -118,10 +119,17 @@ def redact(value: JsonValue, pattern: re.Pattern[str] | None, keys: Collection[s
     # the original events (and skip rebuilding the thread) when no secret is in them.
     if isinstance(value, dict):
         out: dict[str, JsonValue] | None = None
-        for i, (k, v) in enumerate(value.items()):
-            new = REDACTED if k in keys or (pattern is not None and pattern.search(k)) else redact(v, pattern, keys)
+        for k, v in value.items():
+            if k in keys or (pattern is not None and _is_secret(pattern, k)):
+                new: JsonValue = REDACTED
+            elif isinstance(v, dict | list):
+                new = redact(v, pattern, keys)
+            else:  # a scalar under a plain key: nothing below it to hide
+                if out is not None:
+                    out[k] = v
+                continue
             if out is None and new is not v:
-                out = dict(list(value.items())[:i])
+                out = dict(itertools.takewhile(lambda item, key=k: item[0] != key, value.items()))
             if out is not None:
                 out[k] = new
         return value if out is None else out
@@ -129,6 +137,12 @@ def redact(value: JsonValue, pattern: re.Pattern[str] | None, keys: Collection[s
         items = [redact(v, pattern, keys) for v in value]
         return value if all(a is b for a, b in zip(items, value, strict=True)) else items
     return value
+
+
+@functools.lru_cache(maxsize=4096)
+def _is_secret(pattern: re.Pattern[str], key: str) -> bool:
+    """Whether `pattern` marks `key` secret; remembered, since the same few keys recur in every event."""
+    return pattern.search(key) is not None
 
 
 def _fields(event: Event) -> dict[str, JsonValue]:

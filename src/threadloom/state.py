@@ -35,7 +35,7 @@ from dataclasses import dataclass, field, fields
 from dataclasses import replace as _dataclass_replace
 from datetime import UTC, datetime
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal, cast
 
 from pydantic import JsonValue
 
@@ -178,7 +178,9 @@ class ThreadState:
         return str(_field(pending, "question"))
 
 
-_STATE_FIELDS: Final = tuple(f.name for f in fields(ThreadState))
+_FIELDS: Final[dict[type[object], tuple[str, ...]]] = {
+    cls: tuple(f.name for f in fields(cls)) for cls in (ThreadState, RunnableCall)
+}
 _set = object.__setattr__
 
 
@@ -187,11 +189,14 @@ def replace(state: Any, **changes: Any) -> Any:
 
     The fold calls it for every event a thread is built from (a store's load folds every event), and
     `dataclasses.replace` costs several times more: it rebuilds keyword arguments for every field.
+    Neither class validates in `__init__`, so copying the fields is the same object `__init__` makes.
     """
-    if type(state) is not ThreadState:
+    cls = cast(type[object], type(state))
+    names = _FIELDS.get(cls)
+    if names is None:
         return _dataclass_replace(state, **changes)
-    new = object.__new__(ThreadState)
-    for name in _STATE_FIELDS:
+    new = object.__new__(cls)
+    for name in names:
         _set(new, name, changes[name] if name in changes else getattr(state, name))
     return new
 
