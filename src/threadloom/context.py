@@ -366,6 +366,8 @@ class Context:
         pattern = cast(re.Pattern[str] | None, self.redact)
         hidden = progress.resolver.hidden
         fmt = cast(Literal["xml", "yaml"], self.format)
+        sep = "\n\n" if self.format == "xml" else "\n"
+        added: list[str] = []
         for event in itertools.islice(items, progress.done, size):
             if self.hide_resolved_errors:
                 progress.resolver.feed(event)
@@ -376,12 +378,21 @@ class Context:
             if text is not None:
                 progress.parts.append((event.id, text))
                 if event.id not in hidden:
-                    progress.texts.append(text)
+                    added.append(text)
         progress.done = size
         if len(hidden) != progress.hidden_seen:  # errors were resolved: drop them (and their calls)
-            progress.texts = [text for event_id, text in progress.parts if event_id not in hidden]
+            progress.text = sep.join(text for event_id, text in progress.parts if event_id not in hidden)
             progress.hidden_seen = len(hidden)
-        return ("\n\n" if self.format == "xml" else "\n").join(progress.texts)
+        elif added:
+            # Extend the text rather than join every part again, so that a step's cost does not grow
+            # with the thread. Held by this local alone, CPython grows the string in place.
+            whole = progress.text
+            progress.text = ""
+            if whole:
+                whole += sep
+            whole += sep.join(added)
+            progress.text = whole
+        return progress.text
 
     def _visible(self, thread: Thread) -> Thread:
         """The thread as the model may see it: resolved errors out, model records out, secrets redacted."""
@@ -490,15 +501,15 @@ class _Resolver:
 class _Progress:
     """How far a context has rendered one shared event list (see `events.shared_items`)."""
 
-    __slots__ = ("done", "hidden_seen", "items", "parts", "resolver", "texts")
+    __slots__ = ("done", "hidden_seen", "items", "parts", "resolver", "text")
 
     def __init__(self, items: list[Event]) -> None:
         self.items = items
         self.done = 0  # events of `items` read so far
         self.resolver = _Resolver()
         self.parts: list[tuple[str, str]] = []  # (event id, default text) of each shown event, in order
-        self.texts: list[str] = []  # the texts of `parts` whose event is not hidden
-        self.hidden_seen = 0  # the size of `resolver.hidden` that `texts` reflects
+        self.text = ""  # the texts of `parts` whose event is not hidden, joined
+        self.hidden_seen = 0  # the size of `resolver.hidden` that `text` reflects
 
 
 _PROGRESS_LIMIT = 64
