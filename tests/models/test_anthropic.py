@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal, cast
 
 import anthropic
 import pytest
+from http_script import Reply, ScriptedServer, serving
 from pydantic import TypeAdapter
 
 from threadloom import (
@@ -45,82 +43,17 @@ from threadloom.models.anthropic import AnthropicModel
 Json = dict[str, Any]
 
 
-@dataclass
-class Reply:
-    """One scripted answer: a JSON body (dict) or raw text (str), or hold until the test ends."""
-
-    body: Json | str
-    status: int = 200
-    headers: dict[str, str] = field(default_factory=dict[str, str])
-    hold: bool = False
-
-
-@dataclass
-class Received:
-    path: str
-    headers: dict[str, str]
-    body: Json
-
-
-class MessagesServer:
+class MessagesServer(ScriptedServer):
     """A Messages API on 127.0.0.1: answers from a script of replies and records what it received."""
 
     def __init__(self) -> None:
-        self.replies: list[Reply] = []
-        self.received: list[Received] = []
-        self.release = threading.Event()
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                raw = self.rfile.read(int(self.headers["content-length"]))
-                server.received.append(
-                    Received(self.path, {k.lower(): v for k, v in self.headers.items()}, json.loads(raw))
-                )
-                reply = server.replies.pop(0) if server.replies else Reply(error("api_error", "no reply"), 500)
-                if reply.hold:
-                    server.release.wait()  # the client times out first; the fixture releases us
-                is_json = not isinstance(reply.body, str)
-                data = (json.dumps(reply.body) if is_json else cast(str, reply.body)).encode()
-                try:
-                    self.send_response(reply.status)
-                    self.send_header("content-type", "application/json" if is_json else "text/html")
-                    self.send_header("content-length", str(len(data)))
-                    for name, value in reply.headers.items():
-                        self.send_header(name, value)
-                    self.end_headers()
-                    self.wfile.write(data)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass  # a timed-out client hung up
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-        self.http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.http.daemon_threads = True
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.http.server_address[1]}"
-
-    def reply(self, *replies: Reply | Json) -> None:
-        self.replies += [r if isinstance(r, Reply) else Reply(r) for r in replies]
-
-    @property
-    def last(self) -> Json:
-        return self.received[-1].body
+        super().__init__(Reply(error("api_error", "no reply"), 500))
 
 
 @pytest.fixture
 def server() -> Iterator[MessagesServer]:
-    fake = MessagesServer()
-    thread = threading.Thread(target=fake.http.serve_forever, args=(0.01,), daemon=True)
-    thread.start()
-    yield fake
-    fake.release.set()
-    fake.http.shutdown()
-    fake.http.server_close()
-    thread.join()
+    with serving(MessagesServer()) as fake:
+        yield fake
 
 
 MakeModel = Callable[..., AnthropicModel]

@@ -24,16 +24,14 @@ import json
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Literal, cast
 
 import httpx2
 import pytest
+from http_script import Reply, ScriptedServer, serving
 
 from threadloom import Agent, Event, Thread, UserError, tool
 from threadloom.context import Context, Message, ToolCall
@@ -234,47 +232,11 @@ async def test_a_request_over_the_context_window_is_context_too_long(llama_serve
 # -- a scripted provider ---------------------------------------------------------------------------
 
 
-@dataclass
-class Reply:
-    """One scripted answer: a JSON body (or raw text), a status, headers; or hang until released."""
-
-    body: object = None
-    status: int = 200
-    headers: dict[str, str] = field(default_factory=lambda: {})
-    hang: bool = False
-
-
-class Provider:
-    """An HTTP server on 127.0.0.1 that answers each POST with the next scripted reply."""
+class Provider(ScriptedServer):
+    """An OpenAI-compatible server on 127.0.0.1 that answers each POST with the next scripted reply."""
 
     def __init__(self) -> None:
-        self.replies: list[Reply] = []
-        self.paths: list[str] = []
-        self.released = threading.Event()
-        provider = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                self.rfile.read(int(self.headers.get("content-length", 0)))
-                provider.paths.append(self.path)
-                reply = provider.replies.pop(0) if provider.replies else Reply({"error": "no reply left"}, 500)
-                if reply.hang:
-                    provider.released.wait(30)
-                    return
-                raw = reply.body if isinstance(reply.body, str) else json.dumps(reply.body)
-                self.send_response(reply.status)
-                self.send_header("content-type", "application/json")
-                for key, value in reply.headers.items():
-                    self.send_header(key, value)
-                self.send_header("content-length", str(len(raw.encode())))
-                self.end_headers()
-                self.wfile.write(raw.encode())
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass  # keep the test output quiet
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        super().__init__(Reply({"error": "no reply left"}, 500), prefix="/v1")
 
     def model(self, wire: Wire, **options: Any) -> tuple[OpenAIModel, list[dict[str, Any]]]:
         client, bodies = wire.client()
@@ -284,13 +246,8 @@ class Provider:
 
 @pytest.fixture
 def provider() -> Iterator[Provider]:
-    provider = Provider()
-    thread = threading.Thread(target=provider.server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    yield provider
-    provider.released.set()
-    provider.server.shutdown()
-    provider.server.server_close()
+    with serving(Provider()) as fake:
+        yield fake
 
 
 def chat(
@@ -324,6 +281,7 @@ def chat(
 
 
 DEPLOY_ARGS = '{"tag": "v1.2.3", "environment": "production"}'
+JSON_TYPE = {"content-type": "application/json"}  # what a broken gateway may claim
 
 
 async def test_tools_turn_one_call_into_the_flat_intent(provider: Provider, wire: Wire) -> None:
@@ -427,8 +385,8 @@ async def test_429_then_success_is_an_answer(provider: Provider, wire: Wire) -> 
     ("reply", "error", "status"),
     [
         (Reply({"error": {"message": "upstream failed"}}, 503), ProviderError, 503),
-        (Reply("<html>bad gateway</html>", 200), ProviderError, 200),
-        (Reply('{"id": "chatcmpl-1", "choices": [', 200), ProviderError, 200),
+        (Reply("<html>bad gateway</html>", 200, JSON_TYPE), ProviderError, 200),
+        (Reply('{"id": "chatcmpl-1", "choices": [', 200, JSON_TYPE), ProviderError, 200),
         (Reply({"error": {"message": "Invalid 'tools': bad schema", "code": None}}, 400), ProviderError, 400),
         (
             Reply(
@@ -457,7 +415,7 @@ async def test_http_errors_map_onto_the_model_error_tree(
 
 
 async def test_no_answer_in_time_is_model_timeout(provider: Provider, wire: Wire) -> None:
-    provider.replies += [Reply(hang=True), Reply(hang=True)]
+    provider.replies += [Reply(hold=True), Reply(hold=True)]
     model, _ = provider.model(wire, timeout=0.2)
     with pytest.raises(ModelTimeout, match="gpt-test did not answer in time"):
         await model.complete(make_agent(model).request(start()))
