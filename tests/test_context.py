@@ -55,33 +55,26 @@ def deploy_thread() -> Thread:
 
 DEPLOY_XML = """\
 <slack_message>
-  from: "@alex"
-  channel: "#deploys"
-  text: deploy the backend to production
+from: "@alex"
+channel: "#deploys"
+text: deploy the backend to production
 </slack_message>
 
 <list_git_tags_result>
-  - v1.2.3
-  - v1.2.2
+- v1.2.3
+- v1.2.2
 </list_git_tags_result>
 
-<tool_call>
-  intent: deploy_backend
-  tag: v1.2.3
-  environment: production
-</tool_call>
+<deploy_backend>
+tag: v1.2.3
+environment: production
+</deploy_backend>
 
-<approval>
-  approved: true
-</approval>
+<approval>approved: true</approval>
 
-<deploy_backend_result>
-  deployed v1.2.3 to production
-</deploy_backend_result>
+<deploy_backend_result>deployed v1.2.3 to production</deploy_backend_result>
 
-<done_for_now>
-  message: Deployed v1.2.3 to production.
-</done_for_now>"""
+<done_for_now>message: Deployed v1.2.3 to production.</done_for_now>"""
 
 DEPLOY_YAML = """\
 - slack_message:
@@ -91,8 +84,7 @@ DEPLOY_YAML = """\
 - list_git_tags_result:
     - v1.2.3
     - v1.2.2
-- tool_call:
-    intent: deploy_backend
+- deploy_backend:
     tag: v1.2.3
     environment: production
 - approval:
@@ -147,8 +139,8 @@ def test_messages_format() -> None:
         {"role": "system", "content": "sys"},
         {
             "role": "user",
-            "content": '<slack_message>\n  from: "@alex"\n  channel: "#deploys"\n'
-            "  text: deploy the backend to production\n</slack_message>",
+            "content": '<slack_message>\nfrom: "@alex"\nchannel: "#deploys"\n'
+            "text: deploy the backend to production\n</slack_message>",
         },
         {
             "role": "assistant",
@@ -210,7 +202,7 @@ def test_messages_format_user_input_and_human_answers() -> None:
             "content": '{"intent": "request_human_input", "question": "which tag?", "urgency": "high"}',
         },
         {"role": "user", "content": "v1.2.3"},
-        {"role": "user", "content": "<user_input>\n  text: and hurry\n  channel: cli\n</user_input>"},
+        {"role": "user", "content": "<user_input>\ntext: and hurry\nchannel: cli\n</user_input>"},
     ]
 
 
@@ -254,15 +246,15 @@ def test_a_rejection_is_a_tool_message_with_the_feedback() -> None:
 
 def test_a_rejection_in_xml() -> None:
     assert only_content(Context().render(rejected_thread())) == (
-        "<user_input>\n  text: deploy\n</user_input>\n\n"
-        "<tool_call>\n  intent: deploy_backend\n  tag: v1.2.3\n</tool_call>\n\n"
-        "<approval>\n  approved: false\n  feedback: not on a friday\n</approval>"
+        "<user_input>text: deploy</user_input>\n\n"
+        "<deploy_backend>tag: v1.2.3</deploy_backend>\n\n"
+        "<approval>\napproved: false\nfeedback: not on a friday\n</approval>"
     )
 
 
 def test_an_approval_with_edits_shows_them() -> None:
     event = Event("approval", {"call_id": "ev_c", "approved": True, "edits": {"tag": "v1.2.2"}})
-    assert event_to_prompt(event) == "<approval>\n  approved: true\n  edits:\n    tag: v1.2.2\n</approval>"
+    assert event_to_prompt(event) == "<approval>\napproved: true\nedits:\n  tag: v1.2.2\n</approval>"
     assert event_to_prompt(event, format="yaml") == "- approval:\n    approved: true\n    edits:\n      tag: v1.2.2"
 
 
@@ -284,7 +276,7 @@ def test_a_model_output_error_becomes_assistant_output_and_a_user_error() -> Non
         {"role": "user", "content": "Your last answer could not be used: not JSON"},
     ]
     assert only_content(Context().render(model_error_thread(then_valid=False))) == (
-        "<user_input>\n  text: hi\n</user_input>\n\n<error>\n  your last answer could not be used: not JSON\n</error>"
+        "<user_input>text: hi</user_input>\n\n<error>your last answer could not be used: not JSON</error>"
     )
 
 
@@ -296,16 +288,16 @@ def test_unknown_format_is_a_user_error() -> None:
 
 
 def test_event_to_prompt_shapes() -> None:
-    assert event_to_prompt(Event("tick")) == "<tick>\n  null\n</tick>"
-    assert event_to_prompt(Event("note", "line one\n\nline three")) == "<note>\n  line one\n\n  line three\n</note>"
+    assert event_to_prompt(Event("tick")) == "<tick>null</tick>"
+    assert event_to_prompt(Event("note", "line one\n\nline three")) == "<note>\nline one\n\nline three\n</note>"
     assert event_to_prompt(Event("human_response", {"request_id": "ev_q", "text": "yes"})) == (
-        "<human_response>\n  yes\n</human_response>"
+        "<human_response>yes</human_response>"
     )
     # internal keys are left out of other events
     event = Event("failed", {"reason": "too many errors", "source": "loop", "detail": "ping"})
-    assert event_to_prompt(event) == "<failed>\n  detail: ping\n</failed>"
+    assert event_to_prompt(event) == "<failed>detail: ping</failed>"
     assert event_to_prompt(Event("error", {"intent": "ping", "message": "boom", "call_id": "ev_c"})) == (
-        "<error>\n  intent: ping\n  message: boom\n</error>"
+        "<error>\nintent: ping\nmessage: boom\n</error>"
     )
 
 
@@ -324,9 +316,9 @@ def test_custom_renderers_replace_and_hide_events() -> None:
     context = Context(renderers={"slack_message": slack, "approval": hide, "tool_call": hide})
     assert only_content(context.render(deploy_thread())) == (
         "[slack] @alex: deploy the backend to production\n\n"
-        "<list_git_tags_result>\n  - v1.2.3\n  - v1.2.2\n</list_git_tags_result>\n\n"
-        "<deploy_backend_result>\n  deployed v1.2.3 to production\n</deploy_backend_result>\n\n"
-        "<done_for_now>\n  message: Deployed v1.2.3 to production.\n</done_for_now>"
+        "<list_git_tags_result>\n- v1.2.3\n- v1.2.2\n</list_git_tags_result>\n\n"
+        "<deploy_backend_result>deployed v1.2.3 to production</deploy_backend_result>\n\n"
+        "<done_for_now>message: Deployed v1.2.3 to production.</done_for_now>"
     )
 
 
@@ -436,8 +428,8 @@ def test_redact_default_keys_at_any_depth() -> None:
         '    credentials: "[REDACTED]"',
         "    list:",
         "      - password",
-        "      - deep:",
-        '          - passphrase: "[REDACTED]"',
+        "      - deep[1]{passphrase}:",
+        '          "[REDACTED]"',
     ]
 
 
@@ -622,9 +614,7 @@ def retried_thread() -> Thread:
 def test_resolved_errors_and_their_failed_calls_are_hidden() -> None:
     thread = retried_thread()
     assert only_content(Context().render(thread)) == (
-        "<user_input>\n  text: check the api\n</user_input>\n\n"
-        "<tool_call>\n  intent: ping\n  host: b\n</tool_call>\n\n"
-        "<ping_result>\n  ok: true\n</ping_result>"
+        "<user_input>text: check the api</user_input>\n\n<ping>host: b</ping>\n\n<ping_result>ok: true</ping_result>"
     )
     messages = Context(format="messages").render(thread)
     assert [m.to_dict() for m in messages] == [
@@ -663,12 +653,12 @@ def test_one_context_renders_a_growing_thread_and_its_older_versions_as_a_fresh_
 def test_hide_resolved_errors_false_shows_everything() -> None:
     thread = retried_thread()
     assert only_content(Context(hide_resolved_errors=False).render(thread)) == (
-        "<user_input>\n  text: check the api\n</user_input>\n\n"
-        "<tool_call>\n  intent: ping\n  host: a\n</tool_call>\n\n"
-        "<error>\n  intent: ping\n  message: refused\n</error>\n\n"
-        "<error>\n  your last answer could not be used: not JSON\n</error>\n\n"
-        "<tool_call>\n  intent: ping\n  host: b\n</tool_call>\n\n"
-        "<ping_result>\n  ok: true\n</ping_result>"
+        "<user_input>text: check the api</user_input>\n\n"
+        "<ping>host: a</ping>\n\n"
+        "<error>\nintent: ping\nmessage: refused\n</error>\n\n"
+        "<error>your last answer could not be used: not JSON</error>\n\n"
+        "<ping>host: b</ping>\n\n"
+        "<ping_result>ok: true</ping_result>"
     )
     messages = render(thread, format="messages", hide_resolved_errors=False)
     assert [m.to_dict() for m in messages] == [
@@ -706,11 +696,11 @@ def test_an_unresolved_error_is_still_shown() -> None:
         ]
     )
     assert only_content(Context().render(thread)) == (
-        "<user_input>\n  text: go\n</user_input>\n\n"
-        "<tool_call>\n  intent: ping\n</tool_call>\n\n"
-        "<error>\n  intent: ping\n  message: timeout\n</error>\n\n"
-        "<tool_call>\n  intent: fetch\n</tool_call>\n\n"
-        "<fetch_result>\n  page\n</fetch_result>"
+        "<user_input>text: go</user_input>\n\n"
+        "<ping>{}</ping>\n\n"
+        "<error>\nintent: ping\nmessage: timeout\n</error>\n\n"
+        "<fetch>{}</fetch>\n\n"
+        "<fetch_result>page</fetch_result>"
     )
     messages = Context(format="messages").render(thread)
     assert contents(messages) == ["go", "", "error: timeout", "", "page"]
@@ -719,7 +709,7 @@ def test_an_unresolved_error_is_still_shown() -> None:
 
 def test_model_output_errors_are_hidden_after_a_valid_model_event() -> None:
     assert only_content(Context().render(model_error_thread(then_valid=True))) == (
-        "<user_input>\n  text: hi\n</user_input>\n\n<done_for_now>\n  message: hello\n</done_for_now>"
+        "<user_input>text: hi</user_input>\n\n<done_for_now>message: hello</done_for_now>"
     )
     messages = Context(format="messages").render(model_error_thread(then_valid=True))
     assert contents(messages) == ["hi", '{"intent": "done_for_now", "message": "hello"}']
@@ -759,7 +749,7 @@ class CharCounter:
 
 def test_within_budget_renders_as_usual() -> None:
     thread = Thread.start("user_input", {"text": "hi"})
-    content = "<user_input>\n  text: hi\n</user_input>"
+    content = "<user_input>text: hi</user_input>"
     size = 4 + len(content)
     messages = Context(max_tokens=size, counter=CharCounter()).render(thread)
     assert contents(messages) == [content]
@@ -767,7 +757,7 @@ def test_within_budget_renders_as_usual() -> None:
 
 def test_over_budget_without_compact_raises() -> None:
     thread = Thread.start("user_input", {"text": "hi"}, channel="cli")
-    size = 4 + len("<user_input>\n  text: hi\n</user_input>")
+    size = 4 + len("<user_input>text: hi</user_input>")
     with pytest.raises(ContextTooLarge, match="pass compact=") as info:
         Context(max_tokens=size - 1, counter=CharCounter()).render(thread)
     assert info.value.tokens == size
@@ -776,7 +766,7 @@ def test_over_budget_without_compact_raises() -> None:
 
 def test_the_system_message_counts() -> None:
     thread = Thread.start("user_input", {"text": "hi"})
-    size = 4 + len("<user_input>\n  text: hi\n</user_input>")
+    size = 4 + len("<user_input>text: hi</user_input>")
     with pytest.raises(ContextTooLarge) as info:
         Context(max_tokens=size, counter=CharCounter()).render(thread, system="sys")
     assert info.value.tokens == size + 4 + 3
@@ -799,7 +789,7 @@ def test_compact_is_called_once_and_its_thread_is_used() -> None:
     thread = long_thread()
     context = Context(max_tokens=50, compact=compact, counter=CharCounter())
     messages = context.render(thread)
-    assert contents(messages) == ["<user_input>\n  text: short\n</user_input>"]
+    assert contents(messages) == ["<user_input>text: short</user_input>"]
     assert len(calls) == 1 and calls[0] is thread  # the hook gets the thread itself
 
 
@@ -824,7 +814,7 @@ def test_still_over_after_compact_raises() -> None:
     with pytest.raises(ContextTooLarge, match="compact= hook shorten more") as info:
         Context(max_tokens=10, compact=compact, counter=CharCounter()).render(long_thread())
     assert len(calls) == 1
-    assert info.value.tokens == 4 + len("<user_input>\n  text: short\n</user_input>")
+    assert info.value.tokens == 4 + len("<user_input>text: short</user_input>")
     assert info.value.max_tokens == 10
 
 

@@ -2,6 +2,19 @@
 
 The core may not depend on PyYAML, and rendering needs only the JSON subset, so strings are written
 plain when that is unambiguous and JSON-quoted (a valid YAML double-quoted scalar) otherwise.
+
+With `tables=True` (what the context renders), a list of objects that share the same keys in the
+same order and hold only scalars is written as one table, as TOON does: the keys once in a header,
+then one row an object, cells separated by commas:
+
+    items[2]{sku,name,quantity}:
+      SKU-1,desk lamp,2
+      SKU-2,"chair, black",1
+
+`[2]` is the number of rows. A cell is written as the same scalar a YAML value would be, and
+JSON-quoted when it also holds a comma; a header key is quoted when it is not a plain word. Every
+other value is written as plain YAML. A YAML parser still reads such a document without error, but
+reads a table as one string; `tests/test_yaml.py` has a reader for the whole format.
 """
 
 from __future__ import annotations
@@ -89,8 +102,10 @@ def _block_ok(text: str) -> bool:
     )
 
 
-def dump_yaml(value: JsonValue, indent: int = 0) -> str:
+def dump_yaml(value: JsonValue, indent: int = 0, *, tables: bool = False) -> str:
     """`value` as block-style YAML, every line indented by `indent` spaces, no trailing newline.
+
+    With `tables=True`, lists of like objects are written as tables (see the module docstring).
 
     Example:
         ```python
@@ -103,52 +118,118 @@ def dump_yaml(value: JsonValue, indent: int = 0) -> str:
             '  - "1.0"',
             "ok: true",
         ]
+        rows = [{"name": "v1.2.3", "commit": "abc123"}, {"name": "v1.2.2", "commit": "def456"}]
+        assert dump_yaml({"tags": rows}, tables=True).splitlines() == [
+            "tags[2]{name,commit}:",
+            "  v1.2.3,abc123",
+            "  v1.2.2,def456",
+        ]
         ```
     """
-    return "\n".join(_lines(value, indent))
+    out: list[str] = []
+    _emit(value, indent, tables, out)
+    return "\n".join(out)
 
 
-def _lines(value: JsonValue, indent: int) -> list[str]:
+def _emit(value: JsonValue, indent: int, tables: bool, out: list[str]) -> None:
+    """Append the lines of `value`, indented by `indent`, to `out`."""
     pad = " " * indent
     if isinstance(value, dict):
         if not value:
-            return [pad + "{}"]
-        out: list[str] = []
+            out.append(pad + "{}")
+            return
         for key, item in value.items():
             written = _key(key)
             if len(written) > _MAX_IMPLICIT_KEY:
                 out.append(f"{pad}? {written}")  # an explicit key: no length limit
-                out.extend(_entry(pad + ":", item, indent))
+                _entry(pad + ":", item, indent, tables, out)
+            elif tables and isinstance(item, list) and item and (columns := _columns(item)) is not None:
+                _table(pad + written, item, columns, indent, out)
             else:
-                out.extend(_entry(pad + written + ":", item, indent))
-        return out
+                _entry(pad + written + ":", item, indent, tables, out)
+        return
     if isinstance(value, list):
         if not value:
-            return [pad + "[]"]
-        out = []
-        for item in value:
-            if isinstance(item, dict) and item:
-                nested = _lines(item, indent + 2)
-                out.append(pad + "- " + nested[0][indent + 2 :])
-                out.extend(nested[1:])
-            else:
-                out.extend(_entry(pad + "-", item, indent))
-        return out
+            out.append(pad + "[]")
+        elif tables and (columns := _columns(value)) is not None:
+            _table(pad, value, columns, indent, out)
+        else:
+            for item in value:
+                if isinstance(item, dict) and item:
+                    first = len(out)
+                    _emit(item, indent + 2, tables, out)
+                    out[first] = pad + "- " + out[first][indent + 2 :]
+                else:
+                    _entry(pad + "-", item, indent, tables, out)
+        return
     if isinstance(value, str) and _block_ok(value):
         chomp = "" if value.endswith("\n") else "-"
-        return [pad + "|" + chomp, *(pad + "  " + line if line else "" for line in value.rstrip("\n").split("\n"))]
-    return [pad + _scalar(value)]
+        out.append(pad + "|" + chomp)
+        out.extend(pad + "  " + line if line else "" for line in value.rstrip("\n").split("\n"))
+        return
+    out.append(pad + _scalar(value))
 
 
-def _entry(head: str, item: JsonValue, indent: int) -> list[str]:
+def _entry(head: str, item: JsonValue, indent: int, tables: bool, out: list[str]) -> None:
     """`head` (a `key:` or `-`) followed by `item`: inline when scalar, on the next lines when not."""
-    if isinstance(item, dict | list) and item:
-        return [head, *_lines(item, indent + 2)]
-    if isinstance(item, str) and _block_ok(item):
-        block = _lines(item, indent)
-        return [head + " " + block[0].strip(), *block[1:]]
-    if isinstance(item, dict):
-        return [head + " {}"]
-    if isinstance(item, list):
-        return [head + " []"]
-    return [head + " " + _scalar(item)]
+    if isinstance(item, dict | list):
+        if item:
+            out.append(head)
+            _emit(item, indent + 2, tables, out)
+        else:
+            out.append(head + (" {}" if isinstance(item, dict) else " []"))
+    elif isinstance(item, str) and _block_ok(item):
+        first = len(out)
+        _emit(item, indent, tables, out)
+        out[first] = head + " " + out[first].strip()
+    else:
+        out.append(head + " " + _scalar(item))
+
+
+# -- tables ------------------------------------------------------------------------------------
+
+
+def _columns(rows: list[JsonValue]) -> tuple[str, ...] | None:
+    """The keys of `rows` (not empty) when it can be a table: objects with the same keys, holding scalars."""
+    first = rows[0]
+    if not isinstance(first, dict) or not first:
+        return None
+    keys = first.keys()
+    for row in rows:
+        if not isinstance(row, dict) or row.keys() != keys:
+            return None
+        for cell in row.values():
+            if isinstance(cell, dict | list):
+                return None
+    return tuple(keys)
+
+
+def _table(head: str, rows: list[JsonValue], columns: tuple[str, ...], indent: int, out: list[str]) -> None:
+    """`head[N]{a,b}:` and one row an object below it, cells in the header's order."""
+    out.append(f"{head}[{len(rows)}]{{{','.join(map(_column, columns))}}}:")
+    pad = " " * (indent + 2)
+    for row in cast(list[dict[str, JsonValue]], rows):
+        out.append(pad + ",".join([_cell(row[key]) for key in columns]))
+
+
+_TABLE_SPECIAL = re.compile(r"[,{}\[\]]")
+
+
+@functools.lru_cache(maxsize=4096)
+def _column(key: str) -> str:
+    """A header key: plain unless it could be misread there (a comma, a bracket, or what YAML quotes)."""
+    return key if _plain_ok(key) and not _TABLE_SPECIAL.search(key) else _quoted(key)
+
+
+def _cell(value: JsonValue) -> str:
+    """A cell: the scalar a YAML value would be, JSON-quoted also when it holds a comma."""
+    if isinstance(value, str):
+        if len(value) <= _SHORT:
+            return _short_cell(value)
+        return value if "," not in value and _plain_ok(value) else _quoted(value)
+    return _scalar(value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _short_cell(text: str) -> str:
+    return text if "," not in text and _plain_ok(text) else _quoted(text)

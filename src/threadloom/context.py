@@ -154,8 +154,10 @@ def _body(event: Event) -> tuple[str, JsonValue]:
     data = _fields(event)
     match event.type:
         case "tool_call":
-            arguments = data.get("arguments")
-            return "tool_call", {"intent": data.get("intent"), **(arguments if isinstance(arguments, dict) else {})}
+            intent, arguments = data.get("intent"), data.get("arguments")
+            if isinstance(intent, str) and _is_tag(intent) and isinstance(arguments, dict | None):
+                return intent, arguments or {}  # the tool's name says it was called: `<name_result>` answers
+            return "tool_call", {"intent": intent, **(arguments if isinstance(arguments, dict) else {})}
         case "tool_response":
             return f"{data.get('intent')}_result", data.get("result")
         case "error" if data.get("source") == "model":
@@ -178,6 +180,10 @@ def _body(event: Event) -> tuple[str, JsonValue]:
 def event_to_prompt(event: Event, *, format: Literal["xml", "yaml"] = "xml") -> str:
     """The default rendering of one event.
 
+    In `xml`, the event's tag around its body, a body of one line on the tag's line; in `yaml`, one
+    item of a list. A tool call is shown under the tool's name, with its arguments. Bodies are YAML
+    in which a list of like objects is a table (see `threadloom._yaml`).
+
     Example:
         ```python
         from threadloom import Event
@@ -186,22 +192,33 @@ def event_to_prompt(event: Event, *, format: Literal["xml", "yaml"] = "xml") -> 
         event = Event("slack_message", {"from": "@alex", "text": "deploy the backend"})
         assert event_to_prompt(event).splitlines() == [
             "<slack_message>",
-            '  from: "@alex"',
-            "  text: deploy the backend",
+            'from: "@alex"',
+            "text: deploy the backend",
             "</slack_message>",
         ]
         assert event_to_prompt(event, format="yaml").splitlines()[0] == "- slack_message:"
+        call = Event("tool_call", {"intent": "deploy_backend", "arguments": {"tag": "v1.2.3"}})
+        assert event_to_prompt(call) == "<deploy_backend>tag: v1.2.3</deploy_backend>"
         ```
     """
     tag, body = _body(event)
     if format == "yaml":
-        return dump_yaml([{tag: body}])
-    if isinstance(body, str):
-        # Text between tags needs no YAML quoting; the tags delimit it.
-        text = "\n".join(f"  {line}" if line else "" for line in body.splitlines())
-    else:
-        text = dump_yaml(body, indent=2)
-    return f"<{tag}>\n{text}\n</{tag}>"
+        # One item of the thread's list; not `dump_yaml([...])`, which could make a one-row table of it.
+        return "- " + dump_yaml({tag: body}, indent=2, tables=True)[2:]
+    # Text between tags needs no YAML quoting (the tags delimit it), nor indenting.
+    text = body if isinstance(body, str) else dump_yaml(body, tables=True)
+    if "\n" in text:
+        return f"<{tag}>\n{text}\n</{tag}>"
+    return f"<{tag}>{text}</{tag}>"
+
+
+_TAG = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
+
+
+@functools.lru_cache(maxsize=1024)
+def _is_tag(name: str) -> bool:
+    """Whether `name` can stand as an XML tag (a tool's name nearly always can)."""
+    return _TAG.fullmatch(name) is not None and not name.lower().startswith("xml")
 
 
 def thread_to_prompt(
@@ -526,7 +543,7 @@ def _to_messages(thread: Thread) -> list[Message]:
                 call = ToolCall(id=event.id, name=str(data.get("intent")), arguments=arguments)
                 out.append(Message("assistant", "", tool_calls=(call,)))
             case "tool_response":
-                out.append(_tool_message(data, dump_yaml(data.get("result"))))
+                out.append(_tool_message(data, dump_yaml(data.get("result"), tables=True)))
             case "error" if data.get("source") == "model":
                 out.append(Message("assistant", str(data.get("output", ""))))
                 out.append(Message("user", f"Your last answer could not be used: {data.get('message')}"))
