@@ -1,8 +1,10 @@
 """Rendering a thread for a model: formats, renderers, redaction, resolved errors, the token budget."""
 
 import json
+import re
 import string
 from collections.abc import Sequence
+from typing import cast
 
 import pytest
 from hypothesis import given, settings
@@ -299,6 +301,95 @@ def test_event_to_prompt_shapes() -> None:
     assert event_to_prompt(Event("error", {"intent": "ping", "message": "boom", "call_id": "ev_c"})) == (
         "<error>\nintent: ping\nmessage: boom\n</error>"
     )
+
+
+def test_a_list_of_like_objects_renders_as_a_table() -> None:
+    charges: JsonValue = [
+        {"charge_id": "ch_1", "amount": 649.0, "currency": "USD", "status": "captured"},
+        {"charge_id": "ch_2", "amount": 649.0, "currency": "USD", "status": "pending, then captured"},
+    ]
+    call = Event("tool_call", {"intent": "list_charges", "arguments": {"customer_id": "cus_1"}}, id="ev_c")
+    result = Event("tool_response", {"call_id": "ev_c", "intent": "list_charges", "result": charges})
+    thread = Thread([call, result])
+    assert only_content(Context().render(thread)) == (
+        "<list_charges>customer_id: cus_1</list_charges>\n\n"
+        "<list_charges_result>\n"
+        "[2]{charge_id,amount,currency,status}:\n"
+        "  ch_1,649.0,USD,captured\n"
+        '  ch_2,649.0,USD,"pending, then captured"\n'
+        "</list_charges_result>"
+    )
+    assert only_content(Context(format="yaml").render(thread)).splitlines() == [
+        "- list_charges:",
+        "    customer_id: cus_1",
+        "- list_charges_result[2]{charge_id,amount,currency,status}:",
+        "    ch_1,649.0,USD,captured",
+        '    ch_2,649.0,USD,"pending, then captured"',
+    ]
+    # a tool result message in the messages format is the same table
+    assert (
+        Context(format="messages").render(thread)[1].content.splitlines()[0] == "[2]{charge_id,amount,currency,status}:"
+    )
+
+
+def test_a_tool_call_whose_name_cannot_be_a_tag_keeps_the_tool_call_tag() -> None:
+    for name in ("get order", "1st", "xml_thing", "a<b"):
+        event = Event("tool_call", {"intent": name, "arguments": {"x": 1}})
+        assert event_to_prompt(event).startswith("<tool_call>\nintent: ")
+    assert event_to_prompt(Event("tool_call", {"intent": "ping", "arguments": {}})) == "<ping>{}</ping>"
+    assert event_to_prompt(Event("tool_call", {"intent": "ping"})) == "<ping>{}</ping>"
+
+
+_keys = st.sampled_from(["a", "name", "items", "x y", "date", "é", "k,1", "[b]", "n"])
+_leaves = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=12)
+    | st.sampled_from(["a,b", 'say "hi"', "x: y", "line\nbreak", "", " pad ", "null", "1", "ü, é", "</a>"])
+)
+_like_objects = st.lists(_keys, min_size=1, max_size=3, unique=True).flatmap(
+    lambda keys: st.lists(st.fixed_dictionaries(dict.fromkeys(keys, _leaves)), min_size=1, max_size=3).map(
+        lambda rows: cast(JsonValue, rows)
+    )
+)
+_data: st.SearchStrategy[JsonValue] = st.recursive(
+    _leaves | _like_objects,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_keys, inner, max_size=3) | _like_objects,
+    max_leaves=15,
+)
+
+
+def _leaf_texts(value: JsonValue) -> list[str]:
+    """How each scalar in `value` can appear in a rendering: as itself, or JSON-quoted."""
+    if isinstance(value, dict):
+        return [t for v in value.values() for t in _leaf_texts(v)]
+    if isinstance(value, list):
+        return [t for v in value for t in _leaf_texts(v)]
+    return [value if isinstance(value, str) else json.dumps(value)]
+
+
+@settings(max_examples=300, deadline=None)
+@given(_data, st.sampled_from(["note", "tool_response", "tool_call"]))
+def test_every_value_reaches_the_rendering(data: JsonValue, kind: str) -> None:
+    if kind == "tool_response":
+        event = Event(kind, {"call_id": "ev_c", "intent": "lookup", "result": data})
+    elif kind == "tool_call":
+        event = Event(kind, {"intent": "lookup", "arguments": data if isinstance(data, dict) else {"value": data}})
+    else:
+        event = Event(kind, data)
+    for fmt in ("xml", "yaml"):
+        text = event_to_prompt(event, format=fmt)
+        assert text == event_to_prompt(event, format=fmt)  # deterministic
+        for leaf in _leaf_texts(event.data if kind == "note" else data):
+            quoted = re.sub(  # JSON-quoted, with what YAML forbids raw escaped too
+                "[\x7f-\x9f\u2028\u2029\ufffe\uffff]",
+                lambda m: f"\\u{ord(m.group()):04x}",
+                json.dumps(leaf, ensure_ascii=False)[1:-1],
+            )
+            lines = leaf.split("\n")
+            assert leaf in text or quoted in text or all(line in text for line in lines), (leaf, text)
 
 
 # -- renderers -------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 import json
 import math
 import re
+from typing import cast
 
 import pytest
 from hypothesis import given, settings
@@ -483,10 +484,80 @@ def _split_key(content: str) -> tuple[str, str] | None:
     return key, rest
 
 
+def _header(content: str) -> tuple[str, int, list[str]] | None:
+    """`(key, rows, columns)` when `content` is a table header `key[N]{a,b}:`, else None."""
+    if not content.endswith("}:"):
+        return None
+    if content.startswith('"'):
+        key, after = _quoted(content)
+    else:
+        at = content.find("[")
+        if at < 0:
+            return None
+        key, after = content[:at], content[at:]
+        assert "{" not in key, f"a plain key {key!r} with a brace could read as a header"
+        if key:
+            assert _plain(key, False) == key
+    match = re.fullmatch(r"\[(0|[1-9][0-9]*)\]\{(.+)\}:", after)
+    if match is None:
+        return None
+    columns: list[str] = []
+    rest = match.group(2)
+    while True:
+        if rest.startswith('"'):
+            column, rest = _quoted(rest)
+        else:
+            column, _, tail = rest.partition(",")
+            assert not re.search(r'[{}\[\]"]', column), f"plain column {column!r} needs quotes"
+            assert _plain(column, False) == column
+            rest = "," + tail if _ else ""
+        columns.append(column)
+        if not rest:
+            break
+        assert rest.startswith(","), rest
+        rest = rest[1:]
+    assert len(set(columns)) == len(columns)
+    return key, int(match.group(1)), columns
+
+
+def _cells(row: str) -> list[JsonValue]:
+    """The cells of a table row: JSON-quoted, or plain scalars without a comma."""
+    cells: list[JsonValue] = []
+    while True:
+        if row.startswith('"'):
+            cell, row = _quoted(row)
+            cells.append(cell)
+        else:
+            text, _, tail = row.partition(",")
+            cells.append(_plain(text, False))
+            row = "," + tail if _ else ""
+        if not row:
+            return cells
+        assert row.startswith(","), row
+        row = row[1:]
+
+
+def _table(src: _Lines, indent: int, rows: int, columns: list[str]) -> list[JsonValue]:
+    """The `rows` lines below a header, each at `indent`, read into objects."""
+    out: list[JsonValue] = []
+    for _ in range(rows):
+        line = src.peek()
+        assert line is not None and _indent_of(line) == indent, (line, indent)
+        cells = _cells(line[indent:])
+        assert len(cells) == len(columns), (line, columns)
+        out.append(dict(zip(columns, cells, strict=True)))
+        src.i += 1
+    return out
+
+
 def _node(src: _Lines, indent: int) -> JsonValue:
     line = src.peek()
     assert line is not None and _indent_of(line) == indent, (line, indent)
     content = line[indent:]
+    if content.startswith("[") and (header := _header(content)) is not None:
+        assert header[0] == ""
+        src.i += 1
+        return _table(src, indent + 2, header[1], header[2])
     if content == "-" or content.startswith("- "):
         items: list[JsonValue] = []
         while (line := src.peek()) is not None and line[indent : indent + 1] == "-" and _indent_of(line) == indent:
@@ -494,16 +565,22 @@ def _node(src: _Lines, indent: int) -> JsonValue:
             if rest == "":
                 src.i += 1
                 items.append(_node(src, indent + 2))
-            elif rest.startswith("? ") or _split_key(rest) is not None:
+            elif rest.startswith("? ") or _header(rest) is not None or _split_key(rest) is not None:
                 src.lines[src.i] = " " * (indent + 2) + rest  # `- key: v` opens a mapping at indent + 2
                 items.append(_node(src, indent + 2))
             else:
                 src.i += 1
                 items.append(_scalar_or_block(rest, src, indent, False))
         return items
-    if content.startswith("? ") or (entry := _split_key(content)) is not None:
+    if content.startswith("? ") or _header(content) is not None or _split_key(content) is not None:
         mapping: dict[str, JsonValue] = {}
         while (line := src.peek()) is not None and _indent_of(line) == indent and line.strip():
+            if (header := _header(line[indent:])) is not None:
+                key, rows, columns = header
+                assert key not in mapping
+                src.i += 1
+                mapping[key] = _table(src, indent + 2, rows, columns)
+                continue
             if line[indent:].startswith("? "):
                 key = _scalar_or_block(line[indent + 2 :], src, indent, False)
                 assert isinstance(key, str)
@@ -581,3 +658,135 @@ def test_the_checker_catches_what_a_parser_would() -> None:
     with pytest.raises(AssertionError):
         _quoted('"a\x7fb"')
     assert _plain("...", False) == "..."
+
+
+# -- tables (tables=True, the context's bodies) ------------------------------------------------
+
+
+def _read(text: str) -> JsonValue:
+    """Reads back what `dump_yaml(..., tables=True)` writes: the YAML subset above, plus tables."""
+    src = _Lines(text)
+    value = _node(src, 0)
+    assert src.peek() is None, f"unread line {src.peek()!r}"
+    return value
+
+
+def test_a_list_of_like_objects_is_a_table() -> None:
+    value: JsonValue = {
+        "carrier": "UPS",
+        "events": [
+            {"at": "2026-11-10T09:00:00Z", "where": "Reno, NV", "what": "scanned"},
+            {"at": "2026-11-11T09:00:00Z", "where": "Salem, OR", "what": None},
+        ],
+    }
+    assert dump_yaml(value, tables=True).splitlines() == [
+        "carrier: UPS",
+        "events[2]{at,where,what}:",
+        '  "2026-11-10T09:00:00Z","Reno, NV",scanned',
+        '  "2026-11-11T09:00:00Z","Salem, OR",null',
+    ]
+    assert _read(dump_yaml(value, tables=True)) == value
+
+
+def test_cells_are_quoted_as_yaml_values_are_and_also_for_commas() -> None:
+    rows: JsonValue = [
+        {"s": "plain text", "num": 1, "f": 2.5, "b": True},
+        {"s": "a,b", "num": -3, "f": 1e-07, "b": False},
+        {"s": "1", "num": 0, "f": 0.0, "b": None},
+        {"s": "", "num": 10**20, "f": -1.5, "b": "true"},
+        {"s": 'say "hi"', "num": 2, "f": 3.0, "b": "line\nbreak"},
+        {"s": "a: b", "num": 2, "f": 3.0, "b": " padded "},
+    ]
+    assert dump_yaml(rows, tables=True).splitlines() == [
+        "[6]{s,num,f,b}:",
+        "  plain text,1,2.5,true",
+        '  "a,b",-3,1e-07,false',
+        '  "1",0,0.0,null',
+        '  "",100000000000000000000,-1.5,"true"',
+        '  say "hi",2,3.0,"line\\nbreak"',
+        '  "a: b",2,3.0," padded "',
+    ]
+    assert _read(dump_yaml(rows, tables=True)) == rows
+
+
+def test_what_is_not_a_table_stays_a_yaml_list() -> None:
+    assert dump_yaml([{"a": 1}, {"b": 1}], tables=True) == "- a: 1\n- b: 1"  # other keys
+    assert dump_yaml([{"a": [1]}, {"a": [2]}], tables=True) == "- a:\n    - 1\n- a:\n    - 2"  # not scalars
+    assert dump_yaml([{"a": 1}, 2], tables=True) == "- a: 1\n- 2"
+    assert dump_yaml([{}, {}], tables=True) == "- {}\n- {}"
+    assert dump_yaml({"k": []}, tables=True) == "k: []"
+    # same keys in another order: one table, cells in the header's order
+    assert dump_yaml([{"a": 1, "b": 2}, {"b": 3, "a": 4}], tables=True) == "[2]{a,b}:\n  1,2\n  4,3"
+
+
+def test_tables_nest_under_keys_and_list_items() -> None:
+    value: JsonValue = [{"order": 1, "items": [{"sku": "A", "qty": 2}]}, [{"x": 1}]]
+    assert dump_yaml(value, tables=True).splitlines() == [
+        "- order: 1",
+        "  items[1]{sku,qty}:",
+        "    A,2",
+        "-",
+        "  [1]{x}:",
+        "    1",
+    ]
+    assert _read(dump_yaml(value, tables=True)) == value
+
+
+def test_keys_that_could_read_as_a_header_are_quoted() -> None:
+    value: JsonValue = {"a[1]{b}": {"c": 1}, "x,y": [{"p,q": 1, "{r}": 2, "ok": 3}], "[": 1}
+    assert dump_yaml(value, tables=True).splitlines() == [
+        '"a[1]{b}":',
+        "  c: 1",
+        'x,y[1]{"p,q","{r}",ok}:',
+        "  1,2,3",
+        '"[": 1',
+    ]
+    assert _read(dump_yaml(value, tables=True)) == value
+
+
+_cell_texts = st.sampled_from(
+    ["a,b", ",", '"', 'a"b', "x: y", "a #b", "- a", "[1]{a}:", "{", "}", "null", "1", "1.5", "", " ", "\n", "a\nb",
+     "é, ü", "日本", "v1.2.3", "2026-09-14", "Reno, NV", "@a", "a\tb", "\x85", "k" * 70 + ",", "k" * 70]
+)  # fmt: skip
+_cells_scalars = _scalars | _cell_texts
+_table_keys = _texts | _cell_texts | st.sampled_from(["a[1]{b}", "[", "{x}", "k,"])
+_tables: st.SearchStrategy[JsonValue] = st.lists(_table_keys, min_size=1, max_size=4, unique=True).flatmap(
+    lambda keys: st.lists(
+        st.tuples(*[_cells_scalars] * len(keys)).map(lambda cells: dict(zip(keys, cells, strict=True))),
+        min_size=1,
+        max_size=4,
+    ).map(lambda rows: cast(JsonValue, rows))
+)
+_json_with_tables: st.SearchStrategy[JsonValue] = st.recursive(
+    _cells_scalars | _tables,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_table_keys, inner, max_size=4) | _tables,
+    max_leaves=20,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_json_with_tables)
+def test_tables_round_trip(value: JsonValue) -> None:
+    text = dump_yaml(value, tables=True)
+    assert _read(text) == value
+    assert dump_yaml(value, tables=True) == text  # deterministic
+
+
+@given(_json_with_tables, st.integers(min_value=0, max_value=6))
+def test_tables_indent_only_adds_leading_spaces(value: JsonValue, indent: int) -> None:
+    plain = dump_yaml(value, tables=True).split("\n")
+    indented = dump_yaml(value, indent=indent, tables=True).split("\n")
+    assert indented == [" " * indent + line if line else "" for line in plain]
+
+
+@given(_json)
+def test_without_tables_nothing_changes_where_no_table_fits(value: JsonValue) -> None:
+    def has_table(v: JsonValue) -> bool:
+        if isinstance(v, dict):
+            return any(has_table(x) for x in v.values()) or any("[" in k or "{" in k for k in v)
+        if isinstance(v, list):
+            return (bool(v) and all(isinstance(x, dict) and x for x in v)) or any(has_table(x) for x in v)
+        return False
+
+    if not has_table(value):
+        assert dump_yaml(value, tables=True) == dump_yaml(value)

@@ -139,7 +139,8 @@ def _emit(value: JsonValue, indent: int, tables: bool, out: list[str]) -> None:
             out.append(pad + "{}")
             return
         for key, item in value.items():
-            written = _key(key)
+            # With tables, `key[N]{...}:` is a header: a key with a bracket is quoted so it never reads as one.
+            written = _quoted_bracket_key(key) if tables else _key(key)
             if len(written) > _MAX_IMPLICIT_KEY:
                 out.append(f"{pad}? {written}")  # an explicit key: no length limit
                 _entry(pad + ":", item, indent, tables, out)
@@ -212,12 +213,17 @@ def _table(head: str, rows: list[JsonValue], columns: tuple[str, ...], indent: i
         out.append(pad + ",".join([_cell(row[key]) for key in columns]))
 
 
-_TABLE_SPECIAL = re.compile(r"[,{}\[\]]")
+_TABLE_SPECIAL = re.compile(r"[,{}\[\]\"]")
+
+
+@functools.lru_cache(maxsize=4096)
+def _quoted_bracket_key(key: str) -> str:
+    return _quoted(key) if "[" in key or "{" in key else _key(key)
 
 
 @functools.lru_cache(maxsize=4096)
 def _column(key: str) -> str:
-    """A header key: plain unless it could be misread there (a comma, a bracket, or what YAML quotes)."""
+    """A header key: plain unless it could be misread there (a comma, bracket or quote, or what YAML quotes)."""
     return key if _plain_ok(key) and not _TABLE_SPECIAL.search(key) else _quoted(key)
 
 
