@@ -524,6 +524,18 @@ def test_redact_default_keys_at_any_depth() -> None:
     ]
 
 
+def test_each_pattern_judges_keys_on_its_own() -> None:
+    # what one pattern remembered about a key never leaks into another's rendering
+    thread = Thread.start("config", {"alpha": "a1", "beta": "b1"})
+    for _ in range(2):
+        assert "a1" not in only_content(Context(redact="alp").render(thread))
+        assert "b1" in only_content(Context(redact="alp").render(thread))
+        assert "b1" not in only_content(Context(redact="bet").render(thread))
+        assert "a1" in only_content(Context(redact="bet").render(thread))
+        assert redact({"alpha": 1}, re.compile("bet")) == {"alpha": 1}
+        assert redact({"alpha": 1}, re.compile("alp")) == {"alpha": REDACTED}
+
+
 def test_redact_function() -> None:
     from threadloom.context import DEFAULT_SECRET_PATTERN
 

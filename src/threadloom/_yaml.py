@@ -61,9 +61,7 @@ def _scalar(value: JsonValue) -> str:
     if isinstance(value, float):
         return repr(value) if math.isfinite(value) else json.dumps(str(value))
     text = cast(str, value)
-    if len(text) <= _SHORT:
-        return _short_string(text)
-    return text if _plain_ok(text) else _quoted(text)
+    return _short_string(text) if len(text) <= _SHORT else _long_string(text)
 
 
 _SHORT = 64
@@ -72,6 +70,10 @@ _SHORT = 64
 
 @functools.lru_cache(maxsize=4096)
 def _short_string(text: str) -> str:
+    return text if _plain_ok(text) else _quoted(text)
+
+
+def _long_string(text: str) -> str:
     return text if _plain_ok(text) else _quoted(text)
 
 
@@ -92,6 +94,8 @@ def _key(key: str) -> str:
 
 def _block_ok(text: str) -> bool:
     """A multi-line string that reads back exactly as a `|` literal block (with the right chomping)."""
+    if "\n" not in text:
+        return False  # most strings: one line
     lines = text.split("\n")
     return (
         "\n" in text.rstrip("\n")
@@ -133,17 +137,22 @@ def dump_yaml(value: JsonValue, indent: int = 0, *, tables: bool = False) -> str
 
 def _emit(value: JsonValue, indent: int, tables: bool, out: list[str]) -> None:
     """Append the lines of `value`, indented by `indent`, to `out`."""
-    pad = " " * indent
+    pad = _PADS[indent] if indent < len(_PADS) else " " * indent
     if isinstance(value, dict):
         if not value:
             out.append(pad + "{}")
             return
+        # With tables, `key[N]{...}:` is a header: a key with a bracket is quoted so it never reads as one.
+        write_key = _quoted_bracket_key if tables else _key
         for key, item in value.items():
-            # With tables, `key[N]{...}:` is a header: a key with a bracket is quoted so it never reads as one.
-            written = _quoted_bracket_key(key) if tables else _key(key)
+            written = write_key(key)
             if len(written) > _MAX_IMPLICIT_KEY:
                 out.append(f"{pad}? {written}")  # an explicit key: no length limit
                 _entry(pad + ":", item, indent, tables, out)
+            elif isinstance(item, str) and "\n" not in item:  # most values: a one-line string, inline
+                out.append(f"{pad}{written}: {_short_string(item) if len(item) <= _SHORT else _long_string(item)}")
+            elif item is None or isinstance(item, _NUMBERS):
+                out.append(f"{pad}{written}: {_scalar(item)}")
             elif tables and isinstance(item, list) and item and (columns := _columns(item)) is not None:
                 _table(pad + written, item, columns, indent, out)
             else:
@@ -171,9 +180,14 @@ def _emit(value: JsonValue, indent: int, tables: bool, out: list[str]) -> None:
     out.append(pad + _scalar(value))
 
 
+_PADS = tuple(" " * n for n in range(32))
+_NUMBERS = (bool, int, float)
+_CONTAINERS = (dict, list)
+
+
 def _entry(head: str, item: JsonValue, indent: int, tables: bool, out: list[str]) -> None:
     """`head` (a `key:` or `-`) followed by `item`: inline when scalar, on the next lines when not."""
-    if isinstance(item, dict | list):
+    if isinstance(item, _CONTAINERS):
         if item:
             out.append(head)
             _emit(item, indent + 2, tables, out)
@@ -200,7 +214,7 @@ def _columns(rows: list[JsonValue]) -> tuple[str, ...] | None:
         if not isinstance(row, dict) or row.keys() != keys:
             return None
         for cell in row.values():
-            if isinstance(cell, dict | list):
+            if isinstance(cell, _CONTAINERS):
                 return None
     return tuple(keys)
 

@@ -117,13 +117,21 @@ def redact(value: JsonValue, pattern: re.Pattern[str] | None, keys: Collection[s
     """
     # A value with nothing to hide comes back as the same object, so that the renderer can keep
     # the original events (and skip rebuilding the thread) when no secret is in them.
+    return _redact(value, None if pattern is None else _secret_test(pattern), keys)
+
+
+_CONTAINERS = (dict, list)
+
+
+def _redact(value: JsonValue, is_secret: Callable[[str], bool] | None, keys: Collection[str]) -> JsonValue:
+    """`redact` with the pattern's test looked up once, not at every key."""
     if isinstance(value, dict):
         out: dict[str, JsonValue] | None = None
         for k, v in value.items():
-            if k in keys or (pattern is not None and _is_secret(pattern, k)):
+            if k in keys or (is_secret is not None and is_secret(k)):
                 new: JsonValue = REDACTED
-            elif isinstance(v, dict | list):
-                new = redact(v, pattern, keys)
+            elif isinstance(v, _CONTAINERS):  # a tuple: `dict | list` would build a union at every key
+                new = _redact(v, is_secret, keys)
             else:  # a scalar under a plain key: nothing below it to hide
                 if out is not None:
                     out[k] = v
@@ -134,15 +142,24 @@ def redact(value: JsonValue, pattern: re.Pattern[str] | None, keys: Collection[s
                 out[k] = new
         return value if out is None else out
     if isinstance(value, list):
-        items = [redact(v, pattern, keys) for v in value]
+        items = [_redact(v, is_secret, keys) for v in value]
         return value if all(a is b for a, b in zip(items, value, strict=True)) else items
     return value
 
 
-@functools.lru_cache(maxsize=4096)
-def _is_secret(pattern: re.Pattern[str], key: str) -> bool:
-    """Whether `pattern` marks `key` secret; remembered, since the same few keys recur in every event."""
-    return pattern.search(key) is not None
+@functools.lru_cache(maxsize=64)
+def _secret_test(pattern: re.Pattern[str]) -> Callable[[str], bool]:
+    """Whether `pattern` marks a key secret, remembered per key: the same few keys recur in every event.
+
+    One remembered test per pattern, since hashing a compiled pattern (to look a key up under it) costs
+    about as much as the search itself.
+    """
+
+    @functools.lru_cache(maxsize=4096)
+    def is_secret(key: str) -> bool:
+        return pattern.search(key) is not None
+
+    return is_secret
 
 
 def _fields(event: Event) -> dict[str, JsonValue]:
@@ -380,7 +397,7 @@ class Context:
                 del self._progress[next(iter(self._progress))]
             progress = _Progress(items)
         self._progress[id(items)] = progress
-        pattern = cast(re.Pattern[str] | None, self.redact)
+        is_secret = self._secret_test()
         hidden = progress.resolver.hidden
         fmt = cast(Literal["xml", "yaml"], self.format)
         sep = "\n\n" if self.format == "xml" else "\n"
@@ -388,7 +405,7 @@ class Context:
         for event in itertools.islice(items, progress.done, size):
             if self.hide_resolved_errors:
                 progress.resolver.feed(event)
-            data = redact(_without_model_record(event), pattern, self.secret_keys)
+            data = _redact(_without_model_record(event), is_secret, self.secret_keys)
             text = _default_text(
                 event if data is event.data else Event(event.type, data, id=event.id, at=event.at), fmt
             )
@@ -411,10 +428,14 @@ class Context:
             progress.text = whole
         return progress.text
 
+    def _secret_test(self) -> Callable[[str], bool] | None:
+        pattern = cast(re.Pattern[str] | None, self.redact)
+        return None if pattern is None else _secret_test(pattern)
+
     def _visible(self, thread: Thread) -> Thread:
         """The thread as the model may see it: resolved errors out, model records out, secrets redacted."""
         hidden = _resolved_errors(thread.events) if self.hide_resolved_errors else set[str]()
-        pattern = cast(re.Pattern[str] | None, self.redact)
+        is_secret = self._secret_test()
         cache = self._visible_cache
         events: list[Event] = []
         changed = bool(hidden)
@@ -425,7 +446,7 @@ class Context:
             if hit is not None and hit[0] is event:
                 shown: Event = hit[1]
             else:
-                data = redact(_without_model_record(event), pattern, self.secret_keys)
+                data = _redact(_without_model_record(event), is_secret, self.secret_keys)
                 shown = event if data is event.data else Event(event.type, data, id=event.id, at=event.at)
                 _remember(cache, event.id, (event, shown))
             changed = changed or shown is not event
