@@ -333,7 +333,7 @@ def test_a_list_of_like_objects_renders_as_a_table() -> None:
 
 
 def test_a_tool_call_whose_name_cannot_be_a_tag_keeps_the_tool_call_tag() -> None:
-    for name in ("get order", "1st", "xml_thing", "a<b"):
+    for name in ("get order", "1st", "xml_thing", "a<b", "error", "approval", "user_input", "lookup_result"):
         event = Event("tool_call", {"intent": name, "arguments": {"x": 1}})
         assert event_to_prompt(event).startswith("<tool_call>\nintent: ")
     assert event_to_prompt(Event("tool_call", {"intent": "ping", "arguments": {}})) == "<ping>{}</ping>"

@@ -21,7 +21,17 @@ from pydantic import JsonValue
 from ._yaml import dump_yaml
 from .events import Event, Thread, shared_items
 from .exceptions import ContextTooLarge, UserError
-from .state import model_record
+from .state import (
+    APPROVAL,
+    ERROR,
+    FAILED,
+    HUMAN_RESPONSE,
+    TOOL_CALL,
+    TOOL_RESPONSE,
+    TOOL_STARTED,
+    USER_INPUT,
+    model_record,
+)
 from .tokens import TokenCounter, count_messages, default_counter
 
 __all__ = [
@@ -230,12 +240,21 @@ def event_to_prompt(event: Event, *, format: Literal["xml", "yaml"] = "xml") -> 
 
 
 _TAG = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
+# Tags of threadloom's own events: a tool named like one is shown as `<tool_call>`, never mistaken for it.
+_OWN_TAGS = frozenset(
+    {USER_INPUT, TOOL_CALL, TOOL_STARTED, APPROVAL, TOOL_RESPONSE, ERROR, HUMAN_RESPONSE, FAILED, "wake_up"}
+)
 
 
 @functools.lru_cache(maxsize=1024)
 def _is_tag(name: str) -> bool:
-    """Whether `name` can stand as an XML tag (a tool's name nearly always can)."""
-    return _TAG.fullmatch(name) is not None and not name.lower().startswith("xml")
+    """Whether a tool call can be shown under the tool's name: a valid XML tag, not an event's, not a result's."""
+    return (
+        _TAG.fullmatch(name) is not None
+        and not name.lower().startswith("xml")
+        and name not in _OWN_TAGS
+        and not name.endswith("_result")
+    )
 
 
 def thread_to_prompt(
