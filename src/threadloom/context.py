@@ -291,11 +291,14 @@ def _thread_to_prompt(
 
 
 def _default_text(event: Event, format: Literal["xml", "yaml"]) -> str | None:
+    return event_to_prompt(event, format=format) if _shown(event) else None
+
+
+def _shown(event: Event) -> bool:
+    """Whether the default rendering shows `event` at all (decided before redacting it, which costs)."""
     if event.type == "tool_call" and _fields(event).get("prefetch"):
-        return None  # code made this call, not the model: its `<name_result>` says all (factor 13)
-    if event.type in _BOOKKEEPING:
-        return None
-    return event_to_prompt(event, format=format)
+        return False  # code made this call, not the model: its `<name_result>` says all (factor 13)
+    return event.type not in _BOOKKEEPING
 
 
 _Cache = dict[str, tuple[Event, Any]]
@@ -424,14 +427,15 @@ class Context:
         for event in itertools.islice(items, progress.done, size):
             if self.hide_resolved_errors:
                 progress.resolver.feed(event)
+            if not _shown(event):
+                continue
             data = _redact(_without_model_record(event), is_secret, self.secret_keys)
-            text = _default_text(
-                event if data is event.data else Event(event.type, data, id=event.id, at=event.at), fmt
+            text = event_to_prompt(
+                event if data is event.data else Event(event.type, data, id=event.id, at=event.at), format=fmt
             )
-            if text is not None:
-                progress.parts.append((event.id, text))
-                if event.id not in hidden:
-                    added.append(text)
+            progress.parts.append((event.id, text))
+            if event.id not in hidden:
+                added.append(text)
         progress.done = size
         if len(hidden) != progress.hidden_seen:  # errors were resolved: drop them (and their calls)
             progress.text = sep.join(text for event_id, text in progress.parts if event_id not in hidden)
