@@ -484,8 +484,11 @@ def _split_key(content: str) -> tuple[str, str] | None:
     return key, rest
 
 
-def _header(content: str) -> tuple[str, int, list[str]] | None:
-    """`(key, rows, columns)` when `content` is a table header `key[N]{a,b}:`, else None."""
+def _header(content: str) -> tuple[str, int, list[tuple[str, ...]]] | None:
+    """`(key, rows, paths)` when `content` is a table header `key[N]{a,b.c}:`, else None.
+
+    A plain column is a path into nested objects (`b.c`); a quoted one is a single key.
+    """
     if not content.endswith("}:"):
         return None
     if content.startswith('"'):
@@ -501,17 +504,19 @@ def _header(content: str) -> tuple[str, int, list[str]] | None:
     match = re.fullmatch(r"\[(0|[1-9][0-9]*)\]\{(.+)\}:", after)
     if match is None:
         return None
-    columns: list[str] = []
+    columns: list[tuple[str, ...]] = []
     rest = match.group(2)
     while True:
         if rest.startswith('"'):
             column, rest = _quoted(rest)
+            columns.append((column,))
         else:
             column, _, tail = rest.partition(",")
             assert not re.search(r'[{}\[\]"]', column), f"plain column {column!r} needs quotes"
-            assert _plain(column, False) == column
+            path = tuple(column.split("."))
+            assert all(_plain(step, False) == step for step in path)
+            columns.append(path)
             rest = "," + tail if _ else ""
-        columns.append(column)
         if not rest:
             break
         assert rest.startswith(","), rest
@@ -537,15 +542,24 @@ def _cells(row: str) -> list[JsonValue]:
         row = row[1:]
 
 
-def _table(src: _Lines, indent: int, rows: int, columns: list[str]) -> list[JsonValue]:
-    """The `rows` lines below a header, each at `indent`, read into objects."""
+def _table(src: _Lines, indent: int, rows: int, columns: list[tuple[str, ...]]) -> list[JsonValue]:
+    """The `rows` lines below a header, each at `indent`, read into (nested) objects."""
     out: list[JsonValue] = []
     for _ in range(rows):
         line = src.peek()
         assert line is not None and _indent_of(line) == indent, (line, indent)
         cells = _cells(line[indent:])
         assert len(cells) == len(columns), (line, columns)
-        out.append(dict(zip(columns, cells, strict=True)))
+        row: dict[str, JsonValue] = {}
+        for path, cell in zip(columns, cells, strict=True):
+            at = row
+            for key in path[:-1]:
+                inner = at.setdefault(key, {})
+                assert isinstance(inner, dict), f"{path} runs through a value"
+                at = inner
+            assert path[-1] not in at, f"{path} twice"
+            at[path[-1]] = cell
+        out.append(row)
         src.i += 1
     return out
 
@@ -744,15 +758,62 @@ def test_keys_that_could_read_as_a_header_are_quoted() -> None:
     assert _read(dump_yaml(value, tables=True)) == value
 
 
+def test_nested_objects_in_rows_are_flattened_into_dotted_columns() -> None:
+    issues: JsonValue = [
+        {"id": 1, "user": {"login": "ada", "id": 7}, "title": "a, b", "v1.2": True},
+        {"id": 2, "title": "c", "user": {"id": 8, "login": "bob"}, "v1.2": False},
+    ]
+    assert dump_yaml(issues, tables=True).splitlines() == [
+        '[2]{id,user.login,user.id,title,"v1.2"}:',  # a key with a dot is quoted: one key, not a path
+        '  1,ada,7,"a, b",true',
+        "  2,bob,8,c,false",
+    ]
+    assert _read(dump_yaml(issues, tables=True)) == issues
+    # not flattened: an empty object, a list inside, a key that cannot be a path step, other shapes
+    not_tables: list[JsonValue] = [
+        [{"a": {}}],
+        [{"a": {"b": [1]}}],
+        [{"a": {"b.c": 1}}],
+        [{"a": {"b": 1}}, {"a": {"c": 1}}],
+        [{"a": {"b": 1}}, {"a": 1}],
+        [{"a,b": {"c": 1}}],
+    ]
+    for rows in not_tables:
+        assert "]{" not in dump_yaml(rows, tables=True).split("\n")[0], rows
+        assert _read(dump_yaml(rows, tables=True)) == rows
+
+
 _cell_texts = st.sampled_from(
     ["a,b", ",", '"', 'a"b', "x: y", "a #b", "- a", "[1]{a}:", "{", "}", "null", "1", "1.5", "", " ", "\n", "a\nb",
      "é, ü", "日本", "v1.2.3", "2026-09-14", "Reno, NV", "@a", "a\tb", "\x85", "k" * 70 + ",", "k" * 70]
 )  # fmt: skip
 _cells_scalars = _scalars | _cell_texts
 _table_keys = _texts | _cell_texts | st.sampled_from(["a[1]{b}", "[", "{x}", "k,"])
-_tables: st.SearchStrategy[JsonValue] = st.lists(_table_keys, min_size=1, max_size=4, unique=True).flatmap(
-    lambda keys: st.lists(
-        st.tuples(*[_cells_scalars] * len(keys)).map(lambda cells: dict(zip(keys, cells, strict=True))),
+_row_shapes: st.SearchStrategy[JsonValue] = st.recursive(
+    st.just(cast(JsonValue, None)),  # a leaf: a scalar goes here
+    lambda inner: st.dictionaries(
+        _table_keys | st.sampled_from(["a", "b", "user", "a.b"]), inner, min_size=1, max_size=3
+    ),
+    max_leaves=6,
+).filter(lambda shape: isinstance(shape, dict))
+
+
+def _fill(shape: JsonValue, leaves: list[JsonValue]) -> JsonValue:
+    """`shape` with each None leaf replaced by the next of `leaves`."""
+    if isinstance(shape, dict):
+        return {k: _fill(v, leaves) for k, v in shape.items()}
+    return leaves.pop()
+
+
+def _count(shape: JsonValue) -> int:
+    return sum(_count(v) for v in shape.values()) if isinstance(shape, dict) else 1
+
+
+_tables: st.SearchStrategy[JsonValue] = _row_shapes.flatmap(
+    lambda shape: st.lists(
+        st.lists(_cells_scalars, min_size=_count(shape), max_size=_count(shape)).map(
+            lambda leaves: _fill(shape, cast(list[JsonValue], leaves))
+        ),
         min_size=1,
         max_size=4,
     ).map(lambda rows: cast(JsonValue, rows))

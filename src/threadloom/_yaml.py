@@ -12,8 +12,9 @@ then one row an object, cells separated by commas:
       SKU-2,"chair, black",1
 
 `[2]` is the number of rows. A cell is written as the same scalar a YAML value would be, and
-JSON-quoted when it also holds a comma; a header key is quoted when it is not a plain word. Every
-other value is written as plain YAML. A YAML parser still reads such a document without error, but
+JSON-quoted when it also holds a comma; a header key is quoted when it is not a plain word. Objects
+nested in the rows (with the same keys in every row) are flattened into dotted header paths,
+`user.login`, so a quoted header key is always one key. Every other value is written as plain YAML. A YAML parser still reads such a document without error, but
 reads a table as one string; `tests/test_yaml.py` has a reader for the whole format.
 """
 
@@ -204,30 +205,85 @@ def _entry(head: str, item: JsonValue, indent: int, tables: bool, out: list[str]
 # -- tables ------------------------------------------------------------------------------------
 
 
-def _columns(rows: list[JsonValue]) -> tuple[str, ...] | None:
-    """The keys of `rows` (not empty) when it can be a table: objects with the same keys, holding scalars."""
+Path = tuple[str, ...]
+"""Where a cell sits in its row: one key, or the keys down through nested objects."""
+
+
+def _columns(rows: list[JsonValue]) -> tuple[Path, ...] | None:
+    """The cells' paths when `rows` (not empty) can be a table, else None.
+
+    A table holds objects with the same keys and only scalars, or objects nested in them with the same
+    keys and only scalars again: a nested object's keys are flattened into the header with dots
+    (`user.login`), when every key on the way is a plain word without a dot.
+    """
     first = rows[0]
     if not isinstance(first, dict) or not first:
         return None
     keys = first.keys()
+    nested = False
     for row in rows:
         if not isinstance(row, dict) or row.keys() != keys:
             return None
         for cell in row.values():
-            if isinstance(cell, _CONTAINERS):
+            if isinstance(cell, list):
                 return None
-    return tuple(keys)
+            if isinstance(cell, dict):
+                nested = True
+    if not nested:
+        return tuple((key,) for key in keys)
+    paths = _paths(first, ())
+    if paths is None:
+        return None
+    shape = set(paths)
+    for row in rows:
+        found = _paths(cast(dict[str, JsonValue], row), ())
+        if found is None or len(found) != len(paths) or set(found) != shape:
+            return None
+    return paths
 
 
-def _table(head: str, rows: list[JsonValue], columns: tuple[str, ...], indent: int, out: list[str]) -> None:
+def _paths(row: dict[str, JsonValue], prefix: Path) -> tuple[Path, ...] | None:
+    """The path of every scalar in `row`, or None when a list, an empty object or an unsafe key is in it."""
+    out: list[Path] = []
+    for key, value in row.items():
+        if isinstance(value, dict):
+            if not value or not _segment_ok(key):
+                return None
+            inner = _paths(value, (*prefix, key))
+            if inner is None:
+                return None
+            out.extend(inner)
+        elif isinstance(value, list):
+            return None
+        else:
+            if prefix and not _segment_ok(key):
+                return None
+            out.append((*prefix, key))
+    return tuple(out)
+
+
+def _segment_ok(key: str) -> bool:
+    """Whether `key` can be one step of a dotted header path: a plain column name without a dot."""
+    return "." not in key and _column(key) == key
+
+
+def _table(head: str, rows: list[JsonValue], columns: tuple[Path, ...], indent: int, out: list[str]) -> None:
     """`head[N]{a,b}:` and one row an object below it, cells in the header's order."""
-    out.append(f"{head}[{len(rows)}]{{{','.join(map(_column, columns))}}}:")
+    header = ",".join(_column(path[0]) if len(path) == 1 else ".".join(path) for path in columns)
+    out.append(f"{head}[{len(rows)}]{{{header}}}:")
     pad = " " * (indent + 2)
     for row in cast(list[dict[str, JsonValue]], rows):
-        out.append(pad + ",".join([_cell(row[key]) for key in columns]))
+        out.append(pad + ",".join([_cell(_at(row, path)) for path in columns]))
 
 
-_TABLE_SPECIAL = re.compile(r"[,{}\[\]\"]")
+def _at(row: dict[str, JsonValue], path: Path) -> JsonValue:
+    value: JsonValue = row[path[0]]
+    for key in path[1:]:
+        value = cast(dict[str, JsonValue], value)[key]
+    return value
+
+
+_TABLE_SPECIAL = re.compile(r"[,.{}\[\]\"]")
 
 
 @functools.lru_cache(maxsize=4096)
@@ -237,7 +293,10 @@ def _quoted_bracket_key(key: str) -> str:
 
 @functools.lru_cache(maxsize=4096)
 def _column(key: str) -> str:
-    """A header key: plain unless it could be misread there (a comma, bracket or quote, or what YAML quotes)."""
+    """A header key: plain unless a comma, dot, bracket or quote (or what YAML quotes) could misread it.
+
+    A quoted key is always one key, never a dotted path.
+    """
     return key if _plain_ok(key) and not _TABLE_SPECIAL.search(key) else _quoted(key)
 
 
