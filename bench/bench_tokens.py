@@ -176,6 +176,23 @@ def wire_json(messages: list[Message]) -> str:
     return json.dumps([m.to_dict() for m in messages], ensure_ascii=False)
 
 
+def values_only(thread: Thread, counter: TokenCounter) -> int:
+    """Tokens of every value the model must read, one a line, with no key, no event name, no structure.
+
+    A floor for any rendering that keeps every value: keys, event names and separators come on top.
+    """
+    hidden = {"call_id", "policy", "prefetch", "model", "idempotency_key"}
+
+    def leaves(value: JsonValue) -> list[str]:
+        if isinstance(value, dict):
+            return [leaf for k, v in value.items() if k not in hidden for leaf in leaves(v)]
+        if isinstance(value, list):
+            return [leaf for v in value for leaf in leaves(v)]
+        return [] if value is None else [str(value)]
+
+    return counter.count("\n".join(leaf for e in thread.events if e.type != "tool_started" for leaf in leaves(e.data)))
+
+
 def measure(counter: TokenCounter) -> dict[str, dict[str, dict[str, int]]]:
     out: dict[str, dict[str, dict[str, int]]] = {}
     for name, thread in (("deploy bot", deploy_bot_thread()), ("support, 50 steps", support_thread())):
@@ -221,6 +238,18 @@ def run(results: dict[str, dict[str, dict[str, int]]] | None = None) -> str:
                 f"| {name} | {counts['events']} | {label} | {counts['model']:,} | {model_saving:.0%} "
                 f"| {counts['json']:,} | {json_saving:.0%} |"
             )
+    floors: list[str] = []
+    for name, thread in (("deploy bot", deploy_bot_thread()), ("support, 50 steps", support_thread())):
+        if name in results:
+            floor = values_only(thread, counter)
+            floors.append(f"{name} {floor:,} ({floor / results[name]['chat_json']['model']:.0%})")
+    lines += [
+        "",
+        "The values alone, one a line with no key, event name or structure, are about the least any rendering",
+        f"that keeps every value can cost (tokens, and the share of the baseline's model count): {'; '.join(floors)}.",
+        "XML and YAML bodies write lists of like objects as tables (keys once, one row an object); see",
+        "docs/03-own-your-context-window.md.",
+    ]
     return "\n".join(lines)
 
 

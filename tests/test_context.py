@@ -1,8 +1,10 @@
 """Rendering a thread for a model: formats, renderers, redaction, resolved errors, the token budget."""
 
 import json
+import re
 import string
 from collections.abc import Sequence
+from typing import cast
 
 import pytest
 from hypothesis import given, settings
@@ -55,33 +57,26 @@ def deploy_thread() -> Thread:
 
 DEPLOY_XML = """\
 <slack_message>
-  from: "@alex"
-  channel: "#deploys"
-  text: deploy the backend to production
+from: "@alex"
+channel: "#deploys"
+text: deploy the backend to production
 </slack_message>
 
 <list_git_tags_result>
-  - v1.2.3
-  - v1.2.2
+- v1.2.3
+- v1.2.2
 </list_git_tags_result>
 
-<tool_call>
-  intent: deploy_backend
-  tag: v1.2.3
-  environment: production
-</tool_call>
+<deploy_backend>
+tag: v1.2.3
+environment: production
+</deploy_backend>
 
-<approval>
-  approved: true
-</approval>
+<approval>approved: true</approval>
 
-<deploy_backend_result>
-  deployed v1.2.3 to production
-</deploy_backend_result>
+<deploy_backend_result>deployed v1.2.3 to production</deploy_backend_result>
 
-<done_for_now>
-  message: Deployed v1.2.3 to production.
-</done_for_now>"""
+<done_for_now>message: Deployed v1.2.3 to production.</done_for_now>"""
 
 DEPLOY_YAML = """\
 - slack_message:
@@ -91,8 +86,7 @@ DEPLOY_YAML = """\
 - list_git_tags_result:
     - v1.2.3
     - v1.2.2
-- tool_call:
-    intent: deploy_backend
+- deploy_backend:
     tag: v1.2.3
     environment: production
 - approval:
@@ -147,8 +141,8 @@ def test_messages_format() -> None:
         {"role": "system", "content": "sys"},
         {
             "role": "user",
-            "content": '<slack_message>\n  from: "@alex"\n  channel: "#deploys"\n'
-            "  text: deploy the backend to production\n</slack_message>",
+            "content": '<slack_message>\nfrom: "@alex"\nchannel: "#deploys"\n'
+            "text: deploy the backend to production\n</slack_message>",
         },
         {
             "role": "assistant",
@@ -210,7 +204,7 @@ def test_messages_format_user_input_and_human_answers() -> None:
             "content": '{"intent": "request_human_input", "question": "which tag?", "urgency": "high"}',
         },
         {"role": "user", "content": "v1.2.3"},
-        {"role": "user", "content": "<user_input>\n  text: and hurry\n  channel: cli\n</user_input>"},
+        {"role": "user", "content": "<user_input>\ntext: and hurry\nchannel: cli\n</user_input>"},
     ]
 
 
@@ -254,15 +248,15 @@ def test_a_rejection_is_a_tool_message_with_the_feedback() -> None:
 
 def test_a_rejection_in_xml() -> None:
     assert only_content(Context().render(rejected_thread())) == (
-        "<user_input>\n  text: deploy\n</user_input>\n\n"
-        "<tool_call>\n  intent: deploy_backend\n  tag: v1.2.3\n</tool_call>\n\n"
-        "<approval>\n  approved: false\n  feedback: not on a friday\n</approval>"
+        "<user_input>text: deploy</user_input>\n\n"
+        "<deploy_backend>tag: v1.2.3</deploy_backend>\n\n"
+        "<approval>\napproved: false\nfeedback: not on a friday\n</approval>"
     )
 
 
 def test_an_approval_with_edits_shows_them() -> None:
     event = Event("approval", {"call_id": "ev_c", "approved": True, "edits": {"tag": "v1.2.2"}})
-    assert event_to_prompt(event) == "<approval>\n  approved: true\n  edits:\n    tag: v1.2.2\n</approval>"
+    assert event_to_prompt(event) == "<approval>\napproved: true\nedits:\n  tag: v1.2.2\n</approval>"
     assert event_to_prompt(event, format="yaml") == "- approval:\n    approved: true\n    edits:\n      tag: v1.2.2"
 
 
@@ -284,7 +278,7 @@ def test_a_model_output_error_becomes_assistant_output_and_a_user_error() -> Non
         {"role": "user", "content": "Your last answer could not be used: not JSON"},
     ]
     assert only_content(Context().render(model_error_thread(then_valid=False))) == (
-        "<user_input>\n  text: hi\n</user_input>\n\n<error>\n  your last answer could not be used: not JSON\n</error>"
+        "<user_input>text: hi</user_input>\n\n<error>your last answer could not be used: not JSON</error>"
     )
 
 
@@ -296,17 +290,106 @@ def test_unknown_format_is_a_user_error() -> None:
 
 
 def test_event_to_prompt_shapes() -> None:
-    assert event_to_prompt(Event("tick")) == "<tick>\n  null\n</tick>"
-    assert event_to_prompt(Event("note", "line one\n\nline three")) == "<note>\n  line one\n\n  line three\n</note>"
+    assert event_to_prompt(Event("tick")) == "<tick>null</tick>"
+    assert event_to_prompt(Event("note", "line one\n\nline three")) == "<note>\nline one\n\nline three\n</note>"
     assert event_to_prompt(Event("human_response", {"request_id": "ev_q", "text": "yes"})) == (
-        "<human_response>\n  yes\n</human_response>"
+        "<human_response>yes</human_response>"
     )
     # internal keys are left out of other events
     event = Event("failed", {"reason": "too many errors", "source": "loop", "detail": "ping"})
-    assert event_to_prompt(event) == "<failed>\n  detail: ping\n</failed>"
+    assert event_to_prompt(event) == "<failed>detail: ping</failed>"
     assert event_to_prompt(Event("error", {"intent": "ping", "message": "boom", "call_id": "ev_c"})) == (
-        "<error>\n  intent: ping\n  message: boom\n</error>"
+        "<error>\nintent: ping\nmessage: boom\n</error>"
     )
+
+
+def test_a_list_of_like_objects_renders_as_a_table() -> None:
+    charges: JsonValue = [
+        {"charge_id": "ch_1", "amount": 649.0, "currency": "USD", "status": "captured"},
+        {"charge_id": "ch_2", "amount": 649.0, "currency": "USD", "status": "pending, then captured"},
+    ]
+    call = Event("tool_call", {"intent": "list_charges", "arguments": {"customer_id": "cus_1"}}, id="ev_c")
+    result = Event("tool_response", {"call_id": "ev_c", "intent": "list_charges", "result": charges})
+    thread = Thread([call, result])
+    assert only_content(Context().render(thread)) == (
+        "<list_charges>customer_id: cus_1</list_charges>\n\n"
+        "<list_charges_result>\n"
+        "[2]{charge_id,amount,currency,status}:\n"
+        "  ch_1,649.0,USD,captured\n"
+        '  ch_2,649.0,USD,"pending, then captured"\n'
+        "</list_charges_result>"
+    )
+    assert only_content(Context(format="yaml").render(thread)).splitlines() == [
+        "- list_charges:",
+        "    customer_id: cus_1",
+        "- list_charges_result[2]{charge_id,amount,currency,status}:",
+        "    ch_1,649.0,USD,captured",
+        '    ch_2,649.0,USD,"pending, then captured"',
+    ]
+    # a tool result message in the messages format is the same table
+    assert (
+        Context(format="messages").render(thread)[1].content.splitlines()[0] == "[2]{charge_id,amount,currency,status}:"
+    )
+
+
+def test_a_tool_call_whose_name_cannot_be_a_tag_keeps_the_tool_call_tag() -> None:
+    for name in ("get order", "1st", "xml_thing", "a<b", "error", "approval", "user_input", "lookup_result"):
+        event = Event("tool_call", {"intent": name, "arguments": {"x": 1}})
+        assert event_to_prompt(event).startswith("<tool_call>\nintent: ")
+    assert event_to_prompt(Event("tool_call", {"intent": "ping", "arguments": {}})) == "<ping>{}</ping>"
+    assert event_to_prompt(Event("tool_call", {"intent": "ping"})) == "<ping>{}</ping>"
+
+
+_keys = st.sampled_from(["a", "name", "items", "x y", "date", "é", "k,1", "[b]", "n"])
+_leaves = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=12)
+    | st.sampled_from(["a,b", 'say "hi"', "x: y", "line\nbreak", "", " pad ", "null", "1", "ü, é", "</a>"])
+)
+_like_objects = st.lists(_keys, min_size=1, max_size=3, unique=True).flatmap(
+    lambda keys: st.lists(st.fixed_dictionaries(dict.fromkeys(keys, _leaves)), min_size=1, max_size=3).map(
+        lambda rows: cast(JsonValue, rows)
+    )
+)
+_data: st.SearchStrategy[JsonValue] = st.recursive(
+    _leaves | _like_objects,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_keys, inner, max_size=3) | _like_objects,
+    max_leaves=15,
+)
+
+
+def _leaf_texts(value: JsonValue) -> list[str]:
+    """How each scalar in `value` can appear in a rendering: as itself, or JSON-quoted."""
+    if isinstance(value, dict):
+        return [t for v in value.values() for t in _leaf_texts(v)]
+    if isinstance(value, list):
+        return [t for v in value for t in _leaf_texts(v)]
+    return [value if isinstance(value, str) else json.dumps(value)]
+
+
+@settings(max_examples=300, deadline=None)
+@given(_data, st.sampled_from(["note", "tool_response", "tool_call"]))
+def test_every_value_reaches_the_rendering(data: JsonValue, kind: str) -> None:
+    if kind == "tool_response":
+        event = Event(kind, {"call_id": "ev_c", "intent": "lookup", "result": data})
+    elif kind == "tool_call":
+        event = Event(kind, {"intent": "lookup", "arguments": data if isinstance(data, dict) else {"value": data}})
+    else:
+        event = Event(kind, data)
+    for fmt in ("xml", "yaml"):
+        text = event_to_prompt(event, format=fmt)
+        assert text == event_to_prompt(event, format=fmt)  # deterministic
+        for leaf in _leaf_texts(event.data if kind == "note" else data):
+            quoted = re.sub(  # JSON-quoted, with what YAML forbids raw escaped too
+                "[\x7f-\x9f\u2028\u2029\ufffe\uffff]",
+                lambda m: f"\\u{ord(m.group()):04x}",
+                json.dumps(leaf, ensure_ascii=False)[1:-1],
+            )
+            lines = leaf.split("\n")
+            assert leaf in text or quoted in text or all(line in text for line in lines), (leaf, text)
 
 
 # -- renderers -------------------------------------------------------------------------------
@@ -324,9 +407,9 @@ def test_custom_renderers_replace_and_hide_events() -> None:
     context = Context(renderers={"slack_message": slack, "approval": hide, "tool_call": hide})
     assert only_content(context.render(deploy_thread())) == (
         "[slack] @alex: deploy the backend to production\n\n"
-        "<list_git_tags_result>\n  - v1.2.3\n  - v1.2.2\n</list_git_tags_result>\n\n"
-        "<deploy_backend_result>\n  deployed v1.2.3 to production\n</deploy_backend_result>\n\n"
-        "<done_for_now>\n  message: Deployed v1.2.3 to production.\n</done_for_now>"
+        "<list_git_tags_result>\n- v1.2.3\n- v1.2.2\n</list_git_tags_result>\n\n"
+        "<deploy_backend_result>deployed v1.2.3 to production</deploy_backend_result>\n\n"
+        "<done_for_now>message: Deployed v1.2.3 to production.</done_for_now>"
     )
 
 
@@ -436,9 +519,21 @@ def test_redact_default_keys_at_any_depth() -> None:
         '    credentials: "[REDACTED]"',
         "    list:",
         "      - password",
-        "      - deep:",
-        '          - passphrase: "[REDACTED]"',
+        "      - deep[1]{passphrase}:",
+        '          "[REDACTED]"',
     ]
+
+
+def test_each_pattern_judges_keys_on_its_own() -> None:
+    # what one pattern remembered about a key never leaks into another's rendering
+    thread = Thread.start("config", {"alpha": "a1", "beta": "b1"})
+    for _ in range(2):
+        assert "a1" not in only_content(Context(redact="alp").render(thread))
+        assert "b1" in only_content(Context(redact="alp").render(thread))
+        assert "b1" not in only_content(Context(redact="bet").render(thread))
+        assert "a1" in only_content(Context(redact="bet").render(thread))
+        assert redact({"alpha": 1}, re.compile("bet")) == {"alpha": 1}
+        assert redact({"alpha": 1}, re.compile("alp")) == {"alpha": REDACTED}
 
 
 def test_redact_function() -> None:
@@ -622,9 +717,7 @@ def retried_thread() -> Thread:
 def test_resolved_errors_and_their_failed_calls_are_hidden() -> None:
     thread = retried_thread()
     assert only_content(Context().render(thread)) == (
-        "<user_input>\n  text: check the api\n</user_input>\n\n"
-        "<tool_call>\n  intent: ping\n  host: b\n</tool_call>\n\n"
-        "<ping_result>\n  ok: true\n</ping_result>"
+        "<user_input>text: check the api</user_input>\n\n<ping>host: b</ping>\n\n<ping_result>ok: true</ping_result>"
     )
     messages = Context(format="messages").render(thread)
     assert [m.to_dict() for m in messages] == [
@@ -663,12 +756,12 @@ def test_one_context_renders_a_growing_thread_and_its_older_versions_as_a_fresh_
 def test_hide_resolved_errors_false_shows_everything() -> None:
     thread = retried_thread()
     assert only_content(Context(hide_resolved_errors=False).render(thread)) == (
-        "<user_input>\n  text: check the api\n</user_input>\n\n"
-        "<tool_call>\n  intent: ping\n  host: a\n</tool_call>\n\n"
-        "<error>\n  intent: ping\n  message: refused\n</error>\n\n"
-        "<error>\n  your last answer could not be used: not JSON\n</error>\n\n"
-        "<tool_call>\n  intent: ping\n  host: b\n</tool_call>\n\n"
-        "<ping_result>\n  ok: true\n</ping_result>"
+        "<user_input>text: check the api</user_input>\n\n"
+        "<ping>host: a</ping>\n\n"
+        "<error>\nintent: ping\nmessage: refused\n</error>\n\n"
+        "<error>your last answer could not be used: not JSON</error>\n\n"
+        "<ping>host: b</ping>\n\n"
+        "<ping_result>ok: true</ping_result>"
     )
     messages = render(thread, format="messages", hide_resolved_errors=False)
     assert [m.to_dict() for m in messages] == [
@@ -706,11 +799,11 @@ def test_an_unresolved_error_is_still_shown() -> None:
         ]
     )
     assert only_content(Context().render(thread)) == (
-        "<user_input>\n  text: go\n</user_input>\n\n"
-        "<tool_call>\n  intent: ping\n</tool_call>\n\n"
-        "<error>\n  intent: ping\n  message: timeout\n</error>\n\n"
-        "<tool_call>\n  intent: fetch\n</tool_call>\n\n"
-        "<fetch_result>\n  page\n</fetch_result>"
+        "<user_input>text: go</user_input>\n\n"
+        "<ping>{}</ping>\n\n"
+        "<error>\nintent: ping\nmessage: timeout\n</error>\n\n"
+        "<fetch>{}</fetch>\n\n"
+        "<fetch_result>page</fetch_result>"
     )
     messages = Context(format="messages").render(thread)
     assert contents(messages) == ["go", "", "error: timeout", "", "page"]
@@ -719,7 +812,7 @@ def test_an_unresolved_error_is_still_shown() -> None:
 
 def test_model_output_errors_are_hidden_after_a_valid_model_event() -> None:
     assert only_content(Context().render(model_error_thread(then_valid=True))) == (
-        "<user_input>\n  text: hi\n</user_input>\n\n<done_for_now>\n  message: hello\n</done_for_now>"
+        "<user_input>text: hi</user_input>\n\n<done_for_now>message: hello</done_for_now>"
     )
     messages = Context(format="messages").render(model_error_thread(then_valid=True))
     assert contents(messages) == ["hi", '{"intent": "done_for_now", "message": "hello"}']
@@ -759,7 +852,7 @@ class CharCounter:
 
 def test_within_budget_renders_as_usual() -> None:
     thread = Thread.start("user_input", {"text": "hi"})
-    content = "<user_input>\n  text: hi\n</user_input>"
+    content = "<user_input>text: hi</user_input>"
     size = 4 + len(content)
     messages = Context(max_tokens=size, counter=CharCounter()).render(thread)
     assert contents(messages) == [content]
@@ -767,7 +860,7 @@ def test_within_budget_renders_as_usual() -> None:
 
 def test_over_budget_without_compact_raises() -> None:
     thread = Thread.start("user_input", {"text": "hi"}, channel="cli")
-    size = 4 + len("<user_input>\n  text: hi\n</user_input>")
+    size = 4 + len("<user_input>text: hi</user_input>")
     with pytest.raises(ContextTooLarge, match="pass compact=") as info:
         Context(max_tokens=size - 1, counter=CharCounter()).render(thread)
     assert info.value.tokens == size
@@ -776,7 +869,7 @@ def test_over_budget_without_compact_raises() -> None:
 
 def test_the_system_message_counts() -> None:
     thread = Thread.start("user_input", {"text": "hi"})
-    size = 4 + len("<user_input>\n  text: hi\n</user_input>")
+    size = 4 + len("<user_input>text: hi</user_input>")
     with pytest.raises(ContextTooLarge) as info:
         Context(max_tokens=size, counter=CharCounter()).render(thread, system="sys")
     assert info.value.tokens == size + 4 + 3
@@ -799,7 +892,7 @@ def test_compact_is_called_once_and_its_thread_is_used() -> None:
     thread = long_thread()
     context = Context(max_tokens=50, compact=compact, counter=CharCounter())
     messages = context.render(thread)
-    assert contents(messages) == ["<user_input>\n  text: short\n</user_input>"]
+    assert contents(messages) == ["<user_input>text: short</user_input>"]
     assert len(calls) == 1 and calls[0] is thread  # the hook gets the thread itself
 
 
@@ -824,7 +917,7 @@ def test_still_over_after_compact_raises() -> None:
     with pytest.raises(ContextTooLarge, match="compact= hook shorten more") as info:
         Context(max_tokens=10, compact=compact, counter=CharCounter()).render(long_thread())
     assert len(calls) == 1
-    assert info.value.tokens == 4 + len("<user_input>\n  text: short\n</user_input>")
+    assert info.value.tokens == 4 + len("<user_input>text: short</user_input>")
     assert info.value.max_tokens == 10
 
 

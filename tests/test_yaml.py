@@ -3,6 +3,7 @@
 import json
 import math
 import re
+from typing import cast
 
 import pytest
 from hypothesis import given, settings
@@ -483,10 +484,94 @@ def _split_key(content: str) -> tuple[str, str] | None:
     return key, rest
 
 
+def _header(content: str) -> tuple[str, int, list[tuple[str, ...]]] | None:
+    """`(key, rows, paths)` when `content` is a table header `key[N]{a,b.c}:`, else None.
+
+    A plain column is a path into nested objects (`b.c`); a quoted one is a single key.
+    """
+    if not content.endswith("}:"):
+        return None
+    if content.startswith('"'):
+        key, after = _quoted(content)
+    else:
+        at = content.find("[")
+        if at < 0:
+            return None
+        key, after = content[:at], content[at:]
+        assert "{" not in key, f"a plain key {key!r} with a brace could read as a header"
+        if key:
+            assert _plain(key, False) == key
+    match = re.fullmatch(r"\[(0|[1-9][0-9]*)\]\{(.+)\}:", after)
+    if match is None:
+        return None
+    columns: list[tuple[str, ...]] = []
+    rest = match.group(2)
+    while True:
+        if rest.startswith('"'):
+            column, rest = _quoted(rest)
+            columns.append((column,))
+        else:
+            column, _, tail = rest.partition(",")
+            assert not re.search(r'[{}\[\]"]', column), f"plain column {column!r} needs quotes"
+            path = tuple(column.split("."))
+            assert all(_plain(step, False) == step for step in path)
+            columns.append(path)
+            rest = "," + tail if _ else ""
+        if not rest:
+            break
+        assert rest.startswith(","), rest
+        rest = rest[1:]
+    assert len(set(columns)) == len(columns)
+    return key, int(match.group(1)), columns
+
+
+def _cells(row: str) -> list[JsonValue]:
+    """The cells of a table row: JSON-quoted, or plain scalars without a comma."""
+    cells: list[JsonValue] = []
+    while True:
+        if row.startswith('"'):
+            cell, row = _quoted(row)
+            cells.append(cell)
+        else:
+            text, _, tail = row.partition(",")
+            cells.append(_plain(text, False))
+            row = "," + tail if _ else ""
+        if not row:
+            return cells
+        assert row.startswith(","), row
+        row = row[1:]
+
+
+def _table(src: _Lines, indent: int, rows: int, columns: list[tuple[str, ...]]) -> list[JsonValue]:
+    """The `rows` lines below a header, each at `indent`, read into (nested) objects."""
+    out: list[JsonValue] = []
+    for _ in range(rows):
+        line = src.peek()
+        assert line is not None and _indent_of(line) == indent, (line, indent)
+        cells = _cells(line[indent:])
+        assert len(cells) == len(columns), (line, columns)
+        row: dict[str, JsonValue] = {}
+        for path, cell in zip(columns, cells, strict=True):
+            at = row
+            for key in path[:-1]:
+                inner = at.setdefault(key, {})
+                assert isinstance(inner, dict), f"{path} runs through a value"
+                at = inner
+            assert path[-1] not in at, f"{path} twice"
+            at[path[-1]] = cell
+        out.append(row)
+        src.i += 1
+    return out
+
+
 def _node(src: _Lines, indent: int) -> JsonValue:
     line = src.peek()
     assert line is not None and _indent_of(line) == indent, (line, indent)
     content = line[indent:]
+    if content.startswith("[") and (header := _header(content)) is not None:
+        assert header[0] == ""
+        src.i += 1
+        return _table(src, indent + 2, header[1], header[2])
     if content == "-" or content.startswith("- "):
         items: list[JsonValue] = []
         while (line := src.peek()) is not None and line[indent : indent + 1] == "-" and _indent_of(line) == indent:
@@ -494,16 +579,22 @@ def _node(src: _Lines, indent: int) -> JsonValue:
             if rest == "":
                 src.i += 1
                 items.append(_node(src, indent + 2))
-            elif rest.startswith("? ") or _split_key(rest) is not None:
+            elif rest.startswith("? ") or _header(rest) is not None or _split_key(rest) is not None:
                 src.lines[src.i] = " " * (indent + 2) + rest  # `- key: v` opens a mapping at indent + 2
                 items.append(_node(src, indent + 2))
             else:
                 src.i += 1
                 items.append(_scalar_or_block(rest, src, indent, False))
         return items
-    if content.startswith("? ") or (entry := _split_key(content)) is not None:
+    if content.startswith("? ") or _header(content) is not None or _split_key(content) is not None:
         mapping: dict[str, JsonValue] = {}
         while (line := src.peek()) is not None and _indent_of(line) == indent and line.strip():
+            if (header := _header(line[indent:])) is not None:
+                key, rows, columns = header
+                assert key not in mapping
+                src.i += 1
+                mapping[key] = _table(src, indent + 2, rows, columns)
+                continue
             if line[indent:].startswith("? "):
                 key = _scalar_or_block(line[indent + 2 :], src, indent, False)
                 assert isinstance(key, str)
@@ -581,3 +672,182 @@ def test_the_checker_catches_what_a_parser_would() -> None:
     with pytest.raises(AssertionError):
         _quoted('"a\x7fb"')
     assert _plain("...", False) == "..."
+
+
+# -- tables (tables=True, the context's bodies) ------------------------------------------------
+
+
+def _read(text: str) -> JsonValue:
+    """Reads back what `dump_yaml(..., tables=True)` writes: the YAML subset above, plus tables."""
+    src = _Lines(text)
+    value = _node(src, 0)
+    assert src.peek() is None, f"unread line {src.peek()!r}"
+    return value
+
+
+def test_a_list_of_like_objects_is_a_table() -> None:
+    value: JsonValue = {
+        "carrier": "UPS",
+        "events": [
+            {"at": "2026-11-10T09:00:00Z", "where": "Reno, NV", "what": "scanned"},
+            {"at": "2026-11-11T09:00:00Z", "where": "Salem, OR", "what": None},
+        ],
+    }
+    assert dump_yaml(value, tables=True).splitlines() == [
+        "carrier: UPS",
+        "events[2]{at,where,what}:",
+        '  "2026-11-10T09:00:00Z","Reno, NV",scanned',
+        '  "2026-11-11T09:00:00Z","Salem, OR",null',
+    ]
+    assert _read(dump_yaml(value, tables=True)) == value
+
+
+def test_cells_are_quoted_as_yaml_values_are_and_also_for_commas() -> None:
+    rows: JsonValue = [
+        {"s": "plain text", "num": 1, "f": 2.5, "b": True},
+        {"s": "a,b", "num": -3, "f": 1e-07, "b": False},
+        {"s": "1", "num": 0, "f": 0.0, "b": None},
+        {"s": "", "num": 10**20, "f": -1.5, "b": "true"},
+        {"s": 'say "hi"', "num": 2, "f": 3.0, "b": "line\nbreak"},
+        {"s": "a: b", "num": 2, "f": 3.0, "b": " padded "},
+    ]
+    assert dump_yaml(rows, tables=True).splitlines() == [
+        "[6]{s,num,f,b}:",
+        "  plain text,1,2.5,true",
+        '  "a,b",-3,1e-07,false',
+        '  "1",0,0.0,null',
+        '  "",100000000000000000000,-1.5,"true"',
+        '  say "hi",2,3.0,"line\\nbreak"',
+        '  "a: b",2,3.0," padded "',
+    ]
+    assert _read(dump_yaml(rows, tables=True)) == rows
+
+
+def test_what_is_not_a_table_stays_a_yaml_list() -> None:
+    assert dump_yaml([{"a": 1}, {"b": 1}], tables=True) == "- a: 1\n- b: 1"  # other keys
+    assert dump_yaml([{"a": [1]}, {"a": [2]}], tables=True) == "- a:\n    - 1\n- a:\n    - 2"  # not scalars
+    assert dump_yaml([{"a": 1}, 2], tables=True) == "- a: 1\n- 2"
+    assert dump_yaml([{}, {}], tables=True) == "- {}\n- {}"
+    assert dump_yaml({"k": []}, tables=True) == "k: []"
+    # same keys in another order: one table, cells in the header's order
+    assert dump_yaml([{"a": 1, "b": 2}, {"b": 3, "a": 4}], tables=True) == "[2]{a,b}:\n  1,2\n  4,3"
+
+
+def test_tables_nest_under_keys_and_list_items() -> None:
+    value: JsonValue = [{"order": 1, "items": [{"sku": "A", "qty": 2}]}, [{"x": 1}]]
+    assert dump_yaml(value, tables=True).splitlines() == [
+        "- order: 1",
+        "  items[1]{sku,qty}:",
+        "    A,2",
+        "-",
+        "  [1]{x}:",
+        "    1",
+    ]
+    assert _read(dump_yaml(value, tables=True)) == value
+
+
+def test_keys_that_could_read_as_a_header_are_quoted() -> None:
+    value: JsonValue = {"a[1]{b}": {"c": 1}, "x,y": [{"p,q": 1, "{r}": 2, "ok": 3}], "[": 1}
+    assert dump_yaml(value, tables=True).splitlines() == [
+        '"a[1]{b}":',
+        "  c: 1",
+        'x,y[1]{"p,q","{r}",ok}:',
+        "  1,2,3",
+        '"[": 1',
+    ]
+    assert _read(dump_yaml(value, tables=True)) == value
+
+
+def test_nested_objects_in_rows_are_flattened_into_dotted_columns() -> None:
+    issues: JsonValue = [
+        {"id": 1, "user": {"login": "ada", "id": 7}, "title": "a, b", "v1.2": True},
+        {"id": 2, "title": "c", "user": {"id": 8, "login": "bob"}, "v1.2": False},
+    ]
+    assert dump_yaml(issues, tables=True).splitlines() == [
+        '[2]{id,user.login,user.id,title,"v1.2"}:',  # a key with a dot is quoted: one key, not a path
+        '  1,ada,7,"a, b",true',
+        "  2,bob,8,c,false",
+    ]
+    assert _read(dump_yaml(issues, tables=True)) == issues
+    # not flattened: an empty object, a list inside, a key that cannot be a path step, other shapes
+    not_tables: list[JsonValue] = [
+        [{"a": {}}],
+        [{"a": {"b": [1]}}],
+        [{"a": {"b.c": 1}}],
+        [{"a": {"b": 1}}, {"a": {"c": 1}}],
+        [{"a": {"b": 1}}, {"a": 1}],
+        [{"a,b": {"c": 1}}],
+    ]
+    for rows in not_tables:
+        assert "]{" not in dump_yaml(rows, tables=True).split("\n")[0], rows
+        assert _read(dump_yaml(rows, tables=True)) == rows
+
+
+_cell_texts = st.sampled_from(
+    ["a,b", ",", '"', 'a"b', "x: y", "a #b", "- a", "[1]{a}:", "{", "}", "null", "1", "1.5", "", " ", "\n", "a\nb",
+     "é, ü", "日本", "v1.2.3", "2026-09-14", "Reno, NV", "@a", "a\tb", "\x85", "k" * 70 + ",", "k" * 70]
+)  # fmt: skip
+_cells_scalars = _scalars | _cell_texts
+_table_keys = _texts | _cell_texts | st.sampled_from(["a[1]{b}", "[", "{x}", "k,"])
+_row_shapes: st.SearchStrategy[JsonValue] = st.recursive(
+    st.just(cast(JsonValue, None)),  # a leaf: a scalar goes here
+    lambda inner: st.dictionaries(
+        _table_keys | st.sampled_from(["a", "b", "user", "a.b"]), inner, min_size=1, max_size=3
+    ),
+    max_leaves=6,
+).filter(lambda shape: isinstance(shape, dict))
+
+
+def _fill(shape: JsonValue, leaves: list[JsonValue]) -> JsonValue:
+    """`shape` with each None leaf replaced by the next of `leaves`."""
+    if isinstance(shape, dict):
+        return {k: _fill(v, leaves) for k, v in shape.items()}
+    return leaves.pop()
+
+
+def _count(shape: JsonValue) -> int:
+    return sum(_count(v) for v in shape.values()) if isinstance(shape, dict) else 1
+
+
+_tables: st.SearchStrategy[JsonValue] = _row_shapes.flatmap(
+    lambda shape: st.lists(
+        st.lists(_cells_scalars, min_size=_count(shape), max_size=_count(shape)).map(
+            lambda leaves: _fill(shape, cast(list[JsonValue], leaves))
+        ),
+        min_size=1,
+        max_size=4,
+    ).map(lambda rows: cast(JsonValue, rows))
+)
+_json_with_tables: st.SearchStrategy[JsonValue] = st.recursive(
+    _cells_scalars | _tables,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_table_keys, inner, max_size=4) | _tables,
+    max_leaves=20,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_json_with_tables)
+def test_tables_round_trip(value: JsonValue) -> None:
+    text = dump_yaml(value, tables=True)
+    assert _read(text) == value
+    assert dump_yaml(value, tables=True) == text  # deterministic
+
+
+@given(_json_with_tables, st.integers(min_value=0, max_value=6))
+def test_tables_indent_only_adds_leading_spaces(value: JsonValue, indent: int) -> None:
+    plain = dump_yaml(value, tables=True).split("\n")
+    indented = dump_yaml(value, indent=indent, tables=True).split("\n")
+    assert indented == [" " * indent + line if line else "" for line in plain]
+
+
+@given(_json)
+def test_without_tables_nothing_changes_where_no_table_fits(value: JsonValue) -> None:
+    def has_table(v: JsonValue) -> bool:
+        if isinstance(v, dict):
+            return any(has_table(x) for x in v.values()) or any("[" in k or "{" in k for k in v)
+        if isinstance(v, list):
+            return (bool(v) and all(isinstance(x, dict) and x for x in v)) or any(has_table(x) for x in v)
+        return False
+
+    if not has_table(value):
+        assert dump_yaml(value, tables=True) == dump_yaml(value)

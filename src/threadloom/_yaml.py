@@ -2,6 +2,20 @@
 
 The core may not depend on PyYAML, and rendering needs only the JSON subset, so strings are written
 plain when that is unambiguous and JSON-quoted (a valid YAML double-quoted scalar) otherwise.
+
+With `tables=True` (what the context renders), a list of objects that share the same keys in the
+same order and hold only scalars is written as one table, as TOON does: the keys once in a header,
+then one row an object, cells separated by commas:
+
+    items[2]{sku,name,quantity}:
+      SKU-1,desk lamp,2
+      SKU-2,"chair, black",1
+
+`[2]` is the number of rows. A cell is written as the same scalar a YAML value would be, and
+JSON-quoted when it also holds a comma; a header key is quoted when it is not a plain word. Objects
+nested in the rows (with the same keys in every row) are flattened into dotted header paths,
+`user.login`, so a quoted header key is always one key. Every other value is written as plain YAML. A YAML parser still reads such a document without error, but
+reads a table as one string; `tests/test_yaml.py` has a reader for the whole format.
 """
 
 from __future__ import annotations
@@ -48,9 +62,7 @@ def _scalar(value: JsonValue) -> str:
     if isinstance(value, float):
         return repr(value) if math.isfinite(value) else json.dumps(str(value))
     text = cast(str, value)
-    if len(text) <= _SHORT:
-        return _short_string(text)
-    return text if _plain_ok(text) else _quoted(text)
+    return _short_string(text) if len(text) <= _SHORT else _long_string(text)
 
 
 _SHORT = 64
@@ -59,6 +71,10 @@ _SHORT = 64
 
 @functools.lru_cache(maxsize=4096)
 def _short_string(text: str) -> str:
+    return text if _plain_ok(text) else _quoted(text)
+
+
+def _long_string(text: str) -> str:
     return text if _plain_ok(text) else _quoted(text)
 
 
@@ -79,6 +95,8 @@ def _key(key: str) -> str:
 
 def _block_ok(text: str) -> bool:
     """A multi-line string that reads back exactly as a `|` literal block (with the right chomping)."""
+    if "\n" not in text:
+        return False  # most strings: one line
     lines = text.split("\n")
     return (
         "\n" in text.rstrip("\n")
@@ -89,8 +107,10 @@ def _block_ok(text: str) -> bool:
     )
 
 
-def dump_yaml(value: JsonValue, indent: int = 0) -> str:
+def dump_yaml(value: JsonValue, indent: int = 0, *, tables: bool = False) -> str:
     """`value` as block-style YAML, every line indented by `indent` spaces, no trailing newline.
+
+    With `tables=True`, lists of like objects are written as tables (see the module docstring).
 
     Example:
         ```python
@@ -103,52 +123,192 @@ def dump_yaml(value: JsonValue, indent: int = 0) -> str:
             '  - "1.0"',
             "ok: true",
         ]
+        rows = [{"name": "v1.2.3", "commit": "abc123"}, {"name": "v1.2.2", "commit": "def456"}]
+        assert dump_yaml({"tags": rows}, tables=True).splitlines() == [
+            "tags[2]{name,commit}:",
+            "  v1.2.3,abc123",
+            "  v1.2.2,def456",
+        ]
         ```
     """
-    return "\n".join(_lines(value, indent))
+    out: list[str] = []
+    _emit(value, indent, tables, out)
+    return "\n".join(out)
 
 
-def _lines(value: JsonValue, indent: int) -> list[str]:
-    pad = " " * indent
+def _emit(value: JsonValue, indent: int, tables: bool, out: list[str]) -> None:
+    """Append the lines of `value`, indented by `indent`, to `out`."""
+    pad = _PADS[indent] if indent < len(_PADS) else " " * indent
     if isinstance(value, dict):
         if not value:
-            return [pad + "{}"]
-        out: list[str] = []
+            out.append(pad + "{}")
+            return
+        # With tables, `key[N]{...}:` is a header: a key with a bracket is quoted so it never reads as one.
+        write_key = _quoted_bracket_key if tables else _key
         for key, item in value.items():
-            written = _key(key)
+            written = write_key(key)
             if len(written) > _MAX_IMPLICIT_KEY:
                 out.append(f"{pad}? {written}")  # an explicit key: no length limit
-                out.extend(_entry(pad + ":", item, indent))
+                _entry(pad + ":", item, indent, tables, out)
+            elif isinstance(item, str) and "\n" not in item:  # most values: a one-line string, inline
+                out.append(f"{pad}{written}: {_short_string(item) if len(item) <= _SHORT else _long_string(item)}")
+            elif item is None or isinstance(item, _NUMBERS):
+                out.append(f"{pad}{written}: {_scalar(item)}")
+            elif tables and isinstance(item, list) and item and (columns := _columns(item)) is not None:
+                _table(pad + written, item, columns, indent, out)
             else:
-                out.extend(_entry(pad + written + ":", item, indent))
-        return out
+                _entry(pad + written + ":", item, indent, tables, out)
+        return
     if isinstance(value, list):
         if not value:
-            return [pad + "[]"]
-        out = []
-        for item in value:
-            if isinstance(item, dict) and item:
-                nested = _lines(item, indent + 2)
-                out.append(pad + "- " + nested[0][indent + 2 :])
-                out.extend(nested[1:])
-            else:
-                out.extend(_entry(pad + "-", item, indent))
-        return out
+            out.append(pad + "[]")
+        elif tables and (columns := _columns(value)) is not None:
+            _table(pad, value, columns, indent, out)
+        else:
+            for item in value:
+                if isinstance(item, dict) and item:
+                    first = len(out)
+                    _emit(item, indent + 2, tables, out)
+                    out[first] = pad + "- " + out[first][indent + 2 :]
+                else:
+                    _entry(pad + "-", item, indent, tables, out)
+        return
     if isinstance(value, str) and _block_ok(value):
         chomp = "" if value.endswith("\n") else "-"
-        return [pad + "|" + chomp, *(pad + "  " + line if line else "" for line in value.rstrip("\n").split("\n"))]
-    return [pad + _scalar(value)]
+        out.append(pad + "|" + chomp)
+        out.extend(pad + "  " + line if line else "" for line in value.rstrip("\n").split("\n"))
+        return
+    out.append(pad + _scalar(value))
 
 
-def _entry(head: str, item: JsonValue, indent: int) -> list[str]:
+_PADS = tuple(" " * n for n in range(32))
+_NUMBERS = (bool, int, float)
+_CONTAINERS = (dict, list)
+
+
+def _entry(head: str, item: JsonValue, indent: int, tables: bool, out: list[str]) -> None:
     """`head` (a `key:` or `-`) followed by `item`: inline when scalar, on the next lines when not."""
-    if isinstance(item, dict | list) and item:
-        return [head, *_lines(item, indent + 2)]
-    if isinstance(item, str) and _block_ok(item):
-        block = _lines(item, indent)
-        return [head + " " + block[0].strip(), *block[1:]]
-    if isinstance(item, dict):
-        return [head + " {}"]
-    if isinstance(item, list):
-        return [head + " []"]
-    return [head + " " + _scalar(item)]
+    if isinstance(item, _CONTAINERS):
+        if item:
+            out.append(head)
+            _emit(item, indent + 2, tables, out)
+        else:
+            out.append(head + (" {}" if isinstance(item, dict) else " []"))
+    elif isinstance(item, str) and _block_ok(item):
+        first = len(out)
+        _emit(item, indent, tables, out)
+        out[first] = head + " " + out[first].strip()
+    else:
+        out.append(head + " " + _scalar(item))
+
+
+# -- tables ------------------------------------------------------------------------------------
+
+
+Path = tuple[str, ...]
+"""Where a cell sits in its row: one key, or the keys down through nested objects."""
+
+
+def _columns(rows: list[JsonValue]) -> tuple[Path, ...] | None:
+    """The cells' paths when `rows` (not empty) can be a table, else None.
+
+    A table holds objects with the same keys and only scalars, or objects nested in them with the same
+    keys and only scalars again: a nested object's keys are flattened into the header with dots
+    (`user.login`), when every key on the way is a plain word without a dot.
+    """
+    first = rows[0]
+    if not isinstance(first, dict) or not first:
+        return None
+    keys = first.keys()
+    nested = False
+    for row in rows:
+        if not isinstance(row, dict) or row.keys() != keys:
+            return None
+        for cell in row.values():
+            if isinstance(cell, list):
+                return None
+            if isinstance(cell, dict):
+                nested = True
+    if not nested:
+        return tuple((key,) for key in keys)
+    paths = _paths(first, ())
+    if paths is None:
+        return None
+    shape = set(paths)
+    for row in rows:
+        found = _paths(cast(dict[str, JsonValue], row), ())
+        if found is None or len(found) != len(paths) or set(found) != shape:
+            return None
+    return paths
+
+
+def _paths(row: dict[str, JsonValue], prefix: Path) -> tuple[Path, ...] | None:
+    """The path of every scalar in `row`, or None when a list, an empty object or an unsafe key is in it."""
+    out: list[Path] = []
+    for key, value in row.items():
+        if isinstance(value, dict):
+            if not value or not _segment_ok(key):
+                return None
+            inner = _paths(value, (*prefix, key))
+            if inner is None:
+                return None
+            out.extend(inner)
+        elif isinstance(value, list):
+            return None
+        else:
+            if prefix and not _segment_ok(key):
+                return None
+            out.append((*prefix, key))
+    return tuple(out)
+
+
+def _segment_ok(key: str) -> bool:
+    """Whether `key` can be one step of a dotted header path: a plain column name without a dot."""
+    return "." not in key and _column(key) == key
+
+
+def _table(head: str, rows: list[JsonValue], columns: tuple[Path, ...], indent: int, out: list[str]) -> None:
+    """`head[N]{a,b}:` and one row an object below it, cells in the header's order."""
+    header = ",".join(_column(path[0]) if len(path) == 1 else ".".join(path) for path in columns)
+    out.append(f"{head}[{len(rows)}]{{{header}}}:")
+    pad = " " * (indent + 2)
+    for row in cast(list[dict[str, JsonValue]], rows):
+        out.append(pad + ",".join([_cell(_at(row, path)) for path in columns]))
+
+
+def _at(row: dict[str, JsonValue], path: Path) -> JsonValue:
+    value: JsonValue = row[path[0]]
+    for key in path[1:]:
+        value = cast(dict[str, JsonValue], value)[key]
+    return value
+
+
+_TABLE_SPECIAL = re.compile(r"[,.{}\[\]\"]")
+
+
+@functools.lru_cache(maxsize=4096)
+def _quoted_bracket_key(key: str) -> str:
+    return _quoted(key) if "[" in key or "{" in key else _key(key)
+
+
+@functools.lru_cache(maxsize=4096)
+def _column(key: str) -> str:
+    """A header key: plain unless a comma, dot, bracket or quote (or what YAML quotes) could misread it.
+
+    A quoted key is always one key, never a dotted path.
+    """
+    return key if _plain_ok(key) and not _TABLE_SPECIAL.search(key) else _quoted(key)
+
+
+def _cell(value: JsonValue) -> str:
+    """A cell: the scalar a YAML value would be, JSON-quoted also when it holds a comma."""
+    if isinstance(value, str):
+        if len(value) <= _SHORT:
+            return _short_cell(value)
+        return value if "," not in value and _plain_ok(value) else _quoted(value)
+    return _scalar(value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _short_cell(text: str) -> str:
+    return text if "," not in text and _plain_ok(text) else _quoted(text)

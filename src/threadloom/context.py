@@ -21,7 +21,17 @@ from pydantic import JsonValue
 from ._yaml import dump_yaml
 from .events import Event, Thread, shared_items
 from .exceptions import ContextTooLarge, UserError
-from .state import model_record
+from .state import (
+    APPROVAL,
+    ERROR,
+    FAILED,
+    HUMAN_RESPONSE,
+    TOOL_CALL,
+    TOOL_RESPONSE,
+    TOOL_STARTED,
+    USER_INPUT,
+    model_record,
+)
 from .tokens import TokenCounter, count_messages, default_counter
 
 __all__ = [
@@ -117,13 +127,21 @@ def redact(value: JsonValue, pattern: re.Pattern[str] | None, keys: Collection[s
     """
     # A value with nothing to hide comes back as the same object, so that the renderer can keep
     # the original events (and skip rebuilding the thread) when no secret is in them.
+    return _redact(value, None if pattern is None else _secret_test(pattern), keys)
+
+
+_CONTAINERS = (dict, list)
+
+
+def _redact(value: JsonValue, is_secret: Callable[[str], bool] | None, keys: Collection[str]) -> JsonValue:
+    """`redact` with the pattern's test looked up once, not at every key."""
     if isinstance(value, dict):
         out: dict[str, JsonValue] | None = None
         for k, v in value.items():
-            if k in keys or (pattern is not None and _is_secret(pattern, k)):
+            if k in keys or (is_secret is not None and is_secret(k)):
                 new: JsonValue = REDACTED
-            elif isinstance(v, dict | list):
-                new = redact(v, pattern, keys)
+            elif isinstance(v, _CONTAINERS):  # a tuple: `dict | list` would build a union at every key
+                new = _redact(v, is_secret, keys)
             else:  # a scalar under a plain key: nothing below it to hide
                 if out is not None:
                     out[k] = v
@@ -134,15 +152,24 @@ def redact(value: JsonValue, pattern: re.Pattern[str] | None, keys: Collection[s
                 out[k] = new
         return value if out is None else out
     if isinstance(value, list):
-        items = [redact(v, pattern, keys) for v in value]
+        items = [_redact(v, is_secret, keys) for v in value]
         return value if all(a is b for a, b in zip(items, value, strict=True)) else items
     return value
 
 
-@functools.lru_cache(maxsize=4096)
-def _is_secret(pattern: re.Pattern[str], key: str) -> bool:
-    """Whether `pattern` marks `key` secret; remembered, since the same few keys recur in every event."""
-    return pattern.search(key) is not None
+@functools.lru_cache(maxsize=64)
+def _secret_test(pattern: re.Pattern[str]) -> Callable[[str], bool]:
+    """Whether `pattern` marks a key secret, remembered per key: the same few keys recur in every event.
+
+    One remembered test per pattern, since hashing a compiled pattern (to look a key up under it) costs
+    about as much as the search itself.
+    """
+
+    @functools.lru_cache(maxsize=4096)
+    def is_secret(key: str) -> bool:
+        return pattern.search(key) is not None
+
+    return is_secret
 
 
 def _fields(event: Event) -> dict[str, JsonValue]:
@@ -154,8 +181,10 @@ def _body(event: Event) -> tuple[str, JsonValue]:
     data = _fields(event)
     match event.type:
         case "tool_call":
-            arguments = data.get("arguments")
-            return "tool_call", {"intent": data.get("intent"), **(arguments if isinstance(arguments, dict) else {})}
+            intent, arguments = data.get("intent"), data.get("arguments")
+            if isinstance(intent, str) and _is_tag(intent) and isinstance(arguments, dict | None):
+                return intent, arguments or {}  # the tool's name says it was called: `<name_result>` answers
+            return "tool_call", {"intent": intent, **(arguments if isinstance(arguments, dict) else {})}
         case "tool_response":
             return f"{data.get('intent')}_result", data.get("result")
         case "error" if data.get("source") == "model":
@@ -178,6 +207,10 @@ def _body(event: Event) -> tuple[str, JsonValue]:
 def event_to_prompt(event: Event, *, format: Literal["xml", "yaml"] = "xml") -> str:
     """The default rendering of one event.
 
+    In `xml`, the event's tag around its body, a body of one line on the tag's line; in `yaml`, one
+    item of a list. A tool call is shown under the tool's name, with its arguments. Bodies are YAML
+    in which a list of like objects is a table (see `threadloom._yaml`).
+
     Example:
         ```python
         from threadloom import Event
@@ -186,22 +219,42 @@ def event_to_prompt(event: Event, *, format: Literal["xml", "yaml"] = "xml") -> 
         event = Event("slack_message", {"from": "@alex", "text": "deploy the backend"})
         assert event_to_prompt(event).splitlines() == [
             "<slack_message>",
-            '  from: "@alex"',
-            "  text: deploy the backend",
+            'from: "@alex"',
+            "text: deploy the backend",
             "</slack_message>",
         ]
         assert event_to_prompt(event, format="yaml").splitlines()[0] == "- slack_message:"
+        call = Event("tool_call", {"intent": "deploy_backend", "arguments": {"tag": "v1.2.3"}})
+        assert event_to_prompt(call) == "<deploy_backend>tag: v1.2.3</deploy_backend>"
         ```
     """
     tag, body = _body(event)
     if format == "yaml":
-        return dump_yaml([{tag: body}])
-    if isinstance(body, str):
-        # Text between tags needs no YAML quoting; the tags delimit it.
-        text = "\n".join(f"  {line}" if line else "" for line in body.splitlines())
-    else:
-        text = dump_yaml(body, indent=2)
-    return f"<{tag}>\n{text}\n</{tag}>"
+        # One item of the thread's list; not `dump_yaml([...])`, which could make a one-row table of it.
+        return "- " + dump_yaml({tag: body}, indent=2, tables=True)[2:]
+    # Text between tags needs no YAML quoting (the tags delimit it), nor indenting.
+    text = body if isinstance(body, str) else dump_yaml(body, tables=True)
+    if "\n" in text:
+        return f"<{tag}>\n{text}\n</{tag}>"
+    return f"<{tag}>{text}</{tag}>"
+
+
+_TAG = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
+# Tags of threadloom's own events: a tool named like one is shown as `<tool_call>`, never mistaken for it.
+_OWN_TAGS = frozenset(
+    {USER_INPUT, TOOL_CALL, TOOL_STARTED, APPROVAL, TOOL_RESPONSE, ERROR, HUMAN_RESPONSE, FAILED, "wake_up"}
+)
+
+
+@functools.lru_cache(maxsize=1024)
+def _is_tag(name: str) -> bool:
+    """Whether a tool call can be shown under the tool's name: a valid XML tag, not an event's, not a result's."""
+    return (
+        _TAG.fullmatch(name) is not None
+        and not name.lower().startswith("xml")
+        and name not in _OWN_TAGS
+        and not name.endswith("_result")
+    )
 
 
 def thread_to_prompt(
@@ -238,11 +291,14 @@ def _thread_to_prompt(
 
 
 def _default_text(event: Event, format: Literal["xml", "yaml"]) -> str | None:
+    return event_to_prompt(event, format=format) if _shown(event) else None
+
+
+def _shown(event: Event) -> bool:
+    """Whether the default rendering shows `event` at all (decided before redacting it, which costs)."""
     if event.type == "tool_call" and _fields(event).get("prefetch"):
-        return None  # code made this call, not the model: its `<name_result>` says all (factor 13)
-    if event.type in _BOOKKEEPING:
-        return None
-    return event_to_prompt(event, format=format)
+        return False  # code made this call, not the model: its `<name_result>` says all (factor 13)
+    return event.type not in _BOOKKEEPING
 
 
 _Cache = dict[str, tuple[Event, Any]]
@@ -363,7 +419,7 @@ class Context:
                 del self._progress[next(iter(self._progress))]
             progress = _Progress(items)
         self._progress[id(items)] = progress
-        pattern = cast(re.Pattern[str] | None, self.redact)
+        is_secret = self._secret_test()
         hidden = progress.resolver.hidden
         fmt = cast(Literal["xml", "yaml"], self.format)
         sep = "\n\n" if self.format == "xml" else "\n"
@@ -371,14 +427,15 @@ class Context:
         for event in itertools.islice(items, progress.done, size):
             if self.hide_resolved_errors:
                 progress.resolver.feed(event)
-            data = redact(_without_model_record(event), pattern, self.secret_keys)
-            text = _default_text(
-                event if data is event.data else Event(event.type, data, id=event.id, at=event.at), fmt
+            if not _shown(event):
+                continue
+            data = _redact(_without_model_record(event), is_secret, self.secret_keys)
+            text = event_to_prompt(
+                event if data is event.data else Event(event.type, data, id=event.id, at=event.at), format=fmt
             )
-            if text is not None:
-                progress.parts.append((event.id, text))
-                if event.id not in hidden:
-                    added.append(text)
+            progress.parts.append((event.id, text))
+            if event.id not in hidden:
+                added.append(text)
         progress.done = size
         if len(hidden) != progress.hidden_seen:  # errors were resolved: drop them (and their calls)
             progress.text = sep.join(text for event_id, text in progress.parts if event_id not in hidden)
@@ -394,10 +451,14 @@ class Context:
             progress.text = whole
         return progress.text
 
+    def _secret_test(self) -> Callable[[str], bool] | None:
+        pattern = cast(re.Pattern[str] | None, self.redact)
+        return None if pattern is None else _secret_test(pattern)
+
     def _visible(self, thread: Thread) -> Thread:
         """The thread as the model may see it: resolved errors out, model records out, secrets redacted."""
         hidden = _resolved_errors(thread.events) if self.hide_resolved_errors else set[str]()
-        pattern = cast(re.Pattern[str] | None, self.redact)
+        is_secret = self._secret_test()
         cache = self._visible_cache
         events: list[Event] = []
         changed = bool(hidden)
@@ -408,7 +469,7 @@ class Context:
             if hit is not None and hit[0] is event:
                 shown: Event = hit[1]
             else:
-                data = redact(_without_model_record(event), pattern, self.secret_keys)
+                data = _redact(_without_model_record(event), is_secret, self.secret_keys)
                 shown = event if data is event.data else Event(event.type, data, id=event.id, at=event.at)
                 _remember(cache, event.id, (event, shown))
             changed = changed or shown is not event
@@ -526,7 +587,7 @@ def _to_messages(thread: Thread) -> list[Message]:
                 call = ToolCall(id=event.id, name=str(data.get("intent")), arguments=arguments)
                 out.append(Message("assistant", "", tool_calls=(call,)))
             case "tool_response":
-                out.append(_tool_message(data, dump_yaml(data.get("result"))))
+                out.append(_tool_message(data, dump_yaml(data.get("result"), tables=True)))
             case "error" if data.get("source") == "model":
                 out.append(Message("assistant", str(data.get("output", ""))))
                 out.append(Message("user", f"Your last answer could not be used: {data.get('message')}"))
