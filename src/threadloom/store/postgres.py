@@ -1,7 +1,9 @@
 """`PostgresStore` (`postgresql://...`): many workers on many machines, one database (extra `postgres`).
 
 An append updates the thread's row only if it still has the version the writer extends (which locks
-the row), checks the writer's lease, and writes only the new event rows, all in one transaction.
+the row), checks the writer's lease, and writes only the new event rows, all in one transaction. A
+step's append (a known thread, no idempotency key) is one statement, so one round trip: the pool's
+connections are autocommit, and work of several statements opens a transaction of its own.
 Event data is stored as text, not `jsonb`, so that a thread reads back byte for byte as it was
 written (jsonb reorders keys).
 """
