@@ -259,3 +259,12 @@ async def test_an_append_that_makes_a_thread_claimable_announces_it(store: Threa
     await asyncio.sleep(0)
     await store.append(asked.respond(asked.pending.id, "v1.2.3"), after=2)
     await asyncio.wait_for(waiter, timeout=60)  # an hour unless the append announced itself
+
+
+async def test_an_append_of_no_new_events_only_checks_the_version(store: ThreadStore) -> None:
+    thread = Thread.start("user_input", "go")
+    await store.append(thread, after=0)
+    await store.append(thread, after=1)
+    with pytest.raises(VersionConflict):
+        await store.append(thread.append(Event("note", {})), after=2)  # claims a version not stored
+    assert await store.load(thread.id) == thread

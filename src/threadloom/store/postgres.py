@@ -122,7 +122,7 @@ class PostgresStore:
         rows = [(thread.id, seq, *encode_event(e)) for seq, e in enumerate(thread.events[after:], start=after + 1)]
         now = datetime.now(UTC)
         summary = summarise(thread, now)
-        if after > 0 and idempotency_key is None and len(rows) <= _INSERT_BATCH:
+        if after > 0 and idempotency_key is None and 0 < len(rows) <= _INSERT_BATCH:
             check_version(thread, after, after)  # `after` within the writer's own thread
             await self._step(thread, after, owner, rows, summary)
             return

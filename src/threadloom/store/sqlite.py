@@ -185,7 +185,7 @@ class SQLiteStore:
         now = datetime.now(UTC)
         summary = summarise(thread, now)
         wake_at = format_time(summary.wake_at) if summary.wake_at else None
-        if after > 0 and idempotency_key is None and len(rows) <= _STEP_ROWS:
+        if after > 0 and idempotency_key is None and 0 < len(rows) <= _STEP_ROWS:
             check_version(thread, after, after)  # `after` within the writer's own thread
             params = [summary.status, summary.events, wake_at, format_time(now), thread.id, after, owner, owner]
             if await self._run(partial(_step, thread.id, after, owner, params, rows)):
