@@ -340,3 +340,23 @@ async def test_stopping_during_a_model_step_still_runs_and_saves_the_started_cal
     thread = await runtime.run_thread(thread_id, stop=stop)
     assert store.batches[1:] == [["tool_call", "tool_started"], ["tool_response"]]
     assert thread.status == "ready" and effects == ["listed"] and thread.state.runnable is None
+
+
+async def test_a_hook_that_stops_a_prefetch_call_stops_the_prefetching() -> None:
+    @tool
+    def list_regions() -> list[str]:
+        """The regions."""
+        effects.append("regions")
+        return ["eu"]
+
+    def ask_first(thread: Thread, event: Event) -> list[Event]:
+        if event.type != "tool_call":
+            return []
+        return [Event("request_human_input", {"question": "sure?", "context": "", "format": "free_text"})]
+
+    agent = Agent(
+        name="a", model=ScriptedModel([]), tools=[], prefetch=[list_git_tags, list_regions], after_step=ask_first
+    )
+    thread, batches = await _batches(agent)
+    assert batches == [["tool_call", "request_human_input"]]
+    assert thread.status == "waiting_human" and effects == []

@@ -113,6 +113,8 @@ async def _prefetch(agent: Agent, thread: Thread, save: Save) -> Thread:
             continue
         call = Event(TOOL_CALL, {"intent": tool.name, "arguments": {}, "policy": "auto", "prefetch": True})
         thread = await _record_call(agent, thread, save, call)
+        if thread.status != "ready":
+            break  # an `after_step` hook stopped the thread: the loop stops too
     return thread
 
 
