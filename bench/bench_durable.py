@@ -1,10 +1,11 @@
 """The durable runtime (issue 5): a step on SQLite and PostgreSQL as threads grow, resume, workers.
 
-- *store step*: what a step costs the store: the three appends the loop makes for one tool call
-  (`tool_call`, `tool_started`, `tool_response`), each its own transaction, to a thread already
-  holding 10 / 1,000 / 10,000 events; time (median) and bytes the database grew per step;
+- *store step*: what a step costs the store: the two appends the loop makes for one tool call
+  (`tool_call` with its `tool_started`, then `tool_response`), each its own transaction, to a
+  thread already holding 10 / 1,000 / 10,000 events; time (median) and bytes the database grew
+  per step;
 - *agent step*: the same thread driven by `Runtime.run_thread` with the ScriptedModel: render,
-  model call, parse, tool, the three appends; the median interval between two tool runs;
+  model call, parse, tool, the two appends; the median interval between two tool runs;
 - *resume*: a fresh `Runtime` loads a 10,000-event thread and takes one step (the model finishes);
 - *workers*: 1 / 2 / 4 worker processes on PostgreSQL drain the same batch of threads.
 
@@ -64,12 +65,13 @@ def step_events(thread: Thread, i: int) -> Thread:
     return steps_of(thread, i)[-1]
 
 
-def steps_of(thread: Thread, i: int) -> tuple[Thread, Thread, Thread]:
-    """The thread after each of the three events of one tool call (what the loop saves, in turn)."""
+def steps_of(thread: Thread, i: int) -> tuple[Thread, Thread]:
+    """The thread after each of the loop's two saves for one tool call: the call with its start, the result."""
     call = Event("tool_call", {"intent": "noop", "arguments": {"i": i}, "policy": "auto"})
-    one = thread.append(call)
-    two = one.append(Event("tool_started", {"call_id": call.id, "intent": "noop", "idempotency_key": call.id}))
-    return one, two, two.append(Event("tool_response", {"call_id": call.id, "intent": "noop", "result": {"ok": i}}))
+    started = thread.extend(
+        [call, Event("tool_started", {"call_id": call.id, "intent": "noop", "idempotency_key": call.id})]
+    )
+    return started, started.append(Event("tool_response", {"call_id": call.id, "intent": "noop", "result": {"ok": i}}))
 
 
 # -- stores --------------------------------------------------------------------------------------
@@ -119,7 +121,7 @@ def sqlite_bytes(path: str) -> int:
 
 
 async def store_step(store: ThreadStore, size: Callable[[], Any], length: int) -> dict[str, float]:
-    """Median time of one step's three appends to a thread of `length` events, and bytes per step."""
+    """Median time of one step's two appends to a thread of `length` events, and bytes per step."""
     thread = history(length)
     await store.append(thread, after=0)
     before = await size()
@@ -127,8 +129,10 @@ async def store_step(store: ThreadStore, size: Callable[[], Any], length: int) -
     for i in range(STORE_STEPS):
         saves = steps_of(thread, i)
         start = time.perf_counter()
-        for offset, saved in enumerate(saves):
-            await store.append(saved, after=len(thread) + offset)
+        after = len(thread)
+        for saved in saves:
+            await store.append(saved, after=after)
+            after = len(saved)
         times.append(time.perf_counter() - start)
         thread = saves[-1]
     grown = await size() - before

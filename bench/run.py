@@ -152,11 +152,11 @@ def durable_section(d: dict[str, Any]) -> str:
     lines = [
         "## The durable runtime: a step as the thread grows, resume, workers",
         "",
-        "*Store step*: the three appends one tool call makes (`tool_call`, `tool_started`,",
+        "*Store step*: the two appends one tool call makes (`tool_call` with its `tool_started`, then",
         "`tool_response`, one transaction each, as the loop saves them) to a thread already holding 10 /",
         f"1,000 / 10,000 events; median of {bench_durable.STORE_STEPS} steps, and the database's growth per step.",
         "*Agent step*: `Runtime.run_thread` driving the same thread with the ScriptedModel (render, model",
-        f"call, parse, tool, the three appends); median interval between two tool runs over {bench_durable.AGENT_STEPS} steps.",
+        f"call, parse, tool, the two appends); median interval between two tool runs over {bench_durable.AGENT_STEPS} steps.",
         "`synchronous=NORMAL` is `SQLiteStore(path, synchronous='NORMAL')`: no disk sync per commit",
         "(survives a process crash, not a power cut). PostgreSQL: 127.0.0.1, `synchronous_commit=on`.",
         "",

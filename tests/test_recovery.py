@@ -1,10 +1,15 @@
 """A run that stopped between `tool_started` and the result: no effect is silently repeated."""
 
+from collections.abc import Sequence
+from typing import cast
+
 import pytest
 
-from threadloom import Agent, Event, Thread, tool
+from threadloom import Agent, Event, Runtime, Thread, tool
+from threadloom.context import Message
 from threadloom.intents import idempotency_key
 from threadloom.models import ScriptedModel
+from threadloom.store import ThreadStore
 
 DONE = '{"intent": "done_for_now", "message": "done"}'
 charges: list[str | None] = []
@@ -104,3 +109,75 @@ async def test_every_run_hands_the_call_id_as_key() -> None:
         "idempotency_key": call.id,
     }
     assert idempotency_key() is None  # only inside a tool call
+
+
+# -- a process that dies at each point of a tool step, on every store --------------------------------
+
+
+class _Died(BaseException):
+    """The process ended here (a BaseException: nothing on the way out may swallow it)."""
+
+
+class _Dying:
+    """A store whose process dies at one append: before it is written, or after it committed."""
+
+    def __init__(self, store: ThreadStore, holding: str, *, committed: bool) -> None:
+        self.store, self.holding, self.committed = store, holding, committed
+
+    async def append(
+        self, thread: Thread, *, after: int, idempotency_key: str | None = None, owner: str | None = None
+    ) -> None:
+        dies = self.holding in {e.type for e in thread.events[after:]}
+        if dies and not self.committed:
+            raise _Died
+        await self.store.append(thread, after=after, idempotency_key=idempotency_key, owner=owner)
+        if dies:
+            raise _Died
+
+    async def load(self, thread_id: str) -> Thread:
+        return await self.store.load(thread_id)
+
+
+async def _die_then_resume(store: ThreadStore, tool: str, holding: str, *, committed: bool) -> Thread:
+    """Launch a thread, run it in a process that dies at the append holding `holding`, resume elsewhere."""
+
+    def decide(messages: Sequence[Message]) -> str:  # what any process's model would answer
+        return DONE if f"<{tool}_result>" in messages[-1].content else f'{{"intent": "{tool}", "amount": 5}}'
+
+    def billing() -> Agent:
+        return Agent(name="billing", model=ScriptedModel([decide] * 3), tools=[charge_card, issue_refund])
+
+    thread_id = await Runtime(store=store).launch("billing", Event("user_input", {"text": "go"}))
+    dying = Runtime(store=cast(ThreadStore, _Dying(store, holding, committed=committed)), agents=[billing()])
+    with pytest.raises(_Died):
+        await dying.run_thread(thread_id)
+    return await Runtime(store=store, agents=[billing()]).run_thread(thread_id)
+
+
+async def test_dying_after_the_model_call_before_its_save_asks_the_model_again(store: ThreadStore) -> None:
+    # The call and its start are one append: dying before (or during) it leaves neither.
+    thread = await _die_then_resume(store, "charge_card", "tool_call", committed=False)
+    assert thread.status == "done" and len(charges) == 1
+    assert [e.type for e in thread.events] == [
+        "user_input", "tool_call", "tool_started", "tool_response", "done_for_now"
+    ]  # fmt: skip
+
+
+async def test_dying_once_the_call_and_its_start_are_saved_runs_nothing_twice(store: ThreadStore) -> None:
+    # Saved, and the process dies before the tool runs: the log cannot tell, so a person decides.
+    thread = await _die_then_resume(store, "charge_card", "tool_started", committed=True)
+    assert charges == [] and thread.status == "waiting_human"
+    assert thread.pending is not None and isinstance(thread.pending.data, dict)
+    assert thread.pending.data["reason"] == "outcome_unknown"
+
+
+async def test_dying_between_tool_started_and_the_result_repeats_no_effect(store: ThreadStore) -> None:
+    thread = await _die_then_resume(store, "charge_card", "tool_response", committed=False)
+    assert len(charges) == 1 and thread.status == "waiting_human"  # it ran once; a person decides
+    refunded = await _die_then_resume(store, "issue_refund", "tool_response", committed=False)
+    assert refunded.status == "done" and len(refunds) == 2 and refunds[0] == refunds[1]  # same key, idempotent
+
+
+async def test_dying_after_the_result_is_saved_goes_on_from_it(store: ThreadStore) -> None:
+    thread = await _die_then_resume(store, "charge_card", "tool_response", committed=True)
+    assert thread.status == "done" and len(charges) == 1

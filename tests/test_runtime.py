@@ -8,7 +8,7 @@ import pytest
 
 from threadloom import Agent, Event, InvalidTransition, LeaseLost, Runtime, Thread, UserError, tool
 from threadloom.models import ScriptedModel
-from threadloom.store import ThreadStore
+from threadloom.store import MemoryStore, ThreadStore
 
 DEPLOY = '{"intent": "deploy_backend", "tag": "v1.2.3", "environment": "production"}'
 DONE = '{"intent": "done_for_now", "message": "deployed"}'
@@ -252,4 +252,111 @@ async def test_a_thread_cancelled_while_its_tool_is_about_to_start_runs_nothing(
     await runtime.run_until_idle()
     thread = await runtime.get(thread_id)
     assert thread.status == "failed" and effects == []
-    assert [e.type for e in thread.events] == ["user_input", "tool_call", "failed"]
+    # The call is written with its start, in one append: the cancel came first, so neither is stored.
+    assert [e.type for e in thread.events] == ["user_input", "failed"]
+
+
+class _Batches(MemoryStore):
+    """A memory store that notes the event types of each append."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.batches: list[list[str]] = []
+
+    async def append(
+        self, thread: Thread, *, after: int, idempotency_key: str | None = None, owner: str | None = None
+    ) -> None:
+        await super().append(thread, after=after, idempotency_key=idempotency_key, owner=owner)
+        self.batches.append([e.type for e in thread.events[after:]])
+
+
+@tool
+def list_git_tags() -> list[str]:
+    """The repository's tags."""
+    effects.append("listed")
+    return ["v1.2.3"]
+
+
+async def _batches(agent: Agent) -> tuple[Thread, list[list[str]]]:
+    store = _Batches()
+    runtime = Runtime(store=store, agents=[agent])
+    thread_id = await runtime.launch(agent.name, Event("user_input", {"text": "go"}))
+    await runtime.run_thread(thread_id)
+    return await runtime.get(thread_id), store.batches[1:]
+
+
+async def test_a_call_that_runs_at_once_is_written_with_its_start_and_the_result_alone() -> None:
+    model = ScriptedModel(['{"intent": "list_git_tags"}', DONE])
+    thread, batches = await _batches(Agent(name="a", model=model, tools=[list_git_tags]))
+    assert batches == [["tool_call", "tool_started"], ["tool_response"], ["done_for_now"]]
+    assert thread.status == "done" and effects == ["listed"]
+
+
+async def test_a_call_waiting_for_approval_is_written_alone() -> None:
+    thread, batches = await _batches(deploy_bot())
+    assert batches == [["tool_call"]] and thread.status == "waiting_approval"
+
+
+async def test_a_hook_that_stops_the_call_leaves_it_written_and_not_started() -> None:
+    def ask_first(thread: Thread, event: Event) -> list[Event]:
+        if event.type != "tool_call":
+            return []
+        return [Event("request_human_input", {"question": "sure?", "context": "", "format": "free_text"})]
+
+    model = ScriptedModel(['{"intent": "list_git_tags"}'])
+    agent = Agent(name="a", model=model, tools=[list_git_tags], after_step=ask_first)
+    thread, batches = await _batches(agent)
+    assert batches == [["tool_call", "request_human_input"]]
+    assert thread.status == "waiting_human" and effects == []
+
+
+async def test_a_hooks_events_are_written_with_the_call_and_its_start() -> None:
+    def note(thread: Thread, event: Event) -> list[Event]:
+        return [Event("note", {"after": event.type})] if event.type in ("tool_call", "tool_started") else []
+
+    model = ScriptedModel(['{"intent": "list_git_tags"}', DONE])
+    thread, batches = await _batches(Agent(name="a", model=model, tools=[list_git_tags], after_step=note))
+    assert batches[0] == ["tool_call", "note", "tool_started", "note"]
+    assert batches[1:] == [["tool_response"], ["done_for_now"]] and thread.status == "done"
+
+
+async def test_a_prefetch_call_is_written_with_its_start() -> None:
+    model = ScriptedModel([DONE])
+    thread, batches = await _batches(Agent(name="a", model=model, tools=[], prefetch=[list_git_tags]))
+    assert batches == [["tool_call", "tool_started"], ["tool_response"], ["done_for_now"]]
+    assert thread.status == "done" and effects == ["listed"]
+
+
+async def test_stopping_during_a_model_step_still_runs_and_saves_the_started_call() -> None:
+    stop = asyncio.Event()
+
+    def decide(messages: object) -> str:
+        stop.set()  # the worker is told to stop while the model decides
+        return '{"intent": "list_git_tags"}'
+
+    store = _Batches()
+    runtime = Runtime(store=store, agents=[Agent(name="a", model=ScriptedModel([decide, DONE]), tools=[list_git_tags])])
+    thread_id = await runtime.launch("a", Event("user_input", {"text": "go"}))
+    thread = await runtime.run_thread(thread_id, stop=stop)
+    assert store.batches[1:] == [["tool_call", "tool_started"], ["tool_response"]]
+    assert thread.status == "ready" and effects == ["listed"] and thread.state.runnable is None
+
+
+async def test_a_hook_that_stops_a_prefetch_call_stops_the_prefetching() -> None:
+    @tool
+    def list_regions() -> list[str]:
+        """The regions."""
+        effects.append("regions")
+        return ["eu"]
+
+    def ask_first(thread: Thread, event: Event) -> list[Event]:
+        if event.type != "tool_call":
+            return []
+        return [Event("request_human_input", {"question": "sure?", "context": "", "format": "free_text"})]
+
+    agent = Agent(
+        name="a", model=ScriptedModel([]), tools=[], prefetch=[list_git_tags, list_regions], after_step=ask_first
+    )
+    thread, batches = await _batches(agent)
+    assert batches == [["tool_call", "request_human_input"]]
+    assert thread.status == "waiting_human" and effects == []

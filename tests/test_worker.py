@@ -245,3 +245,28 @@ async def test_a_worker_rides_out_dropped_database_connections(postgres_url: str
     assert len(calls) == len(set(calls)) == 3 * len(ids)  # each step ran once
     for thread in threads:
         assert len({e.id for e in thread.events}) == len(thread)  # no event written twice
+
+
+class _CountingWakes(Runtime):
+    """A runtime that counts its looks for due sleepers."""
+
+    wakes = 0
+
+    async def wake_due(self, now: object = None) -> list[str]:
+        self.wakes += 1
+        return await super().wake_due()
+
+
+async def test_a_serving_worker_looks_for_due_sleepers_once_a_poll_not_after_every_run(store: ThreadStore) -> None:
+    runtime = _CountingWakes(store=store, agents=[Agent(name="a", model=ScriptedModel([DONE] * 12))])
+    ids = [await runtime.launch("a", Event("user_input", {"i": i})) for i in range(12)]
+    stop = asyncio.Event()
+    task = asyncio.create_task(Worker(runtime, concurrency=2, poll_seconds=3600).run(stop))
+    for _ in range(1000):
+        if [(await runtime.get(i)).status for i in ids] == ["done"] * 12:
+            break
+        await asyncio.sleep(0.01)
+    stop.set()
+    await asyncio.wait_for(task, timeout=5)
+    assert [(await runtime.get(i)).status for i in ids] == ["done"] * 12  # six rounds of two runs
+    assert runtime.wakes == 1  # the first look; the next is due in an hour

@@ -9,6 +9,9 @@ The rules that keep a thread whole when writers race or the store falters:
   their ids and counted as written, so no event is ever stored twice.
 - The lease is lost (`LeaseLost`) or the worker is stopping: the run ends at once (stopping waits
   for a started tool's result to be saved).
+
+Each save writes every event the loop recorded since the last one in one append: usually one event,
+and a `tool_call` that runs at once together with its `tool_started`.
 """
 
 from __future__ import annotations
@@ -71,7 +74,8 @@ async def run_saving(
         agent: The thread's agent.
         store: Where the thread lives.
         thread: The thread as loaded.
-        stop: When set, end the run after the event being saved, unless it is `tool_started`.
+        stop: When set, end the run after the events being saved, unless they hold a
+            `tool_started` (that tool runs, and its result is saved, first).
         owner: The lease holder the appends are made for (see `ThreadStore.append`).
 
     Returns:
@@ -84,6 +88,8 @@ async def run_saving(
 
     async def save(current: Thread) -> Thread:
         nonlocal saved
+        # A save with a `tool_started` (alone, or with its `tool_call`) is followed by the tool's run.
+        starts = any(e.type == TOOL_STARTED for e in current.events[saved:])
         for _ in range(_RACES):
             try:
                 await patiently(partial(store.append, current, after=saved, owner=owner))
@@ -98,7 +104,7 @@ async def run_saving(
                     current, saved = stored.extend(mine), len(stored)
                     continue
             saved = len(current)
-            if stop is not None and stop.is_set() and current.events[-1].type != TOOL_STARTED:
+            if stop is not None and stop.is_set() and not starts:
                 raise _Stopped(current)
             return current
         raise ThreadloomError(f"thread {thread.id!r} kept changing under {_RACES} attempts to save it")

@@ -240,8 +240,9 @@ class Agent:
 
         Args:
             thread: The thread to continue.
-            save: Called after every appended event with the thread so far; returns the thread to
-                go on with (a durable runtime persists here).
+            save: Called after every appended event with the thread so far (a `tool_call` that runs
+                at once is saved with its `tool_started`: the call's save comes just before it
+                runs); returns the thread to go on with (a durable runtime persists here).
 
         Returns:
             The thread with every new event appended.

@@ -32,10 +32,12 @@ MAX_OUTPUT_CHARS = 500
 
 
 Save = Callable[[Thread], Awaitable[Thread]]
-"""Persists a thread after each event the loop appends and returns the thread to go on with.
+"""Persists the thread's unsaved events and returns the thread to go on with.
 
-A durable driver (the runtime) writes the new events here; when another writer got there first it
-may return the stored thread with the loop's events laid on top."""
+The loop calls it after each event it appends, except that a `tool_call` which runs at once is
+saved together with its `tool_started` (both before the tool runs); a result is always saved on its
+own. A durable driver (the runtime) writes the new events here; when another writer got there first
+it may return the stored thread with the loop's events laid on top."""
 
 
 async def _keep(thread: Thread) -> Thread:
@@ -43,7 +45,7 @@ async def _keep(thread: Thread) -> Thread:
 
 
 async def run(agent: Agent, thread: Thread, *, save: Save | None = None) -> Thread:
-    """Drive `thread` with `agent` until it must stop (see `Agent.run`); `save` after every event."""
+    """Drive `thread` with `agent` until it must stop (see `Agent.run`); `save` as each step is recorded."""
     save = save or _keep
     thread = await _prefetch(agent, thread, save)
     while True:
@@ -68,7 +70,10 @@ async def run(agent: Agent, thread: Thread, *, save: Save | None = None) -> Thre
                 "message": format_error(exc),
             }
             return await _record(agent, thread, save, Event(ERROR, data))
-        thread = await _record(agent, thread, save, event)
+        if event.type == TOOL_CALL:
+            thread = await _record_call(agent, thread, save, event)
+        else:
+            thread = await _record(agent, thread, save, event)
 
 
 def format_error(exc: BaseException) -> str:
@@ -107,11 +112,32 @@ async def _prefetch(agent: Agent, thread: Thread, save: Save) -> Thread:
         if tool.name in done:
             continue
         call = Event(TOOL_CALL, {"intent": tool.name, "arguments": {}, "policy": "auto", "prefetch": True})
-        thread = await _record(agent, thread, save, call)
-        runnable = thread.state.runnable
-        if runnable is not None:
-            thread = await _execute(agent, thread, runnable, save)
+        thread = await _record_call(agent, thread, save, call)
+        if thread.status != "ready":
+            break  # an `after_step` hook stopped the thread: the loop stops too
     return thread
+
+
+async def _record_call(agent: Agent, thread: Thread, save: Save, call: Event) -> Thread:
+    """Record a `tool_call`; one that runs at once is saved in the same write as its `tool_started`.
+
+    Both are recorded before the tool runs, so one write keeps the guarantee (the call and its start
+    are durable before any effect) with one commit fewer. A call that does not start at once (it
+    waits for approval, the `after_step` hook changed the thread, the tool is unknown) is saved
+    alone, as is whatever comes next.
+    """
+    thread = await _note(agent, thread, call)
+    runnable = thread.state.runnable
+    if (
+        thread.state.status != "ready"
+        or runnable is None
+        or runnable.call.id != call.id
+        or runnable.started is not None
+        or _find_tool(agent, runnable.intent) is None
+    ):
+        return await save(thread)
+    # `_execute` records `tool_started` (a known tool, not started): its save writes the call too.
+    return await _execute(agent, thread, runnable, save)
 
 
 async def _execute(agent: Agent, thread: Thread, call: RunnableCall, save: Save) -> Thread:
@@ -243,9 +269,14 @@ def _human_request(question: str, context: str, *, reason: str) -> Event:
 
 async def _record(agent: Agent, thread: Thread, save: Save, event: Event) -> Thread:
     """Append `event`, then whatever the `after_step` hook returns for it, and save."""
+    return await save(await _note(agent, thread, event))
+
+
+async def _note(agent: Agent, thread: Thread, event: Event) -> Thread:
+    """Append `event`, then whatever the `after_step` hook returns for it; not saved yet."""
     thread = thread.append(event)
     if agent.after_step is not None:
         extra = await maybe_await(agent.after_step(thread, event))
         for item in extra or ():
             thread = thread.append(item)
-    return await save(thread)
+    return thread

@@ -300,7 +300,7 @@ class Runtime:
 
         Args:
             thread_id: The thread.
-            stop: When set, the run ends after the event it is saving, unless that event is
+            stop: When set, the run ends after the events it is saving, unless they hold a
                 `tool_started` (the tool then runs and its result is saved first: stopping in
                 between would leave its outcome unknown). The thread stays `ready` for any runner.
             owner: The worker whose lease this run is under: every save checks that the lease is

@@ -94,9 +94,13 @@ class Worker:
         await store.wait_for_work(0)
         wake: asyncio.Future[None] | None = None
         stopping = asyncio.ensure_future(stop.wait())
+        due_check = 0.0  # when to look for due sleepers next: once a poll, not after every run
         try:
             while not stop.is_set():
-                await self._fill(running, stop)
+                now = time.monotonic()
+                await self._fill(running, stop, wake_due=now >= due_check)
+                if now >= due_check:
+                    due_check = now + self.poll_seconds
                 if wake is None:
                     wake = asyncio.ensure_future(store.wait_for_work(self.poll_seconds))
                 waiters: set[asyncio.Future[object]] = {stopping, wake, *running.values()}  # pyright: ignore[reportAssignmentType]
@@ -148,9 +152,12 @@ class Worker:
 
         asyncio.run(main())
 
-    async def _fill(self, running: dict[str, asyncio.Task[None]], stop: asyncio.Event | None = None) -> None:
+    async def _fill(
+        self, running: dict[str, asyncio.Task[None]], stop: asyncio.Event | None = None, *, wake_due: bool = True
+    ) -> None:
         try:
-            await self.runtime.wake_due()
+            if wake_due:
+                await self.runtime.wake_due()
             free = self.concurrency - len(running)
             if free <= 0:
                 return

@@ -222,3 +222,49 @@ async def test_an_append_under_a_lost_lease_is_refused(store: ThreadStore) -> No
     theirs = mine.append(Event("note", {"by": "w2"}))
     await store.append(theirs, after=2, owner="w2")
     assert await store.load(thread.id) == theirs
+
+
+async def test_a_step_of_several_events_is_written_whole_or_not_at_all(store: ThreadStore) -> None:
+    thread = Thread.start("user_input", "go")
+    await store.append(thread, after=0)
+    assert await store.claim("w1", lease_seconds=30, limit=1) == [thread.id]
+    call = Event("tool_call", {"intent": "noop", "arguments": {}, "policy": "auto"})
+    step = thread.extend(
+        [call, Event("tool_started", {"call_id": call.id, "intent": "noop", "idempotency_key": call.id})]
+    )
+    with pytest.raises(LeaseLost):
+        await store.append(step, after=1, owner="w2")  # not w2's lease
+    with pytest.raises(VersionConflict) as info:
+        await store.append(step, after=0 + 2, owner="w1")  # a version it never read
+    assert info.value.actual == 1
+    assert await store.load(thread.id) == thread
+    await store.append(step, after=1, owner="w1")
+    assert await store.load(thread.id) == step and step.state.runnable is not None
+    [summary] = await store.list()
+    assert (summary.status, summary.events) == ("ready", 3)
+    with pytest.raises(VersionConflict):
+        await store.append(step.append(Event("note", {})), after=1, owner="w1")  # stale now
+    assert await store.load(thread.id) == step
+
+
+async def test_an_append_that_makes_a_thread_claimable_announces_it(store: ThreadStore) -> None:
+    asked = Thread.start("user_input", "go").append(
+        Event("request_human_input", {"question": "which tag?", "context": "", "format": "free_text"})
+    )
+    await store.append(asked, after=0)
+    assert asked.status == "waiting_human" and asked.pending is not None
+    await store.wait_for_work(0)  # a PostgreSQL store starts listening here
+    await store.wait_for_work(0)  # and this clears what was announced before
+    waiter = asyncio.create_task(store.wait_for_work(3600))
+    await asyncio.sleep(0)
+    await store.append(asked.respond(asked.pending.id, "v1.2.3"), after=2)
+    await asyncio.wait_for(waiter, timeout=60)  # an hour unless the append announced itself
+
+
+async def test_an_append_of_no_new_events_only_checks_the_version(store: ThreadStore) -> None:
+    thread = Thread.start("user_input", "go")
+    await store.append(thread, after=0)
+    await store.append(thread, after=1)
+    with pytest.raises(VersionConflict):
+        await store.append(thread.append(Event("note", {})), after=2)  # claims a version not stored
+    assert await store.load(thread.id) == thread

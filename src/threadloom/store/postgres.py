@@ -1,7 +1,9 @@
 """`PostgresStore` (`postgresql://...`): many workers on many machines, one database (extra `postgres`).
 
 An append updates the thread's row only if it still has the version the writer extends (which locks
-the row), checks the writer's lease, and writes only the new event rows, all in one transaction.
+the row), checks the writer's lease, and writes only the new event rows, all in one transaction. A
+step's append (a known thread, no idempotency key) is one statement, so one round trip: the pool's
+connections are autocommit, and work of several statements opens a transaction of its own.
 Event data is stored as text, not `jsonb`, so that a thread reads back byte for byte as it was
 written (jsonb reorders keys).
 """
@@ -96,8 +98,10 @@ class PostgresStore:
         Raises:
             StoreError: The database cannot be reached, or was written by a newer threadloom.
         """
+        # Autocommit: a statement on its own is its own transaction (one round trip, no BEGIN and
+        # COMMIT of its own); work of several statements opens `conn.transaction()`.
         pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] = AsyncConnectionPool(
-            url, min_size=1, max_size=max_connections, open=False
+            url, min_size=1, max_size=max_connections, open=False, kwargs={"autocommit": True}
         )
         try:
             await pool.open(wait=True, timeout=connect_timeout)
@@ -118,6 +122,10 @@ class PostgresStore:
         rows = [(thread.id, seq, *encode_event(e)) for seq, e in enumerate(thread.events[after:], start=after + 1)]
         now = datetime.now(UTC)
         summary = summarise(thread, now)
+        if after > 0 and idempotency_key is None and 0 < len(rows) <= _INSERT_BATCH:
+            check_version(thread, after, after)  # `after` within the writer's own thread
+            await self._step(thread, after, owner, rows, summary)
+            return
         try:
             async with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
                 if idempotency_key is not None:
@@ -184,6 +192,44 @@ class PostgresStore:
             raise VersionConflict(thread.id, expected=after, actual=-1) from exc
         except psycopg.Error as exc:
             raise StoreError(f"PostgreSQL store: {exc}") from exc
+
+    async def _step(
+        self, thread: Thread, after: int, owner: str | None, rows: list[tuple[Any, ...]], summary: ThreadSummary
+    ) -> None:
+        """A step's append (a known thread, no key, one batch): one statement, so one round trip.
+
+        The summary's update names the version (and the lease holder), which locks the row; the
+        events are inserted only if it matched, and the NOTIFY sent only if the thread became
+        claimable. Nothing matched: one more query says why (the version, or the lease).
+        """
+        values = ", ".join(["(%s, %s::integer, %s, %s, %s, %s::timestamptz, %s::integer)"] * len(rows))
+        sql = (
+            "WITH up AS (UPDATE threadloom_threads SET status = %s, events = %s, wake_at = %s, updated_at = %s"
+            " WHERE thread_id = %s AND events = %s AND (%s::text IS NULL OR lease_owner = %s)"
+            " RETURNING lease_expires > now() AS leased),"
+            " ins AS (INSERT INTO threadloom_events"
+            f" SELECT v.* FROM (VALUES {values}) AS v WHERE EXISTS (SELECT FROM up))"
+            " SELECT CASE WHEN %s AND leased IS NOT TRUE THEN pg_notify(%s, %s)::text END FROM up"
+        )
+        params: list[Any] = [summary.status, summary.events, summary.wake_at, summary.updated_at, thread.id, after]
+        params += [owner, owner, *(v for r in rows for v in r), summary.status == "ready", CHANNEL, thread.id]
+        try:
+            async with self._pool.connection() as conn, conn.cursor() as cur:
+                # A worker's own steps (it holds the lease) announce nothing: no one else could claim
+                # the thread. A NOTIFY is delivered at commit, to every listening worker.
+                await cur.execute(sql, params)  # pyright: ignore[reportArgumentType] - placeholders only
+                if await cur.fetchone() is not None:
+                    return
+                await cur.execute(
+                    "SELECT events, lease_owner FROM threadloom_threads WHERE thread_id = %s", (thread.id,)
+                )
+                found = await cur.fetchone()
+        except psycopg.Error as exc:
+            raise StoreError(f"PostgreSQL store: {exc}") from exc
+        check_version(thread, after, None if found is None else int(found[0]))
+        if owner is not None and found is not None and found[1] != owner:
+            raise LeaseLost(thread.id, owner=owner)
+        raise VersionConflict(thread.id, expected=after, actual=after)  # changed meanwhile
 
     async def load(self, thread_id: str) -> Thread:
         """See `ThreadStore.load`."""
@@ -260,7 +306,7 @@ class PostgresStore:
             " FOR UPDATE SKIP LOCKED) RETURNING thread_id"
         )
         try:
-            async with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+            async with self._pool.connection() as conn, conn.cursor() as cur:  # one statement: atomic
                 await cur.execute(sql, (owner, lease_seconds, limit))
                 return [str(r[0]) for r in await cur.fetchall()]
         except psycopg.Error as exc:
@@ -269,7 +315,7 @@ class PostgresStore:
     async def renew(self, thread_id: str, owner: str, *, lease_seconds: float) -> bool:
         """See `ThreadStore.renew`."""
         try:
-            async with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+            async with self._pool.connection() as conn, conn.cursor() as cur:
                 await cur.execute(
                     "UPDATE threadloom_threads SET lease_expires = now() + make_interval(secs => %s)"
                     " WHERE thread_id = %s AND lease_owner = %s AND lease_expires > now()",
@@ -282,15 +328,14 @@ class PostgresStore:
     async def release(self, thread_id: str, owner: str) -> None:
         """See `ThreadStore.release`."""
         try:
-            async with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+            async with self._pool.connection() as conn, conn.cursor() as cur:
+                # One statement: the NOTIFY (only if the released thread is ready) commits with it.
                 await cur.execute(
-                    "UPDATE threadloom_threads SET lease_owner = NULL, lease_expires = NULL"
-                    " WHERE thread_id = %s AND lease_owner = %s RETURNING status",
-                    (thread_id, owner),
+                    "WITH r AS (UPDATE threadloom_threads SET lease_owner = NULL, lease_expires = NULL"
+                    " WHERE thread_id = %s AND lease_owner = %s RETURNING status)"
+                    " SELECT pg_notify(%s, %s)::text FROM r WHERE status = 'ready'",
+                    (thread_id, owner, CHANNEL, thread_id),
                 )
-                released = await cur.fetchone()
-                if released is not None and released[0] == "ready":
-                    await cur.execute("SELECT pg_notify(%s, %s)", (CHANNEL, thread_id))
         except psycopg.Error as exc:
             raise StoreError(f"PostgreSQL store: {exc}") from exc
 
