@@ -6,7 +6,8 @@ import itertools
 import math
 import re
 import secrets
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import KW_ONLY, dataclass, field
 from datetime import UTC, datetime
 from itertools import repeat
@@ -90,12 +91,38 @@ def restored_event(type: str, data: JsonValue, event_id: str, at: datetime) -> E
     load is the same validation done twice. The time is still normalised to UTC.
     """
     event = object.__new__(Event)
-    set_ = object.__setattr__
-    set_(event, "type", type)
-    set_(event, "data", data)
-    set_(event, "id", event_id)
-    set_(event, "at", at if not at.utcoffset() else at.astimezone(UTC))
+    _SET_TYPE(event, type)
+    _SET_DATA(event, data)
+    _SET_ID(event, event_id)
+    _SET_AT(event, at if not at.utcoffset() else at.astimezone(UTC))
     return event
+
+
+def restored_events(
+    types: Sequence[str], datas: Sequence[JsonValue], ids: Sequence[str], ats: Sequence[datetime]
+) -> list[Event]:
+    """`restored_event` for whole columns of a store's rows, whose times are already in UTC (not public API).
+
+    A store's load makes thousands of events at once: this fills each field of all of them with one
+    `map` running in C, about half the time of a call per event.
+    """
+    events: list[Event] = list(map(object.__new__, repeat(Event, len(ids))))
+    columns: tuple[tuple[Callable[[Event, object], None], Sequence[object]], ...] = (
+        (_SET_TYPE, types),
+        (_SET_DATA, datas),
+        (_SET_ID, ids),
+        (_SET_AT, ats),
+    )
+    for set_, column in columns:
+        deque[None](map(set_, events, column), maxlen=0)
+    return events
+
+
+# Event's fields set directly, past the frozen dataclass's `__setattr__` (which refuses).
+_SET_TYPE: Final = Event.__dict__["type"].__set__
+_SET_DATA: Final = Event.__dict__["data"].__set__
+_SET_ID: Final = Event.__dict__["id"].__set__
+_SET_AT: Final = Event.__dict__["at"].__set__
 
 
 def _json_problem(value: object, path: str, depth: int) -> str | None:
@@ -254,11 +281,11 @@ class Thread:
     def _init(
         self, thread_id: str, items: list[Event], size: int, metadata: Mapping[str, JsonValue], state: ThreadState
     ) -> None:
-        _SET_ID(self, thread_id)
+        _SET_THREAD_ID(self, thread_id)
         _SET_ITEMS(self, items)
         _SET_SIZE(self, size)
         _SET_METADATA(self, metadata)
-        _SET_STATE(self, state)
+        _SET_THREAD_STATE(self, state)
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError(f"Thread is immutable; use append() to get a new thread (tried to set {name!r})")
@@ -506,11 +533,11 @@ class Thread:
 
 # Thread's slots set directly: `Thread.__setattr__` refuses every assignment, and
 # `object.__setattr__` looks the slot up by name on every call.
-_SET_ID: Final = Thread.__dict__["id"].__set__
+_SET_THREAD_ID: Final = Thread.__dict__["id"].__set__
 _SET_ITEMS: Final = Thread.__dict__["_items"].__set__
 _SET_SIZE: Final = Thread.__dict__["_size"].__set__
 _SET_METADATA: Final = Thread.__dict__["_metadata"].__set__
-_SET_STATE: Final = Thread.__dict__["_state"].__set__
+_SET_THREAD_STATE: Final = Thread.__dict__["_state"].__set__
 _event_id: Final = attrgetter("id")
 
 
