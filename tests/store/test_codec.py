@@ -1,5 +1,6 @@
 """Rows <-> events: the batch decoder a store's load uses reads exactly what `decode_event` reads."""
 
+import gc
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -8,7 +9,7 @@ from hypothesis import strategies as st
 from pydantic import JsonValue
 
 from threadloom import Event
-from threadloom.store._codec import SCHEMA_VERSION, EventRow, decode_event, decode_events, encode_event
+from threadloom.store._codec import SCHEMA_VERSION, EventRow, decode_event, decode_events, decode_thread, encode_event
 
 json_values = st.recursive(
     st.none()
@@ -103,3 +104,19 @@ def test_data_reads_back_as_the_same_json() -> None:
     data: JsonValue = {"f": 0.1, "big": 2**80, "s": "é\n\u2028", "nested": [{"a": None}, True, -0.0]}
     [event] = decode_events([encode_event(Event("note", data))])
     assert event.data == data and repr(event.data) == repr(data)
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_decoding_a_thread_leaves_the_garbage_collector_as_it_found_it(enabled: bool) -> None:
+    rows: list[tuple[str, str, str, str | datetime, int | None]] = [good(n) for n in range(3)]
+    was = gc.isenabled()
+    try:
+        gc.enable() if enabled else gc.disable()
+        thread = decode_thread("th_1", '{"agent": "a"}', rows)
+        assert thread.id == "th_1" and dict(thread.metadata) == {"agent": "a"} and len(thread) == 3
+        assert gc.isenabled() == enabled
+        with pytest.raises(ValueError, match="schema version 7"):
+            decode_thread("th_1", "{}", [*rows, ("ev_x", "note", "{}", "2026-01-01T00:00:00+00:00", 7)])
+        assert gc.isenabled() == enabled
+    finally:
+        gc.enable() if was else gc.disable()

@@ -24,7 +24,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 from ..events import Thread
 from ..exceptions import AlreadyDelivered, LeaseLost, StoreError, ThreadNotFound, VersionConflict
 from ..state import Status
-from ._codec import SCHEMA_VERSION, decode_events, decode_metadata, encode_event, encode_metadata
+from ._codec import SCHEMA_VERSION, decode_thread, encode_event, encode_metadata
 from .base import ThreadSummary, WorkSignal, check_version, summarise
 
 __all__ = ["CHANNEL", "MIGRATIONS", "PostgresStore"]
@@ -209,7 +209,7 @@ class PostgresStore:
                 rows = await cur.fetchall()
         except psycopg.Error as exc:
             raise StoreError(f"PostgreSQL store: {exc}") from exc
-        return Thread(decode_events(rows), thread_id=thread_id, metadata=decode_metadata(head[0]))
+        return decode_thread(thread_id, head[0], rows)
 
     async def list(
         self,
