@@ -238,7 +238,7 @@ def fold(state: ThreadState, events: Iterable[Event]) -> ThreadState:  # noqa: C
         kind = event.type
         data = event.data
         d = cast(dict[str, JsonValue], data) if isinstance(data, dict) else _EMPTY
-        if kind in MODEL_RECORD_EVENTS and "model" in d:
+        if "model" in d and kind in MODEL_RECORD_EVENTS:
             record = d["model"]
             if isinstance(record, dict) and isinstance(name := record.get("name"), str):
                 if usage_own is None:
@@ -262,7 +262,7 @@ def fold(state: ThreadState, events: Iterable[Event]) -> ThreadState:  # noqa: C
                     r_started = event
             case "tool_response":
                 intent = d.get("intent")
-                if isinstance(intent, str) and intent in counts:
+                if counts and isinstance(intent, str) and intent in counts:
                     counts = counts_own = {k: v for k, v in counts.items() if k != intent}
                 if status not in _WAITING:  # a thread waiting for a person keeps waiting
                     running = r_call

@@ -114,3 +114,15 @@ async def test_times_load_back_exactly_in_utc_whatever_the_session_settings(post
     assert loaded == thread and [e.at for e in loaded.events] == [e.at for e in thread.events]
     assert all(e.at.tzinfo == UTC for e in loaded.events)
     await reader.aclose()
+
+
+async def test_a_load_reads_in_key_order_and_leaves_the_session_as_it_was(postgres_url: str) -> None:
+    store = await PostgresStore.open(postgres_url, max_connections=1)
+    thread = Thread.start("user_input", {"text": "hi"}).extend(Event("note", {"n": n}) for n in range(50))
+    await store.append(thread, after=0)
+    loaded = await store.load(thread.id)
+    assert [e.id for e in loaded.events] == [e.id for e in thread.events]
+    async with store._pool.connection() as conn:  # pyright: ignore[reportPrivateUsage] - the one pooled connection
+        cur = await conn.execute("SHOW enable_sort")
+        assert await cur.fetchone() == ("on",)
+    await store.aclose()
