@@ -117,12 +117,16 @@ async def test_times_load_back_exactly_in_utc_whatever_the_session_settings(post
 
 
 async def test_a_load_reads_in_key_order_and_leaves_the_session_as_it_was(postgres_url: str) -> None:
-    store = await PostgresStore.open(postgres_url, max_connections=1)
+    session = quote(" -cTimeZone=Asia/Kolkata -cDateStyle=ISO,DMY")
+    store = await PostgresStore.open(f"{postgres_url}{session}", max_connections=1)
     thread = Thread.start("user_input", {"text": "hi"}).extend(Event("note", {"n": n}) for n in range(50))
     await store.append(thread, after=0)
     loaded = await store.load(thread.id)
     assert [e.id for e in loaded.events] == [e.id for e in thread.events]
     async with store._pool.connection() as conn:  # pyright: ignore[reportPrivateUsage] - the one pooled connection
-        cur = await conn.execute("SHOW enable_sort")
-        assert await cur.fetchone() == ("on",)
+        settings = "current_setting('enable_sort'), current_setting('DateStyle'), current_setting('TimeZone')"
+        cur = await conn.execute(f"SELECT {settings}, now()")
+        row = await cur.fetchone()
+        assert row is not None and row[:3] == ("on", "ISO, DMY", "Asia/Kolkata")
+        assert str(row[3].tzinfo) == "Asia/Kolkata"  # the driver reads times in the session's zone again
     await store.aclose()

@@ -74,13 +74,19 @@ MIGRATIONS: tuple[str, ...] = (
 
 _INSERT_BATCH = 1000  # event rows per INSERT statement
 
-_LOAD_HEAD = "SELECT metadata, set_config('enable_sort', 'off', true) FROM threadloom_threads WHERE thread_id = %s"
-# The time as ISO 8601 text in UTC whatever the session's DateStyle and TimeZone (parsing it costs
-# less than psycopg's timestamptz loader), and the schema version as NULL when it is the current one
-# (a NULL costs the driver nothing): see `decode_events`.
+# For the load's transaction only: `enable_sort` off, since the primary key (thread_id, seq) gives
+# the rows in order, but a planner that expects a few rows per thread would rather sort them (a
+# thread of 10,000 events then costs a 2 MB sort); times as ISO 8601 text in UTC, which Python
+# parses for less than psycopg's timestamptz loader costs, whatever the session's own settings.
+_LOAD_HEAD = (
+    "SELECT metadata, set_config('enable_sort', 'off', true), set_config('DateStyle', 'ISO', true),"
+    " set_config('TimeZone', 'UTC', true) FROM threadloom_threads WHERE thread_id = %s"
+)
+# The schema version is NULL when it is the current one (a NULL costs the driver nothing): see
+# `decode_events`.
 _LOAD_EVENTS = (
-    "SELECT event_id, type, data, to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US+00:00'),"
-    " NULLIF(schema_version, %s) FROM threadloom_events WHERE thread_id = %s ORDER BY seq"
+    "SELECT event_id, type, data, at::text, NULLIF(schema_version, %s) FROM threadloom_events"
+    " WHERE thread_id = %s ORDER BY seq"
 )
 
 _MIGRATION_LOCK = 0x7468726561646C6F  # "threadlo": one migrator at a time across processes
@@ -198,10 +204,7 @@ class PostgresStore:
         """See `ThreadStore.load`."""
         try:
             async with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
-                # `enable_sort` off for this transaction: the primary key (thread_id, seq) gives the
-                # rows in order, but a planner that expects a few rows per thread would rather sort
-                # them (a thread of 10,000 events then costs a 2 MB sort).
-                await cur.execute(_LOAD_HEAD, (thread_id,))
+                await cur.execute(_LOAD_HEAD, (thread_id,))  # and the settings the next query needs
                 head = await cur.fetchone()
                 if head is None:
                     raise ThreadNotFound(thread_id)
