@@ -68,12 +68,12 @@ def decode_thread(
     Raises:
         ValueError: A row cannot be read (see `decode_events`).
     """
-    paused = gc.isenabled()
+    enabled = gc.isenabled()
     gc.disable()
     try:
         return Thread(decode_events(rows), thread_id=thread_id, metadata=decode_metadata(metadata))
     finally:
-        if paused:
+        if enabled:
             gc.enable()
 
 
@@ -87,7 +87,9 @@ def decode_events(rows: Sequence[tuple[str, str, str, str | datetime, int | None
     joined into one JSON array: each row is one JSON value, as `encode_event` wrote it) and fills
     the events column by column. Any row this refuses, or a batch that does not come apart into
     exactly one value per row, is decoded again row by row, which raises for the first bad row
-    exactly as `decode_event` does.
+    exactly as `decode_event` does. (Only rows written by hand as fragments that pair up into as
+    many values as there are rows, such as `[1`, `2]`, `3,4`, would pass unnoticed: the store
+    trusts its rows to be what `encode_event` wrote, as it trusts their values.)
 
     Raises:
         ValueError: A row's schema version is not one this code reads, its time has no timezone or
