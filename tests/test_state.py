@@ -1,11 +1,15 @@
+from dataclasses import replace
+from datetime import UTC, datetime
 from functools import reduce
+from types import MappingProxyType
+from typing import Any, cast
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import JsonValue
 
 from threadloom import Event, Thread
-from threadloom.state import ThreadState, advance
+from threadloom.state import RunnableCall, ThreadState, Usage, advance, fold, model_record
 
 
 def call(intent: str, policy: str = "auto", **arguments: JsonValue) -> Event:
@@ -155,3 +159,227 @@ def test_state_is_a_left_fold_and_recomputes_identically(kinds: list[str]) -> No
     assert (s.pending is not None) == (s.status in ("waiting_approval", "waiting_human"))
     assert s.runnable is None or s.status == "ready"
     assert all(v > 0 for v in s.consecutive_errors.values())
+
+
+# -- the fold against the straightforward reducer ---------------------------------------------------
+# `state.fold` keeps the state in local variables and builds it once at the end. `reference` is the
+# reducer written the plain way, one new `ThreadState` per event (what `state.py` did before the fold
+# was made fast); both must agree on every sequence of events, whatever the events carry.
+
+
+def _get(event: Event, key: str) -> JsonValue:
+    return event.data.get(key) if isinstance(event.data, dict) else None
+
+
+def _args(event: Event) -> MappingProxyType[str, JsonValue]:
+    arguments = _get(event, "arguments")
+    return MappingProxyType(arguments) if isinstance(arguments, dict) else MappingProxyType({})
+
+
+def _settle(state: ThreadState, **changes: Any) -> ThreadState:
+    if state.status in ("waiting_approval", "waiting_human"):
+        return replace(state, **changes)
+    return replace(state, status="ready", runnable=None, unresolved=None, **changes)
+
+
+def _resume(state: ThreadState) -> ThreadState:
+    empty: MappingProxyType[str, int] = MappingProxyType({})
+    return replace(state, status="ready", pending=None, consecutive_errors=empty, model_errors=0, steps=0, wake_at=None)
+
+
+def _transition(state: ThreadState, event: Event) -> ThreadState:  # noqa: C901 - the reference, kept plain
+    if state.status == "failed":
+        return state
+    match event.type:
+        case "tool_call":
+            steps = state.steps + (0 if _get(event, "prefetch") else 1)
+            if _get(event, "policy") == "approval":
+                return replace(
+                    state, status="waiting_approval", pending=event, runnable=None, model_errors=0, steps=steps
+                )
+            call = RunnableCall(call=event, arguments=_args(event))
+            return replace(state, status="ready", pending=None, runnable=call, model_errors=0, steps=steps)
+        case "tool_started":
+            running = state.runnable
+            if running is None or running.call.id != _get(event, "call_id"):
+                return state
+            return replace(state, runnable=replace(running, started=event))
+        case "approval":
+            pending = state.pending
+            if pending is None or state.status != "waiting_approval" or _get(event, "call_id") != pending.id:
+                return state
+            if _get(event, "approved") is True:
+                arguments = dict(_args(pending))
+                edits = _get(event, "edits")
+                if isinstance(edits, dict):
+                    arguments.update(edits)
+                call = RunnableCall(call=pending, arguments=MappingProxyType(arguments))
+                return replace(state, status="ready", pending=None, runnable=call, steps=0)
+            return replace(state, status="ready", pending=None, runnable=None, steps=0)
+        case "tool_response":
+            counts = {k: v for k, v in state.consecutive_errors.items() if k != _get(event, "intent")}
+            settled = _settle(state, consecutive_errors=MappingProxyType(counts))
+            running = state.runnable
+            if running is not None and settled.status == "ready" and _get(running.call, "policy") == "external":
+                return replace(settled, status="sleeping", wake_at=None)
+            return settled
+        case "error":
+            if _get(event, "source") == "model":
+                return _settle(state, model_errors=state.model_errors + 1, steps=state.steps + 1)
+            counts = dict(state.consecutive_errors)
+            intent = str(_get(event, "intent"))
+            counts[intent] = counts.get(intent, 0) + 1
+            return _settle(state, consecutive_errors=MappingProxyType(counts))
+        case "request_human_input" | "request_more_information":
+            reason = _get(event, "reason")
+            unresolved = state.runnable if reason == "outcome_unknown" else state.unresolved
+            return replace(
+                state,
+                status="waiting_human",
+                pending=event,
+                runnable=None,
+                unresolved=unresolved,
+                model_errors=0,
+                steps=state.steps + (0 if reason else 1),
+            )
+        case "human_response":
+            unresolved = state.unresolved
+            if unresolved is None or state.pending is None or _get(state.pending, "reason") != "outcome_unknown":
+                return _resume(state)
+            decision = str(_get(event, "text") or "").strip().lower().replace(" ", "_")
+            if decision == "abort":
+                return replace(state, status="failed", pending=None, runnable=None, unresolved=None)
+            runnable = replace(unresolved, started=None) if decision == "retry" else None
+            return replace(_resume(state), runnable=runnable, unresolved=None)
+        case "done_for_now":
+            return replace(state, status="done", pending=None, runnable=None, model_errors=0, steps=state.steps + 1)
+        case "failed":
+            return replace(state, status="failed", pending=None, runnable=None)
+        case "wait_until":
+            try:
+                moment: datetime | None = datetime.fromisoformat(str(_get(event, "until")))
+            except ValueError:
+                moment = None
+            if moment is not None and moment.tzinfo is None:
+                moment = moment.replace(tzinfo=UTC)
+            return replace(state, status="sleeping", pending=None, wake_at=moment, steps=state.steps + 1)
+        case _:
+            return state if state.status == "waiting_approval" else _resume(state)
+
+
+def reference(state: ThreadState, event: Event) -> ThreadState:
+    """One event folded in the plain way: a transition, then the event's id and its model's usage."""
+    new = replace(_transition(state, event), last_event_id=event.id)
+    record = model_record(event)
+    if record is None:
+        return new
+    usage = Usage(
+        *(
+            v if isinstance(v := record.get(k), int) and not isinstance(v, bool) and v > 0 else 0
+            for k in ("input_tokens", "output_tokens", "cached_tokens")
+        )
+    )
+    totals = dict(new.usage)
+    name = str(record["name"])
+    totals[name] = totals[name] + usage if name in totals else usage
+    return replace(new, usage=MappingProxyType(totals))
+
+
+_payload: st.SearchStrategy[JsonValue] = st.one_of(
+    st.none(),
+    st.text(max_size=3),
+    st.integers(-2, 2),
+    st.lists(st.integers(), max_size=2).map(lambda v: cast(JsonValue, v)),
+)
+_tokens: st.SearchStrategy[JsonValue] = st.one_of(st.integers(-5, 50), st.booleans())
+_model: st.SearchStrategy[dict[str, JsonValue] | None] = st.one_of(
+    st.none(),
+    st.fixed_dictionaries(
+        cast(dict[str, st.SearchStrategy[JsonValue]], {"name": st.sampled_from(["m1", "m2"])}),
+        optional={"input_tokens": _tokens, "output_tokens": _tokens},
+    ),
+    st.just(cast(dict[str, JsonValue], {"name": 3})),
+)
+
+
+# The types the fold knows, the common ones more often; `note` stands for any outside event.
+_KINDS = (
+    *("tool_call", "tool_started", "tool_response", "error", "approval") * 4,
+    *("request_human_input", "request_more_information", "human_response") * 2,
+    *("user_input", "note", "done_for_now", "wait_until"),
+    "failed",  # terminal: rare, or most of each example would change nothing
+)
+
+
+@st.composite
+def any_events(draw: st.DrawFn) -> list[Event]:
+    """Events of every type the fold knows (and others), pointing at earlier events or at nothing."""
+    events: list[Event] = []
+    for _ in range(draw(st.integers(0, 40))):
+        # What a call_id / request_id names: the newest call or request, an older event, or nothing.
+        newest = [e.id for e in reversed(events) if e.type in ("tool_call", "request_human_input")][:1]
+        ref = draw(st.sampled_from([*newest, *[e.id for e in events[-2:]], "ev_none"]))
+        intent = draw(st.sampled_from(["a", "b", 7]))
+        kind = draw(st.sampled_from(_KINDS))
+        data: dict[str, JsonValue] = {}
+        match kind:
+            case "tool_call":
+                data = {
+                    "intent": intent,
+                    "arguments": draw(st.sampled_from([{"x": 1}, {}, "no"])),
+                    "policy": draw(st.sampled_from(["auto", "approval", "external"])),
+                }
+                if draw(st.booleans()):
+                    data["prefetch"] = True
+            case "tool_started" | "tool_response":
+                data = {"call_id": ref, "intent": intent}
+            case "approval":
+                data = {
+                    "call_id": ref,
+                    "approved": draw(st.sampled_from([True, False, 1])),
+                    "edits": draw(st.sampled_from([{"x": 2, "y": 3}, {}, None])),
+                }
+            case "error":
+                data = {"source": draw(st.sampled_from(["tool", "model"])), "intent": intent, "call_id": ref}
+            case "request_human_input" | "request_more_information":
+                data = {"question": "q", "message": "m"}
+                if reason := draw(st.sampled_from([None, "outcome_unknown", "tool_errors", ""])):
+                    data["reason"] = reason
+            case "human_response":
+                data = {"request_id": ref, "text": draw(st.sampled_from(["retry", "ok", "", "Retry", " Abort "]))}
+            case "wait_until":
+                data = {"until": draw(st.sampled_from(["2030-01-01T00:00:00+02:00", "2030-01-01T00:00:00", "soon"]))}
+            case _:
+                data = {"text": "t"}
+        if (record := draw(_model)) is not None:
+            data["model"] = record
+        # Now and then a payload that is not an object at all: the fold must not trip on it.
+        events.append(Event(kind, draw(_payload) if draw(st.integers(0, 7)) == 7 else data))
+    return events
+
+
+@settings(max_examples=400)
+@given(any_events(), st.integers(0, 40))
+def test_the_fold_is_the_straightforward_reducer(events: list[Event], cut: int) -> None:
+    expected = reduce(reference, events, ThreadState())
+    assert fold(ThreadState(), events) == expected
+    assert Thread(events).state == expected  # a store's load
+    assert Thread().extend(events).state == expected  # one append at a time
+    # Resuming the fold from any state it reached goes on the same way.
+    assert fold(fold(ThreadState(), events[:cut]), events[cut:]) == expected
+
+
+def test_a_retried_call_keeps_the_arguments_it_was_approved_with() -> None:
+    c = call("deploy", "approval", tag="v1")
+    events = [
+        Event("user_input", "hi"),
+        c,
+        Event("approval", {"call_id": c.id, "approved": True, "edits": {"tag": "v2"}}),
+        Event("tool_started", {"call_id": c.id, "intent": "deploy", "idempotency_key": "k"}),
+        asked := Event("request_human_input", {"question": "did it run?", "reason": "outcome_unknown"}),
+        Event("human_response", {"request_id": asked.id, "text": "retry"}),
+    ]
+    state = Thread(events).state
+    assert state == reduce(reference, events, ThreadState()) == Thread().extend(events).state
+    assert state.runnable is not None and state.runnable.started is None
+    assert dict(state.runnable.arguments) == {"tag": "v2"}

@@ -6,11 +6,14 @@ import itertools
 import math
 import re
 import secrets
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import KW_ONLY, dataclass, field
 from datetime import UTC, datetime
+from itertools import repeat
+from operator import attrgetter
 from types import MappingProxyType
-from typing import Any, cast, overload
+from typing import Any, Final, cast, overload
 
 from pydantic import BaseModel, ConfigDict, JsonValue, TypeAdapter, ValidationError
 
@@ -21,7 +24,7 @@ from .state import (
     Status,
     ThreadState,
     Usage,
-    advance,
+    fold,
 )
 
 __all__ = ["Event", "EventLog", "Thread", "new_id"]
@@ -88,12 +91,38 @@ def restored_event(type: str, data: JsonValue, event_id: str, at: datetime) -> E
     load is the same validation done twice. The time is still normalised to UTC.
     """
     event = object.__new__(Event)
-    set_ = object.__setattr__
-    set_(event, "type", type)
-    set_(event, "data", data)
-    set_(event, "id", event_id)
-    set_(event, "at", at if not at.utcoffset() else at.astimezone(UTC))
+    _SET_TYPE(event, type)
+    _SET_DATA(event, data)
+    _SET_ID(event, event_id)
+    _SET_AT(event, at if not at.utcoffset() else at.astimezone(UTC))
     return event
+
+
+def restored_events(
+    types: Sequence[str], datas: Sequence[JsonValue], ids: Sequence[str], ats: Sequence[datetime]
+) -> list[Event]:
+    """`restored_event` for whole columns of a store's rows, whose times are already in UTC (not public API).
+
+    A store's load makes thousands of events at once: this fills each field of all of them with one
+    `map` running in C, about half the time of a call per event.
+    """
+    events: list[Event] = list(map(object.__new__, repeat(Event, len(ids))))
+    columns: tuple[tuple[Callable[[Event, object], None], Sequence[object]], ...] = (
+        (_SET_TYPE, types),
+        (_SET_DATA, datas),
+        (_SET_ID, ids),
+        (_SET_AT, ats),
+    )
+    for set_, column in columns:
+        deque[None](map(set_, events, column), maxlen=0)
+    return events
+
+
+# Event's fields set directly, past the frozen dataclass's `__setattr__` (which refuses).
+_SET_TYPE: Final = Event.__dict__["type"].__set__
+_SET_DATA: Final = Event.__dict__["data"].__set__
+_SET_ID: Final = Event.__dict__["id"].__set__
+_SET_AT: Final = Event.__dict__["at"].__set__
 
 
 def _json_problem(value: object, path: str, depth: int) -> str | None:
@@ -240,29 +269,23 @@ class Thread:
             UserError: An item is not an `Event`, event ids repeat, or metadata is not JSON.
         """
         items = list(events)
-        state = ThreadState()
-        seen: set[str] = set()
-        for event in items:
-            if not isinstance(event, Event):  # pyright: ignore[reportUnnecessaryIsInstance]
-                raise UserError(f"a thread holds Event objects, got {type(event).__name__}")
-            if event.id in seen:
-                raise UserError(f"event id {event.id!r} appears twice in the thread")
-            seen.add(event.id)
-            state = advance(state, event)
+        # Both checks run in C over the whole list (a store's load builds threads of thousands of
+        # events); the loop that names the first offending item runs only when one fails.
+        if not all(map(isinstance, items, repeat(Event))) or len(set(map(_event_id, items))) != len(items):
+            _refuse_events(items)
         meta = dict(metadata or {})
         if problem := _json_problem(meta, "metadata", 0):
             raise UserError(f"thread {problem}")
-        self._init(thread_id or new_id("th"), items, len(items), MappingProxyType(meta), state)
+        self._init(thread_id or new_id("th"), items, len(items), MappingProxyType(meta), fold(ThreadState(), items))
 
     def _init(
         self, thread_id: str, items: list[Event], size: int, metadata: Mapping[str, JsonValue], state: ThreadState
     ) -> None:
-        set_ = object.__setattr__
-        set_(self, "id", thread_id)
-        set_(self, "_items", items)
-        set_(self, "_size", size)
-        set_(self, "_metadata", metadata)
-        set_(self, "_state", state)
+        _SET_THREAD_ID(self, thread_id)
+        _SET_ITEMS(self, items)
+        _SET_SIZE(self, size)
+        _SET_METADATA(self, metadata)
+        _SET_THREAD_STATE(self, state)
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError(f"Thread is immutable; use append() to get a new thread (tried to set {name!r})")
@@ -365,7 +388,7 @@ class Thread:
             items = items[: self._size]
         items.append(event)
         new = object.__new__(Thread)
-        new._init(self.id, items, self._size + 1, self._metadata, advance(self._state, event))
+        new._init(self.id, items, self._size + 1, self._metadata, fold(self._state, (event,)))
         return new
 
     def extend(self, events: Iterable[Event]) -> Thread:
@@ -506,3 +529,24 @@ class Thread:
     def __setstate__(self, state: dict[str, Any]) -> None:
         other = Thread.from_json(state["json"])
         self._init(other.id, other._items, other._size, other._metadata, other._state)
+
+
+# Thread's slots set directly: `Thread.__setattr__` refuses every assignment, and
+# `object.__setattr__` looks the slot up by name on every call.
+_SET_THREAD_ID: Final = Thread.__dict__["id"].__set__
+_SET_ITEMS: Final = Thread.__dict__["_items"].__set__
+_SET_SIZE: Final = Thread.__dict__["_size"].__set__
+_SET_METADATA: Final = Thread.__dict__["_metadata"].__set__
+_SET_THREAD_STATE: Final = Thread.__dict__["_state"].__set__
+_event_id: Final = attrgetter("id")
+
+
+def _refuse_events(items: Iterable[object]) -> None:
+    """Raise for the first item that is not an `Event` or repeats an earlier event's id."""
+    seen: set[str] = set()
+    for event in items:
+        if not isinstance(event, Event):
+            raise UserError(f"a thread holds Event objects, got {type(event).__name__}")
+        if event.id in seen:
+            raise UserError(f"event id {event.id!r} appears twice in the thread")
+        seen.add(event.id)

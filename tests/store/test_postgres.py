@@ -1,10 +1,12 @@
 import asyncio
 import secrets
+from datetime import UTC, datetime, timedelta, timezone
+from urllib.parse import quote
 
 import psycopg
 import pytest
 
-from threadloom import StoreError, Thread
+from threadloom import Event, StoreError, Thread
 from threadloom.store import open_store
 from threadloom.store.postgres import MIGRATIONS, PostgresStore
 
@@ -85,3 +87,46 @@ async def test_a_lost_listen_connection_is_reopened(postgres_url: str) -> None:
         await other.aclose()
     finally:
         await store.aclose()
+
+
+async def test_a_row_of_another_schema_version_is_refused_on_load(postgres_url: str) -> None:
+    store = await PostgresStore.open(postgres_url)
+    thread = Thread.start("user_input", {"text": "hi"}).append(Event("note", {"n": 1}))
+    await store.append(thread, after=0)
+    async with await psycopg.AsyncConnection.connect(postgres_url, autocommit=True) as conn:
+        await conn.execute("UPDATE threadloom_events SET schema_version = 2 WHERE seq = 2")
+    with pytest.raises(ValueError, match=f"event {thread.events[1].id!r} has schema version 2"):
+        await store.load(thread.id)
+    await store.aclose()
+
+
+@pytest.mark.parametrize("settings", ["-cTimeZone=Asia/Kolkata -cDateStyle=SQL,DMY", "-cTimeZone=America/New_York"])
+async def test_times_load_back_exactly_in_utc_whatever_the_session_settings(postgres_url: str, settings: str) -> None:
+    writer = await PostgresStore.open(postgres_url)
+    start = datetime(2026, 3, 8, 6, 59, 59, 999999, tzinfo=UTC)  # New York's clocks change at 07:00 UTC
+    events = [Event("note", {"n": n}, at=start + timedelta(microseconds=n)) for n in range(3)]
+    events.append(Event("note", None, at=datetime(2026, 1, 1, tzinfo=timezone(timedelta(hours=-3)))))
+    thread = Thread(events)
+    await writer.append(thread, after=0)
+    await writer.aclose()
+    reader = await PostgresStore.open(f"{postgres_url}{quote(' ' + settings)}")
+    loaded = await reader.load(thread.id)
+    assert loaded == thread and [e.at for e in loaded.events] == [e.at for e in thread.events]
+    assert all(e.at.tzinfo == UTC for e in loaded.events)
+    await reader.aclose()
+
+
+async def test_a_load_reads_in_key_order_and_leaves_the_session_as_it_was(postgres_url: str) -> None:
+    session = quote(" -cTimeZone=Asia/Kolkata -cDateStyle=ISO,DMY")
+    store = await PostgresStore.open(f"{postgres_url}{session}", max_connections=1)
+    thread = Thread.start("user_input", {"text": "hi"}).extend(Event("note", {"n": n}) for n in range(50))
+    await store.append(thread, after=0)
+    loaded = await store.load(thread.id)
+    assert [e.id for e in loaded.events] == [e.id for e in thread.events]
+    async with store._pool.connection() as conn:  # pyright: ignore[reportPrivateUsage] - the one pooled connection
+        settings = "current_setting('enable_sort'), current_setting('DateStyle'), current_setting('TimeZone')"
+        cur = await conn.execute(f"SELECT {settings}, now()")
+        row = await cur.fetchone()
+        assert row is not None and row[:3] == ("on", "ISO, DMY", "Asia/Kolkata")
+        assert str(row[3].tzinfo) == "Asia/Kolkata"  # the driver reads times in the session's zone again
+    await store.aclose()

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from threadloom import StoreError, Thread
+from threadloom import Event, StoreError, Thread
 from threadloom.store import SQLiteStore, open_store
 from threadloom.store.sqlite import MIGRATIONS
 
@@ -90,3 +90,42 @@ async def test_an_older_schema_migrates_forward_and_keeps_its_threads(
         assert db.execute("PRAGMA user_version").fetchone() == (len(MIGRATIONS),)
         indexes = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
     assert "threads_wake" in indexes
+
+
+def _three_events() -> Thread:
+    thread = Thread.start("user_input", {"text": "hi"}, agent="a")
+    return thread.append(Event("note", {"n": 1})).append(Event("note", {"n": 2}))
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "message"),
+    [
+        ("schema_version", 2, "has schema version 2"),
+        ("at", "2026-01-01T00:00:00", "has a time without a timezone"),
+        ("data", "{", "Expecting property name"),
+    ],
+)
+async def test_a_row_this_threadloom_cannot_read_is_refused_on_load(
+    tmp_path: Path, column: str, value: object, message: str
+) -> None:
+    store = SQLiteStore(tmp_path / "t.db")
+    thread = _three_events()
+    await store.append(thread, after=0)
+    store._db.execute(f"UPDATE events SET {column} = ? WHERE seq = 2", (value,))  # pyright: ignore[reportPrivateUsage]
+    with pytest.raises(ValueError, match=message):
+        await store.load(thread.id)
+    await store.aclose()
+
+
+async def test_a_long_thread_loads_back_exactly_with_its_state(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "t.db")
+    thread = _three_events()
+    for i in range(300):
+        call = Event("tool_call", {"intent": "noop", "arguments": {"i": i}, "policy": "auto"})
+        thread = thread.extend([call, Event("tool_response", {"call_id": call.id, "intent": "noop", "result": i})])
+    thread = thread.append(Event("tool_call", {"intent": "noop", "arguments": {"i": -1}, "policy": "auto"}))
+    await store.append(thread, after=0)
+    loaded = await SQLiteStore(tmp_path / "t.db").load(thread.id)
+    assert loaded == thread and loaded.state == thread.state and loaded.to_json() == thread.to_json()
+    assert loaded.state.runnable is not None and dict(loaded.state.runnable.arguments) == {"i": -1}
+    await store.aclose()

@@ -22,7 +22,7 @@ from typing import Any, Literal, TypeVar
 from ..events import Thread
 from ..exceptions import AlreadyDelivered, LeaseLost, StoreError, ThreadNotFound, UserError, VersionConflict
 from ..state import Status
-from ._codec import decode_event, decode_metadata, encode_event, encode_metadata, format_time, parse_time
+from ._codec import decode_thread, encode_event, encode_metadata, format_time, parse_time
 from .base import ThreadSummary, WorkSignal, check_version, summarise
 
 __all__ = ["MIGRATIONS", "SQLiteStore"]
@@ -255,7 +255,7 @@ class SQLiteStore:
                 ).fetchall()
             finally:
                 db.execute("COMMIT")
-            return Thread((decode_event(*r) for r in rows), thread_id=thread_id, metadata=decode_metadata(head[0]))
+            return decode_thread(thread_id, head[0], rows)
 
         return await self._run(read)
 
