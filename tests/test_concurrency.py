@@ -21,6 +21,7 @@ import pytest
 from threadloom import Agent, Event, Runtime, Thread
 from threadloom.store import ThreadSummary
 from workers.effects import read as read_effects
+from workers.started import wait_started
 
 WORKERS = Path(__file__).parent / "workers"
 WORKLOAD = WORKERS / "deploy_workload.py"
@@ -76,12 +77,14 @@ def test_four_worker_processes_on_postgres_run_500_threads_each_effect_once(tmp_
         subprocess.Popen(
             [sys.executable, str(WORKLOAD), postgres_url, str(effects)],
             env=_env(THREADLOOM_CONCURRENCY="8"),
-            stdout=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
         )
         for _ in range(4)
     ]
     try:
+        for proc in procs:
+            wait_started(proc)
         _wait_for(postgres_url, ids, {"done"})
     finally:
         for proc in procs:
@@ -128,9 +131,10 @@ def test_a_thousand_duplicate_resume_deliveries_from_two_processes_have_one_effe
     worker = subprocess.Popen(
         [THREADLOOM, "worker", "--store", url, "--agents", "deliveries:agent", "--poll-seconds", "0.1"],
         env=_env(),
-        stdout=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
+    wait_started(worker, "worker on")
     # Two processes, each sending every delivery from 170 asyncio tasks at once, while the worker
     # resumes the threads: 1,020 resume deliveries (approve, respond, send_event) and 340 launches.
     senders = [

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from workers.started import wait_started
+
 ROOT = Path(__file__).parent.parent
 EXAMPLE = ROOT / "examples" / "deploy_bot.py"
 CLI = [sys.executable, "-m", "threadloom.cli"]
@@ -98,6 +100,7 @@ def test_launched_here_approved_from_the_cli_finished_by_a_worker(tmp_path: Path
         cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )  # fmt: skip
     try:
+        wait_started(worker, "worker on")
         for _ in range(300):
             if f"thread {thread_id} is done" in cli("threads", "show", thread_id, store=store):
                 break

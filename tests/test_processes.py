@@ -20,6 +20,7 @@ import pytest
 
 from threadloom import Agent, Event, Runtime, Thread
 from workers.effects import read as read_effects
+from workers.started import wait_started
 
 WORKERS = Path(__file__).parent / "workers"
 THREADLOOM = str(Path(sys.executable).parent / "threadloom")  # the console script of this environment
@@ -44,7 +45,9 @@ def effects(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def _worker(url: str, agents: str, poll_seconds: float) -> subprocess.Popen[str]:
     command = [THREADLOOM, "worker", "--store", url, "--agents", agents, "--poll-seconds", str(poll_seconds)]
-    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    worker = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_started(worker, "worker on")  # its banner: from now on SIGTERM stops it cleanly
+    return worker
 
 
 def _stop(worker: subprocess.Popen[str]) -> None:

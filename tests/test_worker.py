@@ -18,6 +18,7 @@ from threadloom._saving import patiently
 from threadloom.intents import idempotency_key
 from threadloom.models import ScriptedModel
 from threadloom.store import ThreadStore
+from workers.started import wait_started
 
 WORKLOAD = Path(__file__).parent / "workers" / "deploy_workload.py"
 DONE = '{"intent": "done_for_now", "message": "ok"}'
@@ -102,10 +103,14 @@ def _run_processes(url: str, effects: Path, workers: int, threads: int) -> None:
     ids = _launch_all(url, threads)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     procs = [
-        subprocess.Popen([sys.executable, str(WORKLOAD), url, str(effects)], env=env, stderr=subprocess.PIPE)
+        subprocess.Popen(
+            [sys.executable, str(WORKLOAD), url, str(effects)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
         for _ in range(workers)
     ]
     try:
+        for proc in procs:
+            wait_started(proc)
         found = _wait_all_done(url, ids, timeout=60)
     finally:
         for proc in procs:
@@ -134,12 +139,13 @@ def test_a_killed_worker_leaves_nothing_repeated(tmp_path: Path) -> None:
         time.sleep(0.02)
     victim.kill()
     victim.wait()
-    survivor = subprocess.Popen([sys.executable, str(WORKLOAD), url, str(effects)], env=env)
+    survivor = subprocess.Popen([sys.executable, str(WORKLOAD), url, str(effects)], env=env, stdout=subprocess.PIPE)
     try:
+        wait_started(survivor)
         _wait_all_done(url, ids, timeout=60, settled=True)  # leases of the dead worker expire after 5 s
     finally:
         survivor.send_signal(signal.SIGTERM)
-        survivor.wait(timeout=30)
+        survivor.communicate(timeout=30)
     keys = [line.split()[0] for line in effects.read_text().splitlines()]
     assert len(keys) == len(set(keys))  # no effect repeated
     threads = _load_all(url, ids)

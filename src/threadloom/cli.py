@@ -109,9 +109,12 @@ def worker(
     On SIGTERM it stops claiming, ends each run after its current step and releases the threads.
     """
     runtime = Runtime(store=store, agents=load_agents(agents))
-    console.print(f"worker on {_shown(store)} with agents {', '.join(runtime.agents)}; Ctrl-C to stop")
+    banner = f"worker on {_shown(store)} with agents {', '.join(runtime.agents)}; Ctrl-C to stop"
     try:
-        Worker(runtime, concurrency=concurrency, lease_seconds=lease_seconds, poll_seconds=poll_seconds).serve()
+        # The banner comes once SIGTERM is handled, so a supervisor that waits for it can stop us cleanly.
+        Worker(runtime, concurrency=concurrency, lease_seconds=lease_seconds, poll_seconds=poll_seconds).serve(
+            on_ready=lambda: console.print(banner)
+        )
     except ThreadloomError as exc:  # the store cannot be opened: say so in one line
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from exc

@@ -22,6 +22,7 @@ import os
 import signal
 import socket
 import time
+from collections.abc import Callable
 
 from .exceptions import LeaseLost, StoreError, ThreadloomError, UserError
 from .runtime import Runtime
@@ -137,14 +138,21 @@ class Worker:
             await asyncio.gather(*running.values())
             runs += len(running)
 
-    def serve(self) -> None:
-        """Run until SIGTERM or SIGINT, then end each run after its current step: a worker process's entry point."""
+    def serve(self, on_ready: Callable[[], object] | None = None) -> None:
+        """Run until SIGTERM or SIGINT, then end each run after its current step: a worker process's entry point.
+
+        Args:
+            on_ready: Called once the signal handlers are in place: from then on SIGTERM stops the
+                worker cleanly (before, it kills the process). A supervisor can wait for what it prints.
+        """
 
         async def main() -> None:
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, stop.set)
+            if on_ready is not None:
+                on_ready()
             try:
                 await self.run(stop)
             finally:

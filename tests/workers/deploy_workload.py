@@ -3,8 +3,8 @@
 Run as a worker process: `python deploy_workload.py STORE_URL EFFECTS_FILE`. Effects are appended
 to a file outside the store (see effects.py), so a test can count them whatever happened to the
 workers. `THREADLOOM_LEASE_SECONDS`, `THREADLOOM_TOOL_DELAY` (seconds, the longest random pause
-inside the tool) and `THREADLOOM_CONCURRENCY` tune it; the process prints `ready` once its worker
-starts.
+inside the tool) and `THREADLOOM_CONCURRENCY` tune it; the process prints `ready` once it handles
+SIGTERM (a test must not signal it before).
 """
 
 from __future__ import annotations
@@ -48,10 +48,10 @@ async def serve(url: str) -> None:
     runtime = Runtime(store=url, agents=[agent()])
     worker = Worker(runtime, concurrency=concurrency, lease_seconds=lease, poll_seconds=0.02)
     await worker.runtime.store()
-    print("ready", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
+    print("ready", flush=True)  # only now may a test stop us with SIGTERM
     try:
         await worker.run(stop)
     finally:
