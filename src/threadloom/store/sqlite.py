@@ -5,6 +5,12 @@ while a worker appends; FULL syncs the WAL at every commit, so an append that re
 power cut, not only a process crash. NORMAL would be faster but may lose the last commits on power
 loss, and "nothing lost on a crash" is the point of this store. Appends take the write lock up
 front (`BEGIN IMMEDIATE`) so two processes never both read the same version and then both write.
+
+One exception, asked for by the caller: an append with `sync=False` (the runtime's for a tool result
+its run goes on from) is committed with `synchronous=NORMAL`, i.e. without waiting for the disk. The
+WAL is one file written in order, so the next FULL commit's sync (the run's next step, from any
+connection) or a checkpoint puts it on disk too; until then a power cut (not a crash of the process)
+may lose it, and only it and other unsynced appends after the last sync.
 """
 
 from __future__ import annotations
@@ -136,6 +142,10 @@ class SQLiteStore:
         if synchronous not in ("FULL", "NORMAL"):
             raise UserError(f"synchronous must be 'FULL' or 'NORMAL', got {synchronous!r}")
         self.path = str(path)
+        self._synchronous = synchronous
+        # Whether the connection is switched to `synchronous=NORMAL` for appends with `sync=False`
+        # (switched lazily, before the next write that wants the other mode).
+        self._relaxed = False
         try:
             self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
             self._db.execute("PRAGMA journal_mode=WAL")
@@ -177,10 +187,30 @@ class SQLiteStore:
         except sqlite3.Error as exc:
             raise StoreError(f"SQLite store {self.path!r}: {exc}") from exc
 
+    async def _write(self, work: Callable[[sqlite3.Connection], _T], *, sync: bool = True) -> _T:
+        """`_run` for work that commits: with the store's `synchronous`, or without a disk sync when not `sync`."""
+        relaxed = not sync and self._synchronous == "FULL"
+
+        def switched(db: sqlite3.Connection) -> _T:
+            # Decided here, under the lock, since writes queued before this one may switch it; and
+            # between two transactions, since the setting cannot change inside one.
+            if self._relaxed != relaxed:
+                db.execute(f"PRAGMA synchronous={'NORMAL' if relaxed else 'FULL'}")
+                self._relaxed = relaxed
+            return work(db)
+
+        return await self._run(switched)
+
     async def append(
-        self, thread: Thread, *, after: int, idempotency_key: str | None = None, owner: str | None = None
+        self,
+        thread: Thread,
+        *,
+        after: int,
+        idempotency_key: str | None = None,
+        owner: str | None = None,
+        sync: bool = True,
     ) -> None:
-        """See `ThreadStore.append`."""
+        """See `ThreadStore.append`. With `sync=False` the commit does not wait for the disk (see above)."""
         rows = [(thread.id, seq, *encode_event(e)) for seq, e in enumerate(thread.events[after:], start=after + 1)]
         now = datetime.now(UTC)
         summary = summarise(thread, now)
@@ -188,7 +218,7 @@ class SQLiteStore:
         if after > 0 and idempotency_key is None and 0 < len(rows) <= _STEP_ROWS:
             check_version(thread, after, after)  # `after` within the writer's own thread
             params = [summary.status, summary.events, wake_at, format_time(now), thread.id, after, owner, owner]
-            if await self._run(partial(_step, thread.id, after, owner, params, rows)):
+            if await self._write(partial(_step, thread.id, after, owner, params, rows), sync=sync):
                 self._work.set()
             return
 
@@ -237,7 +267,7 @@ class SQLiteStore:
                 raise
             return summary.status == "ready" and not leased
 
-        if await self._run(write):
+        if await self._write(write, sync=sync):
             self._work.set()
 
     async def load(self, thread_id: str) -> Thread:
@@ -334,7 +364,7 @@ class SQLiteStore:
                 raise
             return ids
 
-        return await self._run(write)
+        return await self._write(write)
 
     async def renew(self, thread_id: str, owner: str, *, lease_seconds: float) -> bool:
         """See `ThreadStore.renew`."""
@@ -347,7 +377,7 @@ class SQLiteStore:
             )
             return cursor.rowcount == 1
 
-        return await self._run(write)
+        return await self._write(write)
 
     async def release(self, thread_id: str, owner: str) -> None:
         """See `ThreadStore.release`."""
@@ -360,7 +390,7 @@ class SQLiteStore:
             ).fetchone()
             return released is not None and released[0] == "ready"
 
-        if await self._run(write):
+        if await self._write(write):
             self._work.set()
 
     async def wait_for_work(self, seconds: float) -> None:
