@@ -148,8 +148,8 @@ class SQLiteStore:
             raise UserError(f"synchronous must be 'FULL' or 'NORMAL', got {synchronous!r}")
         self.path = str(path)
         self._synchronous = synchronous
-        # Whether the connection is switched to `synchronous=NORMAL` for appends with `sync=False`
-        # (switched lazily, before the next write that wants the other mode).
+        # Whether the connection may still be in `synchronous=NORMAL` after an append with
+        # `sync=False` (it is switched back at once; this is in case switching back failed).
         self._relaxed = False
         try:
             self._db = sqlite3.connect(
@@ -201,12 +201,18 @@ class SQLiteStore:
         relaxed = not sync and self._synchronous == "FULL"
 
         def switched(db: sqlite3.Connection) -> _T:
-            # Decided here, under the lock, since writes queued before this one may switch it; and
-            # between two transactions, since the setting cannot change inside one.
-            if self._relaxed != relaxed:
-                db.execute(f"PRAGMA synchronous={'NORMAL' if relaxed else 'FULL'}")
+            # Switched under the lock, between two transactions (the setting cannot change inside
+            # one), and back at once, so that no other write, whichever way it runs, skips the sync.
+            if relaxed or self._relaxed:  # `self._relaxed`: switching back failed last time
+                db.execute("PRAGMA synchronous=NORMAL" if relaxed else "PRAGMA synchronous=FULL")
                 self._relaxed = relaxed
-            return work(db)
+            if not relaxed:
+                return work(db)
+            try:
+                return work(db)
+            finally:
+                db.execute("PRAGMA synchronous=FULL")
+                self._relaxed = False
 
         if relaxed:
             try:
@@ -446,5 +452,5 @@ class SQLiteStore:
 
     async def aclose(self) -> None:
         """Close the connection."""
-        await asyncio.get_running_loop().run_in_executor(self._thread, self._db.close)
+        await self._run(lambda db: db.close())
         self._thread.shutdown(wait=False)
