@@ -21,7 +21,9 @@ file written in order). So a power cut can lose only results the run had not yet
 synced save: the tool's next call, or the end of the run, comes at the latest one model call later. A
 result lost that way reads as any interrupted call does (`tool_started`, no result): an idempotent
 tool runs again with the same key, any other asks a person. Never is a call that ran lost, so no
-effect is silently repeated.
+effect is silently repeated. (A run that ends just after such a result without another save, by an
+unexpected exception or a stop requested while saving it, leaves it to the store's next synced
+commit: a worker releases its lease at once.)
 """
 
 from __future__ import annotations
