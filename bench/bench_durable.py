@@ -1,9 +1,9 @@
 """The durable runtime (issue 5): a step on SQLite and PostgreSQL as threads grow, resume, workers.
 
 - *store step*: what a step costs the store: the two appends the loop makes for one tool call
-  (`tool_call` with its `tool_started`, then `tool_response`), each its own transaction, to a
-  thread already holding 10 / 1,000 / 10,000 events; time (median) and bytes the database grew
-  per step;
+  (`tool_call` with its `tool_started`, synced; then `tool_response`, which the run goes on from:
+  `sync=False`), each its own transaction, to a thread already holding 10 / 1,000 / 10,000 events;
+  time (median) and bytes the database grew per step;
 - *agent step*: the same thread driven by `Runtime.run_thread` with the ScriptedModel: render,
   model call, parse, tool, the two appends; the median interval between two tool runs;
 - *resume*: a fresh `Runtime` loads a 10,000-event thread and takes one step (the model finishes);
@@ -127,14 +127,12 @@ async def store_step(store: ThreadStore, size: Callable[[], Any], length: int) -
     before = await size()
     times: list[float] = []
     for i in range(STORE_STEPS):
-        saves = steps_of(thread, i)
+        started, result = steps_of(thread, i)
         start = time.perf_counter()
-        after = len(thread)
-        for saved in saves:
-            await store.append(saved, after=after)
-            after = len(saved)
+        await store.append(started, after=len(thread))
+        await store.append(result, after=len(started), sync=False)  # as the loop saves a result it goes on from
         times.append(time.perf_counter() - start)
-        thread = saves[-1]
+        thread = result
     grown = await size() - before
     return {"step_ms": statistics.median(times) * 1e3, "bytes_per_step": grown / STORE_STEPS}
 

@@ -9,7 +9,7 @@ from threadloom import Agent, Event, Runtime, Thread, tool
 from threadloom.context import Message
 from threadloom.intents import idempotency_key
 from threadloom.models import ScriptedModel
-from threadloom.store import ThreadStore
+from threadloom.store import MemoryStore, ThreadStore
 
 DONE = '{"intent": "done_for_now", "message": "done"}'
 charges: list[str | None] = []
@@ -125,12 +125,18 @@ class _Dying:
         self.store, self.holding, self.committed = store, holding, committed
 
     async def append(
-        self, thread: Thread, *, after: int, idempotency_key: str | None = None, owner: str | None = None
+        self,
+        thread: Thread,
+        *,
+        after: int,
+        idempotency_key: str | None = None,
+        owner: str | None = None,
+        sync: bool = True,
     ) -> None:
         dies = self.holding in {e.type for e in thread.events[after:]}
         if dies and not self.committed:
             raise _Died
-        await self.store.append(thread, after=after, idempotency_key=idempotency_key, owner=owner)
+        await self.store.append(thread, after=after, idempotency_key=idempotency_key, owner=owner, sync=sync)
         if dies:
             raise _Died
 
@@ -181,3 +187,75 @@ async def test_dying_between_tool_started_and_the_result_repeats_no_effect(store
 async def test_dying_after_the_result_is_saved_goes_on_from_it(store: ThreadStore) -> None:
     thread = await _die_then_resume(store, "charge_card", "tool_response", committed=True)
     assert thread.status == "done" and len(charges) == 1
+
+
+# -- a power cut: what a run did not sync is gone -----------------------------------------------------
+
+
+class _PowerCut(MemoryStore):
+    """A store whose machine loses power at its `cut`-th append (before it commits, or just after).
+
+    What survives is what the last synced append left (a synced commit carries every earlier one to
+    the disk, as SQLite's WAL does); appends with `sync=False` since then are lost.
+    """
+
+    def __init__(self, cut: int, *, committed: bool) -> None:
+        super().__init__()
+        self.cut, self.committed, self.appends = cut, committed, 0
+        self.disk: dict[str, Thread] = {}
+
+    async def append(
+        self,
+        thread: Thread,
+        *,
+        after: int,
+        idempotency_key: str | None = None,
+        owner: str | None = None,
+        sync: bool = True,
+    ) -> None:
+        self.appends += 1
+        if self.appends == self.cut and not self.committed:
+            raise _Died
+        await super().append(thread, after=after, idempotency_key=idempotency_key, owner=owner, sync=sync)
+        if sync:
+            self.disk = {i: await self.load(i) for i in {*self.disk, thread.id}}
+        if self.appends == self.cut:
+            raise _Died
+
+    async def rebooted(self) -> MemoryStore:
+        """A store holding what was on disk."""
+        store = MemoryStore()
+        for thread in self.disk.values():
+            await store.append(thread, after=0)
+        return store
+
+
+_TWO_CHARGES_APPENDS = 6  # launch; two of (call with its start, result); done
+
+
+@pytest.mark.parametrize("committed", [False, True])
+@pytest.mark.parametrize("cut", range(2, _TWO_CHARGES_APPENDS + 1))
+async def test_a_power_cut_anywhere_loses_no_call_that_ran(cut: int, committed: bool) -> None:
+    def decide(messages: Sequence[Message]) -> str:  # two charges, then done, whichever process asks
+        done = messages[-1].content.count("<charge_card_result>")
+        return DONE if done == 2 else f'{{"intent": "charge_card", "amount": {5 + done}}}'
+
+    def billing() -> Agent:
+        return Agent(name="billing", model=ScriptedModel([decide] * 3), tools=[charge_card])
+
+    store = _PowerCut(cut, committed=committed)
+    thread_id = await Runtime(store=store).launch("billing", Event("user_input", {"text": "go"}))
+    with pytest.raises(_Died):
+        await Runtime(store=store, agents=[billing()]).run_thread(thread_id)
+    thread = await Runtime(store=await store.rebooted(), agents=[billing()]).run_thread(thread_id)
+
+    calls = {e.id for e in thread.events if e.type == "tool_call"}
+    answered = {str(e.data["call_id"]) for e in thread.events if e.type == "tool_response" and isinstance(e.data, dict)}
+    assert len(charges) == len(set(charges)) <= 2  # no call ran twice, and no charge was made anew
+    assert set(charges) <= calls  # every call that ran is still on record...
+    if thread.status == "waiting_human":  # a call started and its result is not on record: a person decides
+        assert thread.pending is not None and isinstance(thread.pending.data, dict)
+        assert thread.pending.data["reason"] == "outcome_unknown"
+        assert set(charges) - answered <= {str(thread.pending.data["call_id"])}  # lost results are put to a person
+    else:
+        assert thread.status == "done" and len(charges) == 2 and set(charges) == answered

@@ -262,12 +262,20 @@ class _Batches(MemoryStore):
     def __init__(self) -> None:
         super().__init__()
         self.batches: list[list[str]] = []
+        self.syncs: list[bool] = []  # whether each append waited for the disk
 
     async def append(
-        self, thread: Thread, *, after: int, idempotency_key: str | None = None, owner: str | None = None
+        self,
+        thread: Thread,
+        *,
+        after: int,
+        idempotency_key: str | None = None,
+        owner: str | None = None,
+        sync: bool = True,
     ) -> None:
-        await super().append(thread, after=after, idempotency_key=idempotency_key, owner=owner)
+        await super().append(thread, after=after, idempotency_key=idempotency_key, owner=owner, sync=sync)
         self.batches.append([e.type for e in thread.events[after:]])
+        self.syncs.append(sync)
 
 
 @tool
@@ -339,6 +347,7 @@ async def test_stopping_during_a_model_step_still_runs_and_saves_the_started_cal
     thread_id = await runtime.launch("a", Event("user_input", {"text": "go"}))
     thread = await runtime.run_thread(thread_id, stop=stop)
     assert store.batches[1:] == [["tool_call", "tool_started"], ["tool_response"]]
+    assert store.syncs[1:] == [True, True]  # the result ends the run: it waits for the disk
     assert thread.status == "ready" and effects == ["listed"] and thread.state.runnable is None
 
 
@@ -360,3 +369,53 @@ async def test_a_hook_that_stops_a_prefetch_call_stops_the_prefetching() -> None
     thread, batches = await _batches(agent)
     assert batches == [["tool_call", "request_human_input"]]
     assert thread.status == "waiting_human" and effects == []
+
+
+# -- which saves wait for the disk (`sync`) ------------------------------------------------------------
+
+
+async def _syncs(agent: Agent) -> tuple[Thread, list[tuple[list[str], bool]]]:
+    store = _Batches()
+    runtime = Runtime(store=store, agents=[agent])
+    thread_id = await runtime.launch(agent.name, Event("user_input", {"text": "go"}))
+    await runtime.run_thread(thread_id)
+    return await runtime.get(thread_id), list(zip(store.batches, store.syncs, strict=True))[1:]
+
+
+async def test_only_a_result_the_run_goes_on_from_skips_the_disk_sync() -> None:
+    @tool
+    def fail() -> str:
+        """Fails."""
+        raise RuntimeError("no")
+
+    model = ScriptedModel(['{"intent": "list_git_tags"}', '{"intent": "fail"}', DONE])
+    thread, saves = await _syncs(Agent(name="a", model=model, tools=[list_git_tags, fail]))
+    assert saves == [
+        (["tool_call", "tool_started"], True),  # before the tool runs
+        (["tool_response"], False),  # the run goes on: the next synced save carries it to the disk
+        (["tool_call", "tool_started"], True),
+        (["error"], False),  # a tool's error is its result too
+        (["done_for_now"], True),  # the end of the run
+    ]
+    assert thread.status == "done"
+
+
+async def test_a_result_the_run_ends_with_waits_for_the_disk() -> None:
+    def ask(thread: Thread, event: Event) -> list[Event]:
+        if event.type != "tool_response":
+            return []
+        return [Event("request_human_input", {"question": "ok?", "context": "", "format": "free_text"})]
+
+    model = ScriptedModel(['{"intent": "list_git_tags"}'])
+    thread, saves = await _syncs(Agent(name="a", model=model, tools=[list_git_tags], after_step=ask))
+    assert saves == [(["tool_call", "tool_started"], True), (["tool_response", "request_human_input"], True)]
+    assert thread.status == "waiting_human"
+
+
+async def test_a_run_that_ends_after_a_result_ends_on_a_synced_save() -> None:
+    # The model cannot be asked after the result (the script is spent): its error, which ends the
+    # run with the thread still `ready`, is synced, and with it the result before.
+    model = ScriptedModel(['{"intent": "list_git_tags"}'])
+    thread, saves = await _syncs(Agent(name="a", model=model, tools=[list_git_tags]))
+    assert saves == [(["tool_call", "tool_started"], True), (["tool_response"], False), (["error"], True)]
+    assert thread.status == "ready"

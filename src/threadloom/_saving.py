@@ -12,6 +12,18 @@ The rules that keep a thread whole when writers race or the store falters:
 
 Each save writes every event the loop recorded since the last one in one append: usually one event,
 and a `tool_call` that runs at once together with its `tool_started`.
+
+Which saves wait for the disk (`ThreadStore.append(sync=)`): all but a tool's result (its
+`tool_response` or tool `error`) that the run goes on from. The save before a tool runs (its
+`tool_started`) and every save that ends a run (the thread stops being `ready`, or the run is asked to
+stop) wait for it, and a synced commit carries every commit before it to the disk (SQLite's WAL is one
+file written in order). So a power cut can lose only results the run had not yet followed with a
+synced save: the tool's next call, or the end of the run, comes at the latest one model call later. A
+result lost that way reads as any interrupted call does (`tool_started`, no result): an idempotent
+tool runs again with the same key, any other asks a person. Never is a call that ran lost, so no
+effect is silently repeated. (A run that ends just after such a result without another save, by an
+unexpected exception or a stop requested while saving it, leaves it to the store's next synced
+commit: a worker releases its lease at once.)
 """
 
 from __future__ import annotations
@@ -23,10 +35,11 @@ from typing import TYPE_CHECKING, TypeVar
 
 from .events import Thread
 from .exceptions import AlreadyDelivered, LeaseLost, StoreError, ThreadloomError, ThreadNotFound, VersionConflict
-from .state import FAILED, TOOL_STARTED
+from .state import ERROR, FAILED, TOOL_RESPONSE, TOOL_STARTED
 
 if TYPE_CHECKING:
     from .agent import Agent
+    from .events import Event
     from .store import ThreadStore
 
 __all__ = ["patiently", "run_saving"]
@@ -90,9 +103,12 @@ async def run_saving(
         nonlocal saved
         # A save with a `tool_started` (alone, or with its `tool_call`) is followed by the tool's run.
         starts = any(e.type == TOOL_STARTED for e in current.events[saved:])
+        result = not starts and any(_is_result(e) for e in current.events[saved:])
         for _ in range(_RACES):
+            # Only a result the run goes on from may skip the disk's sync (see the module's docstring).
+            sync = not result or current.status != "ready" or (stop is not None and stop.is_set())
             try:
-                await patiently(partial(store.append, current, after=saved, owner=owner))
+                await patiently(partial(store.append, current, after=saved, owner=owner, sync=sync))
             except VersionConflict:
                 stored = await patiently(partial(store.load, thread.id))
                 mine = current.events[saved:]
@@ -113,3 +129,10 @@ async def run_saving(
         return await agent.run(thread, save=save)
     except _Stopped as stopped:
         return stopped.thread
+
+
+def _is_result(event: Event) -> bool:
+    """A tool's outcome: its `tool_response`, or the `error` it ended with."""
+    return event.type == TOOL_RESPONSE or (
+        event.type == ERROR and isinstance(event.data, dict) and event.data.get("source") == "tool"
+    )

@@ -99,7 +99,13 @@ class ThreadStore(Protocol):
     """
 
     async def append(
-        self, thread: Thread, *, after: int, idempotency_key: str | None = None, owner: str | None = None
+        self,
+        thread: Thread,
+        *,
+        after: int,
+        idempotency_key: str | None = None,
+        owner: str | None = None,
+        sync: bool = True,
     ) -> None:
         """Write `thread.events[after:]`, and the thread's summary, in one transaction.
 
@@ -109,6 +115,12 @@ class ThreadStore(Protocol):
             idempotency_key: A key for this delivery; a key seen before writes nothing.
             owner: The worker appending under its lease: the append is refused unless the lease is
                 still `owner`'s (a fencing check in the append's own transaction).
+            sync: False lets the append return before it is on disk: it is committed (every reader
+                sees it, a crash of the process keeps it), and the store's next synced commit, which
+                waits for everything written before it, makes it durable; a power cut before then
+                may lose it. The runtime passes False only for a tool's result that its run goes on
+                from (see `threadloom._saving`). SQLite with `synchronous="FULL"` skips that
+                commit's disk sync; the other stores always sync as they are configured to.
 
         Raises:
             VersionConflict: The stored thread does not have exactly `after` events (or exists, for 0).

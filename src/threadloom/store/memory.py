@@ -26,9 +26,15 @@ class MemoryStore:
         self._work = WorkSignal()
 
     async def append(
-        self, thread: Thread, *, after: int, idempotency_key: str | None = None, owner: str | None = None
+        self,
+        thread: Thread,
+        *,
+        after: int,
+        idempotency_key: str | None = None,
+        owner: str | None = None,
+        sync: bool = True,
     ) -> None:
-        """See `ThreadStore.append`."""
+        """See `ThreadStore.append`. Nothing is on disk: `sync` changes nothing."""
         async with self._lock:
             if idempotency_key is not None and idempotency_key in self._keys:
                 raise AlreadyDelivered(idempotency_key, thread_id=self._keys[idempotency_key])

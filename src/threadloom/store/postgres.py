@@ -131,9 +131,15 @@ class PostgresStore:
         return cls(pool, url)
 
     async def append(
-        self, thread: Thread, *, after: int, idempotency_key: str | None = None, owner: str | None = None
+        self,
+        thread: Thread,
+        *,
+        after: int,
+        idempotency_key: str | None = None,
+        owner: str | None = None,
+        sync: bool = True,
     ) -> None:
-        """See `ThreadStore.append`."""
+        """See `ThreadStore.append`; `sync` changes nothing (commits follow the server's `synchronous_commit`)."""
         rows = [(thread.id, seq, *encode_event(e)) for seq, e in enumerate(thread.events[after:], start=after + 1)]
         now = datetime.now(UTC)
         summary = summarise(thread, now)

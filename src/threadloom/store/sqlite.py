@@ -5,6 +5,12 @@ while a worker appends; FULL syncs the WAL at every commit, so an append that re
 power cut, not only a process crash. NORMAL would be faster but may lose the last commits on power
 loss, and "nothing lost on a crash" is the point of this store. Appends take the write lock up
 front (`BEGIN IMMEDIATE`) so two processes never both read the same version and then both write.
+
+One exception, asked for by the caller: an append with `sync=False` (the runtime's for a tool result
+its run goes on from) is committed with `synchronous=NORMAL`, i.e. without waiting for the disk. The
+WAL is one file written in order, so the next FULL commit's sync (the run's next step, from any
+connection) or a checkpoint puts it on disk too; until then a power cut (not a crash of the process)
+may lose it, and only it and other unsynced appends after the last sync.
 """
 
 from __future__ import annotations
@@ -71,6 +77,7 @@ MIGRATIONS: tuple[str, ...] = (
 """Forward-only schema migrations; `PRAGMA user_version` records how many are applied."""
 
 
+_BUSY_MS = 30_000  # how long a write waits for another process's write lock
 _STEP_ROWS = 100  # a step's append with at most this many events is one multi-row INSERT (999 parameters)
 _STEP = (
     "UPDATE threads SET status = ?, events = ?, wake_at = ?, updated_at = ?"
@@ -107,6 +114,10 @@ def _step(
     return row[0] == "ready" and (row[1] is None or row[1] <= params[3])
 
 
+class _Busy(Exception):
+    """A write cannot run at once without waiting (`SQLiteStore._at_once`)."""
+
+
 def _refusal(thread_id: str, after: int, owner: str | None, found: tuple[Any, ...] | None) -> Exception:
     """Why a step's append matched no row: no such thread, another version, or another lease holder."""
     if found is None:
@@ -136,16 +147,24 @@ class SQLiteStore:
         if synchronous not in ("FULL", "NORMAL"):
             raise UserError(f"synchronous must be 'FULL' or 'NORMAL', got {synchronous!r}")
         self.path = str(path)
+        self._synchronous = synchronous
+        # Whether the connection may still be in `synchronous=NORMAL` after an append with
+        # `sync=False` (it is switched back at once; this is in case switching back failed).
+        self._relaxed = False
         try:
-            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
+            self._db = sqlite3.connect(
+                self.path, check_same_thread=False, isolation_level=None, timeout=_BUSY_MS / 1000
+            )
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute(f"PRAGMA synchronous={synchronous}")
             self._db.execute("PRAGMA foreign_keys=ON")
+            (self._checkpoint_pages,) = self._db.execute("PRAGMA wal_autocheckpoint").fetchone()
             self._migrate()
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open SQLite store {self.path!r}: {exc}") from exc
         # One connection, used from a thread of its own one call at a time (a dedicated thread is a
-        # shorter hop than `asyncio.to_thread`'s shared pool; the lock is for `sqlite3`'s sake).
+        # shorter hop than `asyncio.to_thread`'s shared pool; the lock is for `sqlite3`'s sake), and
+        # for a commit that does not wait for the disk, from the event loop's thread (`_at_once`).
         self._lock = threading.Lock()
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="threadloom-sqlite")
         # SQLite cannot tell other processes about an append: they poll. This process's own workers
@@ -177,10 +196,74 @@ class SQLiteStore:
         except sqlite3.Error as exc:
             raise StoreError(f"SQLite store {self.path!r}: {exc}") from exc
 
+    async def _write(self, work: Callable[[sqlite3.Connection], _T], *, sync: bool = True) -> _T:
+        """`_run` for work that commits: with the store's `synchronous`, or without a disk sync when not `sync`."""
+        relaxed = not sync and self._synchronous == "FULL"
+
+        def switched(db: sqlite3.Connection) -> _T:
+            # Switched under the lock, between two transactions (the setting cannot change inside
+            # one), and back at once, so that no other write, whichever way it runs, skips the sync.
+            if relaxed or self._relaxed:  # `self._relaxed`: switching back failed last time
+                db.execute("PRAGMA synchronous=NORMAL" if relaxed else "PRAGMA synchronous=FULL")
+                self._relaxed = relaxed
+            if not relaxed:
+                return work(db)
+            try:
+                return work(db)
+            finally:
+                db.execute("PRAGMA synchronous=FULL")
+                self._relaxed = False
+
+        if relaxed:
+            try:
+                return self._at_once(switched)
+            except _Busy:
+                pass  # the work wrote nothing: it waits its turn on the store's thread
+        return await self._run(switched)
+
+    def _at_once(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
+        """`work` on this thread (the event loop's), if it can run without waiting for anything.
+
+        A commit that does not wait for the disk takes tens of microseconds, less than the hop to the
+        store's thread and back. So it runs here, unless that would block: the connection is busy
+        (the store's thread holds the lock), or another process holds the database's write lock
+        (the busy timeout is 0 here), and then `_Busy` sends it to the store's thread. The WAL's
+        automatic checkpoint, which syncs, is left to the next commit made there.
+
+        Raises:
+            _Busy: It would have to wait; it wrote nothing.
+            StoreError: The database failed.
+        """
+        if not self._lock.acquire(blocking=False):
+            raise _Busy
+        try:
+            db = self._db
+            db.execute("PRAGMA busy_timeout = 0")
+            db.execute("PRAGMA wal_autocheckpoint = 0")
+            try:
+                return work(db)
+            except sqlite3.OperationalError as exc:
+                if exc.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY:
+                    raise _Busy from exc  # BEGIN IMMEDIATE found the write lock taken, or work rolled back
+                raise
+            finally:
+                db.execute(f"PRAGMA busy_timeout = {_BUSY_MS}")
+                db.execute(f"PRAGMA wal_autocheckpoint = {self._checkpoint_pages}")
+        except sqlite3.Error as exc:
+            raise StoreError(f"SQLite store {self.path!r}: {exc}") from exc
+        finally:
+            self._lock.release()
+
     async def append(
-        self, thread: Thread, *, after: int, idempotency_key: str | None = None, owner: str | None = None
+        self,
+        thread: Thread,
+        *,
+        after: int,
+        idempotency_key: str | None = None,
+        owner: str | None = None,
+        sync: bool = True,
     ) -> None:
-        """See `ThreadStore.append`."""
+        """See `ThreadStore.append`. With `sync=False` the commit does not wait for the disk (see above)."""
         rows = [(thread.id, seq, *encode_event(e)) for seq, e in enumerate(thread.events[after:], start=after + 1)]
         now = datetime.now(UTC)
         summary = summarise(thread, now)
@@ -188,7 +271,7 @@ class SQLiteStore:
         if after > 0 and idempotency_key is None and 0 < len(rows) <= _STEP_ROWS:
             check_version(thread, after, after)  # `after` within the writer's own thread
             params = [summary.status, summary.events, wake_at, format_time(now), thread.id, after, owner, owner]
-            if await self._run(partial(_step, thread.id, after, owner, params, rows)):
+            if await self._write(partial(_step, thread.id, after, owner, params, rows), sync=sync):
                 self._work.set()
             return
 
@@ -237,7 +320,7 @@ class SQLiteStore:
                 raise
             return summary.status == "ready" and not leased
 
-        if await self._run(write):
+        if await self._write(write, sync=sync):
             self._work.set()
 
     async def load(self, thread_id: str) -> Thread:
@@ -334,7 +417,7 @@ class SQLiteStore:
                 raise
             return ids
 
-        return await self._run(write)
+        return await self._write(write)
 
     async def renew(self, thread_id: str, owner: str, *, lease_seconds: float) -> bool:
         """See `ThreadStore.renew`."""
@@ -347,7 +430,7 @@ class SQLiteStore:
             )
             return cursor.rowcount == 1
 
-        return await self._run(write)
+        return await self._write(write)
 
     async def release(self, thread_id: str, owner: str) -> None:
         """See `ThreadStore.release`."""
@@ -360,7 +443,7 @@ class SQLiteStore:
             ).fetchone()
             return released is not None and released[0] == "ready"
 
-        if await self._run(write):
+        if await self._write(write):
             self._work.set()
 
     async def wait_for_work(self, seconds: float) -> None:
@@ -369,5 +452,5 @@ class SQLiteStore:
 
     async def aclose(self) -> None:
         """Close the connection."""
-        await asyncio.get_running_loop().run_in_executor(self._thread, self._db.close)
+        await self._run(lambda db: db.close())
         self._thread.shutdown(wait=False)
