@@ -464,7 +464,7 @@ class Context:
         hidden = progress.resolver.hidden
         fmt = cast(Literal["xml", "yaml"], self.format)
         sep = "\n\n" if self.format == "xml" else "\n"
-        parts = progress.parts
+        shown_ids, texts = progress.ids, progress.texts
         added: list[str] = []
         # One pass, the per-event steps of `_shown`, `_visible` and `event_to_prompt` inlined: a cold
         # render (a resumed thread of thousands of events) pays them for every event.
@@ -485,12 +485,13 @@ class Context:
             elif redacts and isinstance(data, list):
                 data = _redact_known(data, plain, is_secret, keys)
             text = _event_text(type_, data, fmt)
-            parts.append((event.id, text))
+            shown_ids.append(event.id)
+            texts.append(text)
             if event.id not in hidden:
                 added.append(text)
         progress.done = size
         if len(hidden) != progress.hidden_seen:  # errors were resolved: drop them (and their calls)
-            progress.text = sep.join(text for event_id, text in progress.parts if event_id not in hidden)
+            progress.text = sep.join(t for i, t in zip(shown_ids, texts, strict=True) if i not in hidden)
             progress.hidden_seen = len(hidden)
         elif added:
             # Extend the text rather than join every part again, so that a step's cost does not grow
@@ -622,14 +623,17 @@ class _Resolver:
 class _Progress:
     """How far a context has rendered one shared event list (see `events.shared_items`)."""
 
-    __slots__ = ("done", "hidden_seen", "items", "parts", "resolver", "text")
+    __slots__ = ("done", "hidden_seen", "ids", "items", "resolver", "text", "texts")
 
     def __init__(self, items: list[Event]) -> None:
         self.items = items
         self.done = 0  # events of `items` read so far
         self.resolver = _Resolver()
-        self.parts: list[tuple[str, str]] = []  # (event id, default text) of each shown event, in order
-        self.text = ""  # the texts of `parts` whose event is not hidden, joined
+        # Each shown event's id and default text, in order: two lists rather than a list of pairs,
+        # since a pair would be one more object per event for the garbage collector to walk.
+        self.ids: list[str] = []
+        self.texts: list[str] = []
+        self.text = ""  # the `texts` whose event is not hidden, joined
         self.hidden_seen = 0  # the size of `resolver.hidden` that `text` reflects
 
 

@@ -26,7 +26,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 from ..events import Thread
 from ..exceptions import AlreadyDelivered, LeaseLost, StoreError, ThreadNotFound, VersionConflict
 from ..state import Status
-from ._codec import SCHEMA_VERSION, decode_thread, encode_event, encode_metadata
+from ._codec import SCHEMA_VERSION, decode_thread, encode_event, encode_metadata, gc_paused
 from .base import ThreadSummary, WorkSignal, check_version, summarise
 
 __all__ = ["CHANNEL", "MIGRATIONS", "PostgresStore"]
@@ -254,11 +254,15 @@ class PostgresStore:
                 head = await cur.fetchone()
                 if head is None:
                     raise ThreadNotFound(thread_id)
-                await cur.execute(_LOAD_EVENTS, (SCHEMA_VERSION, thread_id))
-                rows = await cur.fetchall()
+                await cur.execute(_LOAD_EVENTS, (SCHEMA_VERSION, thread_id))  # the rows arrive
+                # Made into Python rows and then the thread with the collector paused (see
+                # `gc_paused`; nothing waits here: the rows are in), and the rows gone before it
+                # runs again: it then walks only what lives on, once.
+                with gc_paused():
+                    thread = decode_thread(thread_id, head[0], await cur.fetchall())
         except psycopg.Error as exc:
             raise StoreError(f"PostgreSQL store: {exc}") from exc
-        return decode_thread(thread_id, head[0], rows)
+        return thread
 
     async def list(
         self,
