@@ -161,11 +161,10 @@ def _flat_mapping(value: dict[str, JsonValue], tables: bool) -> str | None:
     prefix = _table_key_prefix if tables else _key_prefix
     for key, item in value.items():
         kind = type(item)
-        if kind is str:
-            text = cast(str, item)
-            if "\n" in text:
+        if isinstance(item, str):  # as `_emit` writes a one-line string
+            if "\n" in item:
                 return None
-            scalar = _short_string(text) if len(text) <= _SHORT else _long_string(text)
+            scalar = _short_string(item) if len(item) <= _SHORT else _long_string(item)
         elif kind is int:
             scalar = str(item)
         elif item is None or kind is bool or kind is float:
