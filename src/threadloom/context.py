@@ -480,9 +480,7 @@ class Context:
                     continue  # see `_shown`
                 if "model" in data and type_ in MODEL_RECORD_EVENTS:
                     data = _without_model_record(event)
-                if redacts:
-                    data = _redact_known(data, plain, is_secret, keys)
-            elif redacts and isinstance(data, list):
+            if redacts:
                 data = _redact_known(data, plain, is_secret, keys)
             text = _event_text(type_, data, fmt)
             shown_ids.append(event.id)
