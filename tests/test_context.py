@@ -588,7 +588,7 @@ def test_secret_keys_are_exact_names() -> None:
 def test_redaction_holds_however_many_plain_keys_came_before() -> None:
     # A context remembers the keys it found plain, up to a bound: past it, it forgets and judges
     # them again, and a secret is still a secret.
-    plain = {f"k{n}": n for n in range(5000)}
+    plain: dict[str, JsonValue] = {f"k{n}": n for n in range(5000)}
     thread = Thread.start("webhook", plain).append(Event("webhook", {**plain, "api_key": "sk-1"}))
     thread = thread.append(Event("note", ["x", {"token": "t-1"}])).append(Event("note", "plain text"))
     context = Context()
