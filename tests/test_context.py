@@ -585,6 +585,20 @@ def test_secret_keys_are_exact_names() -> None:
     ]
 
 
+def test_redaction_holds_however_many_plain_keys_came_before() -> None:
+    # A context remembers the keys it found plain, up to a bound: past it, it forgets and judges
+    # them again, and a secret is still a secret.
+    plain: dict[str, JsonValue] = {f"k{n}": n for n in range(5000)}
+    thread = Thread.start("webhook", plain).append(Event("webhook", {**plain, "api_key": "sk-1"}))
+    thread = thread.append(Event("note", ["x", {"token": "t-1"}])).append(Event("note", "plain text"))
+    context = Context()
+    for grown in (thread, thread.append(Event("webhook", {"k1": 1, "password": "p-1"}))):
+        text = only_content(context.render(grown))
+        assert text == only_content(Context().render(grown))
+        assert "sk-1" not in text and "t-1" not in text and "p-1" not in text and text.count(REDACTED) >= 2
+        assert "k4999: 4999" in text and "plain text" in text
+
+
 def test_redact_none_turns_redaction_off() -> None:
     thread = Thread.start("config", {"password": "hunter2", "nested": {"api_key": "k"}})
     assert only_content(render(thread, format="yaml", redact=None)).splitlines() == [

@@ -84,6 +84,18 @@ def _quoted(text: str) -> str:
 
 
 @functools.lru_cache(maxsize=4096)
+def _key_prefix(key: str) -> str:
+    """`key: ` as `_emit` writes a short key with a scalar value (without tables)."""
+    return _key(key) + ": "  # a short key stays short when quoted: never an explicit `? key`
+
+
+@functools.lru_cache(maxsize=4096)
+def _table_key_prefix(key: str) -> str:
+    """`key: ` as `_emit` writes a short key with a scalar value (with tables)."""
+    return _quoted_bracket_key(key) + ": "
+
+
+@functools.lru_cache(maxsize=4096)
 def _cached_key(key: str) -> str:
     return key if _plain_ok(key) else _quoted(key)
 
@@ -131,9 +143,38 @@ def dump_yaml(value: JsonValue, indent: int = 0, *, tables: bool = False) -> str
         ]
         ```
     """
+    if indent == 0 and type(value) is dict and (flat := _flat_mapping(value, tables)) is not None:
+        return flat
     out: list[str] = []
     _emit(value, indent, tables, out)
     return "\n".join(out)
+
+
+def _flat_mapping(value: dict[str, JsonValue], tables: bool) -> str | None:
+    """`value` as `_emit` writes it at indent 0 when every value is a one-line string, a number or null.
+
+    Most bodies a thread renders are such mappings (tool arguments, small results); this writes them
+    without `_emit`'s general cases. None when a value is anything else (or a key is long), for
+    `_emit` to write instead.
+    """
+    lines: list[str] = []
+    prefix = _table_key_prefix if tables else _key_prefix
+    for key, item in value.items():
+        kind = type(item)
+        if isinstance(item, str):  # as `_emit` writes a one-line string
+            if "\n" in item:
+                return None
+            scalar = _short_string(item) if len(item) <= _SHORT else _long_string(item)
+        elif kind is int:
+            scalar = str(item)
+        elif item is None or kind is bool or kind is float:
+            scalar = _scalar(item)
+        else:
+            return None
+        if len(key) > _SHORT:
+            return None
+        lines.append(prefix(key) + scalar)
+    return "\n".join(lines) if lines else None
 
 
 def _emit(value: JsonValue, indent: int, tables: bool, out: list[str]) -> None:

@@ -26,6 +26,7 @@ from .state import (
     ERROR,
     FAILED,
     HUMAN_RESPONSE,
+    MODEL_RECORD_EVENTS,
     TOOL_CALL,
     TOOL_RESPONSE,
     TOOL_STARTED,
@@ -131,6 +132,7 @@ def redact(value: JsonValue, pattern: re.Pattern[str] | None, keys: Collection[s
 
 
 _CONTAINERS = (dict, list)
+_DICT_OR_NONE = (dict, type(None))  # tuples: `dict | None` would build a union at every call
 
 
 def _redact(value: JsonValue, is_secret: Callable[[str], bool] | None, keys: Collection[str]) -> JsonValue:
@@ -157,6 +159,34 @@ def _redact(value: JsonValue, is_secret: Callable[[str], bool] | None, keys: Col
     return value
 
 
+def _redact_known(
+    value: JsonValue, plain: set[str], is_secret: Callable[[str], bool] | None, keys: Collection[str]
+) -> JsonValue:
+    """`_redact`, faster for the usual value with nothing to hide: keys once found not secret are kept in `plain`.
+
+    A value with a secret key anywhere in it goes to `_redact`, which builds its redacted copy.
+    """
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if k not in plain:
+                if k in keys or (is_secret is not None and is_secret(k)):
+                    return _redact(value, is_secret, keys)
+                if len(plain) >= _PLAIN_LIMIT:
+                    plain.clear()  # keys can be data (ids, names): keep the memory bounded
+                plain.add(k)
+            if isinstance(v, _CONTAINERS) and _redact_known(v, plain, is_secret, keys) is not v:
+                return _redact(value, is_secret, keys)
+        return value
+    if isinstance(value, list):
+        for v in value:
+            if isinstance(v, _CONTAINERS) and _redact_known(v, plain, is_secret, keys) is not v:
+                return _redact(value, is_secret, keys)
+    return value
+
+
+_PLAIN_LIMIT = 4096
+
+
 @functools.lru_cache(maxsize=64)
 def _secret_test(pattern: re.Pattern[str]) -> Callable[[str], bool]:
     """Whether `pattern` marks a key secret, remembered per key: the same few keys recur in every event.
@@ -176,13 +206,13 @@ def _fields(event: Event) -> dict[str, JsonValue]:
     return event.data if isinstance(event.data, dict) else {}
 
 
-def _body(event: Event) -> tuple[str, JsonValue]:
-    """The tag and the body the xml and yaml formats show for an event."""
-    data = _fields(event)
-    match event.type:
+def _body(type_: str, value: JsonValue) -> tuple[str, JsonValue]:
+    """The tag and the body the xml and yaml formats show for an event of type `type_` with data `value`."""
+    data: dict[str, JsonValue] = value if isinstance(value, dict) else {}
+    match type_:
         case "tool_call":
             intent, arguments = data.get("intent"), data.get("arguments")
-            if isinstance(intent, str) and _is_tag(intent) and isinstance(arguments, dict | None):
+            if isinstance(intent, str) and _is_tag(intent) and isinstance(arguments, _DICT_OR_NONE):
                 return intent, arguments or {}  # the tool's name says it was called: `<name_result>` answers
             return "tool_call", {"intent": intent, **(arguments if isinstance(arguments, dict) else {})}
         case "tool_response":
@@ -198,10 +228,10 @@ def _body(event: Event) -> tuple[str, JsonValue]:
             return "approval", {"approved": False, "feedback": data.get("feedback")}
         case "human_response" if set(data) <= {"request_id", "text"}:
             return "human_response", data.get("text")
-        case _ if isinstance(event.data, dict):
-            return event.type, {k: v for k, v in data.items() if k not in _INTERNAL_KEYS}
+        case _ if isinstance(value, dict):
+            return type_, {k: v for k, v in data.items() if k not in _INTERNAL_KEYS}
         case _:
-            return event.type, event.data
+            return type_, value
 
 
 def event_to_prompt(event: Event, *, format: Literal["xml", "yaml"] = "xml") -> str:
@@ -228,7 +258,12 @@ def event_to_prompt(event: Event, *, format: Literal["xml", "yaml"] = "xml") -> 
         assert event_to_prompt(call) == "<deploy_backend>tag: v1.2.3</deploy_backend>"
         ```
     """
-    tag, body = _body(event)
+    return _event_text(event.type, event.data, format)
+
+
+def _event_text(type_: str, data: JsonValue, format: Literal["xml", "yaml"]) -> str:
+    """`event_to_prompt` of an event with this type and data (the renderer need not build the event)."""
+    tag, body = _body(type_, data)
     if format == "yaml":
         # One item of the thread's list; not `dump_yaml([...])`, which could make a one-row table of it.
         return "- " + dump_yaml({tag: body}, indent=2, tables=True)[2:]
@@ -354,6 +389,8 @@ class Context:
     # With the default renderers, more: per shared event list, the texts so far and the fold that
     # hides resolved errors, so a step reads only the events added since the last one.
     _progress: dict[int, _Progress] = field(default_factory=dict[int, "_Progress"], init=False, repr=False)
+    # Keys this context's redaction has found not secret: most events repeat the same few keys.
+    _plain_keys: set[str] = field(default_factory=set[str], init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.format not in ("xml", "yaml", "messages"):
@@ -420,25 +457,39 @@ class Context:
             progress = _Progress(items)
         self._progress[id(items)] = progress
         is_secret = self._secret_test()
+        keys = self.secret_keys
+        redacts = is_secret is not None or bool(keys)
+        plain = self._plain_keys
+        resolver = progress.resolver if self.hide_resolved_errors else None
         hidden = progress.resolver.hidden
         fmt = cast(Literal["xml", "yaml"], self.format)
         sep = "\n\n" if self.format == "xml" else "\n"
+        shown_ids, texts = progress.ids, progress.texts
         added: list[str] = []
+        # One pass, the per-event steps of `_shown`, `_visible` and `event_to_prompt` inlined: a cold
+        # render (a resumed thread of thousands of events) pays them for every event.
         for event in itertools.islice(items, progress.done, size):
-            if self.hide_resolved_errors:
-                progress.resolver.feed(event)
-            if not _shown(event):
+            type_ = event.type
+            data = event.data
+            if resolver is not None and type_ in _RESOLUTION_EVENTS:
+                resolver.feed(event)
+            if type_ in _BOOKKEEPING:
                 continue
-            data = _redact(_without_model_record(event), is_secret, self.secret_keys)
-            text = event_to_prompt(
-                event if data is event.data else Event(event.type, data, id=event.id, at=event.at), format=fmt
-            )
-            progress.parts.append((event.id, text))
+            if isinstance(data, dict):
+                if type_ == "tool_call" and data.get("prefetch"):
+                    continue  # see `_shown`
+                if "model" in data and type_ in MODEL_RECORD_EVENTS:
+                    data = _without_model_record(event)
+            if redacts:
+                data = _redact_known(data, plain, is_secret, keys)
+            text = _event_text(type_, data, fmt)
+            shown_ids.append(event.id)
+            texts.append(text)
             if event.id not in hidden:
                 added.append(text)
         progress.done = size
         if len(hidden) != progress.hidden_seen:  # errors were resolved: drop them (and their calls)
-            progress.text = sep.join(text for event_id, text in progress.parts if event_id not in hidden)
+            progress.text = sep.join(t for i, t in zip(shown_ids, texts, strict=True) if i not in hidden)
             progress.hidden_seen = len(hidden)
         elif added:
             # Extend the text rather than join every part again, so that a step's cost does not grow
@@ -539,37 +590,48 @@ class _Resolver:
         self.approvals: dict[str, str] = {}  # call id -> the approval event's id
 
     def feed(self, event: Event) -> None:
-        if event.type not in _RESOLUTION_EVENTS:
+        type_ = event.type
+        if type_ not in _RESOLUTION_EVENTS:
             return  # most events (tool_started, results of other kinds, messages) play no part
         data = _fields(event)
+        # Most events a long thread holds are calls and results while nothing has failed: they
+        # return early here, without work that would find nothing to resolve.
+        if type_ == "tool_response":
+            if self.tool_failures:
+                self.hidden.update(self.tool_failures.pop(str(data.get("intent")), []))
+            return
+        if type_ in _MODEL_EVENTS:
+            if self.model_failures and not data.get("prefetch"):
+                self.hidden.update(self.model_failures)
+                self.model_failures.clear()
+            return
         call_id = data.get("call_id")
-        if event.type == "approval" and isinstance(call_id, str):
-            self.approvals[call_id] = event.id
-        elif event.type == "error" and data.get("source") == "model":
+        if type_ == "approval":
+            if isinstance(call_id, str):
+                self.approvals[call_id] = event.id
+        elif data.get("source") == "model":  # an error the model made
             self.model_failures.append(event.id)
-        elif event.type == "error":
+        else:  # an error a tool raised
             ids = self.tool_failures.setdefault(str(data.get("intent")), [])
             ids.append(event.id)
             if isinstance(call_id, str):
                 ids += [call_id, *([self.approvals[call_id]] if call_id in self.approvals else [])]
-        elif event.type == "tool_response":
-            self.hidden.update(self.tool_failures.pop(str(data.get("intent")), []))
-        if event.type in _MODEL_EVENTS and not data.get("prefetch"):
-            self.hidden.update(self.model_failures)
-            self.model_failures.clear()
 
 
 class _Progress:
     """How far a context has rendered one shared event list (see `events.shared_items`)."""
 
-    __slots__ = ("done", "hidden_seen", "items", "parts", "resolver", "text")
+    __slots__ = ("done", "hidden_seen", "ids", "items", "resolver", "text", "texts")
 
     def __init__(self, items: list[Event]) -> None:
         self.items = items
         self.done = 0  # events of `items` read so far
         self.resolver = _Resolver()
-        self.parts: list[tuple[str, str]] = []  # (event id, default text) of each shown event, in order
-        self.text = ""  # the texts of `parts` whose event is not hidden, joined
+        # Each shown event's id and default text, in order: two lists rather than a list of pairs,
+        # since a pair would be one more object per event for the garbage collector to walk.
+        self.ids: list[str] = []
+        self.texts: list[str] = []
+        self.text = ""  # the `texts` whose event is not hidden, joined
         self.hidden_seen = 0  # the size of `resolver.hidden` that `text` reflects
 
 

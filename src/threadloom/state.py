@@ -34,7 +34,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Final, Literal, cast
+from typing import TYPE_CHECKING, Final, Literal
 
 from pydantic import JsonValue
 
@@ -237,7 +237,9 @@ def fold(state: ThreadState, events: Iterable[Event]) -> ThreadState:  # noqa: C
     for event in events:
         kind = event.type
         data = event.data
-        d = cast(dict[str, JsonValue], data) if isinstance(data, dict) else _EMPTY
+        # Narrowed by `isinstance`, not `cast`: `cast(dict[str, ...], ...)` builds the generic alias
+        # at every event, a tenth of the fold's time.
+        d: Mapping[str, JsonValue] = data if isinstance(data, dict) else _EMPTY
         if "model" in d and kind in MODEL_RECORD_EVENTS:
             record = d["model"]
             if isinstance(record, dict) and isinstance(name := record.get("name"), str):

@@ -1,6 +1,7 @@
 """The ThreadStore contract, the same for every backend."""
 
 import asyncio
+import gc
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -64,6 +65,23 @@ async def test_missing_threads(store: ThreadStore) -> None:
         await store.append(deploy_thread(), after=1)
     with pytest.raises(UserError, match="outside thread"):
         await store.append(deploy_thread(), after=5)
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+async def test_a_load_leaves_the_garbage_collector_as_it_found_it(store: ThreadStore, enabled: bool) -> None:
+    # A load pauses the collector while it makes the thread's objects (`_codec.gc_paused`).
+    thread = deploy_thread()
+    await store.append(thread, after=0)
+    was = gc.isenabled()
+    try:
+        gc.enable() if enabled else gc.disable()
+        assert await store.load(thread.id) == thread
+        assert gc.isenabled() == enabled
+        with pytest.raises(ThreadNotFound):
+            await store.load("th_nope")
+        assert gc.isenabled() == enabled
+    finally:
+        gc.enable() if was else gc.disable()
 
 
 async def test_an_idempotency_key_has_one_effect(store: ThreadStore) -> None:

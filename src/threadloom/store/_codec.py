@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import gc
 import json
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from operator import attrgetter
 from typing import Final, cast
@@ -23,6 +24,7 @@ __all__ = [
     "encode_event",
     "encode_metadata",
     "format_time",
+    "gc_paused",
     "parse_time",
 ]
 
@@ -60,18 +62,30 @@ def decode_thread(
 ) -> Thread:
     """The thread a store's rows hold: its metadata (`encode_metadata`'s text) and its event rows, oldest first.
 
-    The cyclic garbage collector is paused meanwhile. Loading a long thread makes tens of
-    thousands of objects that all live on, and the collector would otherwise walk them again and
-    again as they are made (every 700 new objects, and now and then the whole heap): a quarter of
-    the time of a 10,000-event load went there. It runs again as it was once the thread is built.
+    The cyclic garbage collector is paused meanwhile (see `gc_paused`; a store's load pauses it
+    while it fetches the rows too).
 
     Raises:
         ValueError: A row cannot be read (see `decode_events`).
     """
+    with gc_paused():
+        return Thread(decode_events(rows), thread_id=thread_id, metadata=decode_metadata(metadata))
+
+
+@contextmanager
+def gc_paused() -> Generator[None]:
+    """The cyclic garbage collector paused within, and running again after as it was.
+
+    Loading a long thread makes tens of thousands of objects that all live on (the driver's rows,
+    then the events), and the collector would otherwise walk them again and again as they are made
+    (every 700 new objects, and now and then the whole heap): in a process holding a few such
+    threads, a quarter to half of a 10,000-event load went there. Only for work that does not
+    wait: others' code would run meanwhile without the collector.
+    """
     enabled = gc.isenabled()
     gc.disable()
     try:
-        return Thread(decode_events(rows), thread_id=thread_id, metadata=decode_metadata(metadata))
+        yield
     finally:
         if enabled:
             gc.enable()

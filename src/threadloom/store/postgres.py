@@ -26,7 +26,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 from ..events import Thread
 from ..exceptions import AlreadyDelivered, LeaseLost, StoreError, ThreadNotFound, VersionConflict
 from ..state import Status
-from ._codec import SCHEMA_VERSION, decode_thread, encode_event, encode_metadata
+from ._codec import SCHEMA_VERSION, decode_thread, encode_event, encode_metadata, gc_paused
 from .base import ThreadSummary, WorkSignal, check_version, summarise
 
 __all__ = ["CHANNEL", "MIGRATIONS", "PostgresStore"]
@@ -76,18 +76,18 @@ MIGRATIONS: tuple[str, ...] = (
 
 _INSERT_BATCH = 1000  # event rows per INSERT statement
 
-# For the load's transaction only: `enable_sort` off, since the primary key (thread_id, seq) gives
-# the rows in order, but a planner that expects a few rows per thread would rather sort them (a
-# thread of 10,000 events then costs a 2 MB sort); times as ISO 8601 text in UTC, which Python
-# parses for less than psycopg's timestamptz loader costs, whatever the session's own settings.
-_LOAD_HEAD = (
+# A load is one round trip: two statements in one simple query, which PostgreSQL runs as one
+# transaction, the first setting for that transaction only (`set_config(..., true)`) what the second
+# needs. `enable_sort` off, since the primary key (thread_id, seq) gives the rows in order, but a
+# planner that expects a few rows per thread would rather sort them (a thread of 10,000 events then
+# costs a 2 MB sort); times as ISO 8601 text in UTC, which Python parses for less than psycopg's
+# timestamptz loader costs, whatever the session's own settings. The schema version is NULL when it
+# is the current one (a NULL costs the driver nothing): see `decode_events`. Several statements in
+# one query take their parameters bound by the client (`psycopg.AsyncClientCursor`).
+_LOAD = (
     "SELECT metadata, set_config('enable_sort', 'off', true), set_config('DateStyle', 'ISO', true),"
-    " set_config('TimeZone', 'UTC', true) FROM threadloom_threads WHERE thread_id = %s"
-)
-# The schema version is NULL when it is the current one (a NULL costs the driver nothing): see
-# `decode_events`.
-_LOAD_EVENTS = (
-    "SELECT event_id, type, data, at::text, NULLIF(schema_version, %s) FROM threadloom_events"
+    " set_config('TimeZone', 'UTC', true) FROM threadloom_threads WHERE thread_id = %s;"
+    " SELECT event_id, type, data, at::text, NULLIF(schema_version, %s) FROM threadloom_events"
     " WHERE thread_id = %s ORDER BY seq"
 )
 
@@ -255,16 +255,20 @@ class PostgresStore:
     async def load(self, thread_id: str) -> Thread:
         """See `ThreadStore.load`."""
         try:
-            async with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
-                await cur.execute(_LOAD_HEAD, (thread_id,))  # and the settings the next query needs
+            async with self._pool.connection() as conn, psycopg.AsyncClientCursor(conn) as cur:
+                await cur.execute(_LOAD, (thread_id, SCHEMA_VERSION, thread_id))  # both results arrive
                 head = await cur.fetchone()
                 if head is None:
                     raise ThreadNotFound(thread_id)
-                await cur.execute(_LOAD_EVENTS, (SCHEMA_VERSION, thread_id))
-                rows = await cur.fetchall()
+                cur.nextset()
+                # Made into Python rows and then the thread with the collector paused (see
+                # `gc_paused`; nothing waits here: the rows are in), and the rows gone before it
+                # runs again: it then walks only what lives on, once.
+                with gc_paused():
+                    thread = decode_thread(thread_id, head[0], await cur.fetchall())
         except psycopg.Error as exc:
             raise StoreError(f"PostgreSQL store: {exc}") from exc
-        return decode_thread(thread_id, head[0], rows)
+        return thread
 
     async def list(
         self,

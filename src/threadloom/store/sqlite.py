@@ -28,7 +28,7 @@ from typing import Any, Literal, TypeVar
 from ..events import Thread
 from ..exceptions import AlreadyDelivered, LeaseLost, StoreError, ThreadNotFound, UserError, VersionConflict
 from ..state import Status
-from ._codec import decode_thread, encode_event, encode_metadata, format_time, parse_time
+from ._codec import decode_thread, encode_event, encode_metadata, format_time, gc_paused, parse_time
 from .base import ThreadSummary, WorkSignal, check_version, summarise
 
 __all__ = ["MIGRATIONS", "SQLiteStore"]
@@ -77,6 +77,7 @@ MIGRATIONS: tuple[str, ...] = (
 """Forward-only schema migrations; `PRAGMA user_version` records how many are applied."""
 
 
+_LOAD_EVENTS = "SELECT event_id, type, data, at, schema_version FROM events WHERE thread_id = ? ORDER BY seq"
 _BUSY_MS = 30_000  # how long a write waits for another process's write lock
 _STEP_ROWS = 100  # a step's append with at most this many events is one multi-row INSERT (999 parameters)
 _STEP = (
@@ -327,18 +328,19 @@ class SQLiteStore:
         """See `ThreadStore.load`."""
 
         def read(db: sqlite3.Connection) -> Thread:
-            db.execute("BEGIN")
-            try:
-                head = db.execute("SELECT metadata FROM threads WHERE thread_id = ?", (thread_id,)).fetchone()
-                if head is None:
-                    raise ThreadNotFound(thread_id)
-                rows = db.execute(
-                    "SELECT event_id, type, data, at, schema_version FROM events WHERE thread_id = ? ORDER BY seq",
-                    (thread_id,),
-                ).fetchall()
-            finally:
-                db.execute("COMMIT")
-            return decode_thread(thread_id, head[0], rows)
+            # The collector paused from the rows to the thread (see `gc_paused`), and the rows gone
+            # before it runs again: it then walks only what lives on, once.
+            with gc_paused():
+                db.execute("BEGIN")
+                try:
+                    head = db.execute("SELECT metadata FROM threads WHERE thread_id = ?", (thread_id,)).fetchone()
+                    if head is None:
+                        raise ThreadNotFound(thread_id)
+                    rows = db.execute(_LOAD_EVENTS, (thread_id,))
+                    thread = decode_thread(thread_id, head[0], rows.fetchall())
+                finally:
+                    db.execute("COMMIT")
+            return thread
 
         return await self._run(read)
 
