@@ -211,9 +211,8 @@ def last_events(thread: Thread) -> Thread:
 
 # -- workers -----------------------------------------------------------------------------------------
 
-WORKER_THREADS = int(
-    os.environ.get("BENCH_WORKER_THREADS", 2_000)
-)  # ~10,000 model steps: seconds of steady state, so start-up and the tail weigh little
+# ~10,000 model steps: seconds of steady state, so that start-up and the tail weigh little.
+WORKER_THREADS = int(os.environ.get("BENCH_WORKER_THREADS", "2000"))
 WORKER_CALLS = 4  # tool calls per thread: 5 model steps each
 WORKER_CONCURRENCY = 8  # threads each worker process runs at once
 STEADY = (0.1, 0.9)  # the steady state: from the 10% to the 90% of all model steps taken

@@ -24,6 +24,7 @@ import socket
 import time
 from collections.abc import Callable
 
+from .events import Thread
 from .exceptions import LeaseLost, StoreError, ThreadloomError, UserError
 from .runtime import Runtime
 
@@ -172,18 +173,19 @@ class Worker:
             store = await self.runtime.store()
             now = time.monotonic()
             self._skip = {t: until for t, until in self._skip.items() if until > now}
-            for thread_id in await store.claim(self.owner, lease_seconds=self.lease_seconds, limit=free):
-                if thread_id in self._skip or (stop is not None and stop.is_set()):
-                    await store.release(thread_id, self.owner)  # not ours to run now
+            for thread in await store.claim_threads(self.owner, lease_seconds=self.lease_seconds, limit=free):
+                if thread.id in self._skip or (stop is not None and stop.is_set()):
+                    await store.release(thread.id, self.owner)  # not ours to run now
                     continue
-                running[thread_id] = asyncio.create_task(self._work(thread_id, stop))
+                running[thread.id] = asyncio.create_task(self._work(thread, stop))
         except StoreError as exc:
             # The database restarts, the network drops: keep the service up and look again later.
             log.error("worker %s cannot reach the store, will try again: %s", self.owner, exc)
 
-    async def _work(self, thread_id: str, stop: asyncio.Event | None) -> None:
+    async def _work(self, thread: Thread, stop: asyncio.Event | None) -> None:
         store = await self.runtime.store()
-        run = asyncio.create_task(self.runtime.run_thread(thread_id, stop=stop, owner=self.owner))
+        thread_id = thread.id
+        run = asyncio.create_task(self.runtime.run_thread(thread_id, stop=stop, owner=self.owner, loaded=thread))
         keeper = asyncio.create_task(self._keep_lease(thread_id, run))
         try:
             await run

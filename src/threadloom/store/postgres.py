@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from datetime import UTC, datetime
 from typing import Any
@@ -91,6 +92,31 @@ _LOAD_EVENTS = (
     " WHERE thread_id = %s ORDER BY seq"
 )
 
+# Lease the oldest ready threads that no live lease holds (parameters: owner, seconds, limit).
+# `FOR UPDATE SKIP LOCKED`: workers claiming at once skip each other's picks instead of waiting.
+_CLAIM = (
+    "UPDATE threadloom_threads SET lease_owner = %s, lease_expires = now() + make_interval(secs => %s)"
+    " WHERE thread_id IN (SELECT thread_id FROM threadloom_threads WHERE status = 'ready'"
+    " AND (lease_expires IS NULL OR lease_expires <= now()) ORDER BY updated_at LIMIT %s"
+    " FOR UPDATE SKIP LOCKED)"
+)
+
+
+@functools.cache
+def _step_sql(rows: int) -> str:
+    """A step's append of `rows` events as one statement (see `PostgresStore._step`)."""
+    values = ", ".join(["(%s, %s::integer, %s, %s, %s, %s::timestamptz, %s::integer)"] * rows)
+    return (
+        "WITH up AS (UPDATE threadloom_threads SET status = %s, events = %s, wake_at = %s, updated_at = %s,"
+        " lease_expires = CASE WHEN %s THEN NULL ELSE lease_expires END"
+        " WHERE thread_id = %s AND events = %s AND (%s::text IS NULL OR lease_owner = %s)"
+        " RETURNING lease_expires > now() AS leased),"
+        " ins AS (INSERT INTO threadloom_events"
+        f" SELECT v.* FROM (VALUES {values}) AS v WHERE EXISTS (SELECT FROM up))"
+        " SELECT CASE WHEN %s AND leased IS NOT TRUE THEN pg_notify(%s, %s)::text END FROM up"
+    )
+
+
 _MIGRATION_LOCK = 0x7468726561646C6F  # "threadlo": one migrator at a time across processes
 CHANNEL = "threadloom_ready"
 """The NOTIFY channel: a thread became claimable (`ready`, no live lease). The payload is its id."""
@@ -105,6 +131,8 @@ class PostgresStore:
         self.url = url
         self._work = WorkSignal()
         self._listener: asyncio.Task[None] | None = None
+        # (thread, owner) whose lease that owner's last append ended (see `_step`); `release` skips them.
+        self._ended: set[tuple[str, str]] = set()
 
     @classmethod
     async def open(cls, url: str, *, max_connections: int = 10, connect_timeout: float = 15) -> PostgresStore:
@@ -134,6 +162,8 @@ class PostgresStore:
         self, thread: Thread, *, after: int, idempotency_key: str | None = None, owner: str | None = None
     ) -> None:
         """See `ThreadStore.append`."""
+        if owner is not None:
+            self._ended.discard((thread.id, owner))
         rows = [(thread.id, seq, *encode_event(e)) for seq, e in enumerate(thread.events[after:], start=after + 1)]
         now = datetime.now(UTC)
         summary = summarise(thread, now)
@@ -217,23 +247,22 @@ class PostgresStore:
         events are inserted only if it matched, and the NOTIFY sent only if the thread became
         claimable. Nothing matched: one more query says why (the version, or the lease).
         """
-        values = ", ".join(["(%s, %s::integer, %s, %s, %s, %s::timestamptz, %s::integer)"] * len(rows))
-        sql = (
-            "WITH up AS (UPDATE threadloom_threads SET status = %s, events = %s, wake_at = %s, updated_at = %s"
-            " WHERE thread_id = %s AND events = %s AND (%s::text IS NULL OR lease_owner = %s)"
-            " RETURNING lease_expires > now() AS leased),"
-            " ins AS (INSERT INTO threadloom_events"
-            f" SELECT v.* FROM (VALUES {values}) AS v WHERE EXISTS (SELECT FROM up))"
-            " SELECT CASE WHEN %s AND leased IS NOT TRUE THEN pg_notify(%s, %s)::text END FROM up"
-        )
-        params: list[Any] = [summary.status, summary.events, summary.wake_at, summary.updated_at, thread.id, after]
-        params += [owner, owner, *(v for r in rows for v in r), summary.status == "ready", CHANNEL, thread.id]
+        # A worker's append that stops the thread (done, waiting for a person, asleep) also ends its
+        # lease's time, keeping its name for the fencing check: the thread is claimable as soon as it
+        # is ready again, and the worker's `release` right after needs no round trip (`_ended`).
+        ends = owner is not None and summary.status != "ready"
+        params: list[Any] = [summary.status, summary.events, summary.wake_at, summary.updated_at, ends, thread.id]
+        params += [after, owner, owner, *(v for r in rows for v in r), summary.status == "ready", CHANNEL, thread.id]
         try:
             async with self._pool.connection() as conn, conn.cursor() as cur:
                 # A worker's own steps (it holds the lease) announce nothing: no one else could claim
                 # the thread. A NOTIFY is delivered at commit, to every listening worker.
-                await cur.execute(sql, params)  # pyright: ignore[reportArgumentType] - placeholders only
+                await cur.execute(_step_sql(len(rows)), params)  # pyright: ignore[reportArgumentType] - placeholders only
                 if await cur.fetchone() is not None:
+                    if owner is not None and ends:
+                        if len(self._ended) > 10_000:  # owners that never release: forget (a release then asks)
+                            self._ended.clear()
+                        self._ended.add((thread.id, owner))
                     return
                 await cur.execute(
                     "SELECT events, lease_owner FROM threadloom_threads WHERE thread_id = %s", (thread.id,)
@@ -310,18 +339,46 @@ class PostgresStore:
 
     async def claim(self, owner: str, *, lease_seconds: float, limit: int) -> list[str]:
         """See `ThreadStore.claim`. `FOR UPDATE SKIP LOCKED` lets many workers claim without waiting on each other."""
-        sql = (
-            "UPDATE threadloom_threads SET lease_owner = %s, lease_expires = now() + make_interval(secs => %s)"
-            " WHERE thread_id IN (SELECT thread_id FROM threadloom_threads WHERE status = 'ready'"
-            " AND (lease_expires IS NULL OR lease_expires <= now()) ORDER BY updated_at LIMIT %s"
-            " FOR UPDATE SKIP LOCKED) RETURNING thread_id"
-        )
         try:
             async with self._pool.connection() as conn, conn.cursor() as cur:  # one statement: atomic
-                await cur.execute(sql, (owner, lease_seconds, limit))
+                await cur.execute(_CLAIM + " RETURNING thread_id", (owner, lease_seconds, limit))
                 return [str(r[0]) for r in await cur.fetchall()]
         except psycopg.Error as exc:
             raise StoreError(f"PostgreSQL store: {exc}") from exc
+
+    async def claim_threads(self, owner: str, *, lease_seconds: float, limit: int) -> list[Thread]:
+        """See `ThreadStore.claim_threads`: the claim and the events of the claimed threads in one statement.
+
+        The events are read in the statement's snapshot; a thread appended to after that (a race of a
+        few microseconds) has fewer event rows than its row counts, and is loaded again.
+        """
+        # The thread's metadata and event count come on its first row only; times as ISO 8601 text
+        # in UTC, which `decode_events` parses fastest, whatever the session's time zone.
+        sql = (
+            f"WITH c AS ({_CLAIM} RETURNING thread_id, metadata, events)"
+            " SELECT e.thread_id, CASE WHEN e.seq = 1 THEN c.metadata END, CASE WHEN e.seq = 1 THEN c.events END,"
+            " e.event_id, e.type, e.data, to_char(e.at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00:00\"'),"
+            " NULLIF(e.schema_version, %s) FROM c JOIN threadloom_events e ON e.thread_id = c.thread_id"
+            " ORDER BY e.thread_id, e.seq"
+        )
+        try:
+            async with self._pool.connection() as conn, conn.cursor() as cur:  # one statement: atomic
+                await cur.execute(sql, (owner, lease_seconds, limit, SCHEMA_VERSION))
+                rows = await cur.fetchall()
+        except psycopg.Error as exc:
+            raise StoreError(f"PostgreSQL store: {exc}") from exc
+        threads: list[Thread] = []
+        start = 0
+        for end in range(1, len(rows) + 1):
+            if end < len(rows) and rows[end][0] == rows[start][0]:
+                continue
+            thread_id, metadata, events = rows[start][:3]
+            if end - start == events:
+                threads.append(decode_thread(thread_id, metadata, [r[3:] for r in rows[start:end]]))
+            else:  # appended to since the statement's snapshot
+                threads.append(await self.load(thread_id))
+            start = end
+        return threads
 
     async def renew(self, thread_id: str, owner: str, *, lease_seconds: float) -> bool:
         """See `ThreadStore.renew`."""
@@ -338,6 +395,11 @@ class PostgresStore:
 
     async def release(self, thread_id: str, owner: str) -> None:
         """See `ThreadStore.release`."""
+        if (thread_id, owner) in self._ended:
+            # The owner's last append stopped the thread and ended the lease's time: claiming it (once
+            # it is ready again) and its NOTIFY are as after a release, so none is needed.
+            self._ended.discard((thread_id, owner))
+            return
         try:
             async with self._pool.connection() as conn, conn.cursor() as cur:
                 # One statement: the NOTIFY (only if the released thread is ready) commits with it.
