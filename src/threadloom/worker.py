@@ -2,11 +2,13 @@
 
 Any number of workers, in any number of processes and machines, can share one store: a thread is
 leased to one worker at a time (SQLite: `BEGIN IMMEDIATE`; PostgreSQL: `FOR UPDATE SKIP LOCKED`),
-the lease is renewed while the worker runs it and released when the thread stops. A worker that
-dies leaves its leases to expire; another worker then continues from what the log says
-(`tool_started` without a result is recovered as in the loop). A worker that loses a lease while
-running (it stalled past the lease) stops that run at once: its appends name it as the lease
-holder, and the store refuses them once another worker has claimed the thread (`LeaseLost`).
+the lease is renewed while the worker runs it and released when the thread stops. A claim returns
+the claimed threads with their events (`claim_threads`: one statement on PostgreSQL), which the
+worker runs without loading them again. A worker that dies leaves its leases to expire; another
+worker then continues from what the log says (`tool_started` without a result is recovered as in
+the loop). A worker that loses a lease while running (it stalled past the lease) stops that run at
+once: its appends name it as the lease holder, and the store refuses them once another worker has
+claimed the thread (`LeaseLost`).
 
 Idle workers wait on the store: PostgreSQL wakes them with LISTEN/NOTIFY when a thread becomes
 claimable; polling every `poll_seconds` is the fallback and finds due sleepers. On SIGTERM a worker

@@ -3,7 +3,10 @@
 An append updates the thread's row only if it still has the version the writer extends (which locks
 the row), checks the writer's lease, and writes only the new event rows, all in one transaction. A
 step's append (a known thread, no idempotency key) is one statement, so one round trip: the pool's
-connections are autocommit, and work of several statements opens a transaction of its own.
+connections are autocommit, and work of several statements opens a transaction of its own. A
+worker's claim reads the claimed threads in the same statement, and the release after a run that
+stopped its thread is folded into that run's last append: besides its appends, a worker's run costs
+a share of one round trip.
 Event data is stored as text, not `jsonb`, so that a thread reads back byte for byte as it was
 written (jsonb reorders keys).
 """
@@ -116,6 +119,8 @@ def _step_sql(rows: int) -> str:
         " SELECT CASE WHEN %s AND leased IS NOT TRUE THEN pg_notify(%s, %s)::text END FROM up"
     )
 
+
+_CLAIM_EVENTS = 200  # `claim_threads` reads the events of threads up to this long; longer ones are loaded
 
 _MIGRATION_LOCK = 0x7468726561646C6F  # "threadlo": one migrator at a time across processes
 CHANNEL = "threadloom_ready"
@@ -347,37 +352,41 @@ class PostgresStore:
             raise StoreError(f"PostgreSQL store: {exc}") from exc
 
     async def claim_threads(self, owner: str, *, lease_seconds: float, limit: int) -> list[Thread]:
-        """See `ThreadStore.claim_threads`: the claim and the events of the claimed threads in one statement.
+        """See `ThreadStore.claim_threads`: the claim and the claimed threads' events in one statement.
 
-        The events are read in the statement's snapshot; a thread appended to after that (a race of a
-        few microseconds) has fewer event rows than its row counts, and is loaded again.
+        Events are read in the statement's snapshot; a thread appended to after that (a race of a few
+        microseconds) has fewer event rows than its row counts, and is loaded again. So is a thread
+        longer than `_CLAIM_EVENTS`, which `load` reads faster than one big result would.
         """
-        # The thread's metadata and event count come on its first row only; times as ISO 8601 text
-        # in UTC, which `decode_events` parses fastest, whatever the session's time zone.
+        # A thread's id, metadata and event count come on its first row only (NULLs cost the driver
+        # nothing); times as ISO 8601 text in UTC, which `decode_events` parses fastest.
+        first = "coalesce(e.seq, 1) = 1"
         sql = (
-            f"WITH c AS ({_CLAIM} RETURNING thread_id, metadata, events)"
-            " SELECT e.thread_id, CASE WHEN e.seq = 1 THEN c.metadata END, CASE WHEN e.seq = 1 THEN c.events END,"
-            " e.event_id, e.type, e.data, to_char(e.at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00:00\"'),"
-            " NULLIF(e.schema_version, %s) FROM c JOIN threadloom_events e ON e.thread_id = c.thread_id"
-            " ORDER BY e.thread_id, e.seq"
+            f"WITH c AS ({_CLAIM} RETURNING thread_id, metadata, events) SELECT"
+            f" CASE WHEN {first} THEN c.thread_id END, CASE WHEN {first} THEN c.metadata END,"
+            f" CASE WHEN {first} THEN c.events END, e.event_id, e.type, e.data,"
+            " to_char(e.at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00:00\"'), NULLIF(e.schema_version, %s)"
+            " FROM c LEFT JOIN threadloom_events e ON e.thread_id = CASE WHEN c.events <= %s THEN c.thread_id END"
+            " ORDER BY c.thread_id, e.seq"
         )
         try:
             async with self._pool.connection() as conn, conn.cursor() as cur:  # one statement: atomic
-                await cur.execute(sql, (owner, lease_seconds, limit, SCHEMA_VERSION))
+                await cur.execute(sql, (owner, lease_seconds, limit, SCHEMA_VERSION, _CLAIM_EVENTS))
                 rows = await cur.fetchall()
         except psycopg.Error as exc:
             raise StoreError(f"PostgreSQL store: {exc}") from exc
+        claimed: list[tuple[str, str, int, list[tuple[Any, ...]]]] = []
+        for row in rows:
+            if row[0] is not None:
+                claimed.append((row[0], row[1], row[2], []))
+            if row[3] is not None:
+                claimed[-1][3].append(row[3:])
         threads: list[Thread] = []
-        start = 0
-        for end in range(1, len(rows) + 1):
-            if end < len(rows) and rows[end][0] == rows[start][0]:
-                continue
-            thread_id, metadata, events = rows[start][:3]
-            if end - start == events:
-                threads.append(decode_thread(thread_id, metadata, [r[3:] for r in rows[start:end]]))
-            else:  # appended to since the statement's snapshot
+        for thread_id, metadata, events, event_rows in claimed:
+            if len(event_rows) == events:
+                threads.append(decode_thread(thread_id, metadata, event_rows))
+            else:  # long, or appended to since the statement's snapshot
                 threads.append(await self.load(thread_id))
-            start = end
         return threads
 
     async def renew(self, thread_id: str, owner: str, *, lease_seconds: float) -> bool:
