@@ -347,9 +347,11 @@ class PostgresStore:
         try:
             async with self._pool.connection() as conn, conn.cursor() as cur:  # one statement: atomic
                 await cur.execute(_CLAIM + " RETURNING thread_id", (owner, lease_seconds, limit))
-                return [str(r[0]) for r in await cur.fetchall()]
+                claimed = [str(r[0]) for r in await cur.fetchall()]
         except psycopg.Error as exc:
             raise StoreError(f"PostgreSQL store: {exc}") from exc
+        self._ended.difference_update((thread_id, owner) for thread_id in claimed)  # leased anew
+        return claimed
 
     async def claim_threads(self, owner: str, *, lease_seconds: float, limit: int) -> list[Thread]:
         """See `ThreadStore.claim_threads`: the claim and the claimed threads' events in one statement.
@@ -379,6 +381,7 @@ class PostgresStore:
         for row in rows:
             if row[0] is not None:
                 claimed.append((row[0], row[1], row[2], []))
+                self._ended.discard((row[0], owner))  # leased anew
             if row[3] is not None:
                 claimed[-1][3].append(row[3:])
         threads: list[Thread] = []
