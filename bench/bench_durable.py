@@ -7,7 +7,9 @@
 - *agent step*: the same thread driven by `Runtime.run_thread` with the ScriptedModel: render,
   model call, parse, tool, the two appends; the median interval between two tool runs;
 - *resume*: a fresh `Runtime` loads a 10,000-event thread and takes one step (the model finishes);
-- *workers*: 1 / 2 / 4 worker processes on PostgreSQL drain the same batch of threads.
+- *workers*: 1 / 2 / 4 worker processes (`Worker.run`, 8 threads at once each) on PostgreSQL drain
+  2,000 threads of 5 model steps each; steps per second in the steady state (the middle 80% of all
+  steps) and the workers' CPU per step (`python bench/bench_durable.py workers` runs only these).
 
 PostgreSQL runs in a throwaway schema of `THREADLOOM_BENCH_POSTGRES_URL`
 (default postgresql://postgres@127.0.0.1:5432/test), dropped afterwards; without a server the
@@ -207,28 +209,55 @@ def last_events(thread: Thread) -> Thread:
 
 # -- workers -----------------------------------------------------------------------------------------
 
-WORKER_THREADS = 240
+# ~10,000 model steps: seconds of steady state, so that start-up and the tail weigh little.
+WORKER_THREADS = int(os.environ.get("BENCH_WORKER_THREADS", "2000"))
 WORKER_CALLS = 4  # tool calls per thread: 5 model steps each
+WORKER_CONCURRENCY = 8  # threads each worker process runs at once
+STEADY = (0.1, 0.9)  # the steady state: from the 10% to the 90% of all model steps taken
 
 
 async def workers(url: str, processes: int) -> dict[str, float]:
-    """Steps per second when `processes` worker processes drain WORKER_THREADS threads."""
+    """What `processes` worker processes (`Worker.run`, as a service runs) do while draining WORKER_THREADS threads.
+
+    Every model step is stamped (wall clock and the process's CPU time) where the scripted model
+    answers. `steps_per_s` is the steady state: the steps taken between the 10% and the 90% stamps of
+    all steps, over that time, so neither start-up (imports, connections, the first claims) nor the
+    tail (the last threads, when fewer than all workers have work) weighs in. `drain_steps_per_s` is
+    all steps over the time from "go" to the last step. `worker_cpu_ms_per_step` is the workers' CPU
+    (all processes) within the steady window per step; PostgreSQL's own CPU is not in it.
+    """
     store = await open_store(url)
-    agent = Agent(name="loop", model=ScriptedModel([]), tools=[], max_steps=WORKER_CALLS + 2)
-    runtime = Runtime(store=store, agents=[agent])
+    runtime = Runtime(store=store)  # launches by name: the workers know the agent
     for i in range(WORKER_THREADS):
         await runtime.launch("loop", Event("user_input", {"text": f"thread {i}"}))
-    ends, elapsed = await asyncio.to_thread(drive_workers, url, processes)
-    steps = sum(e["steps"] for e in ends)
+    ends, start = await asyncio.to_thread(drive_workers, url, processes)
     done = await store.list(status="done", limit=10_000)
     await runtime.aclose()
     assert len(done) == WORKER_THREADS, f"{len(done)} of {WORKER_THREADS} threads finished"
-    cpu_ms = sum(e["cpu"] for e in ends) / steps * 1e3
-    return {"steps": steps, "seconds": elapsed, "steps_per_s": steps / elapsed, "worker_cpu_ms_per_step": cpu_ms}
+    marks = sorted((wall, i) for i, e in enumerate(ends) for wall, _ in e["marks"])
+    steps = len(marks)
+    assert steps == WORKER_THREADS * (WORKER_CALLS + 1), f"{steps} model steps"
+    low, high = marks[int(steps * STEADY[0])][0], marks[int(steps * STEADY[1])][0]
+    window = [[cpu for wall, cpu in e["marks"] if low <= wall <= high] for e in ends]
+    in_window = sum(len(w) for w in window)
+    cpu = sum(w[-1] - w[0] for w in window if w)
+    return {
+        "steps": steps,
+        "steps_per_s": in_window / (high - low),
+        "drain_steps_per_s": steps / (marks[-1][0] - start),
+        "worker_cpu_ms_per_step": cpu / in_window * 1e3,
+    }
 
 
 def drive_workers(url: str, processes: int) -> tuple[list[dict[str, Any]], float]:
-    """Start the worker processes, let them go at once, wait for all; their reports and the seconds taken."""
+    """Start the worker processes, let them go at once, stop them once every thread is done.
+
+    Returns:
+        Each process's report and the moment ("go") they started (`time.perf_counter`, which is the
+        same monotonic clock in every process).
+    """
+    import psycopg
+
     procs = [
         subprocess.Popen(
             [sys.executable, str(HERE / "bench_durable.py"), "worker", url],
@@ -245,20 +274,29 @@ def drive_workers(url: str, processes: int) -> tuple[list[dict[str, Any]], float
         assert proc.stdin is not None
         proc.stdin.write("go\n")
         proc.stdin.flush()
-    ends: list[dict[str, Any]] = [json.loads(proc.communicate()[0]) for proc in procs]
-    return ends, max(e["end"] for e in ends) - start
+    with psycopg.connect(url, autocommit=True) as conn:  # a look every 0.2 s costs the workers nothing
+        while True:
+            row = conn.execute("SELECT count(*) FROM threadloom_threads WHERE status <> 'done'").fetchone()
+            if row is not None and row[0] == 0:
+                break
+            time.sleep(0.2)
+    ends: list[dict[str, Any]] = [json.loads(proc.communicate("stop\n")[0]) for proc in procs]
+    return ends, start
 
 
 def worker_process(url: str) -> None:
-    """One worker process: runs threads until none is left, then reports its model steps."""
+    """One worker process: `Worker.run` until told to stop; reports a (wall, CPU) mark per model step."""
     from threadloom import Worker
 
+    marks: list[tuple[float, float]] = []
+
     def decide(messages: Sequence[Message]) -> str:
+        marks.append((time.perf_counter(), time.process_time()))
         done = messages[-1].content.count("<noop_result>")
         return outputs(WORKER_CALLS)[min(done, WORKER_CALLS)]
 
     async def main() -> None:
-        model = ScriptedModel([decide] * 100_000)
+        model = ScriptedModel([decide] * 1_000_000)
 
         @tool
         async def noop(i: int) -> dict[str, int]:
@@ -269,14 +307,25 @@ def worker_process(url: str) -> None:
         runtime = Runtime(store=url, agents=[agent])
         await runtime.store()
         print("ready", flush=True)
-        await asyncio.to_thread(sys.stdin.readline)
-        cpu = time.process_time()
-        await Worker(runtime, concurrency=8, poll_seconds=0.05).run_until_idle()
-        end, cpu = time.perf_counter(), time.process_time() - cpu
+        await asyncio.to_thread(sys.stdin.readline)  # go
+        stop = asyncio.Event()
+        told = asyncio.create_task(asyncio.to_thread(sys.stdin.readline))  # stop
+        told.add_done_callback(lambda _: stop.set())
+        await Worker(runtime, concurrency=WORKER_CONCURRENCY).run(stop)
         await runtime.aclose()
-        print(json.dumps({"end": end, "steps": len(model.requests), "cpu": cpu}))
+        print(json.dumps({"marks": marks}))
 
     asyncio.run(main())
+
+
+async def measure_workers(counts: Sequence[int] = (1, 2, 4)) -> dict[str, Any]:
+    """The workers section alone: `python bench/bench_durable.py workers [processes ...]`."""
+    results: dict[str, Any] = {}
+    for processes, commit in [*((n, "on") for n in counts), (max(counts), "off")]:
+        async with postgres_schema() as url:
+            options = "" if commit == "on" else quote(" -csynchronous_commit=off")
+            results[f"{processes}:synchronous_commit={commit}"] = await workers(url + options, processes)
+    return results
 
 
 # -- the section ------------------------------------------------------------------------------------
@@ -316,11 +365,7 @@ async def measure() -> dict[str, Any]:
             store = await open_store(url)
             results["resume"]["PostgreSQL"] = await resume(store, lambda: open_store(url), 10_000)
             await store.aclose()
-        for processes, commit in ((1, "on"), (2, "on"), (4, "on"), (4, "off")):
-            async with postgres_schema() as url:
-                options = "" if commit == "on" else quote(" -csynchronous_commit=off")
-                key = f"{processes}:synchronous_commit={commit}"
-                results["workers"][key] = await workers(url + options, processes)
+        results["workers"] = await measure_workers()
     except Exception as exc:  # no server: the rows say so instead of failing the whole run
         results["postgres_error"] = f"{type(exc).__name__}: {exc}"
     return results
@@ -329,5 +374,7 @@ async def measure() -> dict[str, Any]:
 if __name__ == "__main__":
     if sys.argv[1:2] == ["worker"]:
         worker_process(sys.argv[2])
+    elif sys.argv[1:2] == ["workers"]:
+        print(json.dumps(asyncio.run(measure_workers([int(n) for n in sys.argv[2:]] or (1, 2, 4))), indent=1))
     else:
         print(json.dumps(asyncio.run(measure()), indent=1))

@@ -294,7 +294,12 @@ class Runtime:
     # -- running ------------------------------------------------------------------------------
 
     async def run_thread(
-        self, thread_id: str, *, stop: asyncio.Event | None = None, owner: str | None = None
+        self,
+        thread_id: str,
+        *,
+        stop: asyncio.Event | None = None,
+        owner: str | None = None,
+        loaded: Thread | None = None,
     ) -> Thread:
         """Run one thread's agent until the thread must stop, saving every event as it happens.
 
@@ -306,6 +311,9 @@ class Runtime:
             owner: The worker whose lease this run is under: every save checks that the lease is
                 still its own, so a worker that stalled past its lease cannot take a step (run a
                 tool) that the worker now holding the thread takes too.
+            loaded: The thread as the caller just read it (a worker's `claim_threads`), so that it is
+                not loaded again. If it is older than the stored thread, the first save conflicts and
+                the run goes on from the stored one.
 
         Returns:
             The thread as this run left it.
@@ -316,7 +324,7 @@ class Runtime:
             StoreError: The store kept failing (it is retried for about 13 seconds first).
         """
         store = await self.store()
-        thread = await patiently(lambda: store.load(thread_id))
+        thread = loaded if loaded is not None else await patiently(lambda: store.load(thread_id))
         agent = self._agent(str(thread.metadata.get("agent")))
         return await run_saving(agent, store, thread, stop=stop, owner=owner)
 

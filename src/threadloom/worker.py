@@ -2,11 +2,13 @@
 
 Any number of workers, in any number of processes and machines, can share one store: a thread is
 leased to one worker at a time (SQLite: `BEGIN IMMEDIATE`; PostgreSQL: `FOR UPDATE SKIP LOCKED`),
-the lease is renewed while the worker runs it and released when the thread stops. A worker that
-dies leaves its leases to expire; another worker then continues from what the log says
-(`tool_started` without a result is recovered as in the loop). A worker that loses a lease while
-running (it stalled past the lease) stops that run at once: its appends name it as the lease
-holder, and the store refuses them once another worker has claimed the thread (`LeaseLost`).
+the lease is renewed while the worker runs it and released when the thread stops. A claim returns
+the claimed threads with their events (`claim_threads`: one statement on PostgreSQL), which the
+worker runs without loading them again. A worker that dies leaves its leases to expire; another
+worker then continues from what the log says (`tool_started` without a result is recovered as in
+the loop). A worker that loses a lease while running (it stalled past the lease) stops that run at
+once: its appends name it as the lease holder, and the store refuses them once another worker has
+claimed the thread (`LeaseLost`).
 
 Idle workers wait on the store: PostgreSQL wakes them with LISTEN/NOTIFY when a thread becomes
 claimable; polling every `poll_seconds` is the fallback and finds due sleepers. On SIGTERM a worker
@@ -24,6 +26,7 @@ import socket
 import time
 from collections.abc import Callable
 
+from .events import Thread
 from .exceptions import LeaseLost, StoreError, ThreadloomError, UserError
 from .runtime import Runtime
 
@@ -172,18 +175,19 @@ class Worker:
             store = await self.runtime.store()
             now = time.monotonic()
             self._skip = {t: until for t, until in self._skip.items() if until > now}
-            for thread_id in await store.claim(self.owner, lease_seconds=self.lease_seconds, limit=free):
-                if thread_id in self._skip or (stop is not None and stop.is_set()):
-                    await store.release(thread_id, self.owner)  # not ours to run now
+            for thread in await store.claim_threads(self.owner, lease_seconds=self.lease_seconds, limit=free):
+                if thread.id in self._skip or (stop is not None and stop.is_set()):
+                    await store.release(thread.id, self.owner)  # not ours to run now
                     continue
-                running[thread_id] = asyncio.create_task(self._work(thread_id, stop))
+                running[thread.id] = asyncio.create_task(self._work(thread, stop))
         except StoreError as exc:
             # The database restarts, the network drops: keep the service up and look again later.
             log.error("worker %s cannot reach the store, will try again: %s", self.owner, exc)
 
-    async def _work(self, thread_id: str, stop: asyncio.Event | None) -> None:
+    async def _work(self, thread: Thread, stop: asyncio.Event | None) -> None:
         store = await self.runtime.store()
-        run = asyncio.create_task(self.runtime.run_thread(thread_id, stop=stop, owner=self.owner))
+        thread_id = thread.id
+        run = asyncio.create_task(self.runtime.run_thread(thread_id, stop=stop, owner=self.owner, loaded=thread))
         keeper = asyncio.create_task(self._keep_lease(thread_id, run))
         try:
             await run

@@ -192,6 +192,51 @@ async def test_concurrent_claims_never_share_a_thread(store: ThreadStore) -> Non
     assert len(claimed) == len(set(claimed)) == 20
 
 
+async def test_claim_threads_leases_and_reads_the_threads(store: ThreadStore) -> None:
+    long = deploy_thread()
+    assert long.pending is not None
+    long = long.approve(long.pending.id).extend(Event("note", {"i": i}) for i in range(30))
+    threads = [long, Thread.start("user_input", "short", agent="a")]
+    for t in threads:
+        await store.append(t, after=0)
+    await store.append(Thread.start("user_input", "x").append(Event("done_for_now", {"message": "m"})), after=0)
+    claimed = await store.claim_threads("w1", lease_seconds=30, limit=5)
+    assert sorted(claimed, key=lambda t: t.id) == sorted(threads, key=lambda t: t.id)
+    for t in claimed:
+        assert t.to_json() == (await store.load(t.id)).to_json()
+    assert await store.claim_threads("w2", lease_seconds=30, limit=5) == []  # leased to w1
+    assert not await store.renew(long.id, "w2", lease_seconds=30) and await store.renew(long.id, "w1", lease_seconds=30)
+    await store.release(long.id, "w1")
+    assert await store.claim_threads("w2", lease_seconds=30, limit=5) == [long]
+
+
+async def test_a_thread_a_worker_stopped_is_claimable_once_ready_again(store: ThreadStore) -> None:
+    thread = Thread.start("user_input", "go")
+    await store.append(thread, after=0)
+    assert await store.claim("w1", lease_seconds=30, limit=1) == [thread.id]
+    stopped = thread.append(Event("done_for_now", {"message": "m"}))
+    await store.append(stopped, after=1, owner="w1")
+    await store.release(thread.id, "w1")
+    assert await store.claim("w2", lease_seconds=30, limit=1) == []  # done: nothing to run
+    await store.wait_for_work(0)
+    waiter = asyncio.create_task(store.wait_for_work(3600))
+    await asyncio.sleep(0)
+    again = stopped.append(Event("user_input", {"text": "more"}))
+    await store.append(again, after=2)  # a person speaks
+    await asyncio.wait_for(waiter, timeout=60)
+    assert await store.claim("w2", lease_seconds=30, limit=1) == [thread.id]
+    with pytest.raises(LeaseLost):
+        await store.append(again.append(Event("note", {"by": "w1 again"})), after=3, owner="w1")
+
+
+async def test_concurrent_claim_threads_never_share_a_thread(store: ThreadStore) -> None:
+    for i in range(20):
+        await store.append(Thread.start("user_input", str(i)), after=0)
+    batches = await asyncio.gather(*(store.claim_threads(f"w{i}", lease_seconds=30, limit=3) for i in range(10)))
+    claimed = [t.id for batch in batches for t in batch]
+    assert len(claimed) == len(set(claimed)) == 20
+
+
 async def test_list_finds_due_sleepers(store: ThreadStore) -> None:
     def sleeper(until: datetime) -> Thread:
         return Thread.start("user_input", "later").append(

@@ -130,3 +130,21 @@ async def test_a_load_reads_in_key_order_and_leaves_the_session_as_it_was(postgr
         assert row is not None and row[:3] == ("on", "ISO, DMY", "Asia/Kolkata")
         assert str(row[3].tzinfo) == "Asia/Kolkata"  # the driver reads times in the session's zone again
     await store.aclose()
+
+
+async def test_claim_threads_reads_short_and_long_threads_as_load_does(postgres_url: str) -> None:
+    store = await PostgresStore.open(postgres_url)
+    short = Thread.start("user_input", {"text": "short"}, agent="a")
+    long = Thread.start("user_input", {"text": "long"}).extend(Event("note", {"i": i}) for i in range(300))
+    for thread in (short, long):
+        await store.append(thread, after=0)
+    claimed = await store.claim_threads("w1", lease_seconds=30, limit=5)
+    assert sorted(t.to_json() for t in claimed) == sorted(t.to_json() for t in (short, long))
+    # Its times are the times `load` reads, whatever the session's time zone.
+    async with await psycopg.AsyncConnection.connect(postgres_url, autocommit=True) as conn:
+        await conn.execute("UPDATE threadloom_threads SET lease_expires = NULL")
+    other = await PostgresStore.open(postgres_url + quote(" -cTimeZone=Asia/Kolkata -cDateStyle=SQL,DMY"))
+    again = await other.claim_threads("w2", lease_seconds=30, limit=5)
+    assert sorted(t.to_json() for t in again) == sorted(t.to_json() for t in (short, long))
+    await other.aclose()
+    await store.aclose()

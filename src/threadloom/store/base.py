@@ -12,7 +12,7 @@ from ..events import Thread
 from ..exceptions import ThreadNotFound, UserError, VersionConflict
 from ..state import Status
 
-__all__ = ["ThreadStore", "ThreadSummary", "WorkSignal", "check_version", "summarise"]
+__all__ = ["ThreadStore", "ThreadSummary", "WorkSignal", "check_version", "claim_then_load", "summarise"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +69,12 @@ def check_version(thread: Thread, after: int, stored: int | None) -> None:
         raise ThreadNotFound(thread.id)
     if stored is not None and (after == 0 or stored != after):
         raise VersionConflict(thread.id, expected=after, actual=stored)
+
+
+async def claim_then_load(store: ThreadStore, owner: str, *, lease_seconds: float, limit: int) -> list[Thread]:
+    """`ThreadStore.claim_threads` as `claim`, then `load` of each thread: for stores where a load costs no round trip."""
+    claimed = await store.claim(owner, lease_seconds=lease_seconds, limit=limit)
+    return [await store.load(thread_id) for thread_id in claimed]
 
 
 class WorkSignal:
@@ -167,6 +173,17 @@ class ThreadStore(Protocol):
 
         Returns:
             The ids of the threads now leased to `owner` until `lease_seconds` from now.
+        """
+        ...
+
+    async def claim_threads(self, owner: str, *, lease_seconds: float, limit: int) -> list[Thread]:
+        """`claim`, returning the claimed threads with their events: what a worker runs next.
+
+        A thread may be a moment older than the stored one (another writer appended right after the
+        claim): the run's first append then conflicts and the run goes on from the stored thread.
+
+        Returns:
+            The threads now leased to `owner` until `lease_seconds` from now.
         """
         ...
 

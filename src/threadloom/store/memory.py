@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from ..events import Thread
 from ..exceptions import AlreadyDelivered, LeaseLost, ThreadNotFound
 from ..state import Status
-from .base import ThreadSummary, WorkSignal, check_version, summarise
+from .base import ThreadSummary, WorkSignal, check_version, claim_then_load, summarise
 
 __all__ = ["MemoryStore"]
 
@@ -94,6 +94,10 @@ class MemoryStore:
                 self._leases[summary.thread_id] = (owner, now + timedelta(seconds=lease_seconds))
                 claimed.append(summary.thread_id)
         return claimed
+
+    async def claim_threads(self, owner: str, *, lease_seconds: float, limit: int) -> list[Thread]:
+        """See `ThreadStore.claim_threads`."""
+        return await claim_then_load(self, owner, lease_seconds=lease_seconds, limit=limit)
 
     async def renew(self, thread_id: str, owner: str, *, lease_seconds: float) -> bool:
         """See `ThreadStore.renew`."""

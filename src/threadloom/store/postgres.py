@@ -3,7 +3,10 @@
 An append updates the thread's row only if it still has the version the writer extends (which locks
 the row), checks the writer's lease, and writes only the new event rows, all in one transaction. A
 step's append (a known thread, no idempotency key) is one statement, so one round trip: the pool's
-connections are autocommit, and work of several statements opens a transaction of its own.
+connections are autocommit, and work of several statements opens a transaction of its own. A
+worker's claim reads the claimed threads in the same statement, and the release after a run that
+stopped its thread is folded into that run's last append: besides its appends, a worker's run costs
+a share of one round trip.
 Event data is stored as text, not `jsonb`, so that a thread reads back byte for byte as it was
 written (jsonb reorders keys).
 """
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from datetime import UTC, datetime
 from typing import Any
@@ -91,6 +95,33 @@ _LOAD = (
     " WHERE thread_id = %s ORDER BY seq"
 )
 
+# Lease the oldest ready threads that no live lease holds (parameters: owner, seconds, limit).
+# `FOR UPDATE SKIP LOCKED`: workers claiming at once skip each other's picks instead of waiting.
+_CLAIM = (
+    "UPDATE threadloom_threads SET lease_owner = %s, lease_expires = now() + make_interval(secs => %s)"
+    " WHERE thread_id IN (SELECT thread_id FROM threadloom_threads WHERE status = 'ready'"
+    " AND (lease_expires IS NULL OR lease_expires <= now()) ORDER BY updated_at LIMIT %s"
+    " FOR UPDATE SKIP LOCKED)"
+)
+
+
+@functools.cache
+def _step_sql(rows: int) -> str:
+    """A step's append of `rows` events as one statement (see `PostgresStore._step`)."""
+    values = ", ".join(["(%s, %s::integer, %s, %s, %s, %s::timestamptz, %s::integer)"] * rows)
+    return (
+        "WITH up AS (UPDATE threadloom_threads SET status = %s, events = %s, wake_at = %s, updated_at = %s,"
+        " lease_expires = CASE WHEN %s THEN NULL ELSE lease_expires END"
+        " WHERE thread_id = %s AND events = %s AND (%s::text IS NULL OR lease_owner = %s)"
+        " RETURNING lease_expires > now() AS leased),"
+        " ins AS (INSERT INTO threadloom_events"
+        f" SELECT v.* FROM (VALUES {values}) AS v WHERE EXISTS (SELECT FROM up))"
+        " SELECT CASE WHEN %s AND leased IS NOT TRUE THEN pg_notify(%s, %s)::text END FROM up"
+    )
+
+
+_CLAIM_EVENTS = 200  # `claim_threads` reads the events of threads up to this long; longer ones are loaded
+
 _MIGRATION_LOCK = 0x7468726561646C6F  # "threadlo": one migrator at a time across processes
 CHANNEL = "threadloom_ready"
 """The NOTIFY channel: a thread became claimable (`ready`, no live lease). The payload is its id."""
@@ -105,6 +136,8 @@ class PostgresStore:
         self.url = url
         self._work = WorkSignal()
         self._listener: asyncio.Task[None] | None = None
+        # (thread, owner) whose lease that owner's last append ended (see `_step`); `release` skips them.
+        self._ended: set[tuple[str, str]] = set()
 
     @classmethod
     async def open(cls, url: str, *, max_connections: int = 10, connect_timeout: float = 15) -> PostgresStore:
@@ -140,6 +173,8 @@ class PostgresStore:
         sync: bool = True,
     ) -> None:
         """See `ThreadStore.append`; `sync` changes nothing (commits follow the server's `synchronous_commit`)."""
+        if owner is not None:
+            self._ended.discard((thread.id, owner))
         rows = [(thread.id, seq, *encode_event(e)) for seq, e in enumerate(thread.events[after:], start=after + 1)]
         now = datetime.now(UTC)
         summary = summarise(thread, now)
@@ -223,23 +258,22 @@ class PostgresStore:
         events are inserted only if it matched, and the NOTIFY sent only if the thread became
         claimable. Nothing matched: one more query says why (the version, or the lease).
         """
-        values = ", ".join(["(%s, %s::integer, %s, %s, %s, %s::timestamptz, %s::integer)"] * len(rows))
-        sql = (
-            "WITH up AS (UPDATE threadloom_threads SET status = %s, events = %s, wake_at = %s, updated_at = %s"
-            " WHERE thread_id = %s AND events = %s AND (%s::text IS NULL OR lease_owner = %s)"
-            " RETURNING lease_expires > now() AS leased),"
-            " ins AS (INSERT INTO threadloom_events"
-            f" SELECT v.* FROM (VALUES {values}) AS v WHERE EXISTS (SELECT FROM up))"
-            " SELECT CASE WHEN %s AND leased IS NOT TRUE THEN pg_notify(%s, %s)::text END FROM up"
-        )
-        params: list[Any] = [summary.status, summary.events, summary.wake_at, summary.updated_at, thread.id, after]
-        params += [owner, owner, *(v for r in rows for v in r), summary.status == "ready", CHANNEL, thread.id]
+        # A worker's append that stops the thread (done, waiting for a person, asleep) also ends its
+        # lease's time, keeping its name for the fencing check: the thread is claimable as soon as it
+        # is ready again, and the worker's `release` right after needs no round trip (`_ended`).
+        ends = owner is not None and summary.status != "ready"
+        params: list[Any] = [summary.status, summary.events, summary.wake_at, summary.updated_at, ends, thread.id]
+        params += [after, owner, owner, *(v for r in rows for v in r), summary.status == "ready", CHANNEL, thread.id]
         try:
             async with self._pool.connection() as conn, conn.cursor() as cur:
                 # A worker's own steps (it holds the lease) announce nothing: no one else could claim
                 # the thread. A NOTIFY is delivered at commit, to every listening worker.
-                await cur.execute(sql, params)  # pyright: ignore[reportArgumentType] - placeholders only
+                await cur.execute(_step_sql(len(rows)), params)  # pyright: ignore[reportArgumentType] - placeholders only
                 if await cur.fetchone() is not None:
+                    if owner is not None and ends:
+                        if len(self._ended) > 10_000:  # owners that never release: forget (a release then asks)
+                            self._ended.clear()
+                        self._ended.add((thread.id, owner))
                     return
                 await cur.execute(
                     "SELECT events, lease_owner FROM threadloom_threads WHERE thread_id = %s", (thread.id,)
@@ -320,18 +354,53 @@ class PostgresStore:
 
     async def claim(self, owner: str, *, lease_seconds: float, limit: int) -> list[str]:
         """See `ThreadStore.claim`. `FOR UPDATE SKIP LOCKED` lets many workers claim without waiting on each other."""
+        try:
+            async with self._pool.connection() as conn, conn.cursor() as cur:  # one statement: atomic
+                await cur.execute(_CLAIM + " RETURNING thread_id", (owner, lease_seconds, limit))
+                claimed = [str(r[0]) for r in await cur.fetchall()]
+        except psycopg.Error as exc:
+            raise StoreError(f"PostgreSQL store: {exc}") from exc
+        self._ended.difference_update((thread_id, owner) for thread_id in claimed)  # leased anew
+        return claimed
+
+    async def claim_threads(self, owner: str, *, lease_seconds: float, limit: int) -> list[Thread]:
+        """See `ThreadStore.claim_threads`: the claim and the claimed threads' events in one statement.
+
+        Events are read in the statement's snapshot; a thread appended to after that (a race of a few
+        microseconds) has fewer event rows than its row counts, and is loaded again. So is a thread
+        longer than `_CLAIM_EVENTS`, which `load` reads faster than one big result would.
+        """
+        # A thread's id, metadata and event count come on its first row only (NULLs cost the driver
+        # nothing); times as ISO 8601 text in UTC, which `decode_events` parses fastest.
+        first = "coalesce(e.seq, 1) = 1"
         sql = (
-            "UPDATE threadloom_threads SET lease_owner = %s, lease_expires = now() + make_interval(secs => %s)"
-            " WHERE thread_id IN (SELECT thread_id FROM threadloom_threads WHERE status = 'ready'"
-            " AND (lease_expires IS NULL OR lease_expires <= now()) ORDER BY updated_at LIMIT %s"
-            " FOR UPDATE SKIP LOCKED) RETURNING thread_id"
+            f"WITH c AS ({_CLAIM} RETURNING thread_id, metadata, events) SELECT"
+            f" CASE WHEN {first} THEN c.thread_id END, CASE WHEN {first} THEN c.metadata END,"
+            f" CASE WHEN {first} THEN c.events END, e.event_id, e.type, e.data,"
+            " to_char(e.at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00:00\"'), NULLIF(e.schema_version, %s)"
+            " FROM c LEFT JOIN threadloom_events e ON e.thread_id = CASE WHEN c.events <= %s THEN c.thread_id END"
+            " ORDER BY c.thread_id, e.seq"
         )
         try:
             async with self._pool.connection() as conn, conn.cursor() as cur:  # one statement: atomic
-                await cur.execute(sql, (owner, lease_seconds, limit))
-                return [str(r[0]) for r in await cur.fetchall()]
+                await cur.execute(sql, (owner, lease_seconds, limit, SCHEMA_VERSION, _CLAIM_EVENTS))
+                rows = await cur.fetchall()
         except psycopg.Error as exc:
             raise StoreError(f"PostgreSQL store: {exc}") from exc
+        claimed: list[tuple[str, str, int, list[tuple[Any, ...]]]] = []
+        for row in rows:
+            if row[0] is not None:
+                claimed.append((row[0], row[1], row[2], []))
+                self._ended.discard((row[0], owner))  # leased anew
+            if row[3] is not None:
+                claimed[-1][3].append(row[3:])
+        threads: list[Thread] = []
+        for thread_id, metadata, events, event_rows in claimed:
+            if len(event_rows) == events:
+                threads.append(decode_thread(thread_id, metadata, event_rows))
+            else:  # long, or appended to since the statement's snapshot
+                threads.append(await self.load(thread_id))
+        return threads
 
     async def renew(self, thread_id: str, owner: str, *, lease_seconds: float) -> bool:
         """See `ThreadStore.renew`."""
@@ -348,6 +417,11 @@ class PostgresStore:
 
     async def release(self, thread_id: str, owner: str) -> None:
         """See `ThreadStore.release`."""
+        if (thread_id, owner) in self._ended:
+            # The owner's last append stopped the thread and ended the lease's time: claiming it (once
+            # it is ready again) and its NOTIFY are as after a release, so none is needed.
+            self._ended.discard((thread_id, owner))
+            return
         try:
             async with self._pool.connection() as conn, conn.cursor() as cur:
                 # One statement: the NOTIFY (only if the released thread is ready) commits with it.

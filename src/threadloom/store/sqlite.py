@@ -29,7 +29,7 @@ from ..events import Thread
 from ..exceptions import AlreadyDelivered, LeaseLost, StoreError, ThreadNotFound, UserError, VersionConflict
 from ..state import Status
 from ._codec import decode_thread, encode_event, encode_metadata, format_time, gc_paused, parse_time
-from .base import ThreadSummary, WorkSignal, check_version, summarise
+from .base import ThreadSummary, WorkSignal, check_version, claim_then_load, summarise
 
 __all__ = ["MIGRATIONS", "SQLiteStore"]
 
@@ -420,6 +420,10 @@ class SQLiteStore:
             return ids
 
         return await self._write(write)
+
+    async def claim_threads(self, owner: str, *, lease_seconds: float, limit: int) -> list[Thread]:
+        """See `ThreadStore.claim_threads`."""
+        return await claim_then_load(self, owner, lease_seconds=lease_seconds, limit=limit)
 
     async def renew(self, thread_id: str, owner: str, *, lease_seconds: float) -> bool:
         """See `ThreadStore.renew`."""
