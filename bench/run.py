@@ -14,6 +14,7 @@ import platform
 import subprocess
 import sys
 import time
+import timeit
 from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
@@ -59,6 +60,11 @@ def load_average() -> str:
         return ", ".join(f"{x:.1f}" for x in os.getloadavg())
     except OSError:
         return "unknown"
+
+
+def speed_probe() -> float:
+    """µs of a fixed pure-Python loop (`sum(range(10_000))`, best of 5 x 200): how fast the machine is now."""
+    return min(timeit.repeat("sum(range(10_000))", number=200, repeat=5)) / 200 * 1e6
 
 
 # -- sections ---------------------------------------------------------------------------------------
@@ -188,22 +194,24 @@ def durable_section(d: dict[str, Any]) -> str:
     if d.get("workers"):
         lines += [
             "",
-            f"*Workers*: {bench_durable.WORKER_THREADS} threads of {bench_durable.WORKER_CALLS} tool calls and a",
-            f"finish ({bench_durable.WORKER_CALLS + 1} model steps each, ScriptedModel) drained by worker processes",
-            "(`Worker(concurrency=8)`) on one PostgreSQL; timed from the go signal to the last worker's exit.",
+            f"*Workers*: {bench_durable.WORKER_THREADS:,} threads of {bench_durable.WORKER_CALLS} tool calls and a finish",
+            f"({bench_durable.WORKER_CALLS + 1} model steps each, ScriptedModel) drained by worker processes running",
+            f"`Worker.run` as a service does (`concurrency={bench_durable.WORKER_CONCURRENCY}` each) on one PostgreSQL.",
+            "*Steady steps/s*: the steps taken between the 10% and the 90% of all steps, over that time (start-up",
+            "and the tail left out); *drain steps/s*: all steps over the time from the go signal to the last step.",
             "",
-            "*Worker CPU/step*: the worker processes' own CPU time (user + system) per model step, PostgreSQL's",
-            "not included; 2 cores ÷ it bounds the steps/s these processes could reach with the machine to",
-            "themselves.",
+            "*Worker CPU/step*: the worker processes' own CPU time (user + system) per model step within the steady",
+            "window, PostgreSQL's not included; 2 cores ÷ it bounds the steps/s these processes could reach with",
+            "the machine to themselves.",
             "",
-            "| worker processes | PostgreSQL | steps | seconds | steps/s | worker CPU/step (ms) | bound: 2 cores ÷ CPU/step |",
+            "| worker processes | PostgreSQL | steps | steady steps/s | drain steps/s | worker CPU/step (ms) | bound: 2 cores ÷ CPU/step |",
             "| ---: | --- | ---: | ---: | ---: | ---: | ---: |",
         ]
         for key, r in d["workers"].items():
             processes, mode = key.split(":")
             cpu = r["worker_cpu_ms_per_step"]
             lines.append(
-                f"| {processes} | {mode} | {r['steps']:,} | {r['seconds']:.2f} | {r['steps_per_s']:,.0f} "
+                f"| {processes} | {mode} | {r['steps']:,} | {r['steps_per_s']:,.0f} | {r['drain_steps_per_s']:,.0f} "
                 f"| {cpu:.2f} | {2000 / cpu:,.0f} |"
             )
     if "postgres_error" in d:
@@ -283,6 +291,7 @@ def main() -> None:
         return
     started = time.perf_counter()
     load_before = load_average()
+    probe_before = speed_probe()
     results: dict[str, Any] = {"memory": {}, "persisted": {}, "rss": {}, "versions": {}}
     for name in PEERS:
         print(f"-- {name}", flush=True)
@@ -298,7 +307,12 @@ def main() -> None:
     print("-- the embedded model", flush=True)
     local = bench_local.run()
     minutes = (time.perf_counter() - started) / 60
-    header = {"minutes": minutes, "load_before": load_before, "load_after": load_average()}
+    header = {
+        "minutes": minutes,
+        "load_before": load_before,
+        "load_after": load_average(),
+        "probe": [probe_before, speed_probe()],
+    }
     raw = {"results": results, "durable": durable, "tokens": tokens, "header": header, "local": local}
     RAW.write_text(json.dumps(raw))
     write(results, durable, tokens, header, local)
@@ -331,6 +345,14 @@ def write(
         "ratios compare frameworks measured one after another in the same run. Numbers are from one",
         "machine: compare rows, not machines.",
     ]
+    if "probe" in info:  # absent from runs written before the probe existed
+        before, after = info["probe"]
+        header += [
+            "",
+            f"Machine speed: a fixed pure-Python loop (`sum(range(10_000))`, best of 5) took {before:.0f} µs at the",
+            f"start and {after:.0f} µs at the end; a run where it is slower has every absolute time slower by about",
+            "as much (the shared host's CPU varies from hour to hour).",
+        ]
     sections.append(local)  # the embedded model (measured in main: it takes minutes)
     RESULTS.write_text("\n\n".join(["\n".join(header), *sections]) + "\n")
     print(RESULTS.read_text())
