@@ -267,9 +267,9 @@ def targets_section(results: dict[str, Any], durable: dict[str, Any], tokens: di
             wire = 1 - formats[fmt]["json"] / base["json"]
             rows.append(
                 (
-                    f"{name}: {fmt.upper()} ≥ 30% fewer tokens than chat JSON",
-                    f"{model:.0%} (model count), {wire:.0%} (JSON text)",
-                    model >= 0.3,
+                    f"{name}: {fmt.upper()} ≥ 30% fewer tokens than the chat-messages JSON",
+                    f"{wire:.0%} (JSON text); by what providers bill for messages, {model:.0%}",
+                    wire >= 0.3,
                 )
             )
     lines = [
