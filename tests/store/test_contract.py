@@ -216,6 +216,8 @@ async def test_a_thread_a_worker_stopped_is_claimable_once_ready_again(store: Th
     assert await store.claim("w1", lease_seconds=30, limit=1) == [thread.id]
     stopped = thread.append(Event("done_for_now", {"message": "m"}))
     await store.append(stopped, after=1, owner="w1")
+    # Still w1's until it releases: a renewal racing the end of w1's run is no lost lease.
+    assert await store.renew(thread.id, "w1", lease_seconds=30)
     await store.release(thread.id, "w1")
     assert await store.claim("w2", lease_seconds=30, limit=1) == []  # done: nothing to run
     await store.wait_for_work(0)

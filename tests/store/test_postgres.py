@@ -1,6 +1,7 @@
 import asyncio
 import secrets
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any, NoReturn
 from urllib.parse import quote
 
 import psycopg
@@ -147,4 +148,50 @@ async def test_claim_threads_reads_short_and_long_threads_as_load_does(postgres_
     again = await other.claim_threads("w2", lease_seconds=30, limit=5)
     assert sorted(t.to_json() for t in again) == sorted(t.to_json() for t in (short, long))
     await other.aclose()
+    await store.aclose()
+
+
+@pytest.mark.parametrize("settings", ["-cTimeZone=Asia/Kolkata -cDateStyle=SQL,DMY", "-cDateStyle=German"])
+async def test_list_reads_times_in_utc_whatever_the_session_settings(postgres_url: str, settings: str) -> None:
+    # psycopg's own timestamptz loader refuses these DateStyles: `list` must not depend on it.
+    store = await PostgresStore.open(f"{postgres_url}{quote(' ' + settings)}")
+    wake = datetime(2026, 3, 8, 7, 0, 0, 123456, tzinfo=UTC)
+    thread = Thread.start("user_input", "hi", agent="a").append(Event("wait_until", {"until": wake.isoformat()}))
+    await store.append(thread, after=0)
+    [summary] = await store.list(agent="a")
+    assert summary.status == "sleeping" and summary.wake_at == wake
+    assert summary.wake_at is not None and summary.wake_at.tzinfo == UTC
+    assert summary.updated_at.tzinfo == UTC and abs(summary.updated_at - datetime.now(UTC)) < timedelta(minutes=5)
+    assert [s.thread_id for s in await store.list(wake_before=wake, updated_after=wake - timedelta(days=1))] == [
+        thread.id
+    ]
+    await store.aclose()
+
+
+async def test_a_stopping_append_ends_the_lease_so_its_release_sends_nothing(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = await PostgresStore.open(postgres_url)
+    thread = Thread.start("user_input", "go")
+    await store.append(thread, after=0)
+    assert [t.id for t in await store.claim_threads("w1", lease_seconds=30, limit=1)] == [thread.id]
+    stopped = thread.append(Event("done_for_now", {"message": "m"}))
+    await store.append(stopped, after=1, owner="w1")
+    assert await store.renew(thread.id, "w1", lease_seconds=30)  # still w1's, and left ended
+
+    def no_connection(*args: Any, **kwargs: Any) -> NoReturn:
+        raise AssertionError("the release sent a statement")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(store._pool, "connection", no_connection)  # pyright: ignore[reportPrivateUsage]
+        await store.release(thread.id, "w1")  # the append ended the lease: no round trip
+    async with await psycopg.AsyncConnection.connect(postgres_url, autocommit=True) as conn:
+        cur = await conn.execute("SELECT lease_owner, lease_expires FROM threadloom_threads")
+        assert await cur.fetchall() == [("w1", None)]  # the name kept for fencing, no expiry
+    again = stopped.append(Event("user_input", {"text": "more"}))
+    await store.append(again, after=2)  # a person speaks: claimable at once, by anyone
+    assert [t.id for t in await store.claim_threads("w2", lease_seconds=30, limit=1)] == [thread.id]
+    assert not await store.renew(thread.id, "w1", lease_seconds=30)
+    await store.release(thread.id, "w1")  # not w1's any more: a real statement that changes nothing
+    assert await store.renew(thread.id, "w2", lease_seconds=30)
     await store.aclose()

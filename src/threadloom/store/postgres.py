@@ -18,7 +18,7 @@ import contextlib
 import functools
 import logging
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, LiteralString
 
 try:
     import psycopg
@@ -118,6 +118,15 @@ def _step_sql(rows: int) -> str:
         f" SELECT v.* FROM (VALUES {values}) AS v WHERE EXISTS (SELECT FROM up))"
         " SELECT CASE WHEN %s AND leased IS NOT TRUE THEN pg_notify(%s, %s)::text END FROM up"
     )
+
+
+def _utc_text(column: LiteralString) -> LiteralString:
+    """SQL for a timestamptz column as ISO 8601 text in UTC, whatever the session's DateStyle and TimeZone.
+
+    psycopg's own timestamptz loader refuses some DateStyles (`SQL`, `German`), and costs more than
+    `datetime.fromisoformat` on this text.
+    """
+    return f"to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00:00\"')"
 
 
 _CLAIM_EVENTS = 200  # `claim_threads` reads the events of threads up to this long; longer ones are loaded
@@ -325,7 +334,8 @@ class PostgresStore:
             if value is not None:
                 where.append(clause)
                 params.append(value)
-        sql = "SELECT thread_id, status, agent, parent_id, events, updated_at, wake_at FROM threadloom_threads"
+        sql = f"SELECT thread_id, status, agent, parent_id, events, {_utc_text('updated_at')}, {_utc_text('wake_at')}"
+        sql += " FROM threadloom_threads"
         sql += (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY updated_at LIMIT %s"
         try:
             async with self._pool.connection() as conn, conn.cursor() as cur:
@@ -335,7 +345,13 @@ class PostgresStore:
             raise StoreError(f"PostgreSQL store: {exc}") from exc
         return [
             ThreadSummary(
-                thread_id=r[0], status=r[1], agent=r[2], parent_id=r[3], events=r[4], updated_at=r[5], wake_at=r[6]
+                thread_id=r[0],
+                status=r[1],
+                agent=r[2],
+                parent_id=r[3],
+                events=r[4],
+                updated_at=datetime.fromisoformat(r[5]),
+                wake_at=None if r[6] is None else datetime.fromisoformat(r[6]),
             )
             for r in rows
         ]
@@ -377,7 +393,7 @@ class PostgresStore:
             f"WITH c AS ({_CLAIM} RETURNING thread_id, metadata, events) SELECT"
             f" CASE WHEN {first} THEN c.thread_id END, CASE WHEN {first} THEN c.metadata END,"
             f" CASE WHEN {first} THEN c.events END, e.event_id, e.type, e.data,"
-            " to_char(e.at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00:00\"'), NULLIF(e.schema_version, %s)"
+            f" {_utc_text('e.at')}, NULLIF(e.schema_version, %s)"
             " FROM c LEFT JOIN threadloom_events e ON e.thread_id = CASE WHEN c.events <= %s THEN c.thread_id END"
             " ORDER BY c.thread_id, e.seq"
         )
@@ -403,12 +419,18 @@ class PostgresStore:
         return threads
 
     async def renew(self, thread_id: str, owner: str, *, lease_seconds: float) -> bool:
-        """See `ThreadStore.renew`."""
+        """See `ThreadStore.renew`.
+
+        A lease that `owner`'s own stopping append ended (its name kept, no expiry: see `_step`) is
+        still `owner`'s until another worker claims the thread: renewing it says so and changes
+        nothing, so a renewal racing the end of a run does not read as a lost lease.
+        """
         try:
             async with self._pool.connection() as conn, conn.cursor() as cur:
                 await cur.execute(
-                    "UPDATE threadloom_threads SET lease_expires = now() + make_interval(secs => %s)"
-                    " WHERE thread_id = %s AND lease_owner = %s AND lease_expires > now()",
+                    "UPDATE threadloom_threads SET lease_expires = CASE WHEN lease_expires IS NULL THEN NULL"
+                    " ELSE now() + make_interval(secs => %s) END"
+                    " WHERE thread_id = %s AND lease_owner = %s AND (lease_expires IS NULL OR lease_expires > now())",
                     (lease_seconds, thread_id, owner),
                 )
                 return cur.rowcount == 1
