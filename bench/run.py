@@ -287,7 +287,8 @@ def targets_section(results: dict[str, Any], durable: dict[str, Any], tokens: di
 def main() -> None:
     if sys.argv[1:2] == ["--render"]:  # rewrite RESULTS.md from the last run's raw numbers
         raw = json.loads(RAW.read_text())
-        write(raw["results"], raw["durable"], raw["tokens"], raw["header"], raw["local"])
+        append = raw.get("append") or bench_append.run()  # runs written before it was kept: measured now
+        write(raw["results"], raw["durable"], raw["tokens"], raw["header"], raw["local"], append)
         return
     started = time.perf_counter()
     load_before = load_average()
@@ -306,20 +307,27 @@ def main() -> None:
     tokens = bench_tokens.measure(bench_tokens.default_counter())
     print("-- the embedded model", flush=True)
     local = bench_local.run()
+    append = bench_append.run()
     minutes = (time.perf_counter() - started) / 60
     header = {
         "minutes": minutes,
         "load_before": load_before,
         "load_after": load_average(),
         "probe": [probe_before, speed_probe()],
+        "written": f"{datetime.now(UTC):%Y-%m-%d %H:%M}",
     }
-    raw = {"results": results, "durable": durable, "tokens": tokens, "header": header, "local": local}
+    raw = {"results": results, "durable": durable, "tokens": tokens, "header": header, "local": local, "append": append}
     RAW.write_text(json.dumps(raw))
-    write(results, durable, tokens, header, local)
+    write(results, durable, tokens, header, local, append)
 
 
 def write(
-    results: dict[str, Any], durable: dict[str, Any], tokens: dict[str, Any], info: dict[str, Any], local: str
+    results: dict[str, Any],
+    durable: dict[str, Any],
+    tokens: dict[str, Any],
+    info: dict[str, Any],
+    local: str,
+    append: str,
 ) -> None:
     sections = [
         targets_section(results, durable, tokens),
@@ -327,20 +335,21 @@ def write(
         durable_section(durable),
         bench_tokens.run(tokens),
         bench_parsing.run(),
-        bench_append.run(),
+        append,  # timed in the run (`--render` does not time it again)
     ]
     minutes = info["minutes"]
     versions = "; ".join(f"{v}" for v in results["versions"].values())
     header = [
         "# Benchmark results",
         "",
-        f"Written by `make bench` on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC in {minutes:.1f} minutes, all in one run;",
+        f"Written by `make bench` on {info.get('written', f'{datetime.now(UTC):%Y-%m-%d %H:%M}')} UTC"
+        f" in {minutes:.1f} minutes, all in one run;",
         f"Python {platform.python_version()}, {platform.machine()}, {os.cpu_count()} cores. Re-run: `make bench`",
         "(it builds the peers' venv, bench/.venv-peers, from bench/peers/requirements.txt on first use).",
         "",
         f"Versions: {versions}; bpe-openai {version('bpe-openai')}; psycopg {version('psycopg')}.",
         "",
-        "**The machine was shared**: other jobs used the same 2 cores during the run (load average",
+        "**The machine is shared**: other jobs may use the same 2 cores during a run (load average",
         f"{info['load_before']} at the start, {info['load_after']} at the end), so absolute times are noisy; the",
         "ratios compare frameworks measured one after another in the same run. Numbers are from one",
         "machine: compare rows, not machines.",
