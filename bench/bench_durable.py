@@ -151,7 +151,7 @@ def timed_agent(n: int, stamps: list[float]) -> Agent:
         stamps.append(time.perf_counter())
         return {"ok": i}
 
-    return Agent(name="loop", model=ScriptedModel(outputs(n)), tools=[noop], max_steps=n + 2)
+    return Agent(name="loop", model=ScriptedModel(outputs(n), keep_requests=False), tools=[noop], max_steps=n + 2)
 
 
 async def agent_step(store: ThreadStore, length: int) -> float:
@@ -176,7 +176,13 @@ async def resume(store: ThreadStore, reopen: Callable[[], Any], length: int) -> 
             await store.append(thread, after=0)
             fresh: ThreadStore = await reopen()
             hook = last_events if compact else None
-            agent = Agent(name="loop", model=ScriptedModel(outputs(0)), tools=[], max_steps=2, before_model=hook)
+            agent = Agent(
+                name="loop",
+                model=ScriptedModel(outputs(0), keep_requests=False),
+                tools=[],
+                max_steps=2,
+                before_model=hook,
+            )
             runtime = Runtime(store=fresh, agents=[agent])
             start = time.perf_counter()
             done = await runtime.run_thread(thread.id)
@@ -296,7 +302,7 @@ def worker_process(url: str) -> None:
         return outputs(WORKER_CALLS)[min(done, WORKER_CALLS)]
 
     async def main() -> None:
-        model = ScriptedModel([decide] * 1_000_000)
+        model = ScriptedModel([decide] * 1_000_000, keep_requests=False)
 
         @tool
         async def noop(i: int) -> dict[str, int]:

@@ -28,7 +28,7 @@ def make(n: int) -> Callable[[], None]:
     start = Thread.start("user_input", {"text": f"call noop {n} times"})
 
     def run() -> None:
-        agent.model = ScriptedModel(script)
+        agent.model = ScriptedModel(script, keep_requests=False)
         assert agent.run_sync(start).status == "done"
 
     return run

@@ -25,4 +25,4 @@ def outputs(n: int) -> list[str]:
 
 def build_agent(n: int, name: str = "loop") -> Agent:
     """An agent whose scripted model calls `noop` n times, then finishes."""
-    return Agent(name=name, model=ScriptedModel(outputs(n)), tools=[noop], max_steps=n + 2)
+    return Agent(name=name, model=ScriptedModel(outputs(n), keep_requests=False), tools=[noop], max_steps=n + 2)

@@ -20,6 +20,14 @@ async def test_replays_outputs_in_order_and_records_requests() -> None:
     assert model.requests == [one, two] and model.remaining == 0
 
 
+async def test_a_model_that_keeps_no_requests_still_replays_in_order_and_runs_out() -> None:
+    model = ScriptedModel(["first", "second"], keep_requests=False)
+    assert [(await model.complete(request(t))).text for t in "ab"] == ["first", "second"]
+    assert model.requests == [] and model.remaining == 0  # nothing holds the prompts it was sent
+    with pytest.raises(ScriptExhausted, match="asked for output 3 but the script has 2"):
+        await model.complete(request("c"))
+
+
 async def test_outputs_can_be_functions_of_the_messages() -> None:
     def echo(messages: Sequence[Message]) -> str:
         return messages[-1].content.upper()

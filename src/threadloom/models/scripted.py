@@ -33,13 +33,19 @@ class ScriptedModel:
         ```
     """
 
-    def __init__(self, outputs: Iterable[ScriptedOutput], *, name: str = "scripted") -> None:
+    def __init__(
+        self, outputs: Iterable[ScriptedOutput], *, name: str = "scripted", keep_requests: bool = True
+    ) -> None:
         """Make a model that answers request *n* with `outputs[n]`.
 
         Args:
             outputs: Raw outputs (strings, exactly as a model would write them), or functions that
                 get the rendered messages and return one.
             name: The model name recorded with each completion.
+            keep_requests: Record every request in `requests` (for tests to look at). Pass False for
+                long runs (benchmarks, load tests) to keep none, as a real model's client does: a
+                kept prompt stays alive, so the context cannot grow it in place at the next step
+                and copies the whole text instead, a cost that grows with the thread.
 
         Raises:
             UserError: An output is neither a string nor a callable.
@@ -49,8 +55,10 @@ class ScriptedModel:
             if not isinstance(output, str) and not callable(output):
                 raise UserError(f"ScriptedModel output {i} is a {type(output).__name__}; give a str or a function")
         self._name = name
+        self._keep = keep_requests
+        self._asked = 0
         self.requests: list[ModelRequest] = []
-        """Every request sent, in order."""
+        """Every request sent, in order (none when made with `keep_requests=False`)."""
 
     @property
     def name(self) -> str:
@@ -60,7 +68,7 @@ class ScriptedModel:
     @property
     def remaining(self) -> int:
         """How many outputs are left to replay."""
-        return len(self._outputs) - len(self.requests)
+        return len(self._outputs) - self._asked
 
     async def complete(self, request: ModelRequest) -> Completion:
         """Answer with the next scripted output.
@@ -68,7 +76,7 @@ class ScriptedModel:
         Raises:
             ScriptExhausted: Every output was already used.
         """
-        number = len(self.requests) + 1
+        number = self._asked + 1
         if number > len(self._outputs):
             raise ScriptExhausted(
                 f"ScriptedModel was asked for output {number} but the script has {len(self._outputs)}; "
@@ -76,7 +84,9 @@ class ScriptedModel:
                 requested=number,
                 available=len(self._outputs),
             )
-        self.requests.append(request)
+        self._asked = number
+        if self._keep:
+            self.requests.append(request)
         output = self._outputs[number - 1]
         text: Any = output if isinstance(output, str) else output(request.messages)
         if inspect.isawaitable(text):
