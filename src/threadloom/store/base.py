@@ -188,7 +188,11 @@ class ThreadStore(Protocol):
         ...
 
     async def renew(self, thread_id: str, owner: str, *, lease_seconds: float) -> bool:
-        """Extend `owner`'s lease; False when the lease is no longer `owner`'s (it expired and was taken)."""
+        """Extend `owner`'s lease; False when it may no longer be `owner`'s (it expired, and may have been taken).
+
+        A lease that `owner`'s own append ended as it stopped the thread (PostgreSQL) is still
+        `owner`'s until another worker claims the thread: True, and it stays ended.
+        """
         ...
 
     async def release(self, thread_id: str, owner: str) -> None:

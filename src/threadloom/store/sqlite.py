@@ -329,7 +329,8 @@ class SQLiteStore:
 
         def read(db: sqlite3.Connection) -> Thread:
             # The collector paused from the rows to the thread (see `gc_paused`), and the rows gone
-            # before it runs again: it then walks only what lives on, once.
+            # before it runs again: it then walks only what lives on, once. The pause is the
+            # process's: the event loop's thread runs without it too, for the load's few milliseconds.
             with gc_paused():
                 db.execute("BEGIN")
                 try:
