@@ -13,7 +13,7 @@ from pydantic import JsonValue
 
 from threadloom import Event, Thread
 from threadloom.context import REDACTED, Context, Message, ToolCall, event_to_prompt, redact, render
-from threadloom.exceptions import ContextTooLarge, UserError
+from threadloom.exceptions import OverTokenBudget, UserError
 
 
 def deploy_thread() -> Thread:
@@ -590,7 +590,7 @@ def test_redaction_holds_however_many_plain_keys_came_before() -> None:
     # them again, and a secret is still a secret.
     plain: dict[str, JsonValue] = {f"k{n}": n for n in range(5000)}
     thread = Thread.start("webhook", plain).append(Event("webhook", {**plain, "api_key": "sk-1"}))
-    thread = thread.append(Event("note", ["x", {"token": "t-1"}])).append(Event("note", "plain text"))
+    thread = thread.append(Event("memo", ["x", {"token": "t-1"}])).append(Event("memo", "plain text"))
     context = Context()
     for grown in (thread, thread.append(Event("webhook", {"k1": 1, "password": "p-1"}))):
         text = only_content(context.render(grown))
@@ -875,7 +875,7 @@ def test_within_budget_renders_as_usual() -> None:
 def test_over_budget_without_compact_raises() -> None:
     thread = Thread.start("user_input", {"text": "hi"}, channel="cli")
     size = 4 + len("<user_input>text: hi</user_input>")
-    with pytest.raises(ContextTooLarge, match="pass compact=") as info:
+    with pytest.raises(OverTokenBudget, match="pass compact=") as info:
         Context(max_tokens=size - 1, counter=CharCounter()).render(thread)
     assert info.value.tokens == size
     assert info.value.max_tokens == size - 1
@@ -884,7 +884,7 @@ def test_over_budget_without_compact_raises() -> None:
 def test_the_system_message_counts() -> None:
     thread = Thread.start("user_input", {"text": "hi"})
     size = 4 + len("<user_input>text: hi</user_input>")
-    with pytest.raises(ContextTooLarge) as info:
+    with pytest.raises(OverTokenBudget) as info:
         Context(max_tokens=size, counter=CharCounter()).render(thread, system="sys")
     assert info.value.tokens == size + 4 + 3
 
@@ -928,7 +928,7 @@ def test_still_over_after_compact_raises() -> None:
         calls.append(thread)
         return Thread([thread.events[-1]], thread_id=thread.id)
 
-    with pytest.raises(ContextTooLarge, match="compact= hook shorten more") as info:
+    with pytest.raises(OverTokenBudget, match="compact= hook shorten more") as info:
         Context(max_tokens=10, compact=compact, counter=CharCounter()).render(long_thread())
     assert len(calls) == 1
     assert info.value.tokens == 4 + len("<user_input>text: short</user_input>")
@@ -944,13 +944,13 @@ def test_budget_counts_tool_calls_in_the_messages_format() -> None:
     )
     size = (4 + 0 + len("ls") + len('{"p": "/"}')) + (4 + len("ok"))
     assert len(render(thread, format="messages", max_tokens=size, counter=CharCounter())) == 2
-    with pytest.raises(ContextTooLarge) as info:
+    with pytest.raises(OverTokenBudget) as info:
         render(thread, format="messages", max_tokens=size - 1, counter=CharCounter())
     assert info.value.tokens == size
 
 
 def test_the_default_counter_is_used_without_one() -> None:
     thread = Thread.start("user_input", {"text": "hi"})
-    with pytest.raises(ContextTooLarge) as info:
+    with pytest.raises(OverTokenBudget) as info:
         Context(max_tokens=1).render(thread)
     assert info.value.tokens > 1

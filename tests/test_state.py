@@ -263,6 +263,8 @@ def _transition(state: ThreadState, event: Event) -> ThreadState:  # noqa: C901 
             if moment is not None and moment.tzinfo is None:
                 moment = moment.replace(tzinfo=UTC)
             return replace(state, status="sleeping", pending=None, wake_at=moment, steps=state.steps + 1)
+        case "human_contacted" | "note" | "run_error":
+            return state  # bookkeeping: a record of what was done wakes nothing
         case _:
             return state if state.status == "waiting_approval" else _resume(state)
 

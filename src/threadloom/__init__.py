@@ -5,17 +5,16 @@ loop is plain code with a per-tool policy. See docs/ for one page per factor.
 """
 
 from .agent import Agent
-from .context import Message
-from .events import Event, EventLog, Thread
+from .events import Event
 from .exceptions import (
     AlreadyDelivered,
-    ContextTooLarge,
-    ContextTooLong,
+    ContextWindowExceeded,
     InvalidTransition,
     LeaseLost,
     ModelError,
     ModelHTTPError,
     ModelTimeout,
+    OverTokenBudget,
     ParseError,
     ProviderError,
     RateLimited,
@@ -30,9 +29,11 @@ from .exceptions import (
     VersionConflict,
 )
 from .intents import DoneForNow, Intent, RequestHumanInput, RequestMoreInformation, Tool, tool
+from .messages import Message
 from .parsing import parse
 from .runtime import Runtime
 from .state import RunnableCall, Status, ThreadState
+from .thread import EventLog, Thread
 from .worker import Worker
 
 __all__ = [
@@ -41,10 +42,10 @@ __all__ = [
     "ProviderError",
     "ModelTimeout",
     "ModelHTTPError",
-    "ContextTooLong",
+    "ContextWindowExceeded",
     "Agent",
     "AlreadyDelivered",
-    "ContextTooLarge",
+    "OverTokenBudget",
     "DoneForNow",
     "Event",
     "EventLog",

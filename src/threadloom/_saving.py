@@ -33,9 +33,9 @@ from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import TYPE_CHECKING, TypeVar
 
-from .events import Thread
 from .exceptions import AlreadyDelivered, LeaseLost, StoreError, ThreadloomError, ThreadNotFound, VersionConflict
 from .state import ERROR, FAILED, TOOL_RESPONSE, TOOL_STARTED
+from .thread import Thread
 
 if TYPE_CHECKING:
     from .agent import Agent

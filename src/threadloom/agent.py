@@ -9,18 +9,20 @@ from typing import Any
 
 from pydantic import JsonValue, TypeAdapter
 
-from .context import Context, Message
-from .events import Event, Thread
+from .context import Context
+from .events import Event
 from .exceptions import ParseError, UserError
 from .intents import BUILTIN_INTENTS, Intent, Tool, WaitUntil, intent_name, intent_union
 from .intents import tool as make_tool
 from .loop import MAX_OUTPUT_CHARS, Save, maybe_await
 from .loop import run as run_loop
+from .messages import Message
 from .models._infer import infer_model
 from .models.base import Completion, Model, ModelRequest, ModelSettings, Strategy, ToolDefinition
 from .parsing import parse
 from .prompts import Prompt, PromptInput, default_prompt
 from .state import ERROR, TOOL_CALL
+from .thread import Thread
 
 __all__ = ["AfterStep", "Agent", "BeforeModel", "Prefetch"]
 
@@ -176,7 +178,7 @@ class Agent:
         Raises:
             ParseError: The model's answer is not a valid intent (the message says why, for the model).
             ModelError: The model could not answer.
-            ContextTooLarge: The rendered thread is over the context's token budget.
+            OverTokenBudget: The rendered thread is over the context's token budget.
         """
         return self._parse(await self._complete(thread))
 
@@ -190,7 +192,7 @@ class Agent:
 
         Raises:
             ModelError: The model could not answer.
-            ContextTooLarge: The rendered thread is over the context's token budget.
+            OverTokenBudget: The rendered thread is over the context's token budget.
         """
         try:
             completion = await self._complete(thread)

@@ -29,11 +29,11 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 from pydantic import JsonValue
 
 from .agent import Agent
-from .events import Thread
 from .exceptions import ThreadloomError
 from .runtime import Runtime
 from .state import Status
 from .store import DEFAULT_URL
+from .thread import Thread
 from .worker import Worker
 
 __all__ = ["app", "main"]

@@ -19,8 +19,9 @@ from typing import Any, Literal, cast
 from pydantic import JsonValue
 
 from ._yaml import dump_yaml
-from .events import Event, Thread, shared_items
-from .exceptions import ContextTooLarge, UserError
+from .events import BOOKKEEPING_EVENTS, Event
+from .exceptions import OverTokenBudget, UserError
+from .messages import Message, ToolCall
 from .state import (
     APPROVAL,
     ERROR,
@@ -33,6 +34,7 @@ from .state import (
     USER_INPUT,
     model_record,
 )
+from .thread import Thread, shared_items
 from .tokens import TokenCounter, count_messages, default_counter
 
 __all__ = [
@@ -61,47 +63,9 @@ DEFAULT_SECRET_PATTERN = re.compile(
 
 # Keys that only machines need; the model reads the same facts from the structure around them.
 _INTERNAL_KEYS = frozenset({"call_id", "request_id", "policy", "prefetch", "source", "error_type", "output", "reason"})
-_BOOKKEEPING = frozenset({"tool_started"})  # for crash recovery; the model learns nothing from them
+_BOOKKEEPING = BOOKKEEPING_EVENTS  # records of what was done; the model learns nothing from them
 _MODEL_EVENTS = frozenset({"tool_call", "done_for_now", "request_human_input", "request_more_information"})
 _RESOLUTION_EVENTS = _MODEL_EVENTS | {"approval", "error", "tool_response"}
-
-
-@dataclass(frozen=True, slots=True)
-class ToolCall:
-    """A tool call inside an assistant message (the `messages` format)."""
-
-    id: str
-    """The call id: the `tool_call` event's id."""
-    name: str
-    """The tool's intent name."""
-    arguments: str
-    """The arguments as a JSON object string."""
-
-
-@dataclass(frozen=True, slots=True)
-class Message:
-    """One chat message, exactly as it goes to the model."""
-
-    role: Literal["system", "user", "assistant", "tool"]
-    """Who speaks."""
-    content: str
-    """The text."""
-    tool_calls: tuple[ToolCall, ...] = ()
-    """Tool calls an assistant message makes."""
-    tool_call_id: str | None = None
-    """For a `tool` message, the call it answers."""
-
-    def to_dict(self) -> dict[str, JsonValue]:
-        """The OpenAI chat-completions shape of this message."""
-        out: dict[str, JsonValue] = {"role": self.role, "content": self.content}
-        if self.tool_calls:
-            out["tool_calls"] = [
-                {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
-                for c in self.tool_calls
-            ]
-        if self.tool_call_id is not None:
-            out["tool_call_id"] = self.tool_call_id
-        return out
 
 
 EventRenderer = Callable[[Event], "str | None"]
@@ -375,7 +339,7 @@ class Context:
     hide_resolved_errors: bool = True
     """Leave out errors (and the failed calls) of a tool that has since succeeded."""
     max_tokens: int | None = None
-    """The budget for the rendered thread; over it, `compact` runs, then `ContextTooLarge`."""
+    """The budget for the rendered thread; over it, `compact` runs, then `OverTokenBudget`."""
     compact: Compactor | None = None
     """Returns a shorter thread when the rendering is over `max_tokens`."""
     counter: TokenCounter | None = None
@@ -409,7 +373,7 @@ class Context:
             `[system?, user]` for xml and yaml; chat messages for `messages`.
 
         Raises:
-            ContextTooLarge: Over `max_tokens` even after `compact`.
+            OverTokenBudget: Over `max_tokens` even after `compact`.
         """
         messages = self._render(thread, system)
         if self.max_tokens is None:
@@ -424,7 +388,7 @@ class Context:
             if tokens <= self.max_tokens:
                 return messages
         hint = "make the compact= hook shorten more" if self.compact else "pass compact= to shorten the thread"
-        raise ContextTooLarge(
+        raise OverTokenBudget(
             f"thread {thread.id!r} renders to {tokens} tokens ({counter.name}), over max_tokens={self.max_tokens}; "
             f"{hint}",
             tokens=tokens,

@@ -5,11 +5,11 @@
     ├── ThreadDecodeError      thread JSON that is corrupt or of the wrong shape
     ├── InvalidTransition      approve / reject / respond on something not pending
     ├── ParseError             model text that cannot become the asked-for type
-    ├── ContextTooLarge        a rendering over its token budget after compaction
+    ├── OverTokenBudget        a rendering over its token budget after compaction
     ├── ModelError             the model could not give an answer
     │   ├── ModelHTTPError     the provider answered with an HTTP error (status_code, body)
     │   │   ├── RateLimited    429 / overloaded: retried by the SDK, then raised
-    │   │   ├── ContextTooLong the request is over the model's context window
+    │   │   ├── ContextWindowExceeded  the request is over the model's context window
     │   │   └── ProviderError  any other error the provider reports (5xx, bad request, bad JSON)
     │   ├── ModelTimeout       no answer in time
     │   ├── Refused            the model declined to answer (safety refusal, content filter)
@@ -28,13 +28,13 @@ from __future__ import annotations
 
 __all__ = [
     "AlreadyDelivered",
-    "ContextTooLarge",
-    "ContextTooLong",
+    "ContextWindowExceeded",
     "InvalidTransition",
     "LeaseLost",
     "ModelError",
     "ModelHTTPError",
     "ModelTimeout",
+    "OverTokenBudget",
     "ParseError",
     "ProviderError",
     "RateLimited",
@@ -89,7 +89,7 @@ class ParseError(ThreadloomError, ValueError):
         self.text = text
 
 
-class ContextTooLarge(ThreadloomError):
+class OverTokenBudget(ThreadloomError):
     """A rendered context is over its token budget even after the compaction hook ran.
 
     Attributes:
@@ -127,7 +127,7 @@ class RateLimited(ModelHTTPError):
     """The provider is rate limiting or overloaded (429, Anthropic's 529); the SDK's retries ran out."""
 
 
-class ContextTooLong(ModelHTTPError):
+class ContextWindowExceeded(ModelHTTPError):
     """The request does not fit the model's context window; compact the thread (`before_model`)."""
 
 

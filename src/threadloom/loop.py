@@ -15,9 +15,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from pydantic import JsonValue, ValidationError
 from pydantic_core import PydanticSerializationError, to_jsonable_python
 
-from .events import Event, Thread
-from .exceptions import ContextTooLarge, ModelError, ToolRetry
+from .events import Event
+from .exceptions import ModelError, OverTokenBudget, ToolRetry
 from .state import ERROR, REQUEST_HUMAN_INPUT, TOOL_CALL, TOOL_RESPONSE, TOOL_STARTED, RunnableCall, ThreadState
+from .thread import Thread
 
 if TYPE_CHECKING:
     from .agent import Agent
@@ -62,7 +63,7 @@ async def run(agent: Agent, thread: Thread, *, save: Save | None = None) -> Thre
             # A bad answer comes back as a model `error` event: the model's to fix, so the loop
             # records it (the next rendering tells the model what was wrong) and asks again.
             event = await agent.step(thread)
-        except (ModelError, ContextTooLarge) as exc:
+        except (ModelError, OverTokenBudget) as exc:
             # The model could not be asked: record why and stop; a later run (or a worker) retries.
             data: dict[str, JsonValue] = {
                 "source": "model",

@@ -12,9 +12,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
-from .context import Message
-from .events import Thread
 from .intents import Intent, intent_name
+from .messages import Message
+from .thread import Thread
 
 __all__ = [
     "NEXT_STEP_QUESTION",

@@ -18,10 +18,11 @@ from pydantic import JsonValue
 
 from ._saving import patiently, run_saving
 from .agent import Agent
-from .events import Event, Thread
+from .events import Event
 from .exceptions import AlreadyDelivered, InvalidTransition, ThreadloomError, UserError, VersionConflict
 from .state import FAILED, Status
 from .store import DEFAULT_URL, ThreadStore, ThreadSummary, open_store
+from .thread import Thread
 
 __all__ = ["WAKE_UP", "Runtime"]
 

@@ -34,12 +34,27 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Final, Literal
+from typing import Final, Literal
 
 from pydantic import JsonValue
 
-if TYPE_CHECKING:
-    from .events import Event
+from .events import (
+    APPROVAL,
+    BOOKKEEPING_EVENTS,
+    DONE_FOR_NOW,
+    ERROR,
+    FAILED,
+    HUMAN_RESPONSE,
+    MODEL_RECORD_EVENTS,
+    REQUEST_HUMAN_INPUT,
+    REQUEST_MORE_INFORMATION,
+    TOOL_CALL,
+    TOOL_RESPONSE,
+    TOOL_STARTED,
+    USER_INPUT,
+    WAIT_UNTIL,
+    Event,
+)
 
 __all__ = [
     "APPROVAL",
@@ -64,26 +79,8 @@ __all__ = [
     "model_record",
 ]
 
-USER_INPUT: Final = "user_input"
-TOOL_CALL: Final = "tool_call"
-TOOL_STARTED: Final = "tool_started"
-APPROVAL: Final = "approval"
-TOOL_RESPONSE: Final = "tool_response"
-ERROR: Final = "error"
-REQUEST_HUMAN_INPUT: Final = "request_human_input"
-REQUEST_MORE_INFORMATION: Final = "request_more_information"
-HUMAN_RESPONSE: Final = "human_response"
-DONE_FOR_NOW: Final = "done_for_now"
-WAIT_UNTIL: Final = "wait_until"
-FAILED: Final = "failed"
-
 Status = Literal["ready", "waiting_approval", "waiting_human", "sleeping", "done", "failed"]
 """Where a thread stands; `sleeping` holds no process until its time (`wake_at`) or an outside event."""
-
-MODEL_RECORD_EVENTS: Final = frozenset(
-    {TOOL_CALL, ERROR, DONE_FOR_NOW, REQUEST_HUMAN_INPUT, REQUEST_MORE_INFORMATION, WAIT_UNTIL}
-)
-"""The event types an agent writes for a model's answer: only these may carry a `model` record."""
 
 _HUMAN_REQUESTS: Final = frozenset({REQUEST_HUMAN_INPUT, REQUEST_MORE_INFORMATION})
 _NO_COUNTS: Mapping[str, int] = MappingProxyType({})
@@ -323,6 +320,8 @@ def fold(state: ThreadState, events: Iterable[Event]) -> ThreadState:  # noqa: C
             case "wait_until":
                 status, pending, wake_at = "sleeping", None, _time(event)
                 steps += 1
+            case _ if kind in BOOKKEEPING_EVENTS:
+                pass  # a record of what threadloom or your code did: it wakes nothing
             case _:
                 # Any other event comes from outside (user_input, a Slack message, a webhook):
                 # it is a person or system speaking, so a waiting or finished thread resumes.

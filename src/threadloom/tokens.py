@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, cast, runtime_checkabl
 from .exceptions import UserError
 
 if TYPE_CHECKING:
-    from .context import Message
+    from .messages import Message
 
 __all__ = [
     "Encoding",

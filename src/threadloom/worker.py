@@ -26,9 +26,9 @@ import socket
 import time
 from collections.abc import Callable
 
-from .events import Thread
 from .exceptions import LeaseLost, StoreError, ThreadloomError, UserError
 from .runtime import Runtime
+from .thread import Thread
 
 __all__ = ["Worker"]
 

@@ -14,7 +14,7 @@ from pydantic import TypeAdapter
 
 from threadloom import (
     Agent,
-    ContextTooLong,
+    ContextWindowExceeded,
     DoneForNow,
     ModelHTTPError,
     ModelTimeout,
@@ -420,7 +420,7 @@ async def test_rate_limits_and_overload_raise_rate_limited(
 
 async def test_a_prompt_too_long_is_context_too_long(server: MessagesServer, make_model: MakeModel) -> None:
     server.reply(Reply(error("invalid_request_error", "prompt is too long: 215000 tokens > 200000 maximum"), 400))
-    with pytest.raises(ContextTooLong, match="prompt is too long") as info:
+    with pytest.raises(ContextWindowExceeded, match="prompt is too long") as info:
         await make_model(max_retries=2).complete(request())
     assert info.value.status_code == 400 and len(server.received) == 1  # a 400 is not retried
 
@@ -429,7 +429,7 @@ async def test_an_answer_cut_off_by_the_context_window_is_context_too_long(
     server: MessagesServer, make_model: MakeModel
 ) -> None:
     server.reply(message(text('{"intent": "done_for_now", "mess'), stop_reason="model_context_window_exceeded"))
-    with pytest.raises(ContextTooLong, match="ran out of context window") as info:
+    with pytest.raises(ContextWindowExceeded, match="ran out of context window") as info:
         await make_model(strategy="prompted").complete(request())
     assert cast(Json, info.value.body)["stop_reason"] == "model_context_window_exceeded"
 
@@ -438,7 +438,7 @@ async def test_another_bad_request_is_a_provider_error(server: MessagesServer, m
     server.reply(Reply(error("invalid_request_error", "tools.0.name: String should match pattern"), 400))
     with pytest.raises(ProviderError, match="HTTP 400: tools.0.name") as info:
         await make_model().complete(request())
-    assert not isinstance(info.value, ContextTooLong)
+    assert not isinstance(info.value, ContextWindowExceeded)
 
 
 async def test_no_answer_in_time_is_a_model_timeout(server: MessagesServer, make_model: MakeModel) -> None:

@@ -4,7 +4,7 @@ import pytest
 
 from threadloom import (
     Agent,
-    ContextTooLong,
+    ContextWindowExceeded,
     ModelError,
     ModelTimeout,
     ParseError,
@@ -56,7 +56,7 @@ async def test_the_first_model_that_answers_wins() -> None:
         rate_limited(),
         ProviderError("primary: HTTP 500: boom", status_code=500),
         ProviderError("could not reach primary", status_code=0),
-        ContextTooLong("primary: HTTP 400: prompt is too long", status_code=400),
+        ContextWindowExceeded("primary: HTTP 400: prompt is too long", status_code=400),
         ModelTimeout("primary did not answer in time"),
     ],
     ids=["rate_limited", "server_error", "unreachable", "context_too_long", "timeout"],

@@ -15,7 +15,7 @@ from pydantic import TypeAdapter
 
 from threadloom import Agent, Thread, UserError, parse, tool
 from threadloom.context import Context, Message
-from threadloom.exceptions import ContextTooLarge, ContextTooLong, ModelTimeout
+from threadloom.exceptions import ContextWindowExceeded, ModelTimeout, OverTokenBudget
 from threadloom.models import Completion, Model, ModelRequest
 from threadloom.models.local import LocalModel, default_weights, grammar_schema
 from threadloom.tokens import TokenCounter, count_messages
@@ -129,7 +129,7 @@ async def test_a_prompt_over_the_window_is_context_too_long() -> None:
     small = LocalModel(n_ctx=200, max_tokens=8)
     assert small.n_ctx == 256  # as llama.cpp pads it
     try:
-        with pytest.raises(ContextTooLong, match=r"exceed context window of 256 \(n_ctx=256\)") as caught:
+        with pytest.raises(ContextWindowExceeded, match=r"exceed context window of 256 \(n_ctx=256\)") as caught:
             await small.complete(request(deploy_bot(small), "deploy the backend " * 100))
     finally:
         small.close()
@@ -152,7 +152,7 @@ def test_the_model_counts_tokens_with_its_own_tokenizer(model: LocalModel) -> No
     # As a context's counter, the budget is counted in this model's tokens.
     thread = Thread.start("slack_message", {"text": "deploy the backend to production"})
     messages = Context().render(thread)
-    with pytest.raises(ContextTooLarge, match=rf"\({SMOLLM2}\)") as caught:
+    with pytest.raises(OverTokenBudget, match=rf"\({SMOLLM2}\)") as caught:
         Context(counter=model, max_tokens=3).render(thread)
     assert caught.value.tokens == count_messages(messages, model)
 

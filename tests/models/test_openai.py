@@ -35,7 +35,7 @@ from http_script import Reply, ScriptedServer, serving
 
 from threadloom import Agent, Event, Thread, UserError, tool
 from threadloom.context import Context, Message, ToolCall
-from threadloom.exceptions import ContextTooLong, ModelTimeout, ProviderError, RateLimited, Refused
+from threadloom.exceptions import ContextWindowExceeded, ModelTimeout, ProviderError, RateLimited, Refused
 from threadloom.intents import Intent, intent_name
 from threadloom.models import ModelRequest, Usage, infer_model
 from threadloom.models.openai import OpenAIModel
@@ -222,7 +222,7 @@ async def test_llama_cpp_refuses_tool_choice_required_and_openai_json_schema(lla
 async def test_a_request_over_the_context_window_is_context_too_long(llama_server: str, wire: Wire) -> None:
     model, _ = llama(llama_server, wire, strategy="prompted", max_retries=0)
     request = ModelRequest(messages=(Message("user", "deploy " * 3000),), output_schema={}, intent_names=())
-    with pytest.raises(ContextTooLong) as caught:
+    with pytest.raises(ContextWindowExceeded) as caught:
         await model.complete(request)
     assert caught.value.status_code == 400
     assert "maximum context length is 2048 tokens" in str(caught.value)
@@ -398,7 +398,7 @@ async def test_429_then_success_is_an_answer(provider: Provider, wire: Wire) -> 
                 },
                 400,
             ),
-            ContextTooLong,
+            ContextWindowExceeded,
             400,
         ),
     ],

@@ -9,9 +9,8 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, cast, get_args
 
-from ..context import Message
 from ..exceptions import (
-    ContextTooLong,
+    ContextWindowExceeded,
     ModelHTTPError,
     ModelTimeout,
     ParseError,
@@ -20,6 +19,7 @@ from ..exceptions import (
     Refused,
     UserError,
 )
+from ..messages import Message
 from .base import Completion, ModelRequest, ModelSettings, Strategy, ToolDefinition, Usage
 
 try:
@@ -153,7 +153,7 @@ class AnthropicModel:
         Raises:
             ParseError: With `"tools"`, the answer did not call exactly one tool.
             RateLimited: 429 or 529 (overloaded) after the SDK's retries.
-            ContextTooLong: The prompt (or the prompt and the answer) does not fit the model's context window.
+            ContextWindowExceeded: The prompt (or the prompt and the answer) does not fit the model's context window.
             ProviderError: Any other error status, an unreachable server (status 0) or a body
                 that is not a Messages response.
             ModelTimeout: No answer within the timeout.
@@ -206,7 +206,7 @@ class AnthropicModel:
             raise Refused(f"{self._model} declined to answer" + (f": {why}" if why else ""))
         if response.stop_reason == "model_context_window_exceeded":
             # The prompt fit, but not the answer: the same step would fail again until the thread is compacted.
-            raise ContextTooLong(
+            raise ContextWindowExceeded(
                 f"{self._model} ran out of context window while answering",
                 status_code=200,
                 body=response.to_dict(),
@@ -357,7 +357,7 @@ def _status_error(exc: anthropic.APIStatusError, model: str) -> ModelHTTPError:
     if status in (429, _OVERLOADED):
         return RateLimited(message, status_code=status, body=exc.body, model=model)
     if status == 413 or (status == 400 and _TOO_LONG.search(detail)):
-        return ContextTooLong(message, status_code=status, body=exc.body, model=model)
+        return ContextWindowExceeded(message, status_code=status, body=exc.body, model=model)
     return ProviderError(message, status_code=status, body=exc.body, model=model)
 
 

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import KW_ONLY, dataclass, field
 from typing import Any, Literal, Protocol, TypedDict, runtime_checkable
 
-from ..context import Message
+from ..messages import Message
 from ..state import Usage
 
 __all__ = ["Completion", "Model", "ModelRequest", "ModelSettings", "Strategy", "ToolDefinition", "Usage"]

@@ -23,7 +23,7 @@ class FallbackModel:
         import asyncio
 
         from threadloom import RateLimited
-        from threadloom.context import Message
+        from threadloom.messages import Message
         from threadloom.models import Completion, FallbackModel, ModelRequest, ScriptedModel
 
 

@@ -32,8 +32,8 @@ except ImportError as _exc:  # pragma: no cover
     # the test environment installs every extra; this is the message a user without it sees
     raise ImportError("LocalModel needs llama-cpp-python: pip install 'threadloom[local]'") from _exc
 
-from ..context import Message, ToolCall
-from ..exceptions import ContextTooLong, ModelTimeout, ProviderError, UserError
+from ..exceptions import ContextWindowExceeded, ModelTimeout, ProviderError, UserError
+from ..messages import Message, ToolCall
 from .base import Completion, ModelRequest, Strategy, Usage
 
 __all__ = ["DEFAULT_WEIGHTS", "LocalModel", "default_weights"]
@@ -191,7 +191,7 @@ class LocalModel:
         mid-answer, so a call that timed out still finishes (within `max_tokens`) before the next.
 
         Raises:
-            ContextTooLong: The rendered messages do not fit `n_ctx`.
+            ContextWindowExceeded: The rendered messages do not fit `n_ctx`.
             ModelTimeout: No answer within the request's `timeout` setting.
             ProviderError: The GGUF file cannot be loaded, or llama.cpp failed.
             UserError: The intent schema cannot be turned into a grammar (use `grammar=False`).
@@ -232,8 +232,12 @@ class LocalModel:
                     stop=settings.get("stop", []),
                 )
             except ValueError as exc:
-                error = ContextTooLong if "exceed context window" in str(exc) else ProviderError
-                hint = f" (n_ctx={self.n_ctx}); compact the thread or raise n_ctx" if error is ContextTooLong else ""
+                error = ContextWindowExceeded if "exceed context window" in str(exc) else ProviderError
+                hint = (
+                    f" (n_ctx={self.n_ctx}); compact the thread or raise n_ctx"
+                    if error is ContextWindowExceeded
+                    else ""
+                )
                 # status_code 0: there is no HTTP in process
                 raise error(f"{self.name}: {exc}{hint}", status_code=0, body=str(exc), model=self.name) from exc
             except RuntimeError as exc:

@@ -12,8 +12,8 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, cast
 
-from ..context import Message
-from ..exceptions import ContextTooLong, ModelError, ModelTimeout, ProviderError, RateLimited, Refused, UserError
+from ..exceptions import ContextWindowExceeded, ModelError, ModelTimeout, ProviderError, RateLimited, Refused, UserError
+from ..messages import Message
 from .base import Completion, ModelRequest, ModelSettings, Strategy, ToolDefinition, Usage
 
 try:
@@ -141,7 +141,7 @@ class OpenAIModel:
 
         Raises:
             RateLimited: 429 after the SDK's retries.
-            ContextTooLong: The request is over the model's context window.
+            ContextWindowExceeded: The request is over the model's context window.
             ModelTimeout: No answer within the timeout (after the SDK's retries).
             Refused: The model refused, or a content filter stopped the answer.
             ProviderError: Any other error: 5xx, a bad request, a connection failure, a body that is not JSON.
@@ -326,7 +326,7 @@ def _model_error(exc: openai.OpenAIError, model: str) -> ModelError:
         if status == 429:
             return RateLimited(message, status_code=status, body=body, model=model)
         if status in (400, 413, 422) and any(marker in text for marker in _CONTEXT_MARKERS):
-            return ContextTooLong(message, status_code=status, body=body, model=model)
+            return ContextWindowExceeded(message, status_code=status, body=body, model=model)
         return ProviderError(message, status_code=status, body=body, model=model)
     if isinstance(exc, openai.APIConnectionError):
         return ProviderError(f"{model}: cannot connect: {exc}", status_code=0, model=model)

@@ -6,9 +6,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from ..events import Thread
 from ..exceptions import UserError
 from ..state import Usage
+from ..thread import Thread
 
 __all__ = ["PRICES", "Cost", "Price", "cost", "price_for"]
 

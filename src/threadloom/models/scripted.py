@@ -6,8 +6,8 @@ import inspect
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from ..context import Message
 from ..exceptions import ScriptExhausted, UserError
+from ..messages import Message
 from .base import Completion, ModelRequest
 
 __all__ = ["ScriptedModel", "ScriptedOutput"]
@@ -23,7 +23,7 @@ class ScriptedModel:
         ```python
         import asyncio
 
-        from threadloom.context import Message
+        from threadloom.messages import Message
         from threadloom.models import ModelRequest, ScriptedModel
 
         model = ScriptedModel(['{"intent": "done_for_now", "message": "hi"}'])

@@ -12,7 +12,8 @@ from typing import Final, cast
 
 from pydantic import JsonValue
 
-from ..events import Event, Thread, restored_event, restored_events
+from ..events import Event, restored_event, restored_events
+from ..thread import Thread
 
 __all__ = [
     "SCHEMA_VERSION",

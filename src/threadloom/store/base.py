@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from ..events import Thread
 from ..exceptions import ThreadNotFound, UserError, VersionConflict
 from ..state import Status
+from ..thread import Thread
 
 __all__ = ["ThreadStore", "ThreadSummary", "WorkSignal", "check_version", "claim_then_load", "summarise"]
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
-from ..events import Thread
 from ..exceptions import AlreadyDelivered, LeaseLost, ThreadNotFound
 from ..state import Status
+from ..thread import Thread
 from .base import ThreadSummary, WorkSignal, check_version, claim_then_load, summarise
 
 __all__ = ["MemoryStore"]

@@ -27,9 +27,9 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise ImportError("PostgresStore needs the `postgres` extra: pip install 'threadloom[postgres]'") from exc
 
-from ..events import Thread
 from ..exceptions import AlreadyDelivered, LeaseLost, StoreError, ThreadNotFound, VersionConflict
 from ..state import Status
+from ..thread import Thread
 from ._codec import SCHEMA_VERSION, decode_thread, encode_event, encode_metadata, gc_paused
 from .base import ThreadSummary, WorkSignal, check_version, summarise
 

@@ -25,9 +25,9 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from ..events import Thread
 from ..exceptions import AlreadyDelivered, LeaseLost, StoreError, ThreadNotFound, UserError, VersionConflict
 from ..state import Status
+from ..thread import Thread
 from ._codec import decode_thread, encode_event, encode_metadata, format_time, gc_paused, parse_time
 from .base import ThreadSummary, WorkSignal, check_version, claim_then_load, summarise
 
