@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 from pydantic import JsonValue
 
 from threadloom import Event, InvalidTransition, Thread, ThreadDecodeError, UserError
+from threadloom.events import storable_text
 
 json_values = st.recursive(
     st.none()
@@ -191,3 +192,25 @@ def test_non_events_are_refused() -> None:
         Thread([{"type": "x"}])  # pyright: ignore[reportArgumentType]
     with pytest.raises(UserError, match="metadata"):
         Thread(metadata={"when": object()})  # pyright: ignore[reportArgumentType]
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        "ok" + chr(0xD800),
+        {"text": ["fine", "bad" + chr(0xDC00)]},
+        {"key" + chr(0xD800): 1},
+        10**5000,
+        {"n": -(10**4400)},
+    ],
+    ids=["surrogate", "nested", "key", "big-int", "big-negative"],
+)
+def test_an_event_refuses_what_no_store_can_hold(data: JsonValue) -> None:
+    # Before: these passed Event() and made every store's json.dumps raise, so a worker retried forever.
+    with pytest.raises(UserError, match="lone surrogate|too large"):
+        Event("tool_response", data)
+
+
+def test_storable_text_replaces_only_lone_surrogates() -> None:
+    assert storable_text("ok" + chr(0xD800) + "é😀") == "ok\ufffdé😀"
+    assert Event("error", {"output": storable_text("x" + chr(0xDFFF))}).data == {"output": "x\ufffd"}

@@ -36,6 +36,7 @@ __all__ = [
     "WAIT_UNTIL",
     "Event",
     "new_id",
+    "storable_text",
 ]
 
 USER_INPUT: Final = "user_input"
@@ -63,6 +64,7 @@ BOOKKEEPING_EVENTS: Final = frozenset({TOOL_STARTED, HUMAN_CONTACTED, NOTE, RUN_
 """Types that record what threadloom or your code did, never input: they leave a thread's status,
 pending request and wake time as they were, and the renderer leaves them out by default."""
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _TYPE_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
 _MAX_DEPTH = 64
 
@@ -160,11 +162,17 @@ _SET_AT: Final = Event.__dict__["at"].__set__
 
 
 def json_problem(value: object, path: str, depth: int) -> str | None:
-    """Why `value` is not a JSON value (None if it is), naming where (not public API)."""
+    """Why `value` is not a JSON value a store can hold (None if it is), naming where (not public API)."""
     if depth > _MAX_DEPTH:
         return f"{path} is nested deeper than {_MAX_DEPTH} levels"
-    if value is None or isinstance(value, bool | int | str):
+    if value is None or isinstance(value, bool):
         return None
+    if isinstance(value, str):
+        return _text_problem(value, path)
+    if isinstance(value, int):
+        # Python refuses to write an int of more than 4,300 digits as text (CVE-2020-10735), so
+        # neither JSON nor a store could hold it; 14,000 bits is well under that.
+        return None if value.bit_length() <= 14_000 else f"{path} is an int too large to store as JSON"
     if isinstance(value, float):
         return None if math.isfinite(value) else f"{path} is {value!r}, which JSON cannot hold"
     if isinstance(value, list):
@@ -176,7 +184,44 @@ def json_problem(value: object, path: str, depth: int) -> str | None:
         for key, item in cast(dict[object, object], value).items():
             if not isinstance(key, str):
                 return f"{path} has a non-string key {key!r}"
+            if problem := _text_problem(key, f"{path} key"):
+                return problem
             if problem := json_problem(item, f"{path}.{key}", depth + 1):
                 return problem
         return None
     return f"{path} holds a {type(value).__name__}, not a JSON value"
+
+
+def _text_problem(text: str, path: str) -> str | None:
+    # An ASCII string is always storable (CPython knows it without a scan); another one is unless it
+    # holds a lone surrogate, which no UTF-8 text (SQLite's, PostgreSQL's, a JSON file's) can hold.
+    if text.isascii():
+        return None
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return (
+            f"{path} holds a lone surrogate ({text.encode(errors='backslashreplace')[:40]!r}), which UTF-8 cannot hold"
+        )
+    return None
+
+
+def storable_text(text: str) -> str:
+    """`text` with each lone surrogate (which UTF-8 cannot hold) replaced by U+FFFD.
+
+    For raw text kept as it came, such as a model's unusable answer: any other string is returned as is.
+
+    Example:
+        ```python
+        from threadloom.events import storable_text
+
+        assert storable_text("ok" + chr(0xD800)) == "ok" + chr(0xFFFD) and storable_text("plain") == "plain"
+        ```
+    """
+    if text.isascii():
+        return text
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return _SURROGATE.sub("\ufffd", text)
+    return text
