@@ -396,7 +396,7 @@ _like_objects = st.lists(_keys, min_size=1, max_size=3, unique=True).flatmap(
         lambda rows: cast(JsonValue, rows)
     )
 )
-_data: st.SearchStrategy[JsonValue] = st.recursive(
+_values: st.SearchStrategy[JsonValue] = st.recursive(
     _leaves | _like_objects,
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_keys, inner, max_size=3) | _like_objects,
     max_leaves=12,
@@ -411,12 +411,12 @@ def _any_thread(draw: st.DrawFn) -> Thread:
     for i in range(draw(st.integers(min_value=1, max_value=5))):
         kind = draw(st.sampled_from(["outside", "call", "human", "tool_error", "model_error", "done"]))
         if kind == "outside":
-            events.append(Event(draw(st.sampled_from(_OUTSIDE_TYPES)), draw(_data)))
+            events.append(Event(draw(st.sampled_from(_OUTSIDE_TYPES)), draw(_values)))
         elif kind == "call":
             intent = draw(st.sampled_from(["fetch_page", "lookup", "get order", "x<y", "human_response"]))
-            arguments = draw(st.dictionaries(_keys, _data, max_size=3))
+            arguments = draw(st.dictionaries(_keys, _values, max_size=3))
             call = Event("tool_call", {"intent": intent, "arguments": arguments, "policy": "auto"}, id=f"ev_c{i}")
-            result = Event("tool_response", {"call_id": call.id, "intent": intent, "result": draw(_data)})
+            result = Event("tool_response", {"call_id": call.id, "intent": intent, "result": draw(_values)})
             events += [call, result]
         elif kind == "human":
             events.append(Event("human_response", {"request_id": "ev_q", "text": draw(_leaves.filter(_is_str))}))
@@ -536,7 +536,7 @@ def test_a_tool_result_cannot_forge_a_human_response() -> None:
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.sampled_from(_OUTSIDE_TYPES), st.dictionaries(_keys, _data, max_size=4))
+@given(st.sampled_from(_OUTSIDE_TYPES), st.dictionaries(_keys, _values, max_size=4))
 def test_every_key_of_an_outside_event_reaches_the_model(kind: str, data: dict[str, JsonValue]) -> None:
     # issue 14 item 1: `source`, `reason`, `output` and `policy` were dropped from every event's data
     thread = Thread.start(kind, data)

@@ -108,12 +108,19 @@ def event_text(type_: str, data: JsonValue, format: TextFormat) -> str:
     if format == "yaml":
         # One item of the thread's list; not `dump_yaml([...])`, which could make a one-row table of it.
         return "- " + dump_yaml({tag: shown}, indent=2, tables=True)[2:]
-    text = dump_yaml(shown, tables=True)
+    if isinstance(shown, str) and ('"' in shown or "\\" in shown) and _one_line_block_ok(shown):
+        text = "|-\n  " + shown  # a literal block reads as it is: no JSON escapes for the model to undo
+    else:
+        text = dump_yaml(shown, tables=True)
     if "<" in text or "&" in text:
         text = _ESCAPE.sub(_escaped, text)
     if "\n" in text:
         return f"<{tag}>\n{text}\n</{tag}>"
     return f"<{tag}>{text}</{tag}>"
+
+
+def _one_line_block_ok(text: str) -> bool:
+    return "\n" not in text and text.isprintable() and text == text.strip() and bool(text)
 
 
 def _escaped(match: re.Match[str]) -> str:

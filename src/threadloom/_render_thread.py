@@ -75,7 +75,8 @@ class Pipeline:
         resolver = rendering.resolver if self.hide_resolved_errors else None
         known = len(secrets)
         add_shown, add_part = rendering.shown.append, rendering.parts.append
-        part = self.part if self.parts else None
+        parts, show_bookkeeping = self.parts, self.show_bookkeeping
+        text_format = None if self.format == "messages" else cast(TextFormat, self.format)
         for event in itertools.islice(rendering.items, rendering.done, size):
             type_, data = event.type, event.data
             if resolver is not None and type_ in _RESOLUTION_EVENTS:
@@ -91,7 +92,15 @@ class Pipeline:
                 data = scrub(data, secrets)
             shown = event if data is event.data else restored_event(type_, data, event.id, event.at)
             add_shown(shown)
-            add_part(None if part is None else part(shown))
+            # `part`, inlined: a cold render (a resumed thread of thousands of events) pays it per event.
+            if not parts or (type_ in BOOKKEEPING_EVENTS and not show_bookkeeping):
+                add_part(None)
+            elif text_format is None:
+                add_part(event_messages(shown))
+            elif type_ == "tool_call" and type(data) is dict and data.get("prefetch"):
+                add_part(None)
+            else:
+                add_part(event_text(type_, data, text_format))
         rendering.done = size
         if len(secrets) > known:
             self._scrub_again(rendering)  # a secret first seen now may be quoted in an earlier event
