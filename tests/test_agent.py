@@ -120,3 +120,65 @@ def test_a_custom_prompt_owns_every_token() -> None:
 def test_context_settings_are_kept_and_secret_keys_added() -> None:
     bot = agent(context=Context(format="yaml"))
     assert bot.context.format == "yaml" and "api_password" in bot.context.secret_keys
+
+
+async def test_a_cut_off_answer_is_refused_even_when_it_parses() -> None:
+    # Before: an answer that hit the output limit was taken whole whenever it happened to parse.
+    from threadloom.models import Completion, Usage
+
+    cut = Completion(
+        '{"intent": "done_for_now", "message": "Deployed v1"}', "m", usage=Usage(10, 64), stop_reason="length"
+    )
+    agent = Agent(name="bot", model=ScriptedModel([cut, '{"intent": "done_for_now", "message": "ok"}']))
+    thread = await agent.run(Thread.start("user_input", "hi"))
+    error = next(e for e in thread.events if e.type == "error")
+    assert isinstance(error.data, dict) and "cut off after 64 tokens" in str(error.data["message"])
+    assert thread.status == "done" and thread.events[-1].data == {
+        "message": "ok",
+        "model": thread.events[-1].data["model"],
+    }  # type: ignore[index]
+
+
+def _after_a_deploy(thread: Thread) -> list[str] | None:
+    if any(
+        e.type == "tool_response" and isinstance(e.data, dict) and e.data.get("intent") == "deploy"
+        for e in thread.events
+    ):
+        return ["done_for_now", "request_more_information"]
+    return None
+
+
+async def test_offer_narrows_the_intents_per_step_and_refuses_the_rest() -> None:
+    ran: list[str] = []
+
+    @tool
+    def deploy(tag: str) -> str:
+        """Deploy a tag."""
+        ran.append(tag)
+        return f"deployed {tag}"
+
+    model = ScriptedModel(
+        [
+            '{"intent": "deploy", "tag": "v2"}',
+            '{"intent": "deploy", "tag": "v2"}',  # not offered after the deploy: an error, never run
+            '{"intent": "done_for_now", "message": "deployed v2"}',
+        ]
+    )
+    agent = Agent(name="bot", model=model, tools=[deploy], offer=_after_a_deploy)
+    thread = await agent.run(Thread.start("user_input", "deploy v2"))
+    assert thread.status == "done" and ran == ["v2"]
+    error = next(e for e in thread.events if e.type == "error")
+    assert isinstance(error.data, dict)
+    assert "`deploy` is not available at this step" in str(error.data["message"])
+    first, second = model.requests[0], model.requests[1]
+    assert "deploy" in first.intent_names and [t.name for t in first.tools][0] == "deploy"
+    assert second.intent_names == ("done_for_now", "request_more_information")
+    assert [t.name for t in second.tools] == ["done_for_now", "request_more_information"]
+    assert set(second.output_schema.get("$defs", {})) <= {"DoneForNow", "RequestMoreInformation"}
+    assert "Deploy a tag." in first.messages[0].content and "Deploy a tag." not in second.messages[0].content
+
+
+def test_offer_naming_an_unknown_intent_is_a_user_error() -> None:
+    agent = Agent(name="bot", model=ScriptedModel([]), offer=lambda thread: ["deploy"])
+    with pytest.raises(UserError, match=r"offer\(\) named \['deploy'\]"):
+        agent.render(Thread.start("user_input", "hi"))

@@ -134,3 +134,26 @@ def test_intent_name_needs_a_literal() -> None:
 
     with pytest.raises(UserError, match="needs a field `intent"):
         intent_name(Vague)
+
+
+class _Plain:
+    pass
+
+
+def test_a_parameter_the_model_cannot_fill_is_refused_at_the_decorator() -> None:
+    from collections.abc import Callable
+
+    # Before: a plain class raised pydantic's PydanticSchemaGenerationError naming neither tool nor
+    # parameter, and a Callable passed @tool and failed later in Agent(...).
+    def lookup(customer: _Plain) -> str:
+        """Look up."""
+        return ""
+
+    def notify(callback: Callable[[str], None]) -> str:
+        """Notify."""
+        return ""
+
+    with pytest.raises(UserError, match=r"tool 'lookup': parameter 'customer' is typed _Plain"):
+        tool(lookup)
+    with pytest.raises(UserError, match=r"tool 'notify': parameter 'callback' is typed"):
+        tool(notify)

@@ -291,3 +291,61 @@ async def test_run_sync_refuses_to_run_inside_an_event_loop() -> None:
 def test_run_sync_runs_to_the_same_result() -> None:
     agent, _ = make_agent(DONE)
     assert agent.run_sync(start()).status == "done"
+
+
+POISON = "ok" + chr(0xD800)
+
+
+@tool(idempotent=True)
+def fetch_page(url: str) -> str:
+    """Fetch a page that decodes to a lone surrogate."""
+    return POISON
+
+
+async def test_a_result_no_store_can_hold_is_a_compact_error_and_the_run_escalates() -> None:
+    # Before: the result entered the thread and the store's json.dumps raised, so a worker re-ran it forever.
+    call = '{"intent": "fetch_page", "url": "https://example.com"}'
+    agent = Agent(name="bot", model=ScriptedModel([call] * 3), tools=[fetch_page])
+    thread = await agent.run(start())
+    errors = [e.data for e in thread.events if e.type == "error" and isinstance(e.data, dict)]
+    assert [e["error_type"] for e in errors] == ["ResultNotStorable"] * 3
+    assert "lone surrogate" in str(errors[0]["message"])
+    assert thread.status == "waiting_human" and "failed 3 times" in (thread.waiting_reason or "")
+    assert Thread.from_json(thread.to_json()) == thread  # every event is storable
+
+
+async def test_a_model_answer_no_store_can_hold_is_a_model_error_then_escalated() -> None:
+    # Before: the JSON escape "\ud800" parsed into a lone surrogate and a worker asked the model 1,545 times in 5 s.
+    answer = '{"intent": "done_for_now", "message": "ok \\ud800"}'
+    agent, model = make_agent(answer, answer, answer)
+    thread = await agent.run(start())
+    errors = [e.data for e in thread.events if e.type == "error" and isinstance(e.data, dict)]
+    assert len(errors) == 3 and all("cannot be stored" in str(e["message"]) for e in errors)
+    assert thread.status == "waiting_human" and model.remaining == 0
+    assert Thread.from_json(thread.to_json()) == thread
+
+
+async def test_the_outcome_unknown_question_keeps_secrets_out() -> None:
+    from pydantic import SecretStr
+
+    @tool
+    def charge(customer: str, api_key: SecretStr, token: str) -> str:
+        """Charge a customer."""
+        return "charged"
+
+    call = Event(
+        "tool_call",
+        {"intent": "charge", "arguments": {"customer": "c1", "api_key": "sk-live-1", "token": "t-9"}, "policy": "auto"},
+    )
+    started = Event("tool_started", {"call_id": call.id, "intent": "charge", "idempotency_key": call.id})
+    thread = start().append(call).append(started)  # a crash between the start and the result
+    agent = Agent(name="bot", model=ScriptedModel([]), tools=[charge])
+    thread = await agent.run(thread)
+    assert thread.status == "waiting_human"
+    # Before: the question quoted the arguments as JSON, api_key and token included, and a question's
+    # text is free text where no renderer can tell a secret by its key.
+    assert thread.pending is not None and isinstance(thread.pending.data, dict)
+    question = str(thread.pending.data["context"])
+    assert "sk-live-1" not in question and "t-9" not in question and '"customer": "c1"' in question
+    rendered = "".join(m.content for m in agent.render(thread))
+    assert "sk-live-1" not in rendered and "t-9" not in rendered

@@ -10,11 +10,11 @@ from typing import Any
 from pydantic import JsonValue, TypeAdapter
 
 from .context import Context
-from .events import Event
+from .events import Event, storable_text
 from .exceptions import ParseError, UserError
 from .intents import BUILTIN_INTENTS, Intent, Tool, WaitUntil, intent_name, intent_union
 from .intents import tool as make_tool
-from .loop import MAX_OUTPUT_CHARS, Save, maybe_await
+from .loop import MAX_OUTPUT_CHARS, AfterStep, Limits, Save, maybe_await
 from .loop import run as run_loop
 from .messages import Message
 from .models._infer import infer_model
@@ -24,17 +24,21 @@ from .prompts import Prompt, PromptInput, default_prompt
 from .state import ERROR, TOOL_CALL
 from .thread import Thread
 
-__all__ = ["AfterStep", "Agent", "BeforeModel", "Prefetch"]
+__all__ = ["AfterStep", "Agent", "BeforeModel", "Offer", "Prefetch"]
 
 BeforeModel = Callable[[Thread], "Thread | None | Awaitable[Thread | None]"]
 """Called before each model call; return a thread to show the model instead (e.g. compacted).
 
 The returned thread is a view for this one call: the log itself is never rewritten.
 """
-AfterStep = Callable[[Thread, Event], "Iterable[Event] | None | Awaitable[Iterable[Event] | None]"]
-"""Called after each event the loop appends; return events to append after it (a judge's verdict)."""
 Prefetch = Tool | Callable[[], Any]
 """Something to fetch before the model first runs (factor 13): a tool without required arguments."""
+Offer = Callable[[Thread], "Iterable[str | Tool | type[Intent]] | None"]
+"""Narrows, per step, the intents the model may choose (factors 8 and 13); None offers them all."""
+
+# Stop reasons by which providers say the answer hit its output-token limit (OpenAI chat, Anthropic,
+# OpenAI responses): such an answer is cut off, whatever of it happens to parse.
+_CUT_OFF = frozenset({"length", "max_tokens", "max_output_tokens"})
 
 _DEFAULT_INSTRUCTIONS = "You are a careful agent. Work out the next step from the events so far."
 
@@ -81,6 +85,7 @@ class Agent:
         before_model: BeforeModel | None = None,
         after_step: AfterStep | None = None,
         model_settings: ModelSettings | None = None,
+        offer: Offer | None = None,
     ) -> None:
         """Configure an agent; nothing runs until `run` or `next_step`.
 
@@ -104,6 +109,10 @@ class Agent:
             before_model: Hook run before each model call (compaction, logging).
             after_step: Hook run after each appended event (judges, logging, metrics).
             model_settings: Options sent with every model call (max tokens, temperature, ...).
+            offer: A plain function of the thread naming the intents the model may choose at this
+                step (names, tools or intent classes; None for all). The prompt, the tool
+                definitions sent and a local model's grammar follow it; an intent the model writes
+                that is not offered is a compacted model error, never run.
 
         Raises:
             UserError: Bad names, duplicate tools, limits below 1, something that is not a tool, or
@@ -126,6 +135,7 @@ class Agent:
         self.max_consecutive_errors = max_consecutive_errors
         self.before_model = before_model
         self.after_step = after_step
+        self.offer = offer
         self.tools: dict[str, Tool] = {}
         for item in tools:
             if not isinstance(item, Tool):  # pyright: ignore[reportUnnecessaryIsInstance]
@@ -140,6 +150,8 @@ class Agent:
         self._schema = _intent_required(TypeAdapter(self.intent_type).json_schema())
         self._intent_names = tuple(intent_name(i) for i in self.intents)
         self._tool_definitions = tuple(_tool_definition(i) for i in self.intents)
+        # What a narrowed step sends, by the names offered: derived from the intents, built once each.
+        self._narrowed: dict[tuple[str, ...], tuple[dict[str, Any], tuple[ToolDefinition, ...]]] = {}
         # Provider models say how they ask (`OpenAIModel(strategy=...)`); the prompt follows suit.
         strategy = getattr(model, "strategy", "prompted")
         self._strategy: Strategy = strategy if strategy in ("tools", "json_schema") else "prompted"
@@ -154,18 +166,51 @@ class Agent:
 
     def render(self, thread: Thread) -> list[Message]:
         """Exactly the messages the model would get for this thread (without `before_model`)."""
+        return self._render(thread, self.offered(thread))
+
+    def _render(self, thread: Thread, offered: tuple[type[Intent], ...]) -> list[Message]:
         approvals = frozenset(n for n, t in self.tools.items() if t.policy == "approval")
         messages = self.context.render(thread)
-        inputs = PromptInput(self.instructions, thread, tuple(messages), self.intents, approvals, self._strategy)
+        inputs = PromptInput(self.instructions, thread, tuple(messages), offered, approvals, self._strategy)
         return list(self.prompt(inputs))
+
+    def offered(self, thread: Thread) -> tuple[type[Intent], ...]:
+        """The intents the model may choose for this thread's next step (`offer`, else all of them).
+
+        Raises:
+            UserError: `offer` named an intent the agent does not have, or offered none.
+        """
+        chosen = self.offer(thread) if self.offer is not None else None
+        if chosen is None:
+            return self.intents
+        names = {_offered_name(item) for item in chosen}
+        if unknown := names.difference(self._intent_names):
+            raise UserError(
+                f"Agent {self.name!r}: offer() named {sorted(unknown)}, which are not its intents "
+                f"({', '.join(self._intent_names)})"
+            )
+        if not names:
+            raise UserError(f"Agent {self.name!r}: offer() offered no intent; return None to offer them all")
+        return tuple(i for i in self.intents if intent_name(i) in names)
 
     def request(self, thread: Thread) -> ModelRequest:
         """The request the model gets for this thread: messages, the intent schema, tools and settings."""
+        return self._request(thread, self.offered(thread))
+
+    def _request(self, thread: Thread, offered: tuple[type[Intent], ...]) -> ModelRequest:
+        if offered == self.intents:
+            schema, names, tools = self._schema, self._intent_names, self._tool_definitions
+        else:
+            names = tuple(intent_name(i) for i in offered)
+            if names not in self._narrowed:
+                narrowed = _intent_required(TypeAdapter(intent_union(offered)).json_schema())
+                self._narrowed[names] = (narrowed, tuple(_tool_definition(i) for i in offered))
+            schema, tools = self._narrowed[names]
         return ModelRequest(
-            messages=tuple(self.render(thread)),
-            output_schema=self._schema,
-            intent_names=self._intent_names,
-            tools=self._tool_definitions,
+            messages=tuple(self._render(thread, offered)),
+            output_schema=schema,
+            intent_names=names,
+            tools=tools,
             settings=self.model_settings,
         )
 
@@ -180,7 +225,8 @@ class Agent:
             ModelError: The model could not answer.
             OverTokenBudget: The rendered thread is over the context's token budget.
         """
-        return self._parse(await self._complete(thread))
+        completion, offered = await self._complete(thread)
+        return self._parse(completion, offered)
 
     async def step(self, thread: Thread) -> Event:
         """Ask the model once and return the event that records its answer. Does not change the thread.
@@ -195,28 +241,45 @@ class Agent:
             OverTokenBudget: The rendered thread is over the context's token budget.
         """
         try:
-            completion = await self._complete(thread)
+            completion, offered = await self._complete(thread)
         except ParseError as exc:  # a model that judged its own answer unusable before returning it
             return _model_error(exc, None)
         try:
-            event = self.to_event(self._parse(completion))
+            event = self.to_event(self._parse(completion, offered))
+            assert isinstance(event.data, dict)
+            return Event(event.type, {**event.data, "model": _model_record(completion)}, id=event.id, at=event.at)
         except ParseError as exc:
             return _model_error(exc, completion)
-        assert isinstance(event.data, dict)
-        return Event(event.type, {**event.data, "model": _model_record(completion)}, id=event.id, at=event.at)
+        except UserError as exc:  # a value no store can hold (Event refuses it): the model's to fix
+            problem = ParseError(f"the answer holds a value that cannot be stored: {exc}", text=completion.text)
+            return _model_error(problem, completion)
 
-    async def _complete(self, thread: Thread) -> Completion:
+    async def _complete(self, thread: Thread) -> tuple[Completion, tuple[type[Intent], ...]]:
         view = thread
         if self.before_model is not None:
             replaced = await maybe_await(self.before_model(thread))
             if replaced is not None:
                 view = replaced
-        return await self.model.complete(self.request(view))
+        offered = self.offered(view)
+        return await self.model.complete(self._request(view, offered)), offered
 
-    def _parse(self, completion: Completion) -> Intent:
+    def _parse(self, completion: Completion, offered: tuple[type[Intent], ...]) -> Intent:
         if completion.error is not None:
             raise ParseError(completion.error, text=completion.text)
-        return parse(completion.text, self.intent_type)
+        if completion.stop_reason in _CUT_OFF:
+            raise ParseError(
+                f"your answer was cut off after {completion.usage.output_tokens} tokens (the output limit); "
+                "answer again with one complete, shorter JSON object",
+                text=completion.text,
+            )
+        intent = parse(completion.text, self.intent_type)
+        if offered is not self.intents and type(intent) not in offered:
+            names = ", ".join(intent_name(i) for i in offered)
+            raise ParseError(
+                f"`{intent_name(type(intent))}` is not available at this step; choose one of: {names}",
+                text=completion.text,
+            )
+        return intent
 
     def to_event(self, intent: Intent) -> Event:
         """The event that records the model's choice: a `tool_call`, or the built-in intent itself."""
@@ -249,7 +312,15 @@ class Agent:
         Returns:
             The thread with every new event appended.
         """
-        return await run_loop(self, thread, save=save)
+        return await run_loop(
+            thread,
+            self.step,
+            tools=self.tools,
+            prefetch=self.prefetch,
+            after_step=self.after_step,
+            limits=Limits(self.max_steps, self.max_consecutive_errors),
+            save=save,
+        )
 
     def run_sync(self, thread: Thread) -> Thread:
         """`run` for code without an event loop.
@@ -292,10 +363,18 @@ def _model_record(completion: Completion) -> dict[str, JsonValue]:
 
 def _model_error(exc: ParseError, completion: Completion | None) -> Event:
     data: dict[str, JsonValue] = {"source": "model", "error_type": "ParseError", "message": str(exc)}
-    data["output"] = exc.text[:MAX_OUTPUT_CHARS]
+    data["output"] = storable_text(exc.text[:MAX_OUTPUT_CHARS])
     if completion is not None:
         data["model"] = _model_record(completion)
     return Event(ERROR, data)
+
+
+def _offered_name(item: str | Tool | type[Intent]) -> str:
+    if isinstance(item, str):
+        return item
+    if isinstance(item, Tool):
+        return item.name
+    return intent_name(item)
 
 
 def _as_prefetch_tool(item: Prefetch, agent: str) -> Tool:

@@ -17,7 +17,19 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any, Literal, Union, cast, get_args, overload
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, JsonValue, SecretStr, create_model
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    JsonValue,
+    PydanticSchemaGenerationError,
+    PydanticUserError,
+    SecretStr,
+    TypeAdapter,
+    create_model,
+)
+from pydantic.errors import PydanticInvalidForJsonSchema
 from pydantic.fields import FieldInfo
 
 from .exceptions import UserError
@@ -249,6 +261,7 @@ def _build_tool(fn: ToolFunction, *, policy: Policy, name: str | None, idempoten
         if param.name == "intent":
             raise UserError(f"tool {tool_name!r}: 'intent' is reserved for the intent name; rename the parameter")
         hint = hints[param.name]
+        _check_schema(tool_name, param.name, hint)
         default = ... if param.default is param.empty else param.default
         fields[param.name] = (hint, FieldInfo(default=default, description=arg_docs.get(param.name)))
         if _mentions_secret(hint):
@@ -267,6 +280,22 @@ def _build_tool(fn: ToolFunction, *, policy: Policy, name: str | None, idempoten
         idempotent=idempotent,
         secret_fields=frozenset(secrets),
     )
+
+
+def _check_schema(tool_name: str, parameter: str, hint: Any) -> None:
+    """Refuse, naming the tool and the parameter, a type the model could not fill as JSON."""
+    try:
+        TypeAdapter(hint).json_schema()
+    except (PydanticSchemaGenerationError, PydanticInvalidForJsonSchema, PydanticUserError) as exc:
+        raise UserError(
+            f"tool {tool_name!r}: parameter {parameter!r} is typed {_type_name(hint)}, which the model cannot "
+            "fill as JSON; use str, int, float, bool, a Literal, a list or dict of those, a pydantic model, "
+            "a dataclass or a TypedDict"
+        ) from exc
+
+
+def _type_name(hint: Any) -> str:
+    return getattr(hint, "__qualname__", None) or repr(hint)
 
 
 def _mentions_secret(hint: Any) -> bool:

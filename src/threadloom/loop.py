@@ -3,28 +3,30 @@
 Each turn reads `thread.state` and does one thing: run a recorded tool call, escalate at a limit,
 or ask the model for the next step and record it. It stops whenever the thread is not `ready`,
 so the same loop resumes a thread loaded from anywhere (factors 6 and 12).
+
+The loop knows no `Agent`: it takes what it needs (the step, the tools, the hook, the limits) as
+arguments, and `Agent.run` passes its own.
 """
 
 from __future__ import annotations
 
 import inspect
 import json
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from pydantic import JsonValue, ValidationError
 from pydantic_core import PydanticSerializationError, to_jsonable_python
 
+from .context import DEFAULT_SECRET_PATTERN, redact
 from .events import Event
-from .exceptions import ModelError, OverTokenBudget, ToolRetry
+from .exceptions import ModelError, OverTokenBudget, ToolRetry, UserError
+from .intents import Tool
 from .state import ERROR, REQUEST_HUMAN_INPUT, TOOL_CALL, TOOL_RESPONSE, TOOL_STARTED, RunnableCall, ThreadState
 from .thread import Thread
 
-if TYPE_CHECKING:
-    from .agent import Agent
-    from .intents import Tool
-
-__all__ = ["MAX_OUTPUT_CHARS", "Save", "format_error", "maybe_await", "run"]
+__all__ = ["MAX_OUTPUT_CHARS", "AfterStep", "Limits", "Save", "Step", "format_error", "maybe_await", "run"]
 
 _T = TypeVar("_T")
 _MAX_ERROR_CHARS = 300
@@ -39,30 +41,82 @@ The loop calls it after each event it appends, except that a `tool_call` which r
 saved together with its `tool_started` (both before the tool runs); a result is always saved on its
 own. A durable driver (the runtime) writes the new events here; when another writer got there first
 it may return the stored thread with the loop's events laid on top."""
+Step = Callable[[Thread], Awaitable[Event]]
+"""Asks the model once and returns the event that records its answer (`Agent.step`)."""
+AfterStep = Callable[[Thread, Event], "Iterable[Event] | None | Awaitable[Iterable[Event] | None]"]
+"""Called after each event the loop appends; return events to append after it (a judge's verdict)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """When the loop stops to ask a person instead of going on."""
+
+    max_steps: int = 20
+    """Model steps allowed between two human inputs."""
+    max_consecutive_errors: int = 3
+    """Failures of one tool (or bad model outputs) in a row."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Run:
+    """One run's arguments, passed down to the loop's moves."""
+
+    tools: Mapping[str, Tool]
+    prefetch: Sequence[Tool]
+    after_step: AfterStep | None
+    limits: Limits
+    save: Save
+
+    def find_tool(self, name: str) -> Tool | None:
+        if name in self.tools:
+            return self.tools[name]
+        return next((t for t in self.prefetch if t.name == name), None)
 
 
 async def _keep(thread: Thread) -> Thread:
     return thread
 
 
-async def run(agent: Agent, thread: Thread, *, save: Save | None = None) -> Thread:
-    """Drive `thread` with `agent` until it must stop (see `Agent.run`); `save` as each step is recorded."""
-    save = save or _keep
-    thread = await _prefetch(agent, thread, save)
+async def run(
+    thread: Thread,
+    step: Step,
+    *,
+    tools: Mapping[str, Tool] | None = None,
+    prefetch: Sequence[Tool] = (),
+    after_step: AfterStep | None = None,
+    limits: Limits | None = None,
+    save: Save | None = None,
+) -> Thread:
+    """Drive `thread` until it must stop (see `Agent.run`, which passes its own step and tools).
+
+    Args:
+        thread: The thread to continue.
+        step: Asks the model for the next step and returns the event recording it.
+        tools: The tools a recorded call may run, by name.
+        prefetch: Tools run once per thread before the model first decides (factor 13).
+        after_step: Hook run after each appended event.
+        limits: When to stop and ask a person.
+        save: Called as each step is recorded (see `Save`).
+
+    Returns:
+        The thread with every new event appended.
+    """
+    r = _Run(dict(tools or {}), tuple(prefetch), after_step, limits or Limits(), save or _keep)
+    thread = await _prefetch(r, thread)
     while True:
         state = thread.state
         if state.status != "ready":
             return thread
         if state.runnable is not None:
-            thread = await _execute(agent, thread, state.runnable, save)
+            thread = await _execute(r, thread, state.runnable)
             continue
-        escalation = _limit_reached(agent, thread, state)
+        escalation = _limit_reached(r.limits, thread, state)
         if escalation is not None:
-            return await _record(agent, thread, save, escalation)
+            return await _record(r, thread, escalation)
         try:
             # A bad answer comes back as a model `error` event: the model's to fix, so the loop
             # records it (the next rendering tells the model what was wrong) and asks again.
-            event = await agent.step(thread)
+            event = await step(thread)
         except (ModelError, OverTokenBudget) as exc:
             # The model could not be asked: record why and stop; a later run (or a worker) retries.
             data: dict[str, JsonValue] = {
@@ -70,11 +124,11 @@ async def run(agent: Agent, thread: Thread, *, save: Save | None = None) -> Thre
                 "error_type": type(exc).__name__,
                 "message": format_error(exc),
             }
-            return await _record(agent, thread, save, Event(ERROR, data))
+            return await _record(r, thread, Event(ERROR, data))
         if event.type == TOOL_CALL:
-            thread = await _record_call(agent, thread, save, event)
+            thread = await _record_call(r, thread, event)
         else:
-            thread = await _record(agent, thread, save, event)
+            thread = await _record(r, thread, event)
 
 
 def format_error(exc: BaseException) -> str:
@@ -104,22 +158,22 @@ async def maybe_await(value: _T | Awaitable[_T]) -> _T:
     return value
 
 
-async def _prefetch(agent: Agent, thread: Thread, save: Save) -> Thread:
+async def _prefetch(r: _Run, thread: Thread) -> Thread:
     """Run each prefetch tool once per thread, before the model first decides (factor 13)."""
-    if not agent.prefetch or thread.status != "ready":
+    if not r.prefetch or thread.status != "ready":
         return thread
     done = {str(e.data.get("intent")) for e in thread.events if e.type == TOOL_CALL and isinstance(e.data, dict)}
-    for tool in agent.prefetch:
+    for tool in r.prefetch:
         if tool.name in done:
             continue
         call = Event(TOOL_CALL, {"intent": tool.name, "arguments": {}, "policy": "auto", "prefetch": True})
-        thread = await _record_call(agent, thread, save, call)
+        thread = await _record_call(r, thread, call)
         if thread.status != "ready":
             break  # an `after_step` hook stopped the thread: the loop stops too
     return thread
 
 
-async def _record_call(agent: Agent, thread: Thread, save: Save, call: Event) -> Thread:
+async def _record_call(r: _Run, thread: Thread, call: Event) -> Thread:
     """Record a `tool_call`; one that runs at once is saved in the same write as its `tool_started`.
 
     Both are recorded before the tool runs, so one write keeps the guarantee (the call and its start
@@ -127,32 +181,32 @@ async def _record_call(agent: Agent, thread: Thread, save: Save, call: Event) ->
     waits for approval, the `after_step` hook changed the thread, the tool is unknown) is saved
     alone, as is whatever comes next.
     """
-    thread = await _note(agent, thread, call)
+    thread = await _note(r, thread, call)
     runnable = thread.state.runnable
     if (
         thread.state.status != "ready"
         or runnable is None
         or runnable.call.id != call.id
         or runnable.started is not None
-        or _find_tool(agent, runnable.intent) is None
+        or r.find_tool(runnable.intent) is None
     ):
-        return await save(thread)
+        return await r.save(thread)
     # `_execute` records `tool_started` (a known tool, not started): its save writes the call too.
-    return await _execute(agent, thread, runnable, save)
+    return await _execute(r, thread, runnable)
 
 
-async def _execute(agent: Agent, thread: Thread, call: RunnableCall, save: Save) -> Thread:
+async def _execute(r: _Run, thread: Thread, call: RunnableCall) -> Thread:
     """Run one recorded call; its result or its compacted error goes into the thread.
 
     `tool_started` is saved before the tool runs. Finding it without a result means a run stopped
     in between: an idempotent tool runs again with the same key, any other asks a person.
     """
-    tool = _find_tool(agent, call.intent)
+    tool = r.find_tool(call.intent)
     error: Event | None = None
     if tool is None:
         error = _tool_error(call, "UnknownTool", f"no tool named {call.intent!r}; choose one of the listed intents")
     elif call.started is not None and not tool.idempotent:
-        return await _record(agent, thread, save, _outcome_unknown(call))
+        return await _record(r, thread, _outcome_unknown(call, tool))
     else:
         if call.started is None:
             started: dict[str, JsonValue] = {
@@ -160,7 +214,7 @@ async def _execute(agent: Agent, thread: Thread, call: RunnableCall, save: Save)
                 "intent": call.intent,
                 "idempotency_key": call.call.id,
             }
-            thread = await _record(agent, thread, save, Event(TOOL_STARTED, started))
+            thread = await _record(r, thread, Event(TOOL_STARTED, started))
         try:
             result = to_jsonable_python(await tool.invoke(call.arguments, key=call.call.id))
         except ToolRetry as exc:
@@ -172,18 +226,27 @@ async def _execute(agent: Agent, thread: Thread, call: RunnableCall, save: Save)
         except Exception as exc:  # the tool is user code: any failure becomes context (factor 9)
             error = _tool_error(call, type(exc).__name__, format_error(exc))
         else:
-            response = Event(TOOL_RESPONSE, {"call_id": call.call.id, "intent": call.intent, "result": result})
-            return await _record(agent, thread, save, response)
-    thread = await _record(agent, thread, save, error)
+            try:
+                response = Event(TOOL_RESPONSE, {"call_id": call.call.id, "intent": call.intent, "result": result})
+            except UserError as exc:  # e.g. a lone surrogate: no store could hold it, so it never enters
+                error = _tool_error(call, "ResultNotStorable", f"the result cannot be stored: {exc}")
+            else:
+                return await _record(r, thread, response)
+    thread = await _record(r, thread, error)
     failures = thread.consecutive_errors.get(call.intent, 0)
-    if failures >= agent.max_consecutive_errors:
-        thread = await _record(agent, thread, save, _escalation(thread, call.intent, failures))
+    if failures >= r.limits.max_consecutive_errors:
+        thread = await _record(r, thread, _escalation(thread, call.intent, failures))
     return thread
 
 
-def _outcome_unknown(call: RunnableCall) -> Event:
-    """Ask a person about a call that started but never finished: it may or may not have had its effect."""
-    arguments = json.dumps(dict(call.arguments), ensure_ascii=False)
+def _outcome_unknown(call: RunnableCall, tool: Tool) -> Event:
+    """Ask a person about a call that started but never finished: it may or may not have had its effect.
+
+    The question quotes the call's arguments as text, where no renderer can tell a secret by its key
+    any more: secret ones are redacted here, before they enter the thread.
+    """
+    shown = redact(dict(call.arguments), DEFAULT_SECRET_PATTERN, tool.secret_fields)
+    arguments = json.dumps(shown, ensure_ascii=False)
     request = _human_request(
         f"`{call.intent}` was started but its outcome is unknown: the process running it stopped. "
         "Retry it, mark it as done, or abort the thread?",
@@ -200,12 +263,6 @@ def _outcome_unknown(call: RunnableCall) -> Event:
             "call_id": call.call.id,
         },
     )
-
-
-def _find_tool(agent: Agent, name: str) -> Tool | None:
-    if name in agent.tools:
-        return agent.tools[name]
-    return next((t for t in agent.prefetch if t.name == name), None)
 
 
 def _tool_error(call: RunnableCall, error_type: str, message: str) -> Event:
@@ -239,16 +296,16 @@ def _recent_errors(thread: Thread, key: str, value: str, count: int) -> str:
     return "\n".join(reversed(found))
 
 
-def _limit_reached(agent: Agent, thread: Thread, state: ThreadState) -> Event | None:
-    if state.model_errors >= agent.max_consecutive_errors:
+def _limit_reached(limits: Limits, thread: Thread, state: ThreadState) -> Event | None:
+    if state.model_errors >= limits.max_consecutive_errors:
         return _human_request(
             f"The model failed to produce a valid next step {state.model_errors} times in a row. How should I proceed?",
             _recent_errors(thread, "source", "model", state.model_errors),
             reason="model_errors",
         )
-    if state.steps >= agent.max_steps:
+    if state.steps >= limits.max_steps:
         return _human_request(
-            f"I took {state.steps} steps (the limit is max_steps={agent.max_steps}) without finishing. "
+            f"I took {state.steps} steps (the limit is max_steps={limits.max_steps}) without finishing. "
             "Should I continue?",
             "",
             reason="max_steps",
@@ -268,16 +325,16 @@ def _human_request(question: str, context: str, *, reason: str) -> Event:
     return Event(REQUEST_HUMAN_INPUT, data)
 
 
-async def _record(agent: Agent, thread: Thread, save: Save, event: Event) -> Thread:
+async def _record(r: _Run, thread: Thread, event: Event) -> Thread:
     """Append `event`, then whatever the `after_step` hook returns for it, and save."""
-    return await save(await _note(agent, thread, event))
+    return await r.save(await _note(r, thread, event))
 
 
-async def _note(agent: Agent, thread: Thread, event: Event) -> Thread:
+async def _note(r: _Run, thread: Thread, event: Event) -> Thread:
     """Append `event`, then whatever the `after_step` hook returns for it; not saved yet."""
     thread = thread.append(event)
-    if agent.after_step is not None:
-        extra = await maybe_await(agent.after_step(thread, event))
+    if r.after_step is not None:
+        extra = await maybe_await(r.after_step(thread, event))
         for item in extra or ():
             thread = thread.append(item)
     return thread

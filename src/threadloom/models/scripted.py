@@ -12,8 +12,9 @@ from .base import Completion, ModelRequest
 
 __all__ = ["ScriptedModel", "ScriptedOutput"]
 
-ScriptedOutput = str | Callable[[Sequence[Message]], str]
-"""A raw model output, or a function of the rendered messages that returns one."""
+ScriptedOutput = str | Completion | Callable[[Sequence[Message]], str]
+"""A raw model output, a whole `Completion` (to script a stop reason or usage), or a function of the
+rendered messages that returns one."""
 
 
 class ScriptedModel:
@@ -39,8 +40,8 @@ class ScriptedModel:
         """Make a model that answers request *n* with `outputs[n]`.
 
         Args:
-            outputs: Raw outputs (strings, exactly as a model would write them), or functions that
-                get the rendered messages and return one.
+            outputs: Raw outputs (strings, exactly as a model would write them), whole `Completion`s
+                (returned as they are), or functions that get the rendered messages and return one.
             name: The model name recorded with each completion.
             keep_requests: Record every request in `requests` (for tests to look at). Pass False for
                 long runs (benchmarks, load tests) to keep none, as a real model's client does: a
@@ -52,8 +53,10 @@ class ScriptedModel:
         """
         self._outputs: list[ScriptedOutput] = list(outputs)
         for i, output in enumerate(self._outputs):
-            if not isinstance(output, str) and not callable(output):
-                raise UserError(f"ScriptedModel output {i} is a {type(output).__name__}; give a str or a function")
+            if not isinstance(output, str | Completion) and not callable(output):
+                raise UserError(
+                    f"ScriptedModel output {i} is a {type(output).__name__}; give a str, a Completion or a function"
+                )
         self._name = name
         self._keep = keep_requests
         self._asked = 0
@@ -88,6 +91,8 @@ class ScriptedModel:
         if self._keep:
             self.requests.append(request)
         output = self._outputs[number - 1]
+        if isinstance(output, Completion):
+            return output
         text: Any = output if isinstance(output, str) else output(request.messages)
         if inspect.isawaitable(text):
             text = await text
