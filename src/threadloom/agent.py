@@ -272,7 +272,7 @@ class Agent:
                 "answer again with one complete, shorter JSON object",
                 text=completion.text,
             )
-        intent = parse(completion.text, self.intent_type)
+        intent: Intent = parse(completion.text, self.intent_type)
         if offered is not self.intents and type(intent) not in offered:
             names = ", ".join(intent_name(i) for i in offered)
             raise ParseError(
