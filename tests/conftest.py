@@ -1,4 +1,4 @@
-"""Shared fixtures: a store of each kind (memory, SQLite, the machine's PostgreSQL)."""
+"""Shared fixtures: a store of each kind (memory, SQLite, PostgreSQL: the given server or a throwaway one)."""
 
 from __future__ import annotations
 
@@ -9,29 +9,45 @@ from urllib.parse import quote
 
 import pytest
 
+from _postgres import DEBIAN_BINDIRS, server_bindir, throwaway_cluster
 from threadloom.store import MemoryStore, SQLiteStore, ThreadStore
 
 POSTGRES_ENV = "THREADLOOM_TEST_POSTGRES_URL"
 
 
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """A URL whose connections use a fresh schema of the test database, dropped afterwards."""
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """The URL of the session's PostgreSQL database: `THREADLOOM_TEST_POSTGRES_URL` when set, else a
+    throwaway cluster started from the machine's server binaries; skipped only without PostgreSQL."""
     url = os.environ.get(POSTGRES_ENV)
-    if not url:
-        reason = f"{POSTGRES_ENV} is not set: the PostgreSQL store tests need a server"
+    if url:
+        yield url
+        return
+    bindir = server_bindir()
+    if bindir is None:
+        reason = (
+            f"no PostgreSQL here: {POSTGRES_ENV} is not set and neither the PATH nor {DEBIAN_BINDIRS}"
+            " has initdb and pg_ctl to start a throwaway cluster"
+        )
         if os.environ.get("THREADLOOM_REQUIRE_POSTGRES") == "1":
             pytest.fail(reason + " (THREADLOOM_REQUIRE_POSTGRES=1)")
         pytest.skip(reason)
+    with throwaway_cluster(bindir) as url:
+        yield url
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> Iterator[str]:
+    """A URL whose connections use a fresh schema of the test database, dropped afterwards."""
     import psycopg
     from psycopg import sql
 
     schema = f"t_{secrets.token_hex(6)}"
-    with psycopg.connect(url, autocommit=True) as conn:
+    with psycopg.connect(postgres_server, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
-    separator = "&" if "?" in url else "?"
-    yield f"{url}{separator}options={quote(f'-csearch_path={schema}')}"
-    with psycopg.connect(url, autocommit=True) as conn:
+    separator = "&" if "?" in postgres_server else "?"
+    yield f"{postgres_server}{separator}options={quote(f'-csearch_path={schema}')}"
+    with psycopg.connect(postgres_server, autocommit=True) as conn:
         conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
 
 
