@@ -28,6 +28,7 @@ __all__ = ["NOTHING", "REPAIR_BUDGET", "Candidate", "Finder"]
 REPAIR_BUDGET = 4_000
 """Characters `json-repair` may read per answer: within it a repair takes tens of milliseconds."""
 _MAX_CANDIDATES = 32
+_MAX_LITERAL = 50_000
 _FENCE = re.compile(r"```[ \t]*[\w+-]*[ \t]*\n?(.*?)(?:```|$)", re.DOTALL)
 _BRACKET = re.compile(r"[{\[]")
 
@@ -153,7 +154,9 @@ def _strict(text: str, *, strict: bool = True) -> JsonValue:
 
 
 def _python_literal(text: str) -> JsonValue:
-    """A Python literal (`{'a': True}`) as JSON, read by `ast` at C speed, or `NOTHING`."""
+    """A Python literal (`{'a': True}`) as JSON, read by `ast`, or `NOTHING` (or when too long)."""
+    if len(text) > _MAX_LITERAL:
+        return NOTHING  # building the syntax tree costs about 0.4 ms per KB
     try:
         value = ast.literal_eval(text)
         return cast(JsonValue, json.loads(json.dumps(value)))
