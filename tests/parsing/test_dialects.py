@@ -78,3 +78,8 @@ def test_nothing_else_is_guessed_into_a_call(text: str) -> None:
 def test_several_calls_are_refused_with_the_names() -> None:
     with pytest.raises(ParseError, match="exactly one tool.*you called 2: configure, done_for_now"):
         parse("[configure(replicas=1), done_for_now(message='ok')]", Step)
+
+
+def test_a_call_of_a_tool_not_offered_says_which_name_was_wrong() -> None:
+    with pytest.raises(ParseError, match="unknown intent 'read_file'; \"intent\" must be one of: configure"):
+        parse('<tool_call>{"name": "read_file", "arguments": {"path": "a.py"}}</tool_call>', Step)

@@ -293,6 +293,8 @@ def _explain(exc: ValidationError, value: JsonValue, schema: Mapping[str, Any]) 
     intents = _intents(schema)
     if intents and isinstance(value, dict):
         named = value.get("intent")
+        if named is None and ("arguments" in value or "parameters" in value):
+            named = value.get("name")  # a tool call's shape, naming no offered tool
         if not isinstance(named, str) or norm(named) not in {norm(i) for i in intents}:
             return f'unknown intent {named!r}; "intent" must be one of: {", ".join(intents)}'
     problems: list[str] = []
