@@ -82,11 +82,14 @@ class ParseError(ThreadloomError, ValueError):
 
     Attributes:
         text: The raw model text that failed to parse.
+        cut_off: The text ended before the JSON (or tool call) it was writing did: an answer
+            that ran out of tokens, never to be taken as complete.
     """
 
-    def __init__(self, message: str, *, text: str = "") -> None:
+    def __init__(self, message: str, *, text: str = "", cut_off: bool = False) -> None:
         super().__init__(message)
         self.text = text
+        self.cut_off = cut_off
 
 
 class OverTokenBudget(ThreadloomError):

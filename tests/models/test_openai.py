@@ -325,7 +325,7 @@ async def test_not_exactly_one_call_becomes_a_model_error_and_the_agent_asks_aga
 
 
 async def test_broken_tool_arguments_go_to_the_tolerant_parser(provider: Provider, wire: Wire) -> None:
-    provider.replies.append(Reply(chat(calls=[("deploy_backend", "{'tag': 'v1.2.3', 'environment': 'production',")])))
+    provider.replies.append(Reply(chat(calls=[("deploy_backend", "{'tag': 'v1.2.3', 'environment': 'production',}")])))
     model, _ = provider.model(wire)
     agent = make_agent(model)
     intent = await agent.next_step(start())

@@ -3,7 +3,7 @@ from typing import Any
 import pytest
 from pydantic import JsonValue
 
-from threadloom._coerce import coerce, fits, norm, resolve
+from threadloom.parsing._coerce import coerce, fits, norm, resolve
 
 TAGGED: dict[str, Any] = {
     "anyOf": [

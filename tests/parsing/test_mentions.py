@@ -1,6 +1,6 @@
 import pytest
 
-from threadloom._mentions import choose, fold, literal_names
+from threadloom.parsing._mentions import choose, fold, literal_names
 
 NAMES = {"ONE": ["ONE"], "TWO": ["TWO"], "THREE": ["THREE"]}
 

@@ -211,6 +211,9 @@ def _as_object(value: JsonValue, properties: Mapping[str, Schema], defs: Schema)
         return value[0]
     if len(properties) == 1 and value is not None and not isinstance(value, dict | list):
         [(name, sub)] = properties.items()
+        const = resolve(sub, defs).get("const")
+        if name == "intent" and not (isinstance(value, str) and isinstance(const, str) and norm(value) == norm(const)):
+            return value  # text that only mentions an intent's name is no call of it
         if isinstance(value, int | float) or "string" not in _types(resolve(sub, defs)):
             return {name: value}  # 1214 where {"foo": int} is expected (not text: that is no object)
     return value

@@ -1,33 +1,32 @@
-"""Raw model text to a typed value, tolerantly (factor 4): the parser meets the model halfway.
+"""`parse` and `parse_json_schema`: from raw model text to a value that passed validation.
 
-The steps: find JSON candidates in the text (fenced blocks, each balanced `{...}` / `[...]`, the
-whole text), repair each with `json-repair` (trailing commas, single quotes, comments, unquoted
-keys, truncation), bend it toward the target's JSON Schema (`_coerce`), and validate with pydantic.
-The first candidate that validates wins. Anything else is a `ParseError` whose message tells the
-model, in a line or two, what to fix.
+The steps: find the candidates in the text (`_candidates`: fenced blocks, each balanced `{...}` /
+`[...]`, the whole text, repaired within a budget), and for an intent target the tool calls of
+open models' dialects (`_dialects`); bend each toward the target's JSON Schema (`_coerce`) and
+validate. The first candidate that validates wins, unless its text was cut off before it ended.
+Anything else is a `ParseError` whose message tells the model, in a line or two, what to fix.
 """
 
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any, TypeVar, cast, overload
 
-import json_repair
 from pydantic import JsonValue, TypeAdapter, ValidationError
 
+from ..exceptions import ParseError
+from ._candidates import NOTHING, Candidate, Finder
 from ._coerce import coerce, fits, member, norm, resolve
-from ._quotes import requote
-from .exceptions import ParseError
+from ._dialects import Call, as_call, read_calls, tools_of
+from ._scan import MAX_DEPTH, TooDeep
 
 __all__ = ["MAX_TEXT_LENGTH", "parse", "parse_json_schema"]
 
 T = TypeVar("T")
 MAX_TEXT_LENGTH = 200_000
 """Longer texts are refused rather than scanned: parsing must never hang."""
-_MAX_CANDIDATES = 32
-_FENCE = re.compile(r"```[ \t]*[\w+-]*[ \t]*\n?(.*?)(?:```|$)", re.DOTALL)
+_MAX_CALLS = 16
 _adapters: dict[Any, tuple[TypeAdapter[Any], dict[str, Any]]] = {}
 
 
@@ -86,18 +85,86 @@ def parse(text: str, type_: Any) -> Any:
 def _parse(text: str, adapter: TypeAdapter[Any], schema: dict[str, Any]) -> Any:
     if _is_plain_string(schema):
         return adapter.validate_python(text)  # a string target takes the text as it is
+    defs = cast(Mapping[str, Any], schema.get("$defs", {}))
+    finder = Finder()
+    candidates = _ordered(text, schema, defs, finder)
     errors: list[str] = []
     bare = text.strip()
-    for candidate in _candidates(text, schema):
-        value = coerce(candidate, schema, schema.get("$defs", {}))
+    for candidate in candidates:
+        value = coerce(candidate.value, schema, defs)
         try:
-            return adapter.validate_python(value)
+            result = adapter.validate_python(value)
         except ValidationError as exc:
-            if candidate != bare or not _wants_structure(schema):
+            if candidate.value != bare or not _wants_structure(schema):
                 errors.append(_explain(exc, value, schema))
+            continue
         except Exception as exc:  # a user validator that raised something odd
             errors.append(f"{type(exc).__name__}: {exc}")
-    raise ParseError(errors[0] if errors else _nothing_found(schema, text), text=text)
+            continue
+        if candidate.cut:
+            raise _cut_off(candidate.cut, text)
+        return result
+    raise _refusal(errors, candidates, finder, schema, text)
+
+
+def _ordered(text: str, schema: Mapping[str, Any], defs: Mapping[str, Any], finder: Finder) -> list[Candidate]:
+    """The candidates, a tool call of an offered intent first (read from any dialect).
+
+    Raises:
+        ParseError: The answer calls several tools, or nests too deep.
+    """
+    try:
+        found = finder.candidates(text, array=resolve(schema, defs).get("type") == "array")
+        tools = tools_of(schema, defs)
+        if not tools:
+            return found
+        calls = read_calls(text, tools, lambda snippet: _load_one(finder, snippet))
+    except TooDeep as exc:
+        raise ParseError(
+            f"the answer nests brackets more than {MAX_DEPTH} deep; answer with one flat JSON object", text=text
+        ) from exc
+    for candidate in found:
+        values = candidate.value if isinstance(candidate.value, list) else [candidate.value]
+        for value in values[:_MAX_CALLS]:
+            call = as_call(value, tools)
+            if call is not None:
+                calls.append(Call(call.name, call.arguments, candidate.cut))
+    distinct: list[Call] = []
+    for call in calls:
+        if all((call.name, call.arguments) != (c.name, c.arguments) for c in distinct):
+            distinct.append(call)
+    if len(distinct) > 1:
+        names = ", ".join(call.name for call in distinct)
+        raise ParseError(f"call exactly one tool per answer; you called {len(distinct)}: {names}", text=text)
+    if distinct and distinct[0].cut:
+        raise _cut_off(distinct[0].cut, text)
+    return [Candidate(distinct[0].intent()), *found] if distinct else found
+
+
+def _load_one(finder: Finder, snippet: str) -> tuple[JsonValue, str | None] | None:
+    values = finder.load(snippet)
+    return (values[0], finder.cut(snippet)) if values else None
+
+
+def _cut_off(where: str, text: str) -> ParseError:
+    return ParseError(
+        f"your answer was cut off ({where}) before it ended; answer again with the whole JSON object, shorter if need be",
+        text=text,
+        cut_off=True,
+    )
+
+
+def _refusal(
+    errors: list[str], candidates: list[Candidate], finder: Finder, schema: Mapping[str, Any], text: str
+) -> ParseError:
+    """The error for an answer no candidate of which validated."""
+    cut = next((c.cut for c in candidates if c.cut and c.snippet and isinstance(c.value, dict)), finder.cut_unread)
+    if cut is not None:
+        return _cut_off(cut, text)
+    if not errors and finder.too_long:
+        message = f"the JSON in the answer is broken and too long to repair ({finder.too_long:,} characters); answer with valid JSON"
+        return ParseError(message, text=text)
+    return ParseError(errors[0] if errors else _nothing_found(schema, text), text=text)
 
 
 def _wants_structure(schema: Mapping[str, Any]) -> bool:
@@ -121,18 +188,24 @@ def parse_json_schema(text: str, schema: Mapping[str, Any]) -> JsonValue:
         root = resolve(schema, defs)
         if _is_plain_string(root) and fits(text, root, defs):
             return text
+        finder = Finder()
         if not root:
-            whole = _load_whole(text)  # any JSON goes: json-repair's reading of the whole text
-            if whole is not _NOTHING:
+            whole = _load_whole(text, finder)  # any JSON goes: the whole text, repaired
+            if whole is not NOTHING:
                 return whole
-        for candidate in _candidates(text, root):
-            value = coerce(candidate, root, defs)
+        candidates = _ordered(text, root, defs, finder)
+        for candidate in candidates:
+            value = coerce(candidate.value, root, defs)
             if fits(value, root, defs):
+                if candidate.cut:
+                    raise _cut_off(candidate.cut, text)
                 return value
-        message = _nothing_found(root, text)
+        error = _refusal([], candidates, finder, root, text)
+    except ParseError:
+        raise
     except Exception as exc:  # a schema we do not understand, or a bug: still only ParseError
         raise ParseError(f"could not read the answer ({type(exc).__name__}: {exc})", text=text) from exc
-    raise ParseError(message, text=text)
+    raise error
 
 
 def _text(text: object) -> str:
@@ -166,107 +239,27 @@ def _is_plain_string(schema: Mapping[str, Any]) -> bool:
     return schema.get("type") == "string" and not any(k in schema for k in ("enum", "const", "anyOf", "oneOf"))
 
 
-_NOTHING: Any = object()
-
-
-def _load_whole(text: str, *, repair: bool = True) -> Any:
-    """The whole text as JSON (repaired if need be), or `_NOTHING`."""
+def _load_whole(text: str, finder: Finder) -> Any:
+    """The whole text as JSON (repaired within the budget, and only if not cut off), or `NOTHING`."""
     try:
         return json.loads(text)
     except ValueError:
-        if not repair:
-            return _NOTHING
+        pass
+    except RecursionError:
+        return NOTHING
+    if len(text) > finder.budget:
+        return NOTHING  # past the budget: left to the candidates' cheap readings
     try:
-        value = json_repair.loads(text)
-    except Exception:  # json-repair gave up
-        return _NOTHING
-    return _NOTHING if value == "" else value
+        if finder.cut(text) is not None:
+            return NOTHING  # left to the candidates, which say why it is refused
+    except TooDeep:
+        return NOTHING
+    value = finder.repair(text)
+    return NOTHING if value == "" else value
 
 
 def _branches(schema: Mapping[str, Any]) -> list[Any] | None:
     return schema.get("anyOf") or schema.get("oneOf")
-
-
-def _candidates(text: str, schema: Mapping[str, Any]) -> list[JsonValue]:
-    """JSON values found in the text, most likely first, each once; the bare text last."""
-    seen: list[JsonValue] = []
-    stripped = text.strip()
-    whole = _load_whole(stripped, repair=False) if stripped[:1] not in ("{", "[", "") else _NOTHING
-    if whole is not _NOTHING and not isinstance(whole, str):
-        seen.append(whole)  # 42, true, null: the whole answer is one JSON scalar
-    requoted = requote(text)
-    for source in (requoted, text) if requoted != text else (text,):
-        for snippet in _snippets(source):
-            for value in _load(snippet):
-                if value not in seen and len(seen) < _MAX_CANDIDATES:
-                    seen.append(value)
-    objects = [v for v in seen if isinstance(v, dict)]
-    if schema.get("type") == "array" and len(objects) > 1:
-        seen.insert(0, cast(JsonValue, objects))  # several top-level objects where a list is asked for
-    if stripped and stripped not in seen:
-        seen.append(stripped)  # the bare text, for scalars, enums and literals
-    return seen
-
-
-def _snippets(text: str) -> Iterator[str]:
-    for match in _FENCE.finditer(text):
-        if match.group(1).strip():
-            yield match.group(1)
-    yield from _balanced(text)
-    yield text
-
-
-def _balanced(text: str) -> Iterator[str]:
-    """Each top-level `{...}` or `[...]` in the text (an unclosed one runs to the end)."""
-    i, n, count = 0, len(text), 0
-    while i < n and count < _MAX_CANDIDATES:
-        if text[i] not in "{[":
-            i += 1
-            continue
-        end = _match_close(text, i)
-        yield text[i:end]
-        count += 1
-        i = max(end, i + 1)
-
-
-def _match_close(text: str, start: int) -> int:
-    depth, quote, i = 0, "", start
-    while i < len(text):
-        char = text[i]
-        if quote:
-            if char == "\\":
-                i += 1
-            elif char == quote:
-                quote = ""
-        elif char in "\"'" and (char == '"' or not text[i - 1].isalnum()):
-            quote = char
-        elif char in "{[":
-            depth += 1
-        elif char in "}]":
-            depth -= 1
-            if depth == 0:
-                return i + 1
-        i += 1
-    return len(text)
-
-
-def _load(snippet: str) -> list[JsonValue]:
-    snippet = snippet.strip()
-    if not snippet or snippet[0] not in "{[\"'":
-        return []
-    try:
-        return [cast(JsonValue, json.loads(snippet))]
-    except ValueError:
-        pass
-    try:
-        repaired = cast(JsonValue, json_repair.loads(snippet))
-    except Exception:  # json-repair gave up on this snippet: not a candidate
-        return []
-    if repaired == "" or repaired is None:
-        return []
-    if isinstance(repaired, list) and snippet.startswith("{"):
-        return cast(list[JsonValue], repaired)  # several objects in a row: each is a candidate
-    return [repaired]
 
 
 def _intents(schema: Mapping[str, Any]) -> list[str]:
@@ -300,6 +293,8 @@ def _explain(exc: ValidationError, value: JsonValue, schema: Mapping[str, Any]) 
     intents = _intents(schema)
     if intents and isinstance(value, dict):
         named = value.get("intent")
+        if named is None and ("arguments" in value or "parameters" in value):
+            named = value.get("name")  # a tool call's shape, naming no offered tool
         if not isinstance(named, str) or norm(named) not in {norm(i) for i in intents}:
             return f'unknown intent {named!r}; "intent" must be one of: {", ".join(intents)}'
     problems: list[str] = []

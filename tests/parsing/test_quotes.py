@@ -1,6 +1,6 @@
 import json
 
-from threadloom._quotes import requote
+from threadloom.parsing._quotes import requote
 
 FENCE = "`" * 3
 

@@ -1,7 +1,7 @@
 import pytest
 from pydantic import JsonValue
 
-from threadloom._constraints import asserts_hold
+from threadloom.parsing._constraints import asserts_hold
 
 
 @pytest.mark.parametrize(

@@ -15,6 +15,8 @@ import textwrap
 __all__ = ["requote"]
 
 _CLOSER_AHEAD = re.compile(r"[ \t]*(?:[,}\]\n]|$)")
+_INTERESTING = re.compile(r'["{}\[\]`]')
+_MAX_TRIES = 64
 
 
 def requote(text: str) -> str:
@@ -22,26 +24,33 @@ def requote(text: str) -> str:
     if "`" not in text and '"""' not in text:
         return text
     out: list[str] = []
-    i, depth, n = 0, 0, len(text)
-    while i < n:
-        char = text[i]
-        if char == '"' and not text.startswith('"""', i):
-            end = _string_end(text, i)
-            out.append(text[i:end])
+    i, depth, tries = 0, 0, 0
+    while (match := _INTERESTING.search(text, i)) is not None:
+        j = match.start()
+        out.append(text[i:j])
+        char = text[j]
+        if char == '"' and not text.startswith('"""', j):
+            end = _string_end(text, j)
+            out.append(text[j:end])
             i = end
             continue
         if char in "{[":
             depth += 1
         elif char in "}]":
             depth = max(depth - 1, 0)
-        if depth and char in '`"' and _value_position(out):
-            found = _quoted_value(text, i)
+        elif tries >= _MAX_TRIES:
+            out.append(text[j:])  # no conversion is left to try: the rest stays as it is
+            return "".join(out)
+        elif depth:
+            tries += 1  # each try may read ahead to the text's end: a bounded number of them
+            found = _quoted_value(text, j) if _value_position(out) else None
             if found is not None:
                 value, i = found
                 out.append(json.dumps(value, ensure_ascii=False))
                 continue
         out.append(char)
-        i += 1
+        i = j + 1
+    out.append(text[i:])
     return "".join(out)
 
 
@@ -90,8 +99,8 @@ def _quoted_value(text: str, start: int) -> tuple[str, int] | None:
 def _find_closer(text: str, quote: str, start: int) -> int:
     """The first `quote` after `start` that a value's end follows (`,`, `}`, `]`, a newline, the end)."""
     at = text.find(quote, start)
-    while at != -1:
-        if _CLOSER_AHEAD.match(text, at + len(quote)):
+    for _ in range(_MAX_TRIES):
+        if at == -1 or _CLOSER_AHEAD.match(text, at + len(quote)):
             return at
         at = text.find(quote, at + 1)
     return -1
