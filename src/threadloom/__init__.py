@@ -4,7 +4,10 @@ The thread of typed events is the only state; the model picks the next step as a
 loop is plain code with a per-tool policy. See docs/ for one page per factor.
 """
 
+from importlib import metadata as _metadata
+
 from .agent import Agent
+from .context import Context
 from .events import Event
 from .exceptions import (
     AlreadyDelivered,
@@ -28,7 +31,7 @@ from .exceptions import (
     UserError,
     VersionConflict,
 )
-from .intents import DoneForNow, Intent, RequestHumanInput, RequestMoreInformation, Tool, tool
+from .intents import DoneForNow, Intent, RequestHumanInput, RequestMoreInformation, Tool, WaitUntil, tool
 from .messages import Message
 from .parsing import parse
 from .runtime import Runtime
@@ -36,16 +39,17 @@ from .state import RunnableCall, Status, ThreadState
 from .thread import EventLog, Thread
 from .worker import Worker
 
+try:
+    __version__ = _metadata.version("threadloom")
+    """The installed distribution's version."""
+except _metadata.PackageNotFoundError:  # pragma: no cover - run from a source tree that was never installed
+    __version__ = "0+unknown"
+
 __all__ = [
-    "Refused",
-    "RateLimited",
-    "ProviderError",
-    "ModelTimeout",
-    "ModelHTTPError",
-    "ContextWindowExceeded",
     "Agent",
     "AlreadyDelivered",
-    "OverTokenBudget",
+    "Context",
+    "ContextWindowExceeded",
     "DoneForNow",
     "Event",
     "EventLog",
@@ -54,7 +58,13 @@ __all__ = [
     "LeaseLost",
     "Message",
     "ModelError",
+    "ModelHTTPError",
+    "ModelTimeout",
+    "OverTokenBudget",
     "ParseError",
+    "ProviderError",
+    "RateLimited",
+    "Refused",
     "RequestHumanInput",
     "RequestMoreInformation",
     "RunnableCall",
@@ -71,7 +81,9 @@ __all__ = [
     "ToolRetry",
     "UserError",
     "VersionConflict",
+    "WaitUntil",
     "Worker",
+    "__version__",
     "parse",
     "tool",
 ]
