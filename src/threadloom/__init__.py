@@ -4,6 +4,8 @@ The thread of typed events is the only state; the model picks the next step as a
 loop is plain code with a per-tool policy. See docs/ for one page per factor.
 """
 
+from importlib import metadata as _metadata
+
 from .agent import Agent
 from .context import Message
 from .events import Event, EventLog, Thread
@@ -34,6 +36,12 @@ from .parsing import parse
 from .runtime import Runtime
 from .state import RunnableCall, Status, ThreadState
 from .worker import Worker
+
+try:
+    __version__ = _metadata.version("threadloom")
+    """The installed distribution's version."""
+except _metadata.PackageNotFoundError:  # pragma: no cover - run from a source tree that was never installed
+    __version__ = "0+unknown"
 
 __all__ = [
     "Refused",
