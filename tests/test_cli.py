@@ -161,3 +161,10 @@ def test_an_unreadable_thread_is_named_with_its_event_when_the_error_knows_it() 
     assert decode_problem(ValueError("Invalid isoformat string: 'x'")) == "ValueError: Invalid isoformat string: 'x'"
     whole = ThreadDecodeError("thread 'th_1', event 'ev_2': bad JSON")
     assert unreadable("th_1", whole) == "thread 'th_1', event 'ev_2': bad JSON"
+
+
+def test_a_store_url_of_no_known_kind_is_misuse_and_its_password_is_never_printed() -> None:
+    result = CliRunner().invoke(app, ["threads", "ls", "--store", "mysql://app:s3cret@db/app"])
+    assert result.exit_code == 2
+    assert "s3cret" not in result.output and "mysql://app:***@db/app" in result.stderr
+    assert result.stderr.count("\n") == 1

@@ -171,3 +171,27 @@ def _wait_until(url: str, thread_id: str, done: Callable[[Thread], bool], timeou
         assert time.monotonic() < deadline, thread.to_json()
         time.sleep(0.05)
     return thread
+
+
+def test_reject_respond_fork_and_the_listing_options(url: str) -> None:
+    rejected, asked = launch(url), launch(url, '{"intent": "request_human_input", "question": "Card or credit?"}')
+    out = cli("threads", "reject", rejected.id, "--feedback", "use store credit", "--store", url)
+    assert out.returncode == 0 and f"thread {rejected.id} is ready" in out.stdout, out.stderr
+    out = cli("threads", "respond", asked.id, "yes, go ahead", "--key", "answer-1", "--store", url)
+    assert out.returncode == 0 and f"thread {asked.id} is ready" in out.stdout, out.stderr
+    forked = cli("threads", "fork", rejected.id, "--at", rejected.events[0].id, "--store", url).stdout.strip()
+    assert get(url, forked).metadata["forked_from"] == rejected.id
+
+    def listed(*options: str) -> list[str]:
+        done = cli("threads", "ls", "--json", *options, "--store", url)
+        assert done.returncode == 0, done.stderr
+        return [json.loads(line)["thread_id"] for line in done.stdout.splitlines()]
+
+    assert listed() == [forked, asked.id, rejected.id]
+    assert listed("--limit", "1") == [forked] and listed("--all") == listed()
+    assert listed("--status", "ready", "--agent", "support") == [forked, asked.id, rejected.id]
+    assert listed("--agent", "nobody") == []
+    shown = cli("threads", "show", rejected.id, "--verbose", "--show-secrets", "--store", url)
+    assert shown.returncode == 0 and '"feedback": "use store credit"' in shown.stdout
+    version = cli("--version")
+    assert version.returncode == 0 and version.stdout.startswith("threadloom 0.")

@@ -8,9 +8,9 @@ import json
 import os
 import shlex
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar, cast
 from urllib.parse import urlsplit, urlunsplit
 
 try:
@@ -24,7 +24,7 @@ from pydantic import JsonValue
 
 from ..agent import Agent
 from ..events import Thread
-from ..exceptions import ThreadDecodeError, ThreadloomError, ThreadNotFound
+from ..exceptions import ThreadDecodeError, ThreadloomError, ThreadNotFound, UserError
 from ..runtime import Runtime
 from ..store import DEFAULT_URL
 
@@ -40,6 +40,7 @@ __all__ = [
     "decode_problem",
     "existing_store",
     "fail",
+    "hide_password",
     "load",
     "load_agents",
     "run",
@@ -48,6 +49,7 @@ __all__ = [
     "status_line",
     "threads",
     "unreadable",
+    "with_parameters",
     "write_json",
 ]
 
@@ -153,8 +155,29 @@ def run(store: str, agents: list[Agent], work: Callable[[Runtime], Awaitable[_T]
 
     try:
         return asyncio.run(main())
+    except UserError as exc:  # misuse: an edit that does not fit the tool, a store URL of no known kind, ...
+        fail(hide_password(store, with_parameters(exc)), code=2)
     except ThreadloomError as exc:
-        fail(str(exc))
+        fail(hide_password(store, str(exc)))
+
+
+def with_parameters(exc: UserError) -> str:
+    """The error's message, and the tool's parameters where the error lists them (`parameters`)."""
+    # The Runtime's check of approval edits, or `check_edits`', attaches them, unless its message has them.
+    parameters: object = getattr(exc, "parameters", None)
+    names = [str(p) for p in cast("Sequence[object]", parameters)] if isinstance(parameters, list | tuple) else []
+    if names and not all(name in str(exc) for name in names):
+        return f"{exc}; parameters: {', '.join(names)}"
+    return str(exc)
+
+
+def hide_password(url: str, text: str) -> str:
+    """`text` with the store URL's password, wherever it appears, replaced by `***`."""
+    try:
+        password = urlsplit(url).password
+    except ValueError:  # not a URL urllib can split: nothing to find in it
+        return text
+    return text.replace(password, "***") if password else text
 
 
 async def load(runtime: Runtime, thread_id: str) -> Thread:

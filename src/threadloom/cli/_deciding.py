@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
-from typing import Annotated, cast
+from collections.abc import Mapping
+from typing import Annotated
 
 import typer
 from pydantic import JsonValue, ValidationError
@@ -15,7 +15,7 @@ from ..exceptions import ThreadloomError, UserError
 from ..runtime import Runtime
 from ..state import TOOL_CALL
 from ..store import DEFAULT_URL
-from ._app import KeyOption, OptionalAgentsOption, StoreOption, fail, load, load_agents, run, say, status_line
+from ._app import KeyOption, OptionalAgentsOption, StoreOption, load, load_agents, run, say, status_line
 
 __all__ = ["approve", "cancel", "check_edits", "fork", "reject", "respond", "send_event"]
 
@@ -50,24 +50,17 @@ def approve(
     edits = _edits(edit or [])
     loaded = load_agents(agents or [])
 
-    async def work(runtime: Runtime) -> Thread | UserError:
+    async def work(runtime: Runtime) -> Thread:
         if key is not None and await _delivered(runtime, key):
             return await load(runtime, thread_id)
         thread = await load(runtime, thread_id)
         pending = call_id or _pending(thread)
-        try:
-            if edits:
-                agent = runtime.agents.get(str(thread.metadata.get("agent")))
-                if agent is not None:
-                    check_edits(agent, thread, pending, edits)
-            return await runtime.approve(thread_id, pending, edits or None, idempotency_key=key)
-        except UserError as exc:  # edits that do not fit the tool: the approver's mistake
-            return exc
+        agent = runtime.agents.get(str(thread.metadata.get("agent")))
+        if edits and agent is not None:
+            check_edits(agent, thread, pending, edits)  # a UserError: exit 2, nothing recorded
+        return await runtime.approve(thread_id, pending, edits or None, idempotency_key=key)
 
-    decided = run(store, loaded, work)
-    if isinstance(decided, UserError):
-        fail(_with_parameters(decided), code=2)
-    status_line(decided)
+    status_line(run(store, loaded, work))
 
 
 def check_edits(agent: Agent, thread: Thread, call_id: str, edits: Mapping[str, JsonValue]) -> None:
@@ -97,7 +90,7 @@ def check_edits(agent: Agent, thread: Thread, call_id: str, edits: Mapping[str, 
             problem = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
     if problem is not None:
         error = UserError(f"edits to {tool.name!r} do not fit its parameters: {problem}")
-        error.parameters = parameters  # pyright: ignore[reportAttributeAccessIssue] - read by _with_parameters
+        error.parameters = parameters  # pyright: ignore[reportAttributeAccessIssue] - read by with_parameters
         raise error
 
 
@@ -106,15 +99,6 @@ def _type_name(annotation: object) -> str:
     if isinstance(name, str) and not getattr(annotation, "__args__", None):
         return name
     return repr(annotation).replace("typing.", "")
-
-
-def _with_parameters(exc: UserError) -> str:
-    # The listing comes from the error (the Runtime's, or `check_edits`'), unless its message has it already.
-    parameters: object = getattr(exc, "parameters", None)
-    names = [str(p) for p in cast("Sequence[object]", parameters)] if isinstance(parameters, list | tuple) else []
-    if names and not all(name in str(exc) for name in names):
-        return f"{exc}; parameters: {', '.join(names)}"
-    return str(exc)
 
 
 def reject(

@@ -14,7 +14,7 @@ from ..exceptions import ThreadloomError
 from ..runtime import Runtime
 from ..store import DEFAULT_URL
 from ..worker import Worker
-from ._app import AgentsOption, StoreOption, fail, load_agents, say, shown
+from ._app import AgentsOption, StoreOption, fail, hide_password, load_agents, say, shown
 
 __all__ = ["JsonFormatter", "configure_logging", "worker"]
 
@@ -92,5 +92,5 @@ def worker(
             on_ready=ready
         )
     except ThreadloomError as exc:  # the store cannot be opened: say so in one line
-        fail(str(exc))
+        fail(hide_password(store, str(exc)))
     log.info("worker stopped: every run ended and its thread released", extra={"store": where})
