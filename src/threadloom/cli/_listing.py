@@ -5,14 +5,14 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, get_args
 
 import typer
 from pydantic import JsonValue
 from rich.table import Table
 from rich.text import Text
 
-from ..exceptions import ThreadDecodeError, ThreadNotFound
+from ..exceptions import ThreadDecodeError
 from ..runtime import Runtime
 from ..state import Status
 from ..store import DEFAULT_URL, ThreadSummary
@@ -20,7 +20,7 @@ from ._app import STATUS_STYLES, StoreOption, console, decode_problem, run, writ
 
 __all__ = ["Row", "list_threads", "rows"]
 
-_STATUSES = ("ready", "waiting_approval", "waiting_human", "sleeping", "done", "failed")
+_STATUSES: tuple[str, ...] = get_args(Status)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,8 +71,6 @@ async def rows(
 async def _row(runtime: Runtime, summary: ThreadSummary) -> Row:
     try:
         thread = await runtime.get(summary.thread_id)
-    except ThreadNotFound:
-        return Row(summary, None, "deleted while listing")
     except (ThreadDecodeError, ValueError, TypeError) as exc:
         return Row(summary, None, decode_problem(exc))
     if thread.waiting_reason is not None:
