@@ -70,3 +70,8 @@ def test_any_bracketed_text_is_shown_as_it_is(url: str, text: str) -> None:
     shown = invoke("threads", "show", thread.id)
     assert f"is waiting_human: {text}" in shown
     assert text in invoke("threads", "ls", "--limit", "1")
+
+
+def test_a_bad_option_value_with_markup_is_shown_as_written(url: str) -> None:
+    result = CliRunner().invoke(app, ["threads", "approve", "th_1", "--edit", "[/bold][link]x"])
+    assert result.exit_code == 2 and "got '[/bold][link]x'" in result.output
