@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, get_args
+from typing import Annotated, cast, get_args
 
 import typer
 from pydantic import JsonValue
@@ -95,11 +95,12 @@ def list_threads(
     """List threads, most recently updated first, with what each waits for."""
     if status is not None and status not in _STATUSES:
         raise typer.BadParameter(f"status must be one of {', '.join(_STATUSES)}", param_hint="--status")
+    wanted = cast("Status | None", status)  # one of Status's values, checked above
     after = updated_after if updated_after is None or updated_after.tzinfo else updated_after.replace(tzinfo=UTC)
     shown, total = run(
         store,
         [],
-        lambda r: rows(r, status=status, agent=agent, updated_after=after, limit=None if all_ else limit),
+        lambda r: rows(r, status=wanted, agent=agent, updated_after=after, limit=None if all_ else limit),
     )
     more = f"{len(shown)} of {total} threads; --limit N or --all for more" if len(shown) < total else None
     if as_json:
