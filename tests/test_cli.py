@@ -1,18 +1,17 @@
 """The `threadloom threads` commands on a real SQLite file: decide, answer, fork, list, with idempotency keys."""
 
-import asyncio
 import sys
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-from threadloom import Agent, Event, Runtime, Thread
+import threadloom
+from cli_support import data_of, get, launch
+from threadloom import ThreadDecodeError
 from threadloom.cli import app
-from threadloom.models import ScriptedModel
 
 WORKERS = Path(__file__).parent / "workers"
-DEPLOY = '{"intent": "deploy_backend", "tag": "v1.2.3", "environment": "production"}'
 ASK = '{"intent": "request_human_input", "question": "Which environment?"}'
 
 
@@ -26,80 +25,85 @@ def url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     return url
 
 
-def threadloom(*args: str) -> str:
+def invoke(*args: str) -> str:
     result = CliRunner().invoke(app, list(args))
     assert result.exit_code == 0, result.output
-    return result.output
-
-
-def _launch(url: str, *outputs: str) -> Thread:
-    from deploy_agent import deploy_backend  # pyright: ignore[reportMissingImports, reportUnknownVariableType]
-
-    async def main() -> Thread:
-        agent = Agent(name="deploy_bot", model=ScriptedModel(list(outputs)), tools=[deploy_backend])  # pyright: ignore[reportUnknownArgumentType]
-        async with Runtime(store=url, agents=[agent]) as runtime:
-            thread_id = await runtime.launch("deploy_bot", Event("slack_message", {"text": "deploy"}))
-            await runtime.run_until_idle()
-            return await runtime.get(thread_id)
-
-    return asyncio.run(main())
-
-
-def _get(url: str, thread_id: str) -> Thread:
-    async def main() -> Thread:
-        async with Runtime(store=url) as runtime:
-            return await runtime.get(thread_id)
-
-    return asyncio.run(main())
+    return result.stdout
 
 
 def test_approve_with_edits_and_a_key_decides_once(url: str) -> None:
-    thread = _launch(url, DEPLOY)
+    thread = launch(url)
     assert thread.status == "waiting_approval"
-    out = threadloom("threads", "approve", thread.id, "--edit", "environment=staging", "--key", "click-1")
+    out = invoke("threads", "approve", thread.id, "--edit", "amount_cents=100", "--key", "click-1")
     assert f"thread {thread.id} is ready" in out
-    assert f"thread {thread.id} is ready" in threadloom("threads", "approve", thread.id, "--key", "click-1")
-    approved = _get(url, thread.id)
+    assert f"thread {thread.id} is ready" in invoke("threads", "approve", thread.id, "--key", "click-1")
+    approved = get(url, thread.id)
     [approval] = [e for e in approved.events if e.type == "approval"]
-    assert approval.data == {"call_id": thread.events[1].id, "approved": True, "edits": {"environment": "staging"}}
+    assert approval.data == {"call_id": thread.events[1].id, "approved": True, "edits": {"amount_cents": 100}}
 
 
 def test_reject_sends_feedback(url: str) -> None:
-    thread = _launch(url, DEPLOY)
-    assert "is ready" in threadloom("threads", "reject", thread.id, "--feedback", "use staging first")
-    assert _get(url, thread.id).events[-1].data == {
+    thread = launch(url)
+    assert "is ready" in invoke("threads", "reject", thread.id, "--feedback", "use store credit")
+    assert get(url, thread.id).events[-1].data == {
         "call_id": thread.events[1].id,
         "approved": False,
-        "feedback": "use staging first",
+        "feedback": "use store credit",
     }
 
 
 def test_respond_answers_the_pending_request(url: str) -> None:
-    thread = _launch(url, ASK)
+    thread = launch(url, ASK)
     assert thread.status == "waiting_human"
-    assert "is ready" in threadloom("threads", "respond", thread.id, "staging", "--key", "answer-1")
-    assert "is ready" in threadloom("threads", "respond", thread.id, "staging", "--key", "answer-1")
-    assert [e.type for e in _get(url, thread.id).events].count("human_response") == 1
+    assert "is ready" in invoke("threads", "respond", thread.id, "staging", "--key", "answer-1")
+    assert "is ready" in invoke("threads", "respond", thread.id, "staging", "--key", "answer-1")
+    assert [e.type for e in get(url, thread.id).events].count("human_response") == 1
 
 
 def test_fork_and_list_by_status_and_agent(url: str) -> None:
-    thread = _launch(url, DEPLOY)
-    fork_id = threadloom("threads", "fork", thread.id, "--at", thread.events[0].id).strip()
-    assert _get(url, fork_id).metadata["forked_from"] == thread.id
-    ready = threadloom("threads", "ls", "--status", "ready", "--agent", "deploy_bot")
+    thread = launch(url)
+    fork_id = invoke("threads", "fork", thread.id, "--at", thread.events[0].id).strip()
+    assert get(url, fork_id).metadata["forked_from"] == thread.id
+    ready = invoke("threads", "ls", "--status", "ready", "--agent", "support")
     assert fork_id in ready and thread.id not in ready
-    assert threadloom("threads", "ls", "--agent", "nobody").count("th_") == 0
-    assert threadloom("threads", "ls", "--updated-after", "2000-01-01T00:00:00").count("th_") == 2
-    assert threadloom("threads", "ls", "--updated-after", "2999-01-01T00:00:00+00:00").count("th_") == 0
+    assert invoke("threads", "ls", "--agent", "nobody").count("th_") == 0
+    assert invoke("threads", "ls", "--updated-after", "2000-01-01T00:00:00").count("th_") == 2
+    assert invoke("threads", "ls", "--updated-after", "2999-01-01T00:00:00+00:00").count("th_") == 0
 
 
-def test_mistakes_are_one_line(url: str) -> None:
-    thread = _launch(url, DEPLOY)
+def test_mistakes_are_one_line_on_stderr(url: str) -> None:
+    thread = launch(url)
     answered = CliRunner().invoke(app, ["threads", "respond", thread.id, "yes"])
-    assert answered.exit_code == 1
-    assert answered.output.startswith(f"error: cannot respond to {thread.events[1].id!r} in thread {thread.id!r}")
-    assert answered.output.count("\n") == 1  # one line, no traceback
+    assert answered.exit_code == 1 and answered.stdout == ""
+    assert answered.stderr.startswith(f"error: cannot respond to {thread.events[1].id!r} in thread {thread.id!r}")
+    assert answered.stderr.count("\n") == 1  # one line, no traceback
     assert CliRunner().invoke(app, ["threads", "ls", "--status", "sleepy"]).exit_code == 2
+    missing = CliRunner().invoke(app, ["threads", "show", "th_nope"])
+    assert (missing.exit_code, missing.stderr) == (1, "error: no thread 'th_nope' in the store\n")
+
+
+def test_an_edit_is_checked_against_the_tool_when_the_agents_are_given(url: str) -> None:
+    thread = launch(url)
+    refused = CliRunner().invoke(
+        app, ["threads", "approve", thread.id, "--edit", "amount=100", "--agents", "cli_support:agent"]
+    )
+    assert refused.exit_code == 2
+    assert refused.stderr == (
+        "error: edits to 'refund' do not fit its parameters: no parameter 'amount'; "
+        "parameters: order_id: str, amount_cents: int\n"
+    )
+    assert get(url, thread.id).events == thread.events
+    invoke("threads", "approve", thread.id, "--edit", "amount_cents=100", "--agents", "cli_support:agent")
+    assert data_of(get(url, thread.id), "approval") == {
+        "call_id": thread.events[1].id,
+        "approved": True,
+        "edits": {"amount_cents": 100},
+    }
+
+
+def test_version() -> None:
+    assert threadloom.__version__ == "0.1.0"
+    assert invoke("--version") == f"threadloom {threadloom.__version__}\n"
 
 
 def test_worker_needs_importable_agents(url: str) -> None:
@@ -108,14 +112,59 @@ def test_worker_needs_importable_agents(url: str) -> None:
 
 
 def test_the_worker_never_prints_the_store_password() -> None:
-    from threadloom.cli import _shown  # pyright: ignore[reportPrivateUsage]
+    from threadloom.cli._app import shown
 
-    assert _shown("postgresql://app:s3cret@db/app?sslmode=require") == "postgresql://app:***@db/app?sslmode=require"
-    assert _shown("sqlite:///threadloom.db") == "sqlite:///threadloom.db"
+    assert shown("postgresql://app:s3cret@db/app?sslmode=require") == "postgresql://app:***@db/app?sslmode=require"
+    assert shown("sqlite:///threadloom.db") == "sqlite:///threadloom.db"
 
 
 def test_a_worker_whose_store_cannot_open_says_so_in_one_line(url: str, tmp_path: Path) -> None:
     store = f"sqlite:///{tmp_path}/no-such-dir/threads.db"
     result = CliRunner().invoke(app, ["worker", "--store", store, "--agents", "deploy_agent:agent"])
     assert result.exit_code == 1
-    assert result.output.splitlines()[-1].startswith("error: cannot open SQLite store")
+    assert result.stderr.splitlines()[-1].startswith("error: cannot open SQLite store")
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["threads", "ls"],
+        ["threads", "show", "th_1"],
+        ["threads", "render", "th_1", "--agents", "cli_support:agent"],
+        ["threads", "approve", "th_1"],
+        ["threads", "cancel", "th_1"],
+        ["threads", "send-event", "th_1", "ticket_note"],
+    ],
+)
+def test_a_command_on_a_store_that_is_not_there_refuses_and_creates_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: list[str]
+) -> None:
+    monkeypatch.delenv("THREADLOOM_STORE", raising=False)
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, command)
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"error: no SQLite store at {tmp_path}/threadloom.db (sqlite:///threadloom.db); "
+        "pass --store or set THREADLOOM_STORE\n"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_unreadable_thread_is_named_with_its_event_when_the_error_knows_it() -> None:
+    from threadloom.cli._app import decode_problem, unreadable
+
+    named = ThreadDecodeError("bad JSON in the data: Expecting value")
+    named.event_id = "ev_2"  # pyright: ignore[reportAttributeAccessIssue] - as the store's error carries it
+    assert (
+        unreadable("th_1", named) == "thread 'th_1' cannot be read: event 'ev_2': bad JSON in the data: Expecting value"
+    )
+    assert decode_problem(ValueError("Invalid isoformat string: 'x'")) == "ValueError: Invalid isoformat string: 'x'"
+    whole = ThreadDecodeError("thread 'th_1', event 'ev_2': bad JSON")
+    assert unreadable("th_1", whole) == "thread 'th_1', event 'ev_2': bad JSON"
+
+
+def test_a_store_url_of_no_known_kind_is_misuse_and_its_password_is_never_printed() -> None:
+    result = CliRunner().invoke(app, ["threads", "ls", "--store", "mysql://app:s3cret@db/app"])
+    assert result.exit_code == 2
+    assert "s3cret" not in result.output and "mysql://app:***@db/app" in result.stderr
+    assert result.stderr.count("\n") == 1

@@ -119,4 +119,8 @@ def test_cli_errors_are_one_line(tmp_path: Path) -> None:
     done = subprocess.run(
         [*CLI, "threads", "show", "th_nope", "--store", store], capture_output=True, text=True, env=_env()
     )
-    assert done.returncode == 1 and done.stdout.strip() == "error: no thread 'th_nope' in the store"
+    assert done.returncode == 1 and done.stdout == ""  # errors go to stderr; a store that is not there is refused
+    assert (
+        done.stderr.strip()
+        == f"error: no SQLite store at {tmp_path}/t.db ({store}); pass --store or set THREADLOOM_STORE"
+    )

@@ -1,0 +1,62 @@
+"""The `threadloom` command: run workers and look after threads from a shell (extra `cli`).
+
+    threadloom worker --agents examples.deploy_bot:build_agent
+    threadloom threads ls --status waiting_approval
+    threadloom threads show TH_ID
+    threadloom threads approve TH_ID
+    threadloom threads respond TH_ID "use staging"
+
+The store comes from `--store` or `THREADLOOM_STORE`, default `sqlite:///threadloom.db`; only
+`worker` creates a SQLite store that is not there. Errors are one line on stderr: exit 1 when the
+command failed, 2 when it was misused.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from .. import __version__
+from ._app import app, load_agents, say, threads
+from ._deciding import approve, cancel, fork, reject, respond, send_event
+from ._listing import list_threads
+from ._show import render, show
+from ._worker import worker
+
+__all__ = ["app", "load_agents", "main"]
+
+
+app.command()(worker)
+for name, command in [
+    ("ls", list_threads),
+    ("show", show),
+    ("render", render),
+    ("approve", approve),
+    ("reject", reject),
+    ("respond", respond),
+    ("send-event", send_event),
+    ("cancel", cancel),
+    ("fork", fork),
+]:
+    threads.command(name)(command)
+
+
+def _version(value: bool) -> None:
+    if value:
+        say("threadloom ", __version__)
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """threadloom: run agent workers and look after threads."""
+
+
+def main() -> None:
+    """Entry point of the `threadloom` command."""
+    app()

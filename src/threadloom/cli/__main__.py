@@ -1,0 +1,5 @@
+"""`python -m threadloom.cli`: the `threadloom` command."""
+
+from . import main
+
+main()

@@ -1,0 +1,196 @@
+"""The commands that change a thread: approve, reject, respond, send an event, cancel, fork."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Annotated
+
+import typer
+from pydantic import JsonValue, ValidationError
+
+from ..agent import Agent
+from ..events import Event
+from ..exceptions import ThreadloomError, UserError
+from ..runtime import Runtime
+from ..state import TOOL_CALL
+from ..store import DEFAULT_URL
+from ..thread import Thread
+from ._app import KeyOption, OptionalAgentsOption, StoreOption, load, load_agents, run, say, status_line
+
+__all__ = ["approve", "cancel", "check_edits", "fork", "reject", "respond", "send_event"]
+
+_CallId = Annotated[str | None, typer.Argument(help="The pending call; the one pending by default.")]
+
+
+def fork(
+    thread_id: str, at: Annotated[str, typer.Option(help="Last event id to keep.")], store: StoreOption = DEFAULT_URL
+) -> None:
+    """Copy a thread up to an event into a new thread, and print the new thread's id."""
+
+    async def work(runtime: Runtime) -> str:
+        await load(runtime, thread_id)  # an unreadable thread is named, not dumped
+        return await runtime.fork(thread_id, at)
+
+    say(run(store, [], work))
+
+
+def approve(
+    thread_id: str,
+    call_id: _CallId = None,
+    edit: Annotated[list[str] | None, typer.Option(help="key=JSON value to change before it runs.")] = None,
+    agents: OptionalAgentsOption = None,
+    store: StoreOption = DEFAULT_URL,
+    key: KeyOption = None,
+) -> None:
+    """Approve the pending tool call; a worker runs it next.
+
+    With `--agents`, edits are checked against the tool's parameters first: an unknown name or a
+    value of the wrong type is refused (exit 2) and nothing is recorded.
+    """
+    edits = _edits(edit or [])
+    loaded = load_agents(agents or [])
+
+    async def work(runtime: Runtime) -> Thread:
+        if key is not None and await _delivered(runtime, key):
+            return await load(runtime, thread_id)
+        thread = await load(runtime, thread_id)
+        pending = call_id or _pending(thread)
+        agent = runtime.agents.get(str(thread.metadata.get("agent")))
+        if edits and agent is not None:
+            check_edits(agent, thread, pending, edits)  # a UserError: exit 2, nothing recorded
+        return await runtime.approve(thread_id, pending, edits or None, idempotency_key=key)
+
+    status_line(run(store, loaded, work))
+
+
+def check_edits(agent: Agent, thread: Thread, call_id: str, edits: Mapping[str, JsonValue]) -> None:
+    """Refuse edits that would not fit the tool: the call's arguments with the edits laid over must validate.
+
+    Raises:
+        UserError: An edit names no parameter of the tool, or the merged arguments do not validate
+            (`parameters` lists the tool's parameters).
+    """
+    # The Runtime is to check this itself (issue 15.1); until it does, the CLI checks when it has the agent.
+    call = next((e for e in thread.events if e.id == call_id and e.type == TOOL_CALL), None)
+    data = call.data if call is not None else None
+    intent = data.get("intent") if isinstance(data, dict) else None
+    tool = agent.tools.get(intent) if isinstance(intent, str) else None
+    if not isinstance(data, dict) or tool is None:
+        return  # not a call of this agent's tools: Runtime.approve says what is wrong
+    fields = tool.arguments.model_fields
+    parameters = [f"{name}: {_type_name(info.annotation)}" for name, info in fields.items()]
+    unknown = [name for name in edits if name not in fields]
+    problem = f"no parameter {', '.join(map(repr, unknown))}" if unknown else None
+    if problem is None:
+        arguments = data.get("arguments")
+        merged: dict[str, JsonValue] = {**(arguments if isinstance(arguments, dict) else {}), **edits}
+        try:
+            tool.arguments.model_validate(merged)
+        except ValidationError as exc:
+            problem = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+    if problem is not None:
+        error = UserError(f"edits to {tool.name!r} do not fit its parameters: {problem}")
+        error.parameters = parameters  # pyright: ignore[reportAttributeAccessIssue] - read by with_parameters
+        raise error
+
+
+def _type_name(annotation: object) -> str:
+    name = getattr(annotation, "__name__", None)
+    if isinstance(name, str) and not getattr(annotation, "__args__", None):
+        return name
+    return repr(annotation).replace("typing.", "")
+
+
+def reject(
+    thread_id: str,
+    feedback: Annotated[str, typer.Option(help="Why, for the model.")],
+    call_id: _CallId = None,
+    store: StoreOption = DEFAULT_URL,
+    key: KeyOption = None,
+) -> None:
+    """Reject the pending tool call; the feedback goes to the model."""
+
+    async def work(runtime: Runtime) -> Thread:
+        if key is not None and await _delivered(runtime, key):
+            return await load(runtime, thread_id)
+        pending = call_id or _pending(await load(runtime, thread_id))
+        return await runtime.reject(thread_id, pending, feedback, idempotency_key=key)
+
+    status_line(run(store, [], work))
+
+
+def respond(thread_id: str, text: str, store: StoreOption = DEFAULT_URL, key: KeyOption = None) -> None:
+    """Answer the pending human request."""
+
+    async def work(runtime: Runtime) -> Thread:
+        if key is not None and await _delivered(runtime, key):
+            return await load(runtime, thread_id)
+        pending = _pending(await load(runtime, thread_id))
+        return await runtime.respond(thread_id, pending, text, idempotency_key=key)
+
+    status_line(run(store, [], work))
+
+
+def send_event(
+    thread_id: str,
+    type_: Annotated[str, typer.Argument(metavar="TYPE", help="The event's type, e.g. deploy_finished.")],
+    data: Annotated[str, typer.Argument(help="The event's data as JSON.")] = "{}",
+    store: StoreOption = DEFAULT_URL,
+    key: KeyOption = None,
+) -> None:
+    """Append an outside event (a webhook's result, a reply); a thread waiting for a person resumes."""
+    try:
+        value: JsonValue = json.loads(data)
+    except ValueError as exc:
+        raise typer.BadParameter(f"not JSON: {exc}", param_hint="DATA") from exc
+    try:
+        event = Event(type_, value)
+    except (ThreadloomError, ValueError, TypeError) as exc:
+        raise typer.BadParameter(str(exc), param_hint="TYPE / DATA") from exc
+
+    async def work(runtime: Runtime) -> Thread:
+        await load(runtime, thread_id)
+        return await runtime.send_event(thread_id, event, idempotency_key=key)
+
+    status_line(run(store, [], work))
+
+
+def cancel(
+    thread_id: str,
+    reason: Annotated[str, typer.Option(help="Why, for the log.")] = "cancelled",
+    store: StoreOption = DEFAULT_URL,
+    key: KeyOption = None,
+) -> None:
+    """End a thread for good (`failed` with the reason); nothing runs after it."""
+
+    async def work(runtime: Runtime) -> Thread:
+        await load(runtime, thread_id)
+        return await runtime.cancel(thread_id, reason, idempotency_key=key)
+
+    status_line(run(store, [], work))
+
+
+async def _delivered(runtime: Runtime, key: str) -> bool:
+    # A repeat of a delivery that went through: the thread has moved on, so there is no pending call
+    # to name any more, and nothing to do.
+    return await (await runtime.store()).find_key(key) is not None
+
+
+def _pending(thread: Thread) -> str:
+    if thread.pending is None:
+        raise ThreadloomError(f"thread {thread.id!r} is {thread.status!r}: nothing waits for a person")
+    return thread.pending.id
+
+
+def _edits(items: list[str]) -> dict[str, JsonValue]:
+    edits: dict[str, JsonValue] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise typer.BadParameter(f"--edit takes key=value, got {item!r}")
+        try:
+            edits[name] = json.loads(value)
+        except ValueError:
+            edits[name] = value  # a bare word is a string
+    return edits
