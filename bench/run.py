@@ -527,7 +527,7 @@ def run_block(raw: dict[str, Any], *, latest: bool) -> str:
     header = [
         f"## {title[0].upper()}{title[1:]}: {info['written']} UTC",
         "",
-        f"Written by `make bench` in {info['minutes']:.1f} minutes, all in one run, on code at {info.get('code', 'unknown')};",
+        f"Written by `make bench` in {info['minutes']:.1f} minutes, in one run, on code at {info.get('code', 'unknown')};",
         f"Python {more.get('python', platform.python_version())}, {platform.machine()}, {os.cpu_count()} cores.",
         "",
         f"Versions: {versions}; bpe-openai {more.get('bpe-openai', version('bpe-openai'))};"
@@ -546,6 +546,8 @@ def run_block(raw: dict[str, Any], *, latest: bool) -> str:
             f"start and {after:.0f} µs at the end; a run where it is slower has every absolute time slower by about",
             "as much (the shared host's CPU varies from hour to hour).",
         ]
+    if "note" in info:  # what went otherwise in this run, said by whoever kept it
+        header += ["", info["note"]]
     return "\n".join(header) + "\n\n" + body
 
 
