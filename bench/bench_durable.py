@@ -21,7 +21,9 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import pickle
 import secrets
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -35,6 +37,7 @@ from urllib.parse import quote
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+import floors
 from workload import outputs
 
 from threadloom import Agent, Event, Runtime, Thread, tool
@@ -111,8 +114,6 @@ async def postgres_bytes(url: str) -> int:
 
 def sqlite_bytes(path: str) -> int:
     """The database file's size once its WAL is folded in."""
-    import sqlite3
-
     db = sqlite3.connect(path)
     db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     db.close()
@@ -122,21 +123,63 @@ def sqlite_bytes(path: str) -> int:
 # -- the store's share of a step -------------------------------------------------------------------
 
 
-async def store_step(store: ThreadStore, size: Callable[[], Any], length: int) -> dict[str, float]:
-    """Median time of one step's two appends to a thread of `length` events, and bytes per step."""
+async def store_step(
+    store: ThreadStore,
+    size: Callable[[], Any],
+    length: int,
+    floor: tuple[str, Literal["FULL", "NORMAL"]] | None = None,
+) -> dict[str, float]:
+    """Median time of one step's two appends to a thread of `length` events, and bytes per step.
+
+    With `floor` (a file and its `synchronous`), the same step is also written by a bare `sqlite3`
+    transaction into a second file (`floors.sqlite_step`), pair by pair with the store's (which goes
+    first alternates), so that the host's drift is in both; `ratio` is the median of the pairs'
+    ratios, and the two files are checked to hold the same rows.
+    """
     thread = history(length)
     await store.append(thread, after=0)
+    db: sqlite3.Connection | None = None
+    floor_before = 0
+    if floor is not None:
+        made = SQLiteStore(floor[0], synchronous=floor[1])  # the same tables and indexes, holding the same thread
+        await made.append(thread, after=0)
+        await made.aclose()
+        db = floors.sqlite_connect(*floor)
+        floor_before = sqlite_bytes(floor[0])
     before = await size()
     times: list[float] = []
+    floor_times: list[float] = []
     for i in range(STORE_STEPS):
         started, result = steps_of(thread, i)
+        if db is not None and floor is not None and i % 2:  # the pairs alternate which goes first
+            floor_times.append(bare_step(db, floor[1], thread, started, result))
         start = time.perf_counter()
         await store.append(started, after=len(thread))
         await store.append(result, after=len(started), sync=False)  # as the loop saves a result it goes on from
         times.append(time.perf_counter() - start)
+        if db is not None and floor is not None and not i % 2:
+            floor_times.append(bare_step(db, floor[1], thread, started, result))
         thread = result
     grown = await size() - before
-    return {"step_ms": statistics.median(times) * 1e3, "bytes_per_step": grown / STORE_STEPS}
+    measured = {"step_ms": statistics.median(times) * 1e3, "bytes_per_step": grown / STORE_STEPS}
+    if db is not None and floor is not None:
+        db.close()
+        assert isinstance(store, SQLiteStore)
+        assert floors.new_rows(store.path, length) == floors.new_rows(floor[0], length), "the floor wrote other rows"
+        measured |= {
+            "floor_ms": statistics.median(floor_times) * 1e3,
+            "floor_bytes_per_step": (sqlite_bytes(floor[0]) - floor_before) / STORE_STEPS,
+            "ratio": statistics.median(a / b for a, b in zip(times, floor_times, strict=True)),
+        }
+    return measured
+
+
+def bare_step(db: sqlite3.Connection, synchronous: str, thread: Thread, started: Thread, result: Thread) -> float:
+    """Seconds of the floor's step: the same two appends as bare transactions (`floors.sqlite_step`)."""
+    synced, unsynced = floors.SQLiteStep(started, len(thread)), floors.SQLiteStep(result, len(started))
+    start = time.perf_counter()
+    floors.sqlite_step(db, synchronous, synced, unsynced)
+    return time.perf_counter() - start
 
 
 # -- a whole step, and resume -------------------------------------------------------------------------
@@ -164,9 +207,17 @@ async def agent_step(store: ThreadStore, length: int) -> float:
     return statistics.median(b - a for a, b in zip(stamps, stamps[1:], strict=False)) * 1e3
 
 
-async def resume(store: ThreadStore, reopen: Callable[[], Any], length: int) -> dict[str, float]:
-    """A fresh runtime loads a `length`-event thread and takes one step (the model finishes); best of 5."""
+async def resume(
+    store: ThreadStore, reopen: Callable[[], Any], length: int, floor: Callable[[str], float]
+) -> dict[str, float]:
+    """A fresh runtime loads a `length`-event thread and takes one step (the model finishes); best of 5.
+
+    Each round also times the load alone, the render alone, and the floor: `floor(thread_id)`, a
+    bare fetch and JSON decode of the same thread's rows (`floors`); `ratio` and `load_ratio` are the
+    medians of the rounds' resume ÷ floor and load ÷ floor.
+    """
     totals: list[float] = []
+    bare: list[float] = []
     compacts: list[float] = []
     loads: list[float] = []
     renders: list[float] = []
@@ -198,7 +249,11 @@ async def resume(store: ThreadStore, reopen: Callable[[], Any], length: int) -> 
         agent.render(loaded)
         renders.append(time.perf_counter() - start)
         await fresh.aclose()
+        bare.append(floor(thread.id))
     return {
+        "floor_ms": min(bare) * 1e3,
+        "ratio": statistics.median(a / b for a, b in zip(totals, bare, strict=True)),
+        "load_ratio": statistics.median(a / b for a, b in zip(loads, bare, strict=True)),
         "resume_ms": min(totals) * 1e3,
         "compact_ms": min(compacts) * 1e3,
         "load_ms": min(loads) * 1e3,
@@ -222,7 +277,7 @@ WORKER_CONCURRENCY = 8  # threads each worker process runs at once
 STEADY = (0.1, 0.9)  # the steady state: from the 10% to the 90% of all model steps taken
 
 
-async def workers(url: str, processes: int) -> dict[str, float]:
+async def workers(url: str, processes: int, plan: Path | None = None) -> dict[str, float]:
     """What `processes` worker processes (`Worker.run`, as a service runs) do while draining WORKER_THREADS threads.
 
     Every model step is stamped (wall clock and the process's CPU time) where the scripted model
@@ -231,12 +286,21 @@ async def workers(url: str, processes: int) -> dict[str, float]:
     tail (the last threads, when fewer than all workers have work) weighs in. `drain_steps_per_s` is
     all steps over the time from "go" to the last step. `worker_cpu_ms_per_step` is the workers' CPU
     (all processes) within the steady window per step; PostgreSQL's own CPU is not in it.
+
+    With `plan` (a pickled `floors.per_thread`), the processes are the floor's instead: bare psycopg
+    loops replaying a worker's statements (`floors.replay`, WORKER_CONCURRENCY loops a process),
+    stamped where the worker asked its model.
     """
     store = await open_store(url)
     runtime = Runtime(store=store)  # launches by name: the workers know the agent
     for i in range(WORKER_THREADS):
         await runtime.launch("loop", Event("user_input", {"text": f"thread {i}"}))
-    ends, start = await asyncio.to_thread(drive_workers, url, processes)
+    command = (
+        [str(HERE / "bench_durable.py"), "worker", url]
+        if plan is None
+        else [str(HERE / "floors.py"), "replay", url, str(plan), str(WORKER_CONCURRENCY)]
+    )
+    ends, start = await asyncio.to_thread(drive_workers, url, processes, command)
     done = await store.list(status="done", limit=10_000)
     await runtime.aclose()
     assert len(done) == WORKER_THREADS, f"{len(done)} of {WORKER_THREADS} threads finished"
@@ -255,8 +319,8 @@ async def workers(url: str, processes: int) -> dict[str, float]:
     }
 
 
-def drive_workers(url: str, processes: int) -> tuple[list[dict[str, Any]], float]:
-    """Start the worker processes, let them go at once, stop them once every thread is done.
+def drive_workers(url: str, processes: int, command: list[str]) -> tuple[list[dict[str, Any]], float]:
+    """Start the processes (`command`, run by this Python), let them go at once, stop them once every thread is done.
 
     Returns:
         Each process's report and the moment ("go") they started (`time.perf_counter`, which is the
@@ -265,12 +329,7 @@ def drive_workers(url: str, processes: int) -> tuple[list[dict[str, Any]], float
     import psycopg
 
     procs = [
-        subprocess.Popen(
-            [sys.executable, str(HERE / "bench_durable.py"), "worker", url],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
+        subprocess.Popen([sys.executable, *command], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         for _ in range(processes)
     ]
     for proc in procs:  # each says "ready" once imported and connected
@@ -290,26 +349,47 @@ def drive_workers(url: str, processes: int) -> tuple[list[dict[str, Any]], float
     return ends, start
 
 
+def scripted_worker_agent(on_step: Callable[[], object]) -> Agent:
+    """The workers' agent: WORKER_CALLS calls of `noop`, then a finish; `on_step` runs at every model step."""
+
+    def decide(messages: Sequence[Message]) -> str:
+        on_step()
+        done = messages[-1].content.count("<noop_result>")
+        return outputs(WORKER_CALLS)[min(done, WORKER_CALLS)]
+
+    @tool
+    async def noop(i: int) -> dict[str, int]:
+        """Return what it was given."""
+        return {"ok": i}
+
+    model = ScriptedModel([decide] * 1_000_000, keep_requests=False)
+    return Agent(name="loop", model=model, tools=[noop], max_steps=WORKER_CALLS + 2)
+
+
+async def trace_worker(url: str) -> dict[str, Any]:
+    """The statements a `Worker` sends to run one thread (`floors.per_thread`), recorded from a real one."""
+    from threadloom import Worker
+
+    trace: list[Any] = []
+    runtime = Runtime(store=url, agents=[scripted_worker_agent(lambda: trace.append(floors.STEP))])
+    thread_id = await runtime.launch("loop", Event("user_input", {"text": "thread 0"}))
+    worker = Worker(
+        runtime, concurrency=1, owner="bench-trace"
+    )  # its claim asks for one thread, as the floor's loops do
+    with floors.traced_statements(trace):
+        assert await worker.run_until_idle() == 1
+    await runtime.aclose()
+    return floors.per_thread(trace, thread_id, worker.owner)
+
+
 def worker_process(url: str) -> None:
     """One worker process: `Worker.run` until told to stop; reports a (wall, CPU) mark per model step."""
     from threadloom import Worker
 
     marks: list[tuple[float, float]] = []
 
-    def decide(messages: Sequence[Message]) -> str:
-        marks.append((time.perf_counter(), time.process_time()))
-        done = messages[-1].content.count("<noop_result>")
-        return outputs(WORKER_CALLS)[min(done, WORKER_CALLS)]
-
     async def main() -> None:
-        model = ScriptedModel([decide] * 1_000_000, keep_requests=False)
-
-        @tool
-        async def noop(i: int) -> dict[str, int]:
-            """Return what it was given."""
-            return {"ok": i}
-
-        agent = Agent(name="loop", model=model, tools=[noop], max_steps=WORKER_CALLS + 2)
+        agent = scripted_worker_agent(lambda: marks.append((time.perf_counter(), time.process_time())))
         runtime = Runtime(store=url, agents=[agent])
         await runtime.store()
         print("ready", flush=True)
@@ -325,12 +405,27 @@ def worker_process(url: str) -> None:
 
 
 async def measure_workers(counts: Sequence[int] = (1, 2, 4)) -> dict[str, Any]:
-    """The workers section alone: `python bench/bench_durable.py workers [processes ...]`."""
+    """The workers section alone: `python bench/bench_durable.py workers [processes ...]`.
+
+    Each row's workers and then its floor (`workers(..., plan)`) drain their own fresh schema, one
+    right after the other, so that both see the host as it is then; `ratio` is workers ÷ floor.
+    """
+    async with postgres_schema() as url:
+        plan = await trace_worker(url)
     results: dict[str, Any] = {}
-    for processes, commit in [*((n, "on") for n in counts), (max(counts), "off")]:
-        async with postgres_schema() as url:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "plan.pickle"
+        path.write_bytes(pickle.dumps(plan))
+        for processes, commit in [*((n, "on") for n in counts), (max(counts), "off")]:
             options = "" if commit == "on" else quote(" -csynchronous_commit=off")
-            results[f"{processes}:synchronous_commit={commit}"] = await workers(url + options, processes)
+            async with postgres_schema() as url:
+                measured = await workers(url + options, processes)
+            async with postgres_schema() as url:
+                floor = await workers(url + options, processes, plan=path)
+            ratio = measured["steps_per_s"] / floor["steps_per_s"]
+            results[f"{processes}:synchronous_commit={commit}"] = {**measured, "floor": floor, "ratio": ratio}
+    statements = [s for s in plan["statements"] if s != floors.STEP]
+    results["plan"] = {"claim": 1, "statements": len(statements)}
     return results
 
 
@@ -349,14 +444,20 @@ async def measure() -> dict[str, Any]:
                 path = f"{tmp}/{sync}{length}.db"
                 store = SQLiteStore(path, synchronous=sync)
                 results["store"].setdefault(label, {})[length] = await store_step(
-                    store, lambda p=path: asyncio.to_thread(sqlite_bytes, p), length
+                    store,
+                    lambda p=path: asyncio.to_thread(sqlite_bytes, p),
+                    length,
+                    (f"{tmp}/floor{sync}{length}.db", sync),
                 )
                 results["agent"].setdefault(label, {})[length] = await agent_step(store, length)
                 await store.aclose()
             path = f"{tmp}/resume{sync}.db"
             store = SQLiteStore(path, synchronous=sync)
             results["resume"][label] = await resume(
-                store, lambda p=path, s=sync: asyncio.to_thread(SQLiteStore, p, synchronous=s), 10_000
+                store,
+                lambda p=path, s=sync: asyncio.to_thread(SQLiteStore, p, synchronous=s),
+                10_000,
+                lambda thread_id, p=path: floors.sqlite_fetch_decode(p, thread_id),
             )
             await store.aclose()
     try:
@@ -369,9 +470,12 @@ async def measure() -> dict[str, Any]:
                 results["agent"].setdefault("PostgreSQL", {})[length] = await agent_step(store, length)
                 await store.aclose()
             store = await open_store(url)
-            results["resume"]["PostgreSQL"] = await resume(store, lambda: open_store(url), 10_000)
+            results["resume"]["PostgreSQL"] = await resume(
+                store, lambda: open_store(url), 10_000, lambda thread_id: floors.postgres_fetch_decode(url, thread_id)
+            )
             await store.aclose()
         results["workers"] = await measure_workers()
+        results["worker_plan"] = results["workers"].pop("plan")
     except Exception as exc:  # no server: the rows say so instead of failing the whole run
         results["postgres_error"] = f"{type(exc).__name__}: {exc}"
     return results
