@@ -16,6 +16,7 @@ h1 { font-size: 1.6em; margin-bottom: .2em; } h2 { margin-top: 1.6em; border-bot
 .total { font-size: 1.2em; color: #4a5568; }
 table { border-collapse: collapse; width: 100%; margin: .6em 0; }
 th, td { border: 1px solid #d8dde6; padding: .35em .6em; text-align: left; vertical-align: top; }
+td.rate { white-space: nowrap; }
 th { background: #f1f4f9; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .pass { color: #1a7f37; font-weight: 600; } .fail { color: #c9252d; font-weight: 600; }
 .bar { display: inline-block; height: .7em; background: #1a7f37; border-radius: 2px; margin-right: .4em; }
@@ -40,7 +41,7 @@ def render_html(report: Report) -> str:
     for m in report.models:
         cost = "&ndash;" if m.cost is None else f"${m.cost:.4f}"
         parts.append(
-            f"<tr><td>{escape(m.model)}</td><td class='num'>{m.attempts}</td><td>{_rate(m.pass_rate)}</td>"
+            f"<tr><td>{escape(m.model)}</td><td class='num'>{m.attempts}</td><td class='rate'>{_rate(m.pass_rate)}</td>"
             f"<td class='num'>{m.input_tokens}</td><td class='num'>{m.output_tokens}</td><td class='num'>{cost}</td>"
             f"<td class='num'>{m.latency_ms_p50:.0f} ms</td><td class='num'>{m.latency_ms_max:.0f} ms</td></tr>"
         )
@@ -48,7 +49,7 @@ def render_html(report: Report) -> str:
     for c in report.cases:
         checks = sorted({r.check for a in c.attempts for r in a.results})
         parts.append(
-            f"<tr><td>{escape(c.case)}</td><td>{escape(c.model)}</td><td>{_rate(c.pass_rate)}</td>"
+            f"<tr><td>{escape(c.case)}</td><td>{escape(c.model)}</td><td class='rate'>{_rate(c.pass_rate)}</td>"
             f"<td>{'<br>'.join(escape(check) for check in checks)}</td></tr>"
         )
     parts.append("</table>")
