@@ -338,8 +338,13 @@ class _Dumper(yaml.SafeDumper):
 
 
 def _string(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
-    # PyYAML falls back to a quoted scalar where a block cannot hold the string exactly (trailing spaces).
-    style = "|" if "\n" in value else None
+    # PyYAML falls back to a quoted scalar where a block cannot hold the string exactly (trailing
+    # spaces), but with allow_unicode it writes NEL, LS, PS and CR raw, which a reader takes as line
+    # breaks: any character that is not printable goes double-quoted, where PyYAML escapes it.
+    if not all(c.isprintable() or c in "\n\t" for c in value):
+        style: str | None = '"'
+    else:
+        style = "|" if "\n" in value else None
     return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)  # pyright: ignore[reportUnknownMemberType]
 
 
