@@ -132,6 +132,7 @@ def add(
     """Add a case to a case file from a stored thread, cut after event --at, with what should come next."""
     import yaml
 
+    from threadloom.models.cassette import dump
     from threadloom.store import open_store
 
     expectation = parse_expect_options(expect)
@@ -151,7 +152,7 @@ def add(
     if any(isinstance(item, dict) and cast("dict[str, Any]", item).get("name") == record["name"] for item in existing):
         raise typer.BadParameter(f"{str(file)!r} already has a case named {record['name']!r}; pass --name")
     existing.append(record)
-    file.write_text(yaml.safe_dump(existing, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    file.write_text(dump(existing), encoding="utf-8")  # the cassettes' YAML: text blocks read as written
     Console().print(f"added case {record['name']!r} to {file}", markup=False)
 
 

@@ -353,4 +353,5 @@ _Dumper.add_representer(str, _string)
 
 def dump(document: object) -> str:
     """`document` as cassette YAML: keys in their order, long lines kept whole, prompts as blocks."""
-    return yaml.dump(document, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=1_000_000)
+    # The stubs leave `width`'s type partly unknown.
+    return yaml.dump(document, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=1_000_000)  # pyright: ignore[reportUnknownMemberType]
