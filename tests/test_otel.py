@@ -158,7 +158,8 @@ async def main():
 
 asyncio.run(main())
 print(json.dumps([
-    {"name": s.name, "trace_id": s.context.trace_id, "parent": s.parent.span_id if s.parent else None}
+    {"name": s.name, "trace_id": s.context.trace_id, "parent": s.parent.span_id if s.parent else None,
+     "start": s.start_time, "end": s.end_time}
     for s in exporter.get_finished_spans()
 ]))
 """
@@ -173,6 +174,7 @@ async def test_a_run_resumed_in_another_process_continues_the_threads_trace(tmp_
     waiting = await runtime.get(thread_id)
     assert waiting.status == "waiting_approval" and waiting.pending is not None
     await runtime.approve(thread_id, waiting.pending.id)
+    approval = (await runtime.get(thread_id)).events[len(waiting)]
     await runtime.aclose()
     command = [sys.executable, "-c", WORKER, store]
     done = await asyncio.to_thread(
@@ -186,9 +188,12 @@ async def test_a_run_resumed_in_another_process_continues_the_threads_trace(tmp_
     second = next(s for s in there if s["name"] == "invoke_agent ops")
     assert ids(first).trace_id == second["trace_id"] == root.trace_id  # one trace for the thread
     assert first.parent is not None and first.parent.span_id == second["parent"] == root.span_id
-    assert [s["name"] for s in there] == ["execute_tool deploy_backend", "chat scripted", "invoke_agent ops"]
-    tool_span = there[0]
-    assert tool_span["trace_id"] == root.trace_id
+    names = ["wait_for_human", "execute_tool deploy_backend", "chat scripted", "invoke_agent ops"]
+    assert [s["name"] for s in there] == names
+    wait = there[0]  # from the recorded call to the approval, both times the thread's own
+    call = waiting.pending
+    assert wait["start"] == int(call.at.timestamp() * 1e9) and wait["end"] == int(approval.at.timestamp() * 1e9)
+    assert all(s["trace_id"] == root.trace_id for s in there)
 
 
 @pytest.mark.parametrize("thread_id", ["th_1", "a" * 200, ""])

@@ -133,6 +133,7 @@ def instrument(agent: Agent, *, tracer_provider: Any = None) -> Agent:
         }
         span_name = f"invoke_agent {agent.name}"
         with tracer.start_as_current_span(span_name, context=parent, links=links, attributes=attributes) as span:
+            _human_waits(tracer, thread)
             done = await inner_run(thread, save=save)
             usage = _usage(done.events[len(thread) :])
             span.set_attribute("threadloom.thread.status", done.status)
@@ -184,6 +185,32 @@ class _ToolSpans:
         if self._inner is None:
             return None
         return self._inner(thread, event)
+
+
+def _human_waits(tracer: Any, thread: Thread) -> None:
+    """A `wait_for_human` span for each answer that came in since the last run, from request to answer.
+
+    The wait happened between two runs, perhaps in no process at all, so its span is made when the
+    run it resumed starts, with the request's and the answer's times as its own.
+    """
+    events = list(thread.events)
+    index = len(events)
+    while index > 0 and events[index - 1].type in ("approval", "human_response"):
+        index -= 1
+    for answer in events[index:]:
+        data = cast("dict[str, Any]", answer.data) if isinstance(answer.data, dict) else {}
+        request = thread.find(str(data.get("call_id") or data.get("request_id") or ""))
+        if request is None:
+            continue
+        attributes: dict[str, Any] = {"threadloom.human.request": request.type, "threadloom.human.answer": answer.type}
+        if answer.type == "approval":
+            attributes["threadloom.human.approved"] = bool(data.get("approved"))
+        span = tracer.start_span("wait_for_human", start_time=_nanoseconds(request), attributes=attributes)
+        span.end(end_time=_nanoseconds(answer))
+
+
+def _nanoseconds(event: Event) -> int:
+    return int(event.at.timestamp() * 1_000_000_000)
 
 
 def _usage(events: Iterable[Event]) -> tuple[int, int]:

@@ -10,6 +10,7 @@ import pytest
 import yaml
 from hypothesis import given
 from hypothesis import strategies as st
+from inline_snapshot import snapshot
 from test_openai import Wire, llama, llama_server, wire  # noqa: F401  # pyright: ignore[reportUnusedImport]  (fixtures shared with the OpenAI tests)
 
 from threadloom import Agent, Message, Thread, UserError, tool
@@ -217,3 +218,31 @@ async def test_a_cassette_recorded_from_llama_cpp_replays_bit_exactly(
     assert replay_model.completions == live_model.completions and live_model.completions[0].usage.input_tokens > 0
     assert (replayed.type, replayed.data) == (live.type, live.data)
     assert path.read_text() == text  # replay writes nothing
+
+
+def test_the_rendered_prompt_is_pinned_where_it_is_reviewed() -> None:
+    from threadloom.models.cassette import request_record
+
+    record_ = request_record("gpt-test", make_agent(ScriptedModel([])).request(start()))
+    prompt = render_request({"model": record_["model"], "messages": record_["messages"]})
+    assert prompt == snapshot("""\
+model: gpt-test
+[system]
+You are a deploy bot.
+
+You decide the next step. Always answer with exactly one JSON object and nothing else; its "intent" field names the step. Finishing and asking a person are intents too.
+
+The intents:
+- deploy_backend: Deploy a tagged backend version to an environment. (a person approves it before it runs)
+  {"intent": "deploy_backend", "tag": string, "environment": "staging" | "production"}
+- done_for_now: Finish: the work is done, or there is nothing more to do until someone writes again.
+  {"intent": "done_for_now", "message": string /* what to tell the human: the outcome, in a sentence or two */}
+- request_more_information: Ask the human who asked for clarification before going on.
+  {"intent": "request_more_information", "message": string /* the question to ask */}
+- request_human_input: Ask a person a question and wait for the answer (factor 7).
+  {"intent": "request_human_input", "question": string /* the question, in one sentence */, "context"?: string /* what the person needs to know to answer */, "urgency"?: "low" | "medium" | "high", "format"?: "free_text" | "yes_no" | "multiple_choice", "choices"?: [string, ...] /* the options, for multiple_choice */}
+[user]
+<slack_message>text: deploy the backend to production</slack_message>
+
+What is the next step? Answer with one JSON object.\
+""")
