@@ -23,7 +23,8 @@ from ._checks import (
     tools_called,
 )
 from ._replay import StepComparison, compare_decisions
-from ._report import Attempt, CaseReport, ModelSummary, Regression, Report, load_baseline
+from ._report import Report, load_baseline
+from ._results import Attempt, CaseReport, ModelSummary, Regression
 from ._runner import Suite, evaluate, evaluate_sync
 
 __all__ = [

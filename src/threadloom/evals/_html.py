@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from html import escape
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from ._report import Attempt, CaseReport, Report
+from ._results import Attempt, CaseReport, ModelSummary
 
 __all__ = ["render_html"]
 
@@ -27,18 +26,21 @@ pre { background: #f6f8fa; padding: .6em; overflow-x: auto; white-space: pre-wra
 """
 
 
-def render_html(report: Report) -> str:
-    """The page for `report`."""
+def render_html(title: str, cases: Sequence[CaseReport], models: Sequence[ModelSummary]) -> str:
+    """The page for a report's cases and per-model totals."""
+    attempts = [a for c in cases for a in c.attempts]
+    pass_rate = sum(a.passed for a in attempts) / len(attempts) if attempts else 0.0
+    failures = [(c, a) for c in cases for a in c.attempts if not a.passed]
     parts = [
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
-        f"<title>{escape(report.title)}</title><style>{_STYLE}</style></head><body>",
-        f"<h1>{escape(report.title)}</h1>",
-        f"<p class='total'>{_rate(report.pass_rate)} of {sum(len(c.attempts) for c in report.cases)} attempts passed",
-        f" over {len({c.case for c in report.cases})} cases.</p>",
+        f"<title>{escape(title)}</title><style>{_STYLE}</style></head><body>",
+        f"<h1>{escape(title)}</h1>",
+        f"<p class='total'>{_rate(pass_rate)} of {sum(len(c.attempts) for c in cases)} attempts passed",
+        f" over {len({c.case for c in cases})} cases.</p>",
         "<h2>Models</h2><table><tr><th>model</th><th>attempts</th><th>pass rate</th><th>tokens in</th>",
         "<th>tokens out</th><th>cost</th><th>latency p50</th><th>latency max</th></tr>",
     ]
-    for m in report.models:
+    for m in models:
         cost = "&ndash;" if m.cost is None else f"${m.cost:.4f}"
         parts.append(
             f"<tr><td>{escape(m.model)}</td><td class='num'>{m.attempts}</td><td class='rate'>{_rate(m.pass_rate)}</td>"
@@ -46,14 +48,13 @@ def render_html(report: Report) -> str:
             f"<td class='num'>{m.latency_ms_p50:.0f} ms</td><td class='num'>{m.latency_ms_max:.0f} ms</td></tr>"
         )
     parts.append("</table><h2>Cases</h2><table><tr><th>case</th><th>model</th><th>pass rate</th><th>checks</th></tr>")
-    for c in report.cases:
+    for c in cases:
         checks = sorted({r.check for a in c.attempts for r in a.results})
         parts.append(
             f"<tr><td>{escape(c.case)}</td><td>{escape(c.model)}</td><td class='rate'>{_rate(c.pass_rate)}</td>"
             f"<td>{'<br>'.join(escape(check) for check in checks)}</td></tr>"
         )
     parts.append("</table>")
-    failures = report.failures
     parts.append(f"<h2>Failures ({len(failures)})</h2>")
     if not failures:
         parts.append("<p class='pass'>Every attempt passed.</p>")

@@ -13,7 +13,8 @@ from threadloom.models import Usage, cost
 
 from ._case import Case
 from ._checks import CheckResult, Sample
-from ._report import Attempt, CaseReport, Report, summarise
+from ._report import Report, summarise
+from ._results import Attempt, CaseReport
 
 __all__ = ["Suite", "evaluate", "evaluate_sync"]
 
