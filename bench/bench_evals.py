@@ -66,7 +66,10 @@ def per_step_ms(traced: bool) -> float:
 
 
 async def eval_rate(folder: Path) -> tuple[float, float]:
-    cases = [Case(f"case {i}", Thread.start("user_input", {"text": f"add {i} and 1"}), [NextIntent("add")]) for i in range(CASES)]
+    cases = [
+        Case(f"case {i}", Thread.start("user_input", {"text": f"add {i} and 1"}), [NextIntent("add")])
+        for i in range(CASES)
+    ]
     answer = '{"intent": "add", "a": 1, "b": 2}'
     path = folder / "evals.yaml"
     recorder = Agent(name="adder", model=Cassette(path, ScriptedModel([answer] * CASES), mode="record"), tools=[add])
