@@ -10,9 +10,11 @@ change. Re-record it (all of it, or with `update` only what changed) from a mode
     THREADLOOM_CASSETTES=update DEPLOY_BOT_EVAL_MODEL=local python examples/deploy_bot_evals.py
 
 `DEPLOY_BOT_EVAL_MODEL` is what `examples/deploy_bot.py --model` takes (`local`, `scripted`,
-`openai:NAME`, `anthropic:NAME`); the committed cassette was recorded from `scripted`, the bot's
-deterministic stand-in (it deploys to production whatever it is asked, which the staging cases
-catch: the baseline holds that, so CI fails only when a case gets worse).
+`openai:NAME`, `anthropic:NAME`). The committed cassette was recorded from `local`: SmolLM2-135M,
+the embedded offline model, in process. It always answers with a valid intent (a grammar holds it
+to the schema) but rarely the right one: two of the seven cases pass. The baseline holds that, so
+CI fails when a case gets worse, and a prompt change fails every case with a diff until the
+cassette is re-recorded.
 """
 
 from __future__ import annotations
@@ -42,7 +44,11 @@ def slack(text: str) -> Thread:
     thread = Thread.start("slack_message", {"from": "@alex", "channel": "#deployments", "text": text})
     call = Event("tool_call", {"intent": "list_git_tags", "arguments": {}, "policy": "auto", "prefetch": True})
     started: dict[str, JsonValue] = {"call_id": call.id, "intent": "list_git_tags", "idempotency_key": call.id}
-    result: dict[str, JsonValue] = {"call_id": call.id, "intent": "list_git_tags", "result": [dict(tag) for tag in TAGS]}
+    result: dict[str, JsonValue] = {
+        "call_id": call.id,
+        "intent": "list_git_tags",
+        "result": [dict(tag) for tag in TAGS],
+    }
     return thread.extend([call, Event("tool_started", started), Event("tool_response", result)])
 
 
@@ -101,7 +107,7 @@ def cases() -> list[Case]:
 def suite() -> Suite:
     """The suite `threadloom eval run` loads: the bot on the replayed cassette (or recording into it)."""
     mode = os.environ.get(MODE_ENV, "replay")
-    model: Model | None = None if mode == "replay" else make_model(os.environ.get("DEPLOY_BOT_EVAL_MODEL", "scripted"))
+    model: Model | None = None if mode == "replay" else make_model(os.environ.get("DEPLOY_BOT_EVAL_MODEL", "local"))
     return Suite([build_agent(Cassette(CASSETTE, model, mode="auto"))], cases(), title="deploy bot evals")
 
 

@@ -16,6 +16,7 @@ from threadloom.evals._cli import app
 ROOT = Path(__file__).parent.parent
 SUITE = str(ROOT / "examples" / "deploy_bot_evals.py") + ":suite"
 BASELINE = ROOT / "examples" / "evals" / "deploy_bot.baseline.json"
+MODEL = "SmolLM2-135M-Instruct.Q4_1"  # the cassette was recorded from the embedded local model
 
 
 @pytest.fixture(autouse=True)
@@ -35,23 +36,24 @@ def test_the_suite_replays_offline_and_meets_its_baseline(tmp_path: Path) -> Non
     assert code == 0, out
     assert "no regressions against" in out
     report = json.loads((tmp_path / "r.json").read_text())
-    rates = {c["case"]: c["pass_rate"] for c in report["cases"]}
-    assert rates["production: the newest tag"] == 1.0 and rates["staging: the newest tag"] == 0.0
-    assert (tmp_path / "r.html").read_text().count("<details open>") >= 2  # each failure, with its context
+    rates = {c["case"]: {c["model"]: c["pass_rate"]} for c in report["cases"]}
+    assert rates == json.loads(BASELINE.read_text())["cases"]  # SmolLM2's answers, replayed exactly
+    failures = sum(1 for c in report["cases"] for a in c["attempts"] if not a["passed"])
+    assert (tmp_path / "r.html").read_text().count("<details open>") == 2 * failures  # each with its context
     assert cassette.read_text() == before  # replay writes nothing
 
 
 def test_a_regression_against_the_baseline_exits_non_zero_and_names_the_cases(tmp_path: Path) -> None:
     baseline = json.loads(BASELINE.read_text())
-    baseline["cases"]["staging: the newest tag"]["scripted"] = 1.0
-    baseline["cases"]["file: a rollback asks for the previous tag"]["scripted"] = 0.5
+    baseline["cases"]["staging: the newest tag"][MODEL] = 1.0
+    baseline["cases"]["file: a rollback asks for the previous tag"][MODEL] = 0.5
     path = tmp_path / "baseline.json"
     path.write_text(json.dumps(baseline))
     code, out = run("--baseline", str(path))
     assert code == 1
     assert "2 cases regressed" in out
-    assert "staging: the newest tag [scripted]: pass rate 100% -> 0%" in out
-    assert "file: a rollback asks for the previous tag [scripted]: pass rate 50% -> 0%" in out
+    assert f"staging: the newest tag [{MODEL}]: pass rate 100% -> 0%" in out
+    assert f"file: a rollback asks for the previous tag [{MODEL}]: pass rate 50% -> 0%" in out
 
 
 def test_the_html_report_renders_in_headless_chromium(tmp_path: Path) -> None:
@@ -70,7 +72,7 @@ def test_the_html_report_renders_in_headless_chromium(tmp_path: Path) -> None:
     dom = subprocess.run(
         [*command, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120, check=False
     )
-    assert "Failures (2)" in dom.stdout and "staging: the newest tag [scripted]" in dom.stdout
+    assert "Failures (5)" in dom.stdout and f"staging: the newest tag [{MODEL}]" in dom.stdout
     artifacts = os.environ.get("THREADLOOM_ARTIFACTS")
     if artifacts:  # CI keeps the screenshot
         Path(artifacts).mkdir(parents=True, exist_ok=True)

@@ -109,7 +109,7 @@ def run(
     if regressions:
         console.print(f"[red]{len(regressions)} cases regressed against {baseline}:[/red]")
         for regression in regressions:
-            console.print(f"  {regression}", markup=False)
+            console.print(f"  {regression}", markup=False, soft_wrap=True)  # one line a case, for grep
         raise typer.Exit(1)
     console.print(f"[green]no regressions against {baseline}[/green]")
 
