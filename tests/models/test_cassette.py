@@ -8,6 +8,7 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Literal
 
 import httpx2
@@ -19,7 +20,7 @@ from inline_snapshot import snapshot
 from test_openai import Wire, free_port, llama, smollm2_path, wire  # noqa: F401  # pyright: ignore[reportUnusedImport]  (`wire` is a fixture)
 
 from threadloom import Agent, Message, Thread, UserError, tool
-from threadloom.models import Completion, Model, ModelRequest, ScriptedModel, Usage
+from threadloom.models import Completion, Model, ModelRequest, ScriptedModel, ToolDefinition, Usage
 from threadloom.models.cassette import MODE_ENV, Cassette, CassetteMismatch, dump, render_request
 
 DONE = '{"intent": "done_for_now", "message": "Deployed v1.2.3."}'
@@ -194,16 +195,19 @@ def test_any_string_survives_the_yaml_round_trip(text: str) -> None:
 
 @given(st.lists(st.tuples(st.sampled_from(["system", "user", "assistant"]), st.text()), min_size=1, max_size=4))
 def test_a_recorded_request_compares_equal_after_the_round_trip(messages: list[tuple[Any, str]]) -> None:
-    from threadloom.models.cassette import request_record
+    from threadloom.models.cassette import _key, _request_key, request_record  # pyright: ignore[reportPrivateUsage]
 
     request = ModelRequest(
         messages=tuple(Message(role, text) for role, text in messages),
         output_schema={"type": "object"},
         intent_names=("done_for_now",),
+        tools=(ToolDefinition("done_for_now", "Finish.", MappingProxyType({"type": "object", "required": ("a",)})),),
         settings={"temperature": 0.0},
     )
     recorded = request_record("m", request)
     assert yaml.safe_load(dump(recorded)) == recorded
+    # Replay's one-dump key is the readable record's canonical JSON (and so the loaded file's).
+    assert _request_key("m", request) == _key(recorded) == _key(yaml.safe_load(dump(recorded)))
 
 
 @pytest.fixture(scope="module")

@@ -148,6 +148,11 @@ class Cassette:
         self.recorded: tuple[dict[str, Any], ...] = tuple(recorded)
         """The interactions the file held when opened, each `{"request": ..., "response": ...}`."""
         self._used = [False] * len(recorded)
+        # Unused interactions by their request's canonical JSON, oldest first: a lookup, not a scan,
+        # so a suite of thousands of cases replays in linear time.
+        self._waiting: dict[str, list[int]] = {}
+        for index, interaction in enumerate(recorded):
+            self._waiting.setdefault(_key(interaction["request"]), []).append(index)
         self.interactions: list[dict[str, Any]] = []
         """The interactions of this run, in the order they were asked (what `save` writes)."""
         self.recorded_count = 0
@@ -172,15 +177,17 @@ class Cassette:
             CassetteMismatch: Replaying, and no unused interaction has this request.
             ModelError: Recording, and the wrapped model could not answer (nothing is recorded).
         """
-        wanted = request_record(self.name, request)
         if self.mode != "record":
-            for index, interaction in enumerate(self.recorded):
-                if not self._used[index] and interaction["request"] == wanted:
-                    self._used[index] = True
-                    self.interactions.append(interaction)
-                    return _completion(interaction["response"])
+            # Replay compares one canonical JSON text; the readable record is built only to write or diff.
+            waiting = self._waiting.get(_request_key(self.name, request))
+            if waiting:
+                index = waiting.pop(0)
+                self._used[index] = True
+                self.interactions.append(self.recorded[index])
+                return _completion(self.recorded[index]["response"])
             if self.mode == "replay":
-                raise self._mismatch(wanted)
+                raise self._mismatch(request_record(self.name, request))
+        wanted = request_record(self.name, request)
         assert self.inner is not None
         completion = await self.inner.complete(request)
         self.interactions.append({"request": wanted, "response": _response_record(completion)})
@@ -281,9 +288,26 @@ def render_request(record: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _key(record: Mapping[str, Any]) -> str:
+    return json.dumps(record, sort_keys=True, ensure_ascii=False)
+
+
+def _request_key(model: str, request: ModelRequest) -> str:
+    """`_key(request_record(model, request))` in one `json.dumps` (replay's hot path)."""
+    raw = {
+        "model": model,
+        "messages": [message.to_dict() for message in request.messages],
+        "intent_names": request.intent_names,
+        "tools": [{"name": t.name, "description": t.description, "parameters": t.parameters} for t in request.tools],
+        "settings": request.settings,
+        "output_schema": request.output_schema,
+    }
+    return json.dumps(raw, sort_keys=True, ensure_ascii=False, default=dict)
+
+
 def _plain(value: object) -> Any:
     """Mappings and tuples as the dicts and lists YAML reads back, so a loaded request compares equal."""
-    return json.loads(json.dumps(value))
+    return json.loads(json.dumps(value, default=dict))  # any Mapping (a MappingProxyType schema) as a dict
 
 
 def _response_record(completion: Completion) -> dict[str, Any]:
