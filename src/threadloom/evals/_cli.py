@@ -1,0 +1,255 @@
+"""`threadloom eval run | add` and `threadloom replay`: typer commands for the main CLI to mount.
+
+    from threadloom.evals._cli import eval_app, replay
+    app.add_typer(eval_app, name="eval")
+    app.command("replay")(replay)
+
+`app` holds both, for running this module alone (`python -m threadloom.evals`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any, cast
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from threadloom import Agent, ThreadloomError
+
+from ._case import case_from_store, case_record
+from ._replay import compare_decisions
+from ._report import load_baseline
+from ._runner import Suite
+
+__all__ = ["app", "eval_app", "replay"]
+
+eval_app = typer.Typer(help="Run eval suites and add cases from stored threads.", no_args_is_help=True)
+app = typer.Typer(help="threadloom evals and replays.", no_args_is_help=True)
+app.add_typer(eval_app, name="eval")
+
+StoreOption = Annotated[str, typer.Option("--store", envvar="THREADLOOM_STORE", help="Store URL.")]
+_DEFAULT_STORE = "sqlite:///threadloom.db"
+
+
+def load_object(spec: str, default: str) -> Any:
+    """`module:attribute` or `path/to/file.py:attribute` (attribute `default` when left out), called if callable.
+
+    Raises:
+        typer.BadParameter: The spec cannot be imported.
+    """
+    target, _, attribute = spec.partition(":")
+    attribute = attribute or default
+    sys.path.insert(0, ".")  # so `examples.deploy_bot_evals:suite` works from a checkout
+    try:
+        if target.endswith(".py"):
+            found = importlib.util.spec_from_file_location(Path(target).stem, target)
+            if found is None or found.loader is None:
+                raise ImportError(f"cannot load {target!r}")
+            module = importlib.util.module_from_spec(found)
+            sys.modules[found.name] = module
+            found.loader.exec_module(module)
+        else:
+            module = importlib.import_module(target)
+        value: Any = getattr(module, attribute)
+    except (ImportError, AttributeError, OSError) as exc:
+        raise typer.BadParameter(f"cannot import {spec!r}: {exc}") from exc
+    return value() if callable(value) and not isinstance(value, Agent | Suite) else value
+
+
+@eval_app.command("run")
+def run(
+    suite_spec: Annotated[
+        str, typer.Argument(metavar="SUITE", help="module:attribute or file.py:attribute of a Suite.")
+    ],
+    baseline: Annotated[
+        Path | None, typer.Option("--baseline", help="Fail (exit 1) when a case passes less often than here.")
+    ] = None,
+    tolerance: Annotated[float, typer.Option(help="How far a pass rate may drop below the baseline.")] = 0.0,
+    save_baseline: Annotated[Path | None, typer.Option("--save-baseline", help="Write this run's pass rates.")] = None,
+    json_path: Annotated[Path | None, typer.Option("--json", help="Write the report as JSON.")] = None,
+    html_path: Annotated[Path | None, typer.Option("--html", help="Write the report as one HTML page.")] = None,
+    repeats: Annotated[int | None, typer.Option(help="Attempts per case (the suite's own by default).")] = None,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Run an eval suite: print the tables, write the reports, compare with a baseline."""
+    suite = load_object(suite_spec, "suite")
+    if not isinstance(suite, Suite):
+        raise typer.BadParameter(f"{suite_spec!r} gives a {type(suite).__name__}, not a threadloom.evals.Suite")
+    if repeats is not None:
+        suite = Suite(
+            suite.agents,
+            suite.cases,
+            title=suite.title,
+            repeats=repeats,
+            concurrency=suite.concurrency,
+            retries=suite.retries,
+            prices=suite.prices,
+        )
+    console = Console()
+    expected = load_baseline(baseline) if baseline is not None else None
+    report = suite.run_sync(progress=progress)
+    report.print(console)
+    if json_path is not None:
+        json_path.write_text(report.to_json(), encoding="utf-8")
+    if html_path is not None:
+        html_path.write_text(report.to_html(), encoding="utf-8")
+    if save_baseline is not None:
+        report.save_baseline(save_baseline)
+    if expected is None:
+        return
+    regressions = report.regressions(expected, tolerance=tolerance)
+    if regressions:
+        console.print(f"[red]{len(regressions)} cases regressed against {baseline}:[/red]")
+        for regression in regressions:
+            console.print(f"  {regression}", markup=False, soft_wrap=True)  # one line a case, for grep
+        raise typer.Exit(1)
+    console.print(f"[green]no regressions against {baseline}[/green]")
+
+
+@eval_app.command("add")
+def add(
+    thread_id: str,
+    expect: Annotated[
+        list[str],
+        typer.Option(
+            "--expect",
+            help="intent=NAME, FIELD=VALUE (JSON or text; one_of:a,b  regex:PATTERN  range:MIN,MAX), status=, tools=a,b",
+        ),
+    ],
+    file: Annotated[Path, typer.Option("--file", help="The YAML case file to append to.")],
+    at: Annotated[str | None, typer.Option("--at", help="The last event the case keeps.")] = None,
+    name: Annotated[str | None, typer.Option(help="The case's name (THREAD_ID@EVENT_ID).")] = None,
+    store: StoreOption = _DEFAULT_STORE,
+) -> None:
+    """Add a case to a case file from a stored thread, cut after event --at, with what should come next."""
+    import yaml
+
+    from threadloom.models.cassette import dump
+    from threadloom.store import open_store
+
+    expectation = parse_expect_options(expect)
+
+    async def load() -> dict[str, Any]:
+        opened = await open_store(store)
+        try:
+            return case_record(await case_from_store(opened, thread_id, at=at, name=name, expect=expectation))
+        finally:
+            await opened.aclose()
+
+    try:
+        record = asyncio.run(load())
+    except ThreadloomError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    existing: list[Any] = (yaml.safe_load(file.read_text(encoding="utf-8")) or []) if file.exists() else []
+    if any(isinstance(item, dict) and cast("dict[str, Any]", item).get("name") == record["name"] for item in existing):
+        raise typer.BadParameter(f"{str(file)!r} already has a case named {record['name']!r}; pass --name")
+    existing.append(record)
+    file.write_text(dump(existing), encoding="utf-8")  # the cassettes' YAML: text blocks read as written
+    Console().print(f"added case {record['name']!r} to {file}", markup=False)
+
+
+def parse_expect_options(options: list[str]) -> dict[str, Any]:
+    """`--expect KEY=VALUE` options as a case file's `expect` mapping.
+
+    Raises:
+        typer.BadParameter: An option without `=`.
+    """
+    expect: dict[str, Any] = {}
+    fields: dict[str, Any] = {}
+    outcome: dict[str, Any] = {}
+    for option in options:
+        key, sep, value = option.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"--expect {option!r}: write KEY=VALUE, e.g. intent=deploy_backend")
+        if key == "intent":
+            expect["intent"] = _value(value)
+        elif key == "status":
+            outcome["status"] = value
+        elif key == "tools":
+            outcome["tools"] = [t for t in value.split(",") if t]
+        else:
+            fields[key] = _value(value)
+    if fields:
+        expect["fields"] = fields
+    if outcome:
+        expect["outcome"] = outcome
+    return expect
+
+
+def _value(text: str) -> Any:
+    kind, sep, rest = text.partition(":")
+    if sep and kind == "one_of":
+        return {"one_of": [_scalar(v) for v in rest.split(",")]}
+    if sep and kind == "regex":
+        return {"regex": rest}
+    if sep and kind == "range":
+        low, _, high = rest.partition(",")
+        return {"range": [float(low) if low else None, float(high) if high else None]}
+    return _scalar(text)
+
+
+def _scalar(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def replay(
+    thread_id: str,
+    agent_spec: Annotated[str, typer.Option("--agent", help="module:attribute of the thread's Agent.")],
+    model: Annotated[str, typer.Option("--model", help="The model to compare: a model string or module:attribute.")],
+    store: StoreOption = _DEFAULT_STORE,
+) -> None:
+    """Re-ask a stored thread's model steps with another model and show, step by step, where decisions differ."""
+    from threadloom.models import Model, infer_model
+    from threadloom.store import open_store
+
+    agent = load_object(agent_spec, "agent")
+    if not isinstance(agent, Agent):
+        raise typer.BadParameter(f"{agent_spec!r} gives a {type(agent).__name__}, not an Agent")
+    other = cast("Model | None", load_object(model, "model") if _names_an_object(model) else None)
+    if other is None:
+        try:
+            other = infer_model(model)
+        except ThreadloomError as exc:
+            raise typer.BadParameter(str(exc)) from exc
+
+    async def work() -> list[Any]:
+        opened = await open_store(store)
+        try:
+            thread = await opened.load(thread_id)
+        finally:
+            await opened.aclose()
+        return await compare_decisions(agent, thread, other)
+
+    try:
+        steps = asyncio.run(work())
+    except ThreadloomError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    table = Table(title=f"{thread_id}: {agent.model.name} (recorded) vs {other.name}")
+    for column in ("step", "recorded", "replayed", ""):
+        table.add_column(column)
+    for step in steps:
+        verdict = Text("same", "green") if step.same else Text("differs", "red")
+        table.add_row(str(step.step), Text(step.recorded), Text(step.replayed), verdict)
+    Console().print(table)
+    differ = sum(not step.same for step in steps)
+    Console().print(f"{differ} of {len(steps)} steps differ")
+
+
+def _names_an_object(spec: str) -> bool:
+    """`package.module:attribute` or `file.py:attribute`, not a model string such as `openai:gpt-4.1`."""
+    target = spec.partition(":")[0]
+    return ":" in spec and ("." in target or "/" in target)
+
+
+app.command("replay")(replay)

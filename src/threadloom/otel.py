@@ -1,0 +1,224 @@
+"""OpenTelemetry spans for runs, model calls and tool calls (extra `otel`: only `opentelemetry-api`).
+
+`instrument(agent)` wraps what the agent already offers for this (factor 8: the loop is yours): its
+model, in a model that makes one `chat MODEL` span per call with the GenAI semantic conventions; its
+`after_step` hook, which opens an `execute_tool NAME` span when a tool starts and ends it with the
+tool's outcome; and its `run`, in an `invoke_agent NAME` span. A thread's runs share one trace,
+whatever process runs them: without a span already current, a run's parent is a span context
+derived from the thread id, so a thread paused in one worker and resumed in another reads as one
+trace. No event is written for this; the thread stays the only state.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from typing import Any, cast
+
+from threadloom import Agent, Event, Thread
+from threadloom.models import Completion, Model, ModelRequest
+
+try:
+    from opentelemetry import trace
+    from opentelemetry.trace import Link, NonRecordingSpan, Span, SpanContext, SpanKind, StatusCode, TraceFlags
+except ImportError as exc:  # pragma: no cover - the extra is installed in the dev environment
+    raise ImportError("threadloom.otel needs OpenTelemetry: pip install 'threadloom[otel]'") from exc
+
+__all__ = ["TracedModel", "instrument", "thread_span_context"]
+
+_TRACER = "threadloom"
+
+
+class TracedModel:
+    """A model whose every call is a `chat MODEL` client span (GenAI semantic conventions)."""
+
+    def __init__(self, inner: Model, *, tracer_provider: Any = None) -> None:
+        """Wrap `inner`; spans go to `tracer_provider` (the global one when None)."""
+        self.inner = inner
+        """The model that answers."""
+        self._tracer = trace.get_tracer(_TRACER, tracer_provider=tracer_provider)
+
+    @property
+    def name(self) -> str:
+        """The wrapped model's name."""
+        return self.inner.name
+
+    @property
+    def strategy(self) -> str:
+        """The wrapped model's strategy (the agent's default prompt follows it)."""
+        return str(getattr(self.inner, "strategy", "prompted"))
+
+    async def complete(self, request: ModelRequest) -> Completion:
+        """Ask the wrapped model inside a span; an error ends the span with `error.type`.
+
+        Raises:
+            ModelError: What the wrapped model raised.
+        """
+        attributes: dict[str, Any] = {"gen_ai.operation.name": "chat", "gen_ai.request.model": self.name}
+        for key in ("max_tokens", "temperature", "top_p", "seed"):
+            if key in request.settings:
+                attributes[f"gen_ai.request.{key}"] = cast("Mapping[str, Any]", request.settings)[key]
+        with self._tracer.start_as_current_span(
+            f"chat {self.name}", kind=SpanKind.CLIENT, attributes=attributes
+        ) as span:
+            try:
+                completion = await self.inner.complete(request)
+            except Exception as exc:
+                span.set_attribute("error.type", type(exc).__name__)
+                raise
+            span.set_attribute("gen_ai.response.model", completion.model)
+            span.set_attribute("gen_ai.usage.input_tokens", completion.usage.input_tokens)
+            span.set_attribute("gen_ai.usage.output_tokens", completion.usage.output_tokens)
+            if completion.stop_reason is not None:
+                span.set_attribute("gen_ai.response.finish_reasons", [completion.stop_reason])
+            return completion
+
+
+def thread_span_context(thread_id: str) -> SpanContext:
+    """The span context every run of `thread_id` descends from: the same in any process.
+
+    Example:
+        ```python
+        from threadloom.otel import thread_span_context
+
+        assert thread_span_context("th_1").trace_id == thread_span_context("th_1").trace_id
+        assert thread_span_context("th_1").trace_id != thread_span_context("th_2").trace_id
+        ```
+    """
+    digest = hashlib.sha256(thread_id.encode()).digest()
+    trace_id = int.from_bytes(digest[:16], "big") or 1
+    span_id = int.from_bytes(digest[16:24], "big") or 1
+    return SpanContext(trace_id, span_id, is_remote=True, trace_flags=TraceFlags(TraceFlags.SAMPLED))
+
+
+def instrument(agent: Agent, *, tracer_provider: Any = None) -> Agent:
+    """Make `agent` trace its runs, model calls and tool calls; returns the same agent.
+
+    Example:
+        ```python
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+        from threadloom import Agent, Thread
+        from threadloom.models import ScriptedModel
+        from threadloom.otel import instrument
+
+        exporter = InMemorySpanExporter()
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        agent = Agent(name="greeter", model=ScriptedModel(['{"intent": "done_for_now", "message": "hi"}']))
+        instrument(agent, tracer_provider=provider).run_sync(Thread.start("user_input", {"text": "hi"}))
+        assert [s.name for s in exporter.get_finished_spans()] == ["chat scripted", "invoke_agent greeter"]
+        ```
+    """
+    tracer = trace.get_tracer(_TRACER, tracer_provider=tracer_provider)
+    agent.model = TracedModel(agent.model, tracer_provider=tracer_provider)
+    agent.after_step = _ToolSpans(tracer, agent.after_step)
+    inner_run = agent.run
+
+    async def run(thread: Thread, *, save: Any = None) -> Thread:
+        current = trace.get_current_span().get_span_context()
+        links: list[Link] = []
+        if current.is_valid:
+            parent = None  # the caller's span is the parent; the thread's trace is linked
+            links.append(Link(thread_span_context(thread.id)))
+        else:
+            parent = trace.set_span_in_context(NonRecordingSpan(thread_span_context(thread.id)))
+        attributes = {
+            "gen_ai.operation.name": "invoke_agent",
+            "gen_ai.agent.name": agent.name,
+            "threadloom.thread.id": thread.id,
+            "threadloom.thread.events": len(thread),
+        }
+        span_name = f"invoke_agent {agent.name}"
+        with tracer.start_as_current_span(span_name, context=parent, links=links, attributes=attributes) as span:
+            _human_waits(tracer, thread)
+            done = await inner_run(thread, save=save)
+            usage = _usage(done.events[len(thread) :])
+            span.set_attribute("threadloom.thread.status", done.status)
+            span.set_attribute("gen_ai.usage.input_tokens", usage[0])
+            span.set_attribute("gen_ai.usage.output_tokens", usage[1])
+            return done
+
+    # The instance's own `run` shadows the method, so a Runtime or Worker driving it is traced too.
+    setattr(agent, "run", run)  # noqa: B010
+    return agent
+
+
+class _ToolSpans:
+    """An `after_step` hook: a span from each `tool_started` to the tool's result or error."""
+
+    def __init__(self, tracer: Any, inner: Any) -> None:
+        self._tracer = tracer
+        self._inner = inner
+        self._open: dict[str, Span] = {}
+
+    def __call__(self, thread: Thread, event: Event) -> Any:
+        data = cast("dict[str, Any]", event.data) if isinstance(event.data, dict) else {}
+        call_id = str(data.get("call_id", ""))
+        if event.type == "tool_started":
+            call = thread.find(call_id)
+            policy = (
+                cast("dict[str, Any]", call.data).get("policy")
+                if call is not None and isinstance(call.data, dict)
+                else None
+            )
+            attributes = {
+                "gen_ai.operation.name": "execute_tool",
+                "gen_ai.tool.name": str(data.get("intent")),
+                "gen_ai.tool.call.id": call_id,
+                "threadloom.tool.policy": str(policy or "auto"),
+            }
+            self._open[call_id] = self._tracer.start_span(
+                f"execute_tool {data.get('intent')}", kind=SpanKind.INTERNAL, attributes=attributes
+            )
+        elif call_id in self._open and event.type in ("tool_response", "error"):
+            span = self._open.pop(call_id)
+            if event.type == "error":
+                span.set_attribute("threadloom.tool.outcome", "error")
+                span.set_attribute("error.type", str(data.get("error_type")))
+                span.set_status(StatusCode.ERROR, str(data.get("message", "")))
+            else:
+                span.set_attribute("threadloom.tool.outcome", "ok")
+            span.end()
+        if self._inner is None:
+            return None
+        return self._inner(thread, event)
+
+
+def _human_waits(tracer: Any, thread: Thread) -> None:
+    """A `wait_for_human` span for each answer that came in since the last run, from request to answer.
+
+    The wait happened between two runs, perhaps in no process at all, so its span is made when the
+    run it resumed starts, with the request's and the answer's times as its own.
+    """
+    events = list(thread.events)
+    index = len(events)
+    while index > 0 and events[index - 1].type in ("approval", "human_response"):
+        index -= 1
+    for answer in events[index:]:
+        data = cast("dict[str, Any]", answer.data) if isinstance(answer.data, dict) else {}
+        request = thread.find(str(data.get("call_id") or data.get("request_id") or ""))
+        if request is None:
+            continue
+        attributes: dict[str, Any] = {"threadloom.human.request": request.type, "threadloom.human.answer": answer.type}
+        if answer.type == "approval":
+            attributes["threadloom.human.approved"] = bool(data.get("approved"))
+        span = tracer.start_span("wait_for_human", start_time=_nanoseconds(request), attributes=attributes)
+        span.end(end_time=_nanoseconds(answer))
+
+
+def _nanoseconds(event: Event) -> int:
+    return int(event.at.timestamp() * 1_000_000_000)
+
+
+def _usage(events: Iterable[Event]) -> tuple[int, int]:
+    tokens_in = tokens_out = 0
+    for event in events:
+        record = cast("dict[str, Any]", event.data).get("model") if isinstance(event.data, dict) else None
+        if isinstance(record, dict):
+            model = cast("dict[str, Any]", record)
+            tokens_in += int(model.get("input_tokens") or 0)
+            tokens_out += int(model.get("output_tokens") or 0)
+    return tokens_in, tokens_out

@@ -1,0 +1,107 @@
+"""`eval add` (a case from a stored thread) and `replay` (a stored thread's decisions against another model)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from threadloom import Agent, Thread
+from threadloom.evals import load_cases
+from threadloom.evals._cli import app, parse_expect_options
+from threadloom.models import ScriptedModel
+from threadloom.store import SQLiteStore
+
+DEPLOY = '{"intent": "deploy_backend", "tag": "v1.2.3", "environment": "production"}'
+
+
+def stored(path: Path) -> Thread:
+    """A finished deploy-bot thread saved in a SQLite file."""
+    from examples.deploy_bot import build_agent
+
+    thread = build_agent().run_sync(Thread.start("slack_message", {"text": "deploy the backend to production"}))
+
+    async def save() -> None:
+        store = SQLiteStore(path)
+        await store.append(thread, after=0)
+        await store.aclose()
+
+    asyncio.run(save())
+    return thread
+
+
+def test_eval_add_cuts_a_stored_thread_into_a_case_that_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(Path(__file__).parent.parent.parent)  # `examples.deploy_bot` importable
+    thread = stored(tmp_path / "t.db")
+    cut = thread.events[3].id  # after the prefetched tags, before the model's choice
+    cases = tmp_path / "cases.yaml"
+    args = ["eval", "add", thread.id, "--at", cut, "--file", str(cases), "--store", f"sqlite:///{tmp_path}/t.db"]
+    expect = ["--expect", "intent=deploy_backend", "--expect", "environment=one_of:staging,production"]
+    result = CliRunner().invoke(app, [*args, *expect, "--name", "from prod"])
+    assert result.exit_code == 0, result.output
+    assert "added case 'from prod'" in result.output
+    again = CliRunner().invoke(app, [*args, *expect, "--name", "from prod"])
+    assert again.exit_code != 0 and "already has a case named" in again.output
+    [case] = load_cases(cases)
+    assert [e.id for e in case.thread.events] == [e.id for e in thread.events[:4]]
+    from examples.deploy_bot import build_agent
+
+    from threadloom.evals import evaluate_sync
+
+    assert evaluate_sync(build_agent(), [case]).pass_rate == 1.0
+
+
+def test_expect_options_become_an_expect_mapping() -> None:
+    options = ["intent=deploy_backend", "tag=regex:^v1", "replicas=range:1,", "n=3", "status=done", "tools=a,b"]
+    assert parse_expect_options(options) == {
+        "intent": "deploy_backend",
+        "fields": {"tag": {"regex": "^v1"}, "replicas": {"range": [1.0, None]}, "n": 3},
+        "outcome": {"status": "done", "tools": ["a", "b"]},
+    }
+    with pytest.raises(typer.BadParameter, match="KEY=VALUE"):
+        parse_expect_options(["intent"])
+
+
+OTHER = ScriptedModel(['{"intent": "deploy_backend", "tag": "v1.2.2", "environment": "production"}', DEPLOY])
+"""The model `replay` compares with (imported by the command as `test_evals_cli:OTHER`)."""
+
+
+def agent() -> Agent:
+    from examples.deploy_bot import build_agent
+
+    return build_agent()
+
+
+def test_replay_shows_step_by_step_where_another_model_decides_otherwise(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = Path(__file__).parent.parent.parent
+    monkeypatch.chdir(root)
+    thread = stored(tmp_path / "t.db")
+    spec = f"{Path(__file__)}:"
+    result = CliRunner().invoke(
+        app,
+        [
+            "replay",
+            thread.id,
+            "--agent",
+            spec + "agent",
+            "--model",
+            spec + "OTHER",
+            "--store",
+            f"sqlite:///{tmp_path}/t.db",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "differs" in result.output and "v1.2.2" in result.output
+    assert "1 of 1 steps differ" in result.output
+
+
+def test_a_suite_spec_that_is_not_a_suite_is_refused() -> None:
+    result = CliRunner().invoke(app, ["eval", "run", f"{Path(__file__)}:agent"])
+    assert result.exit_code != 0 and "not a threadloom.evals.Suite" in result.output
+    missing = CliRunner().invoke(app, ["eval", "run", "no_such_module:suite"])
+    assert missing.exit_code != 0 and "cannot import" in missing.output

@@ -1,0 +1,202 @@
+"""OpenTelemetry spans, checked with the SDK's in-memory exporter: names, attributes, parents, across processes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanContext, SpanKind, StatusCode
+
+from threadloom import Agent, Event, RateLimited, Runtime, Thread, tool
+from threadloom.models import Completion, ModelRequest, Usage
+from threadloom.otel import instrument, thread_span_context
+
+ROOT = Path(__file__).parent.parent
+
+
+@tool
+def check_health(environment: str) -> str:
+    """Check an environment's health."""
+    if environment == "moon":
+        raise ConnectionError("no route to the moon")
+    return "healthy"
+
+
+@tool(policy="approval")
+def deploy_backend(tag: str) -> str:
+    """Deploy a tag."""
+    return f"deployed {tag}"
+
+
+class Counting:
+    """Answers in order, each with usage, as a provider would report it."""
+
+    name = "gpt-4.1-mini"
+
+    def __init__(self, answers: Sequence[str]) -> None:
+        self.answers = list(answers)
+
+    async def complete(self, request: ModelRequest) -> Completion:
+        if not self.answers:
+            raise RateLimited("gpt-4.1-mini: HTTP 429", status_code=429)
+        text = self.answers.pop(0)
+        return Completion(text, "gpt-4.1-mini-2025-04-14", usage=Usage(100 + len(text), 7), stop_reason="stop")
+
+
+def traced(answers: Sequence[str]) -> tuple[Agent, InMemorySpanExporter]:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    agent = Agent(name="ops", model=Counting(answers), tools=[check_health, deploy_backend])
+    return instrument(agent, tracer_provider=provider), exporter
+
+
+HEALTH = '{"intent": "check_health", "environment": "staging"}'
+DONE = '{"intent": "done_for_now", "message": "healthy"}'
+
+
+def ids(span: ReadableSpan) -> SpanContext:
+    assert span.context is not None
+    return span.context
+
+
+def by_name(spans: Sequence[ReadableSpan]) -> dict[str, ReadableSpan]:
+    return {span.name: span for span in spans}
+
+
+def test_a_run_has_a_span_with_model_and_tool_spans_under_it() -> None:
+    agent, exporter = traced([HEALTH, DONE])
+    thread = agent.run_sync(Thread.start("user_input", {"text": "is staging healthy?"}))
+    spans = exporter.get_finished_spans()
+    assert [s.name for s in spans] == [
+        "chat gpt-4.1-mini",
+        "execute_tool check_health",
+        "chat gpt-4.1-mini",
+        "invoke_agent ops",
+    ]
+    run = by_name(spans)["invoke_agent ops"]
+    assert all(s.parent is not None and s.parent.span_id == ids(run).span_id for s in spans if s is not run)
+    chat = spans[0]
+    assert chat.kind == SpanKind.CLIENT
+    assert dict(chat.attributes or {}) == {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.request.model": "gpt-4.1-mini",
+        "gen_ai.response.model": "gpt-4.1-mini-2025-04-14",
+        "gen_ai.usage.input_tokens": 100 + len(HEALTH),
+        "gen_ai.usage.output_tokens": 7,
+        "gen_ai.response.finish_reasons": ("stop",),
+    }
+    tool_span = by_name(spans)["execute_tool check_health"]
+    assert tool_span.attributes is not None
+    assert (
+        tool_span.attributes["threadloom.tool.policy"] == "auto"
+        and tool_span.attributes["threadloom.tool.outcome"] == "ok"
+    )
+    # The run's token attributes are the thread's own usage, and the sum of its model spans'.
+    assert run.attributes is not None
+    assert run.attributes["gen_ai.usage.input_tokens"] == thread.usage.input_tokens
+    assert run.attributes["gen_ai.usage.output_tokens"] == thread.usage.output_tokens
+    chats = [s for s in spans if s.name.startswith("chat ")]
+    assert sum(int((s.attributes or {})["gen_ai.usage.input_tokens"]) for s in chats) == thread.usage.input_tokens  # pyright: ignore[reportArgumentType]
+    assert run.attributes["threadloom.thread.status"] == "done" and run.attributes["threadloom.thread.id"] == thread.id
+
+
+def test_a_failing_tool_and_a_failing_model_call_say_so() -> None:
+    agent, exporter = traced(['{"intent": "check_health", "environment": "moon"}'])
+    agent.run_sync(Thread.start("user_input", {"text": "is the moon healthy?"}))
+    spans = by_name(exporter.get_finished_spans())
+    tool_span = spans["execute_tool check_health"]
+    assert tool_span.status.status_code == StatusCode.ERROR and tool_span.attributes is not None
+    assert tool_span.attributes["threadloom.tool.outcome"] == "error"
+    assert tool_span.attributes["error.type"] == "ConnectionError"
+    failed = [s for s in exporter.get_finished_spans() if s.name == "chat gpt-4.1-mini"][-1]
+    assert failed.status.status_code == StatusCode.ERROR and (failed.attributes or {})["error.type"] == "RateLimited"
+
+
+def test_a_run_inside_the_callers_span_is_its_child_and_links_the_threads_trace() -> None:
+    agent, exporter = traced([DONE])
+    provider: Any = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    thread = Thread.start("user_input", {"text": "hi"})
+    with provider.get_tracer("test").start_as_current_span("http request") as outer:
+        agent.run_sync(thread)
+    run = by_name(exporter.get_finished_spans())["invoke_agent ops"]
+    assert run.parent is not None and run.parent.span_id == outer.get_span_context().span_id
+    assert [link.context.trace_id for link in run.links] == [thread_span_context(thread.id).trace_id]
+
+
+WORKER = """
+import asyncio, json, sys
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from threadloom import Agent, Runtime
+from threadloom.models import ScriptedModel
+from threadloom.otel import instrument
+sys.path.insert(0, "tests")
+from test_otel import deploy_backend, check_health
+
+exporter = InMemorySpanExporter()
+provider = TracerProvider()
+provider.add_span_processor(SimpleSpanProcessor(exporter))
+model = ScriptedModel(['{"intent": "done_for_now", "message": "deployed"}'])
+agent = instrument(Agent(name="ops", model=model, tools=[check_health, deploy_backend]), tracer_provider=provider)
+
+async def main():
+    runtime = Runtime(store=sys.argv[1], agents=[agent])
+    await runtime.run_until_idle()
+    await runtime.aclose()
+
+asyncio.run(main())
+print(json.dumps([
+    {"name": s.name, "trace_id": s.context.trace_id, "parent": s.parent.span_id if s.parent else None,
+     "start": s.start_time, "end": s.end_time}
+    for s in exporter.get_finished_spans()
+]))
+"""
+
+
+async def test_a_run_resumed_in_another_process_continues_the_threads_trace(tmp_path: Path) -> None:
+    store = f"sqlite:///{tmp_path}/t.db"
+    agent, exporter = traced(['{"intent": "deploy_backend", "tag": "v1.2.3"}'])
+    runtime = Runtime(store=store, agents=[agent])
+    thread_id = await runtime.launch("ops", Event("user_input", {"text": "deploy v1.2.3"}))
+    await runtime.run_until_idle()
+    waiting = await runtime.get(thread_id)
+    assert waiting.status == "waiting_approval" and waiting.pending is not None
+    await runtime.approve(thread_id, waiting.pending.id)
+    approval = (await runtime.get(thread_id)).events[len(waiting)]
+    await runtime.aclose()
+    command = [sys.executable, "-c", WORKER, store]
+    done = await asyncio.to_thread(
+        subprocess.run, command, cwd=ROOT, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    there = json.loads(done.stdout)
+    here = exporter.get_finished_spans()
+    root = thread_span_context(thread_id)
+    first = by_name(here)["invoke_agent ops"]
+    second = next(s for s in there if s["name"] == "invoke_agent ops")
+    assert ids(first).trace_id == second["trace_id"] == root.trace_id  # one trace for the thread
+    assert first.parent is not None and first.parent.span_id == second["parent"] == root.span_id
+    names = ["wait_for_human", "execute_tool deploy_backend", "chat scripted", "invoke_agent ops"]
+    assert [s["name"] for s in there] == names
+    wait = there[0]  # from the recorded call to the approval, both times the thread's own
+    call = waiting.pending
+    assert wait["start"] == int(call.at.timestamp() * 1e9) and wait["end"] == int(approval.at.timestamp() * 1e9)
+    assert all(s["trace_id"] == root.trace_id for s in there)
+
+
+@pytest.mark.parametrize("thread_id", ["th_1", "a" * 200, ""])
+def test_the_threads_span_context_is_valid_and_the_same_everywhere(thread_id: str) -> None:
+    context = thread_span_context(thread_id)
+    assert context.is_valid and context.is_remote and context == thread_span_context(thread_id)
