@@ -5,6 +5,7 @@
     threadloom threads show TH_ID
     threadloom threads approve TH_ID
     threadloom threads respond TH_ID "use staging"
+    threadloom eval run examples/deploy_bot_evals.py --baseline examples/evals/deploy_bot.baseline.json
 
 The store comes from `--store` or `THREADLOOM_STORE`, default `sqlite:///threadloom.db`; only
 `worker` creates a SQLite store that is not there. Errors are one line on stderr: exit 1 when the
@@ -40,6 +41,16 @@ for name, command in [
     ("fork", fork),
 ]:
     threads.command(name)(command)
+
+# `threadloom eval ...` and `threadloom replay` come with the `evals` extra (PyYAML for cases and
+# cassettes); without it the rest of the command works as before.
+try:
+    from ..evals._cli import eval_app, replay
+except ImportError:  # pragma: no cover - the extra is installed wherever the tests run
+    pass
+else:
+    app.add_typer(eval_app, name="eval")
+    app.command("replay")(replay)
 
 
 def _version(value: bool) -> None:
