@@ -33,7 +33,7 @@ def test_the_json_report_holds_cases_attempts_checks_and_contexts() -> None:
     assert (finishes["case"], finishes["pass_rate"], asks["pass_rate"]) == ("finishes", 1.0, 0.0)
     [attempt] = asks["attempts"]
     assert attempt["results"][0]["check"] == "request_more_information()"
-    assert "&lt;ask&gt;" in attempt["messages"][-1]["content"] or "<ask>" in attempt["messages"][-1]["content"]
+    assert "&lt;ask> me" in attempt["messages"][-1]["content"]  # the context fences a value's markup
     assert document["models"][0]["model"] == "gpt-4.1-mini" and document["models"][0]["attempts"] == 2
 
 
