@@ -7,6 +7,7 @@ from typing import Literal
 import pytest
 
 from threadloom import Agent, Event, InvalidTransition, LeaseLost, Runtime, Thread, UserError, tool
+from threadloom.exceptions import IdempotencyKeyReused
 from threadloom.models import ScriptedModel
 from threadloom.store import MemoryStore, ThreadStore
 
@@ -153,7 +154,10 @@ async def test_a_model_that_cannot_answer_does_not_spin(store: ThreadStore) -> N
     thread_id = await runtime.launch("deploy_bot", Event("user_input", {"text": "go"}))
     short = Runtime(store=store, agents=[Agent(name="deploy_bot", model=ScriptedModel([]))])
     assert await short.run_until_idle() == 1  # the script is empty: one run, one error event, no loop
-    assert (await runtime.get(thread_id)).events[-1].type == "error"
+    events = (await runtime.get(thread_id)).events
+    assert [e.type for e in events[-2:]] == ["error", "run_error"]  # retried later, with backoff
+    record = events[-1].data
+    assert isinstance(record, dict) and (record["error_type"], record["attempt"]) == ("ScriptExhausted", 1)
 
 
 async def test_unknown_agents_are_clear(store: ThreadStore) -> None:
@@ -171,7 +175,10 @@ def test_sync_wrappers(tmp_path: Path, kind: str, request: pytest.FixtureRequest
     asks = '{"intent": "request_human_input", "question": "Which tag?"}'
     with Runtime(store=url, agents=[deploy_bot(DEPLOY, asks, DONE)]) as runtime:
         thread_id = runtime.launch_sync("deploy_bot", Event("slack_message", {"text": "deploy"}), idempotency_key="k")
-        assert runtime.launch_sync("deploy_bot", Event("slack_message", {}), idempotency_key="k") == thread_id
+        repeat = Event("slack_message", {"text": "deploy"})
+        assert runtime.launch_sync("deploy_bot", repeat, idempotency_key="k") == thread_id
+        with pytest.raises(IdempotencyKeyReused):  # the same key for another launch
+            runtime.launch_sync("deploy_bot", Event("slack_message", {}), idempotency_key="k")
         runtime.run_until_idle_sync()
         thread = runtime.get_sync(thread_id)
         assert thread.pending is not None
@@ -270,10 +277,13 @@ class _Batches(MemoryStore):
         *,
         after: int,
         idempotency_key: str | None = None,
+        request: str | None = None,
         owner: str | None = None,
         sync: bool = True,
     ) -> None:
-        await super().append(thread, after=after, idempotency_key=idempotency_key, owner=owner, sync=sync)
+        await super().append(
+            thread, after=after, idempotency_key=idempotency_key, request=request, owner=owner, sync=sync
+        )
         self.batches.append([e.type for e in thread.events[after:]])
         self.syncs.append(sync)
 

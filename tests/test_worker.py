@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
@@ -66,8 +67,36 @@ async def test_a_thread_whose_agent_is_unknown_does_not_stop_the_worker(store: T
     await runtime.launch("a", Event("user_input", "x"))
     stranger = Runtime(store=store, agents=[Agent(name="b", model=ScriptedModel([]))])
     await stranger.launch("b", Event("user_input", "y"))
-    assert await Worker(runtime).run_until_idle() == 2  # one done, one skipped with an error logged
+    assert await Worker(runtime).run_until_idle() == 1  # a claim takes only the agents the worker knows
     assert [s.status for s in await runtime.list(agent="a")] == ["done"]
+    assert [s.status for s in await runtime.list(agent="b")] == ["ready"]  # left for a worker that knows b
+
+
+async def test_threads_a_worker_cannot_run_do_not_starve_the_rest(store: ThreadStore) -> None:
+    # Fails on the old code: the oldest `concurrency` ready threads (of an agent the worker does
+    # not know, or in backoff) were claimed and released every poll, and newer threads never ran.
+    runtime = Runtime(store=store, agents=[Agent(name="a", model=ScriptedModel([DONE] * 3))])
+    stranger = Runtime(store=store, agents=[Agent(name="typo", model=ScriptedModel([]))])
+    for i in range(4):
+        await stranger.launch("typo", Event("user_input", {"i": i}))
+    waiting = await runtime.launch("a", Event("user_input", "backoff"))
+    later = datetime.now(UTC) + timedelta(hours=1)
+    await runtime.send_event(
+        waiting, Event("run_error", {"error_type": "X", "message": "m", "attempt": 1, "retry_at": later.isoformat()})
+    )
+    newer = await runtime.launch("a", Event("user_input", "newest"))
+    stop = asyncio.Event()
+    worker = Worker(runtime, concurrency=2, poll_seconds=0.05)
+    task = asyncio.create_task(worker.run(stop))
+    for _ in range(200):
+        if (await runtime.get(newer)).status == "done":
+            break
+        await asyncio.sleep(0.05)
+    stop.set()
+    await task
+    assert (await runtime.get(newer)).status == "done"
+    assert (await runtime.get(waiting)).status == "ready"  # not before its retry time
+    assert [s.status for s in await runtime.list(agent="typo")] == ["ready"] * 4
 
 
 def _launch_all(url: str, count: int) -> list[str]:

@@ -1,7 +1,6 @@
 """The ThreadStore contract, the same for every backend."""
 
 import asyncio
-import gc
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -9,6 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from threadloom import AlreadyDelivered, Event, LeaseLost, Thread, ThreadNotFound, UserError, VersionConflict
+from threadloom.exceptions import IdempotencyKeyReused
 from threadloom.store import ThreadStore
 
 
@@ -67,33 +67,44 @@ async def test_missing_threads(store: ThreadStore) -> None:
         await store.append(deploy_thread(), after=5)
 
 
-@pytest.mark.parametrize("enabled", [True, False])
-async def test_a_load_leaves_the_garbage_collector_as_it_found_it(store: ThreadStore, enabled: bool) -> None:
-    # A load pauses the collector while it makes the thread's objects (`_codec.gc_paused`).
-    thread = deploy_thread()
+async def test_an_idempotency_key_has_one_effect_in_its_thread(store: ThreadStore) -> None:
+    thread = Thread.start("webhook", {"id": 1}).append(Event("webhook", {"id": 2}))
     await store.append(thread, after=0)
-    was = gc.isenabled()
-    try:
-        gc.enable() if enabled else gc.disable()
-        assert await store.load(thread.id) == thread
-        assert gc.isenabled() == enabled
-        with pytest.raises(ThreadNotFound):
-            await store.load("th_nope")
-        assert gc.isenabled() == enabled
-    finally:
-        gc.enable() if was else gc.disable()
-
-
-async def test_an_idempotency_key_has_one_effect(store: ThreadStore) -> None:
-    thread = Thread.start("webhook", {"id": 1})
-    await store.append(thread, after=0, idempotency_key="delivery-1")
-    again = thread.append(Event("webhook", {"id": 1}))
-    with pytest.raises(AlreadyDelivered) as info:
-        await store.append(again, after=1, idempotency_key="delivery-1")
+    again = thread.append(Event("webhook", {"id": 3}))
+    await store.append(again, after=2, idempotency_key="delivery-1", request="r1")
+    with pytest.raises(AlreadyDelivered) as info:  # the same delivery again: nothing written
+        await store.append(
+            again.append(Event("webhook", {"id": 3})), after=3, idempotency_key="delivery-1", request="r1"
+        )
     assert info.value.thread_id == thread.id
-    assert len(await store.load(thread.id)) == 1
+    with pytest.raises(IdempotencyKeyReused, match="delivery-1"):  # the same key, another request
+        await store.append(
+            again.append(Event("webhook", {"id": 4})), after=3, idempotency_key="delivery-1", request="r2"
+        )
+    assert len(await store.load(thread.id)) == 3
     assert await store.find_key("delivery-1") == thread.id
+    assert await store.find_key("delivery-1", scope=f"thread:{thread.id}", request="r1") == thread.id
+    with pytest.raises(IdempotencyKeyReused):
+        await store.find_key("delivery-1", scope=f"thread:{thread.id}", request="r2")
     assert await store.find_key("delivery-2") is None
+    # Keys belong to their thread: the same key on another thread is another delivery.
+    other = Thread.start("webhook", {"id": 1})
+    await store.append(other, after=0)
+    await store.append(other.append(Event("webhook", {"id": 3})), after=1, idempotency_key="delivery-1", request="r2")
+    assert len(await store.load(other.id)) == 2
+    assert await store.find_key("delivery-1", scope=f"thread:{other.id}") == other.id
+
+
+async def test_a_launch_key_belongs_to_its_agent(store: ThreadStore) -> None:
+    first = Thread.start("user_input", "a", agent="x")
+    await store.append(first, after=0, idempotency_key="launch-1", request="r")
+    with pytest.raises(AlreadyDelivered) as info:
+        await store.append(Thread.start("user_input", "a", agent="x"), after=0, idempotency_key="launch-1", request="r")
+    assert info.value.thread_id == first.id
+    other = Thread.start("user_input", "a", agent="y")  # another agent: its own keys
+    await store.append(other, after=0, idempotency_key="launch-1", request="r")
+    assert await store.find_key("launch-1", scope="launch:x") == first.id
+    assert await store.find_key("launch-1", scope="launch:y") == other.id
 
 
 async def test_list_filters_and_orders(store: ThreadStore) -> None:

@@ -9,6 +9,7 @@ import pytest
 
 from threadloom import Event, StoreError, Thread
 from threadloom.store import open_store
+from threadloom.store._codec import encode_event, encode_metadata
 from threadloom.store.postgres import MIGRATIONS, PostgresStore
 
 
@@ -44,12 +45,29 @@ async def test_an_older_schema_migrates_forward_and_keeps_its_threads(
 ) -> None:
     with monkeypatch.context() as older:
         older.setattr("threadloom.store.postgres.MIGRATIONS", MIGRATIONS[:1])  # a database of the first release
-        store = await PostgresStore.open(postgres_url)
-        thread = Thread.start("user_input", {"text": "kept"})
-        await store.append(thread, after=0)
-        await store.aclose()
+        await (await PostgresStore.open(postgres_url)).aclose()
+    # A thread, a launch key and a later delivery's key as the first release wrote them.
+    thread = Thread.start("user_input", {"text": "kept"}, agent="a")
+    created = datetime(2026, 1, 1, tzinfo=UTC)
+    async with await psycopg.AsyncConnection.connect(postgres_url, autocommit=True) as conn:
+        await conn.execute(
+            "INSERT INTO threadloom_threads (thread_id, agent, status, events, metadata, created_at, updated_at)"
+            " VALUES (%s, 'a', 'ready', 1, %s, %s, %s)",
+            (thread.id, encode_metadata(thread), created, created),
+        )
+        row = encode_event(thread.events[0])
+        await conn.execute(
+            "INSERT INTO threadloom_events VALUES (%s, 1, %s, %s, %s, %s, %s)", (thread.id, *row[:3], row[3], row[4])
+        )
+        await conn.execute(
+            "INSERT INTO threadloom_idempotency_keys VALUES ('launch-key', %s, %s)", (thread.id, created)
+        )
+        later = created + timedelta(seconds=1)
+        await conn.execute("INSERT INTO threadloom_idempotency_keys VALUES ('later-key', %s, %s)", (thread.id, later))
     store = await PostgresStore.open(postgres_url)
     assert await store.load(thread.id) == thread
+    assert await store.find_key("launch-key", scope="launch:a") == thread.id
+    assert await store.find_key("later-key", scope=f"thread:{thread.id}", request="any") == thread.id
     await store.aclose()
     async with await psycopg.AsyncConnection.connect(postgres_url) as conn:
         cur = await conn.execute("SELECT version FROM threadloom_schema")
