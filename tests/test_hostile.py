@@ -377,3 +377,17 @@ async def test_chaos_poisoned_threads_stop_with_a_reason_and_the_healthy_all_fin
         )
         assert tool_runs <= limits.tool_runs_per_minute and model_calls <= limits.model_calls_per_minute, name
         assert tool_runs <= 3 and model_calls <= 4, name  # stopped well within the bound
+
+
+async def test_runtime_entry_points_refuse_unstorable_values_and_write_nothing(store: ThreadStore) -> None:
+    runtime = Runtime(store=store, agents=[refunder()])
+    with pytest.raises(UserError):
+        await runtime.launch("refunder", Event("user_input", "x"), metadata={"note": "bad\ud800"})
+    assert await runtime.list() == []
+    [thread] = await waiting_threads(runtime, 1)
+    assert thread.pending is not None
+    with pytest.raises(UserError):
+        await runtime.approve(thread.id, thread.pending.id, {"order_id": "o\ud800"})
+    with pytest.raises(UserError):
+        await runtime.send_event(thread.id, Event("webhook", {"n": 10**5000}))
+    assert len(await runtime.get(thread.id)) == len(thread)

@@ -2,17 +2,20 @@
 
 import asyncio
 import importlib
+import logging
 import os
 import secrets
 import signal
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime, timedelta
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import cast
+
+import pytest
 
 from threadloom import Agent, Event, Message, Runtime, Thread, Worker, tool
 from threadloom._saving import patiently
@@ -305,3 +308,14 @@ async def test_a_serving_worker_looks_for_due_sleepers_once_a_poll_not_after_eve
     await asyncio.wait_for(task, timeout=5)
     assert [(await runtime.get(i)).status for i in ids] == ["done"] * 12  # six rounds of two runs
     assert runtime.wakes == 1  # the first look; the next is due in an hour
+
+
+async def test_a_worker_logs_each_run(caplog: pytest.LogCaptureFixture) -> None:
+    # Before: nothing after the banner.
+    runtime = Runtime(store="memory://", agents=[Agent(name="a", model=ScriptedModel([DONE]))])
+    thread_id = await runtime.launch("a", Event("user_input", "x"))
+    with caplog.at_level(logging.INFO, logger="threadloom.worker"):
+        await Worker(runtime).run_until_idle()
+    [record] = [r for r in caplog.records if r.name == "threadloom.worker"]
+    message = record.getMessage()
+    assert thread_id in message and "agent a" in message and "ready -> done" in message and " ms" in message

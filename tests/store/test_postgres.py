@@ -7,7 +7,7 @@ from urllib.parse import quote
 import psycopg
 import pytest
 
-from threadloom import Event, StoreError, Thread
+from threadloom import Event, StoreError, Thread, UserError
 from threadloom.store import open_store
 from threadloom.store._codec import encode_event, encode_metadata
 from threadloom.store.postgres import MIGRATIONS, PostgresStore
@@ -38,6 +38,38 @@ async def test_a_newer_schema_is_refused(postgres_url: str) -> None:
 async def test_an_unreachable_server_is_a_store_error() -> None:
     with pytest.raises(StoreError, match="cannot open PostgreSQL store"):
         await PostgresStore.open("postgresql://nobody@127.0.0.1:1/none?connect_timeout=1", connect_timeout=1)
+
+
+async def test_a_store_that_cannot_connect_fails_fast_with_the_cause_in_one_line(postgres_url: str) -> None:
+    # Before: ~16 s, then "pool initialization incomplete", the cause buried above.
+    missing = postgres_url.replace("/test?", f"/no_such_db_{secrets.token_hex(3)}?")
+    started = asyncio.get_running_loop().time()
+    with pytest.raises(StoreError, match="does not exist") as refused:
+        await PostgresStore.open(missing)
+    assert asyncio.get_running_loop().time() - started < 5
+    assert "\n" not in str(refused.value) and "pool initialization" not in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://app:hunter2@127.0.0.1:1/db?connect_timeout=1",  # nothing listens
+        "postgresql://app:hunter2@127.0.0.1:5432/db?bad option=1",  # malformed
+        "postgresql://app:hunter2@127.0.0.1:notaport/db",
+    ],
+)
+async def test_a_store_url_never_prints_its_password(url: str, caplog: pytest.LogCaptureFixture) -> None:
+    with pytest.raises(StoreError) as refused:
+        await PostgresStore.open(url, connect_timeout=1)
+    assert "hunter2" not in str(refused.value) and "***" in str(refused.value)
+    assert refused.value.__cause__ is None and refused.value.__suppress_context__
+    assert "hunter2" not in caplog.text
+
+
+async def test_a_mistyped_scheme_never_prints_the_password() -> None:
+    with pytest.raises(UserError) as refused:
+        await open_store("postgress://app:hunter2@db/app")
+    assert "hunter2" not in str(refused.value) and "postgress://app:***@db/app" in str(refused.value)
 
 
 async def test_an_older_schema_migrates_forward_and_keeps_its_threads(

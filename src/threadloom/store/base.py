@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,6 +22,8 @@ __all__ = [
     "check_version",
     "claim_then_load",
     "key_scope",
+    "masked",
+    "masked_url",
     "not_storable",
     "release_all",
     "retry_time",
@@ -67,6 +70,23 @@ def retry_time(thread: Thread) -> datetime | None:
     except ValueError:
         return None
     return moment if moment.utcoffset() is not None else None
+
+
+_URL_PASSWORD = re.compile(r"(://[^/@:?#\s]*:)([^@/?#\s]*)@")
+_PARAM_PASSWORD = re.compile(r"(password\s*=\s*)('[^']*'|[^&\s]*)", re.IGNORECASE)
+
+
+def masked_url(url: str) -> str:
+    """A store URL fit to print: its password (`user:secret@`, `password=secret`) shown as `***`."""
+    return _PARAM_PASSWORD.sub(r"\1***", _URL_PASSWORD.sub(r"\1***@", url))
+
+
+def masked(text: str, url: str) -> str:
+    """`text` (an error message, which may quote the URL) with every copy of the URL's password masked."""
+    secrets = [m.group(2) for m in _URL_PASSWORD.finditer(url)] + [m.group(2) for m in _PARAM_PASSWORD.finditer(url)]
+    for secret in filter(None, secrets):
+        text = text.replace(secret.strip("'"), "***")
+    return masked_url(text)
 
 
 def key_scope(thread: Thread, after: int) -> str:

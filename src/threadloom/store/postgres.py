@@ -24,7 +24,7 @@ from typing import Any, LiteralString
 try:
     import psycopg
     from psycopg import errors
-    from psycopg_pool import AsyncConnectionPool
+    from psycopg_pool import AsyncConnectionPool, PoolTimeout
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise ImportError("PostgresStore needs the `postgres` extra: pip install 'threadloom[postgres]'") from exc
 
@@ -40,7 +40,17 @@ from ..exceptions import (
 from ..state import Status
 from ..thread import Thread
 from ._codec import SCHEMA_VERSION, decode_thread, encode_event, encode_metadata
-from .base import ThreadSummary, WorkSignal, check_version, key_scope, not_storable, release_all, summarise
+from .base import (
+    ThreadSummary,
+    WorkSignal,
+    check_version,
+    key_scope,
+    masked,
+    masked_url,
+    not_storable,
+    release_all,
+    summarise,
+)
 
 __all__ = ["CHANNEL", "MIGRATIONS", "PostgresStore"]
 
@@ -177,12 +187,34 @@ class PostgresStore:
         self._ended: set[tuple[str, str]] = set()
 
     @classmethod
-    async def open(cls, url: str, *, max_connections: int = 10, connect_timeout: float = 15) -> PostgresStore:
+    async def open(cls, url: str, *, max_connections: int = 10, connect_timeout: float = 5) -> PostgresStore:
         """Connect, apply pending migrations and return the store.
 
+        Args:
+            url: A libpq URL. A schema other than `public`: `?options=-csearch_path%3Dmyschema`.
+            max_connections: The pool's size.
+            connect_timeout: Seconds to wait for the server before giving up.
+
         Raises:
-            StoreError: The database cannot be reached, or was written by a newer threadloom.
+            StoreError: The database cannot be reached (the server's reason in one line, the URL's
+                password masked), or was written by a newer threadloom.
         """
+        # One connection first: a server that cannot be reached fails here at once with its reason
+        # (the pool would retry until its timeout and then say only "pool initialization incomplete").
+        try:
+            first = await psycopg.AsyncConnection.connect(
+                url, autocommit=True, connect_timeout=max(1, round(connect_timeout))
+            )
+        except psycopg.Error as exc:
+            reason = " ".join(str(exc).split())
+            raise StoreError(f"cannot open PostgreSQL store {masked_url(url)}: {masked(reason, url)}") from None
+        try:
+            async with first.transaction():
+                await _migrate(first)
+        except psycopg.Error as exc:
+            raise StoreError(f"cannot open PostgreSQL store {masked_url(url)}: {masked(str(exc), url)}") from None
+        finally:
+            await first.close()
         # Autocommit: a statement on its own is its own transaction (one round trip, no BEGIN and
         # COMMIT of its own); work of several statements opens `conn.transaction()`.
         pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] = AsyncConnectionPool(
@@ -190,11 +222,9 @@ class PostgresStore:
         )
         try:
             await pool.open(wait=True, timeout=connect_timeout)
-            async with pool.connection() as conn, conn.transaction():
-                await _migrate(conn)
-        except (psycopg.Error, TimeoutError) as exc:
+        except (psycopg.Error, TimeoutError, PoolTimeout) as exc:
             await pool.close()
-            raise StoreError(f"cannot open PostgreSQL store: {exc}") from exc
+            raise StoreError(f"cannot open PostgreSQL store {masked_url(url)}: {masked(str(exc), url)}") from None
         except BaseException:
             await pool.close()
             raise
@@ -544,7 +574,7 @@ class PostgresStore:
                 conn = await psycopg.AsyncConnection.connect(self.url, autocommit=True)
                 await conn.execute("LISTEN threadloom_ready")  # CHANNEL
             except psycopg.Error as exc:
-                log.warning("cannot LISTEN for work on PostgreSQL (polling instead): %s", exc)
+                log.warning("cannot LISTEN for work on PostgreSQL (polling instead): %s", masked(str(exc), self.url))
                 await asyncio.sleep(seconds)
                 return
             self._listener = asyncio.create_task(self._listen(conn))
