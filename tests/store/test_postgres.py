@@ -245,3 +245,21 @@ async def test_a_stopping_append_ends_the_lease_so_its_release_sends_nothing(
     await store.release(thread.id, "w1")  # not w1's any more: a real statement that changes nothing
     assert await store.renew(thread.id, "w2", lease_seconds=30)
     await store.aclose()
+
+
+async def test_a_connection_dropped_between_calls_is_replaced_transparently(postgres_url: str) -> None:
+    name = f"tl_dropped_{secrets.token_hex(4)}"  # only this store's connections are dropped
+    store = await PostgresStore.open(f"{postgres_url}&application_name={name}")
+    thread = Thread.start("user_input", {"text": "kept"})
+    await store.append(thread, after=0)
+    assert await store.load(thread.id) == thread
+    async with await psycopg.AsyncConnection.connect(postgres_url, autocommit=True) as admin:
+        # The store's pool loses its connections (a restart, an idle timeout).
+        cur = await admin.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = %s", (name,)
+        )
+        assert (await cur.fetchone()) != (0,)
+    await asyncio.sleep(1.2)  # idle
+    assert await store.load(thread.id) == thread  # before: StoreError "server closed the connection"
+    await store.append(thread.append(Event("note", {"n": 1})), after=1)
+    await store.aclose()

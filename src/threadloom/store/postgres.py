@@ -17,6 +17,8 @@ import asyncio
 import contextlib
 import functools
 import logging
+import time
+import weakref
 from collections.abc import Collection
 from datetime import UTC, datetime
 from typing import Any, LiteralString
@@ -218,7 +220,13 @@ class PostgresStore:
         # Autocommit: a statement on its own is its own transaction (one round trip, no BEGIN and
         # COMMIT of its own); work of several statements opens `conn.transaction()`.
         pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] = AsyncConnectionPool(
-            url, min_size=1, max_size=max_connections, open=False, kwargs={"autocommit": True}
+            url,
+            min_size=1,
+            max_size=max_connections,
+            open=False,
+            kwargs={"autocommit": True},
+            check=_check_if_idle,
+            reset=_note_return,
         )
         try:
             await pool.open(wait=True, timeout=connect_timeout)
@@ -599,6 +607,26 @@ class PostgresStore:
                 await self._listener
             self._listener = None
         await self._pool.close()
+
+
+_IDLE_CHECK_SECONDS = 1.0  # a connection idle this long is checked before it is handed out
+_returned: weakref.WeakKeyDictionary[psycopg.AsyncConnection[Any], float] = weakref.WeakKeyDictionary()
+
+
+async def _note_return(conn: psycopg.AsyncConnection[Any]) -> None:
+    """The pool's `reset`: note when the connection went idle."""
+    _returned[conn] = time.monotonic()
+
+
+async def _check_if_idle(conn: psycopg.AsyncConnection[Any]) -> None:
+    """The pool's `check`: a connection idle for a while (the server may have dropped it) answers an empty query first.
+
+    A connection that fails it is thrown away and another one handed out, so a connection dropped
+    between two calls (a restart, an idle timeout) costs the caller nothing; a busy worker's
+    connections, never idle that long, cost no extra round trip.
+    """
+    if time.monotonic() - _returned.get(conn, 0.0) > _IDLE_CHECK_SECONDS:
+        await conn.execute("")
 
 
 async def _migrate(conn: psycopg.AsyncConnection[Any]) -> None:
