@@ -130,13 +130,16 @@ class _Dying:
         *,
         after: int,
         idempotency_key: str | None = None,
+        request: str | None = None,
         owner: str | None = None,
         sync: bool = True,
     ) -> None:
         dies = self.holding in {e.type for e in thread.events[after:]}
         if dies and not self.committed:
             raise _Died
-        await self.store.append(thread, after=after, idempotency_key=idempotency_key, owner=owner, sync=sync)
+        await self.store.append(
+            thread, after=after, idempotency_key=idempotency_key, request=request, owner=owner, sync=sync
+        )
         if dies:
             raise _Died
 
@@ -210,13 +213,16 @@ class _PowerCut(MemoryStore):
         *,
         after: int,
         idempotency_key: str | None = None,
+        request: str | None = None,
         owner: str | None = None,
         sync: bool = True,
     ) -> None:
         self.appends += 1
         if self.appends == self.cut and not self.committed:
             raise _Died
-        await super().append(thread, after=after, idempotency_key=idempotency_key, owner=owner, sync=sync)
+        await super().append(
+            thread, after=after, idempotency_key=idempotency_key, request=request, owner=owner, sync=sync
+        )
         if sync:
             self.disk = {i: await self.load(i) for i in {*self.disk, thread.id}}
         if self.appends == self.cut:

@@ -7,6 +7,7 @@ from typing import Literal
 import pytest
 
 from threadloom import Agent, Event, InvalidTransition, LeaseLost, Runtime, Thread, UserError, tool
+from threadloom.exceptions import IdempotencyKeyReused
 from threadloom.models import ScriptedModel
 from threadloom.store import MemoryStore, ThreadStore
 
@@ -153,7 +154,10 @@ async def test_a_model_that_cannot_answer_does_not_spin(store: ThreadStore) -> N
     thread_id = await runtime.launch("deploy_bot", Event("user_input", {"text": "go"}))
     short = Runtime(store=store, agents=[Agent(name="deploy_bot", model=ScriptedModel([]))])
     assert await short.run_until_idle() == 1  # the script is empty: one run, one error event, no loop
-    assert (await runtime.get(thread_id)).events[-1].type == "error"
+    events = (await runtime.get(thread_id)).events
+    assert [e.type for e in events[-2:]] == ["error", "run_error"]  # retried later, with backoff
+    record = events[-1].data
+    assert isinstance(record, dict) and (record["error_type"], record["attempt"]) == ("ScriptExhausted", 1)
 
 
 async def test_unknown_agents_are_clear(store: ThreadStore) -> None:
@@ -171,7 +175,10 @@ def test_sync_wrappers(tmp_path: Path, kind: str, request: pytest.FixtureRequest
     asks = '{"intent": "request_human_input", "question": "Which tag?"}'
     with Runtime(store=url, agents=[deploy_bot(DEPLOY, asks, DONE)]) as runtime:
         thread_id = runtime.launch_sync("deploy_bot", Event("slack_message", {"text": "deploy"}), idempotency_key="k")
-        assert runtime.launch_sync("deploy_bot", Event("slack_message", {}), idempotency_key="k") == thread_id
+        repeat = Event("slack_message", {"text": "deploy"})
+        assert runtime.launch_sync("deploy_bot", repeat, idempotency_key="k") == thread_id
+        with pytest.raises(IdempotencyKeyReused):  # the same key for another launch
+            runtime.launch_sync("deploy_bot", Event("slack_message", {}), idempotency_key="k")
         runtime.run_until_idle_sync()
         thread = runtime.get_sync(thread_id)
         assert thread.pending is not None
@@ -270,10 +277,13 @@ class _Batches(MemoryStore):
         *,
         after: int,
         idempotency_key: str | None = None,
+        request: str | None = None,
         owner: str | None = None,
         sync: bool = True,
     ) -> None:
-        await super().append(thread, after=after, idempotency_key=idempotency_key, owner=owner, sync=sync)
+        await super().append(
+            thread, after=after, idempotency_key=idempotency_key, request=request, owner=owner, sync=sync
+        )
         self.batches.append([e.type for e in thread.events[after:]])
         self.syncs.append(sync)
 
@@ -419,3 +429,56 @@ async def test_a_run_that_ends_after_a_result_ends_on_a_synced_save() -> None:
     thread, saves = await _syncs(Agent(name="a", model=model, tools=[list_git_tags]))
     assert saves == [(["tool_call", "tool_started"], True), (["tool_response"], False), (["error"], True)]
     assert thread.status == "ready"
+
+
+_INTERRUPTED_SCRIPT = """
+import sys, time
+from pathlib import Path
+from threadloom import Agent, Event, Runtime, tool
+from threadloom.models import ScriptedModel
+
+started = Path(sys.argv[2])
+
+@tool
+def slow_report() -> str:
+    '''A tool that takes a while.'''
+    started.write_text("started")
+    time.sleep(1.5)
+    return "the report"
+
+call = '{"intent": "slow_report"}'
+done = '{"intent": "done_for_now", "message": "ok"}'
+agent = Agent(name="a", model=ScriptedModel([call, done]), tools=[slow_report])
+with Runtime(store=sys.argv[1], agents=[agent]) as runtime:
+    thread_id = runtime.launch_sync("a", Event("user_input", "go"))
+    print(thread_id, flush=True)
+    try:
+        runtime.run_until_idle_sync()
+    except KeyboardInterrupt:
+        print("interrupted", flush=True)
+"""
+
+
+def test_ctrl_c_on_run_until_idle_sync_keeps_the_finished_tools_result(tmp_path: Path) -> None:
+    # Before: the tool's run was cancelled with the task, its result lost: "outcome unknown".
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    url, started = f"sqlite:///{tmp_path}/t.db", tmp_path / "started"
+    script = tmp_path / "script.py"
+    script.write_text(_INTERRUPTED_SCRIPT)
+    child = subprocess.Popen([sys.executable, str(script), url, str(started)], stdout=subprocess.PIPE, text=True)
+    assert child.stdout is not None
+    thread_id = child.stdout.readline().strip()
+    deadline = time.monotonic() + 60
+    while not started.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    child.send_signal(signal.SIGINT)
+    out, _ = child.communicate(timeout=60)
+    assert "interrupted" in out
+    with Runtime(store=url) as runtime:
+        thread = runtime.get_sync(thread_id)
+    types = [e.type for e in thread.events]
+    assert types[-1] == "tool_response" and thread.status == "ready"  # saved; the model call waits

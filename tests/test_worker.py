@@ -2,6 +2,7 @@
 
 import asyncio
 import importlib
+import logging
 import os
 import secrets
 import signal
@@ -9,9 +10,12 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import cast
+
+import pytest
 
 from threadloom import Agent, Event, Message, Runtime, Thread, Worker, tool
 from threadloom._saving import patiently
@@ -66,8 +70,36 @@ async def test_a_thread_whose_agent_is_unknown_does_not_stop_the_worker(store: T
     await runtime.launch("a", Event("user_input", "x"))
     stranger = Runtime(store=store, agents=[Agent(name="b", model=ScriptedModel([]))])
     await stranger.launch("b", Event("user_input", "y"))
-    assert await Worker(runtime).run_until_idle() == 2  # one done, one skipped with an error logged
+    assert await Worker(runtime).run_until_idle() == 1  # a claim takes only the agents the worker knows
     assert [s.status for s in await runtime.list(agent="a")] == ["done"]
+    assert [s.status for s in await runtime.list(agent="b")] == ["ready"]  # left for a worker that knows b
+
+
+async def test_threads_a_worker_cannot_run_do_not_starve_the_rest(store: ThreadStore) -> None:
+    # Fails on the old code: the oldest `concurrency` ready threads (of an agent the worker does
+    # not know, or in backoff) were claimed and released every poll, and newer threads never ran.
+    runtime = Runtime(store=store, agents=[Agent(name="a", model=ScriptedModel([DONE] * 3))])
+    stranger = Runtime(store=store, agents=[Agent(name="typo", model=ScriptedModel([]))])
+    for i in range(4):
+        await stranger.launch("typo", Event("user_input", {"i": i}))
+    waiting = await runtime.launch("a", Event("user_input", "backoff"))
+    later = datetime.now(UTC) + timedelta(hours=1)
+    await runtime.send_event(
+        waiting, Event("run_error", {"error_type": "X", "message": "m", "attempt": 1, "retry_at": later.isoformat()})
+    )
+    newer = await runtime.launch("a", Event("user_input", "newest"))
+    stop = asyncio.Event()
+    worker = Worker(runtime, concurrency=2, poll_seconds=0.05)
+    task = asyncio.create_task(worker.run(stop))
+    for _ in range(200):
+        if (await runtime.get(newer)).status == "done":
+            break
+        await asyncio.sleep(0.05)
+    stop.set()
+    await task
+    assert (await runtime.get(newer)).status == "done"
+    assert (await runtime.get(waiting)).status == "ready"  # not before its retry time
+    assert [s.status for s in await runtime.list(agent="typo")] == ["ready"] * 4
 
 
 def _launch_all(url: str, count: int) -> list[str]:
@@ -276,3 +308,14 @@ async def test_a_serving_worker_looks_for_due_sleepers_once_a_poll_not_after_eve
     await asyncio.wait_for(task, timeout=5)
     assert [(await runtime.get(i)).status for i in ids] == ["done"] * 12  # six rounds of two runs
     assert runtime.wakes == 1  # the first look; the next is due in an hour
+
+
+async def test_a_worker_logs_each_run(caplog: pytest.LogCaptureFixture) -> None:
+    # Before: nothing after the banner.
+    runtime = Runtime(store="memory://", agents=[Agent(name="a", model=ScriptedModel([DONE]))])
+    thread_id = await runtime.launch("a", Event("user_input", "x"))
+    with caplog.at_level(logging.INFO, logger="threadloom.worker"):
+        await Worker(runtime).run_until_idle()
+    [record] = [r for r in caplog.records if r.name == "threadloom.worker"]
+    message = record.getMessage()
+    assert thread_id in message and "agent a" in message and "ready -> done" in message and " ms" in message

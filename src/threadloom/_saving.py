@@ -29,11 +29,23 @@ commit: a worker releases its lease at once.)
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import TYPE_CHECKING, TypeVar
 
-from .exceptions import AlreadyDelivered, LeaseLost, StoreError, ThreadloomError, ThreadNotFound, VersionConflict
+from ._limits import RunLimits, contention_pause, failed_attempts, over_the_limit, run_error
+from .exceptions import (
+    AlreadyDelivered,
+    IdempotencyKeyReused,
+    LeaseLost,
+    NotStorable,
+    StoreError,
+    ThreadDecodeError,
+    ThreadloomError,
+    ThreadNotFound,
+    VersionConflict,
+)
 from .state import ERROR, FAILED, TOOL_RESPONSE, TOOL_STARTED
 from .thread import Thread
 
@@ -69,17 +81,31 @@ async def patiently(work: Callable[[], Awaitable[_T]]) -> _T:
     for attempt in range(_ATTEMPTS):
         try:
             return await work()
-        except (VersionConflict, AlreadyDelivered, LeaseLost, ThreadNotFound):
-            raise  # answers, not failures
+        except (
+            VersionConflict,
+            AlreadyDelivered,
+            IdempotencyKeyReused,
+            LeaseLost,
+            ThreadNotFound,
+            NotStorable,
+            ThreadDecodeError,
+        ):
+            raise  # answers (or the thread's own fault), not failures: the same call would fail the same way
         except StoreError:
             if attempt == _ATTEMPTS - 1:
                 raise
-            await asyncio.sleep(min(2.0, 0.05 * 2**attempt))
+            await asyncio.sleep(min(2.0, 0.05 * 2**attempt) * random.uniform(0.5, 1.5))
     raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 
 
 async def run_saving(
-    agent: Agent, store: ThreadStore, thread: Thread, *, stop: asyncio.Event | None, owner: str | None
+    agent: Agent,
+    store: ThreadStore,
+    thread: Thread,
+    *,
+    stop: asyncio.Event | None,
+    owner: str | None,
+    limits: RunLimits | None = None,
 ) -> Thread:
     """Run `agent` on `thread` until it must stop, appending each new event to `store` as it happens.
 
@@ -90,6 +116,9 @@ async def run_saving(
         stop: When set, end the run after the events being saved, unless they hold a
             `tool_started` (that tool runs, and its result is saved, first).
         owner: The lease holder the appends are made for (see `ThreadStore.append`).
+        limits: The circuit breaker: once the thread's last minute holds as many model calls or
+            tool runs as `limits` allow, the run records a `run_error` (retried when the minute
+            has passed) and ends between two steps.
 
     Returns:
         The thread as the run left it.
@@ -98,13 +127,28 @@ async def run_saving(
         LeaseLost: `owner` no longer holds the lease.
     """
     saved = len(thread)
+    limits = limits or RunLimits()
+
+    async def pause_if_over(current: Thread) -> None:
+        """End the run (recording why and until when) if the thread is over its per-minute bounds."""
+        nonlocal saved
+        over = over_the_limit(current, limits)
+        if over is None:
+            return
+        reason, until = over
+        paused = current.append(run_error("CircuitOpen", reason, failed_attempts(current) + 1, until))
+        try:
+            await patiently(partial(store.append, paused, after=saved, owner=owner))
+        except VersionConflict:
+            raise _Stopped(current) from None  # someone else wrote: the next run looks again
+        raise _Stopped(paused)
 
     async def save(current: Thread) -> Thread:
         nonlocal saved
         # A save with a `tool_started` (alone, or with its `tool_call`) is followed by the tool's run.
         starts = any(e.type == TOOL_STARTED for e in current.events[saved:])
         result = not starts and any(_is_result(e) for e in current.events[saved:])
-        for _ in range(_RACES):
+        for race in range(_RACES):
             # Only a result the run goes on from may skip the disk's sync (see the module's docstring).
             sync = not result or current.status != "ready" or (stop is not None and stop.is_set())
             try:
@@ -118,14 +162,19 @@ async def run_saving(
                     raise _Stopped(stored) from None  # cancelled: its next tool must not run
                 else:
                     current, saved = stored.extend(mine), len(stored)
+                    await contention_pause(race)
                     continue
             saved = len(current)
             if stop is not None and stop.is_set() and not starts:
                 raise _Stopped(current)
+            if not starts and current.status == "ready":
+                await pause_if_over(current)
             return current
         raise ThreadloomError(f"thread {thread.id!r} kept changing under {_RACES} attempts to save it")
 
     try:
+        if thread.status == "ready":
+            await pause_if_over(thread)
         return await agent.run(thread, save=save)
     except _Stopped as stopped:
         return stopped.thread

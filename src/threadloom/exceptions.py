@@ -2,7 +2,6 @@
 
     ThreadloomError
     ├── UserError              misuse of the API, raised at construction, with a hint
-    ├── ThreadDecodeError      thread JSON that is corrupt or of the wrong shape
     ├── InvalidTransition      approve / reject / respond on something not pending
     ├── ParseError             model text that cannot become the asked-for type
     ├── OverTokenBudget        a rendering over its token budget after compaction
@@ -18,7 +17,10 @@
         ├── ThreadNotFound     no thread has that id
         ├── VersionConflict    an append extended a version that is no longer the latest
         ├── AlreadyDelivered   an idempotency key was used before: the event is not written again
-        └── LeaseLost          a worker's append to a thread another worker has since claimed
+        ├── IdempotencyKeyReused  a key used before for a different request
+        ├── LeaseLost          a worker's append to a thread another worker has since claimed
+        ├── NotStorable        a value the store cannot encode (the thread's fault, not the store's)
+        └── ThreadDecodeError  thread JSON or stored rows that are corrupt or of the wrong shape
 
 `ToolRetry` is not an error but a signal a tool raises to steer the loop, so it
 subclasses `Exception` directly.
@@ -29,11 +31,13 @@ from __future__ import annotations
 __all__ = [
     "AlreadyDelivered",
     "ContextWindowExceeded",
+    "IdempotencyKeyReused",
     "InvalidTransition",
     "LeaseLost",
     "ModelError",
     "ModelHTTPError",
     "ModelTimeout",
+    "NotStorable",
     "OverTokenBudget",
     "ParseError",
     "ProviderError",
@@ -56,10 +60,6 @@ class ThreadloomError(Exception):
 
 class UserError(ThreadloomError):
     """The API was used in a way that cannot work; the message says how to fix it."""
-
-
-class ThreadDecodeError(ThreadloomError, ValueError):
-    """Thread JSON that is corrupt or does not have a thread's shape."""
 
 
 class InvalidTransition(ThreadloomError):
@@ -228,6 +228,55 @@ class LeaseLost(StoreError):
         super().__init__(f"worker {owner!r} no longer holds the lease on thread {thread_id!r}; it stops running it")
         self.thread_id = thread_id
         self.owner = owner
+
+
+class IdempotencyKeyReused(StoreError):
+    """An idempotency key was used before, in the same scope, for a different request; nothing was written.
+
+    Keys are scoped per thread (a launch's key per agent): the same key with the same request is a
+    repeat and changes nothing, the same key with another request is a mistake worth hearing about.
+
+    Attributes:
+        key: The idempotency key.
+        thread_id: The thread the first delivery went to.
+    """
+
+    def __init__(self, key: str, *, thread_id: str) -> None:
+        super().__init__(
+            f"idempotency key {key!r} was already used on thread {thread_id!r} for a different request;"
+            " use a new key for a new request"
+        )
+        self.key = key
+        self.thread_id = thread_id
+
+
+class NotStorable(StoreError):
+    """A value the store cannot encode (a lone surrogate, an int too long for JSON); nothing was written.
+
+    Deterministic: retrying the same append fails the same way, so it is the thread's fault, not the
+    store's.
+
+    Attributes:
+        thread_id: The thread whose append was refused.
+    """
+
+    def __init__(self, message: str, *, thread_id: str) -> None:
+        super().__init__(message)
+        self.thread_id = thread_id
+
+
+class ThreadDecodeError(StoreError, ValueError):
+    """A thread that cannot be read: its JSON, or one of its stored rows, is corrupt or of the wrong shape.
+
+    Attributes:
+        thread_id: The thread ("" for JSON text that does not say).
+        event_id: The event whose row is bad, or None (the thread's metadata, or no single event).
+    """
+
+    def __init__(self, message: str, *, thread_id: str = "", event_id: str | None = None) -> None:
+        super().__init__(message)
+        self.thread_id = thread_id
+        self.event_id = event_id
 
 
 class ToolRetry(Exception):

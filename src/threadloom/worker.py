@@ -26,7 +26,7 @@ import socket
 import time
 from collections.abc import Callable
 
-from .exceptions import LeaseLost, StoreError, ThreadloomError, UserError
+from .exceptions import LeaseLost, StoreError, ThreadDecodeError, ThreadloomError, UserError
 from .runtime import Runtime
 from .thread import Thread
 
@@ -84,6 +84,7 @@ class Worker:
         self.lease_seconds = lease_seconds
         self.poll_seconds = poll_seconds
         self._skip: dict[str, float] = {}  # threads that failed here: not retried until this time
+        self._unreadable: set[str] = set()  # threads set aside here (each logged once)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Claim and run threads until `stop` is set, then let each run finish its current step and return.
@@ -120,6 +121,13 @@ class Worker:
             stopping.cancel()
             if wake is not None:
                 wake.cancel()
+            if running:
+                log.info(
+                    "worker %s stopping: waiting for %d run(s) to finish their current step: %s",
+                    self.owner,
+                    len(running),
+                    ", ".join(running),
+                )
             if _cancelling():  # cancelled rather than stopped: so are the runs
                 for task in running.values():
                     task.cancel()
@@ -175,7 +183,19 @@ class Worker:
             store = await self.runtime.store()
             now = time.monotonic()
             self._skip = {t: until for t, until in self._skip.items() if until > now}
-            for thread in await store.claim_threads(self.owner, lease_seconds=self.lease_seconds, limit=free):
+            agents = list(self.runtime.agents) or None  # claim only what this worker can run
+            for _ in range(free + 1):  # each unreadable thread met is set aside, then claim again
+                try:
+                    claimed = await store.claim_threads(
+                        self.owner, lease_seconds=self.lease_seconds, limit=free, agents=agents
+                    )
+                except ThreadDecodeError as exc:
+                    await self._set_aside(exc)
+                    continue
+                break
+            else:
+                return
+            for thread in claimed:
                 if thread.id in self._skip or (stop is not None and stop.is_set()):
                     await store.release(thread.id, self.owner)  # not ours to run now
                     continue
@@ -187,10 +207,22 @@ class Worker:
     async def _work(self, thread: Thread, stop: asyncio.Event | None) -> None:
         store = await self.runtime.store()
         thread_id = thread.id
-        run = asyncio.create_task(self.runtime.run_thread(thread_id, stop=stop, owner=self.owner, loaded=thread))
+        started = time.monotonic()
+        run = asyncio.create_task(self.runtime.run_guarded(thread_id, stop=stop, owner=self.owner, loaded=thread))
         keeper = asyncio.create_task(self._keep_lease(thread_id, run))
         try:
-            await run
+            ran = await run
+            log.info(
+                "ran thread %s (agent %s): %s -> %s, %d events, %d ms",
+                thread_id,
+                thread.metadata.get("agent"),
+                thread.status,
+                ran.status,
+                len(ran) - len(thread),
+                (time.monotonic() - started) * 1000,
+            )
+        except ThreadDecodeError as exc:
+            await self._set_aside(exc)
         except (asyncio.CancelledError, LeaseLost):
             if _cancelling():
                 raise  # this worker is being cancelled, not the run for a lost lease
@@ -212,6 +244,13 @@ class Worker:
             except StoreError as exc:  # the lease then simply expires
                 log.error("worker %s could not release thread %s: %s", self.owner, thread_id, exc)
 
+    async def _set_aside(self, exc: ThreadDecodeError) -> None:
+        """Mark a thread that cannot be read as such (claims skip it from now on) and log it once."""
+        if exc.thread_id not in self._unreadable:
+            self._unreadable.add(exc.thread_id)
+            log.error("worker %s set thread %s aside as unreadable: %s", self.owner, exc.thread_id, exc)
+        await (await self.runtime.store()).set_aside(exc.thread_id, str(exc))
+
     async def _keep_lease(self, thread_id: str, run: asyncio.Task[object]) -> None:
         store = await self.runtime.store()
         while True:
@@ -222,6 +261,7 @@ class Worker:
                 log.warning("worker %s could not renew its lease on %s (will retry): %s", self.owner, thread_id, exc)
                 continue  # if it lapses and another worker claims the thread, our appends are refused
             if not kept:
+                log.warning("worker %s lost its lease on thread %s", self.owner, thread_id)
                 run.cancel()  # another worker may hold it now: two runners must never both act
                 return
 

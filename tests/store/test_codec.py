@@ -1,6 +1,5 @@
 """Rows <-> events: the batch decoder a store's load uses reads exactly what `decode_event` reads."""
 
-import gc
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -8,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import JsonValue
 
-from threadloom import Event
+from threadloom import Event, ThreadDecodeError
 from threadloom.store._codec import SCHEMA_VERSION, EventRow, decode_event, decode_events, decode_thread, encode_event
 
 json_values = st.recursive(
@@ -78,11 +77,12 @@ def good(n: int) -> EventRow:
 def test_a_bad_row_is_refused_as_decoding_it_alone_refuses_it(bad: EventRow, message: str, where: int) -> None:
     rows: list[tuple[str, str, str, str | datetime, int | None]] = [good(n) for n in range(3)]
     rows.insert(where, bad)
-    with pytest.raises(ValueError, match=message) as batch:
-        decode_events(rows)
+    with pytest.raises(ThreadDecodeError, match=message) as batch:
+        decode_events(rows, thread_id="th_1")
     with pytest.raises(ValueError) as alone:
         one_by_one(rows)
-    assert str(batch.value) == str(alone.value)
+    assert str(batch.value) == f"thread 'th_1' cannot be read at event 'ev_bad': {alone.value}"
+    assert (batch.value.thread_id, batch.value.event_id) == ("th_1", "ev_bad")
 
 
 def test_rows_that_only_parse_together_are_refused() -> None:
@@ -106,17 +106,16 @@ def test_data_reads_back_as_the_same_json() -> None:
     assert event.data == data and repr(event.data) == repr(data)
 
 
-@pytest.mark.parametrize("enabled", [True, False])
-def test_decoding_a_thread_leaves_the_garbage_collector_as_it_found_it(enabled: bool) -> None:
+def test_decoding_a_thread_names_the_thread_and_the_event() -> None:
     rows: list[tuple[str, str, str, str | datetime, int | None]] = [good(n) for n in range(3)]
-    was = gc.isenabled()
-    try:
-        gc.enable() if enabled else gc.disable()
-        thread = decode_thread("th_1", '{"agent": "a"}', rows)
-        assert thread.id == "th_1" and dict(thread.metadata) == {"agent": "a"} and len(thread) == 3
-        assert gc.isenabled() == enabled
-        with pytest.raises(ValueError, match="schema version 7"):
-            decode_thread("th_1", "{}", [*rows, ("ev_x", "note", "{}", "2026-01-01T00:00:00+00:00", 7)])
-        assert gc.isenabled() == enabled
-    finally:
-        gc.enable() if was else gc.disable()
+    thread = decode_thread("th_1", '{"agent": "a"}', rows)
+    assert thread.id == "th_1" and dict(thread.metadata) == {"agent": "a"} and len(thread) == 3
+    with pytest.raises(ThreadDecodeError, match="schema version 7") as bad:
+        decode_thread("th_1", "{}", [*rows, ("ev_x", "note", "{}", "2026-01-01T00:00:00+00:00", 7)])
+    assert (bad.value.thread_id, bad.value.event_id) == ("th_1", "ev_x")
+    with pytest.raises(ThreadDecodeError, match="metadata") as meta:
+        decode_thread("th_1", "[1", rows)
+    assert (meta.value.thread_id, meta.value.event_id) == ("th_1", None)
+    with pytest.raises(ThreadDecodeError) as twice:
+        decode_thread("th_1", "{}", [*rows, rows[1]])
+    assert (twice.value.thread_id, twice.value.event_id) == ("th_1", "ev_1")

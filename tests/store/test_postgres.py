@@ -7,8 +7,9 @@ from urllib.parse import quote
 import psycopg
 import pytest
 
-from threadloom import Event, StoreError, Thread
+from threadloom import Event, StoreError, Thread, UserError
 from threadloom.store import open_store
+from threadloom.store._codec import encode_event, encode_metadata
 from threadloom.store.postgres import MIGRATIONS, PostgresStore
 
 
@@ -39,17 +40,66 @@ async def test_an_unreachable_server_is_a_store_error() -> None:
         await PostgresStore.open("postgresql://nobody@127.0.0.1:1/none?connect_timeout=1", connect_timeout=1)
 
 
+async def test_a_store_that_cannot_connect_fails_fast_with_the_cause_in_one_line(postgres_url: str) -> None:
+    # Before: ~16 s, then "pool initialization incomplete", the cause buried above.
+    missing = postgres_url.replace("/test?", f"/no_such_db_{secrets.token_hex(3)}?")
+    started = asyncio.get_running_loop().time()
+    with pytest.raises(StoreError, match="does not exist") as refused:
+        await PostgresStore.open(missing)
+    assert asyncio.get_running_loop().time() - started < 5
+    assert "\n" not in str(refused.value) and "pool initialization" not in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://app:hunter2@127.0.0.1:1/db?connect_timeout=1",  # nothing listens
+        "postgresql://app:hunter2@127.0.0.1:5432/db?bad option=1",  # malformed
+        "postgresql://app:hunter2@127.0.0.1:notaport/db",
+    ],
+)
+async def test_a_store_url_never_prints_its_password(url: str, caplog: pytest.LogCaptureFixture) -> None:
+    with pytest.raises(StoreError) as refused:
+        await PostgresStore.open(url, connect_timeout=1)
+    assert "hunter2" not in str(refused.value) and "***" in str(refused.value)
+    assert refused.value.__cause__ is None and refused.value.__suppress_context__
+    assert "hunter2" not in caplog.text
+
+
+async def test_a_mistyped_scheme_never_prints_the_password() -> None:
+    with pytest.raises(UserError) as refused:
+        await open_store("postgress://app:hunter2@db/app")
+    assert "hunter2" not in str(refused.value) and "postgress://app:***@db/app" in str(refused.value)
+
+
 async def test_an_older_schema_migrates_forward_and_keeps_its_threads(
     postgres_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with monkeypatch.context() as older:
         older.setattr("threadloom.store.postgres.MIGRATIONS", MIGRATIONS[:1])  # a database of the first release
-        store = await PostgresStore.open(postgres_url)
-        thread = Thread.start("user_input", {"text": "kept"})
-        await store.append(thread, after=0)
-        await store.aclose()
+        await (await PostgresStore.open(postgres_url)).aclose()
+    # A thread, a launch key and a later delivery's key as the first release wrote them.
+    thread = Thread.start("user_input", {"text": "kept"}, agent="a")
+    created = datetime(2026, 1, 1, tzinfo=UTC)
+    async with await psycopg.AsyncConnection.connect(postgres_url, autocommit=True) as conn:
+        await conn.execute(
+            "INSERT INTO threadloom_threads (thread_id, agent, status, events, metadata, created_at, updated_at)"
+            " VALUES (%s, 'a', 'ready', 1, %s, %s, %s)",
+            (thread.id, encode_metadata(thread), created, created),
+        )
+        row = encode_event(thread.events[0])
+        await conn.execute(
+            "INSERT INTO threadloom_events VALUES (%s, 1, %s, %s, %s, %s, %s)", (thread.id, *row[:3], row[3], row[4])
+        )
+        await conn.execute(
+            "INSERT INTO threadloom_idempotency_keys VALUES ('launch-key', %s, %s)", (thread.id, created)
+        )
+        later = created + timedelta(seconds=1)
+        await conn.execute("INSERT INTO threadloom_idempotency_keys VALUES ('later-key', %s, %s)", (thread.id, later))
     store = await PostgresStore.open(postgres_url)
     assert await store.load(thread.id) == thread
+    assert await store.find_key("launch-key", scope="launch:a") == thread.id
+    assert await store.find_key("later-key", scope=f"thread:{thread.id}", request="any") == thread.id
     await store.aclose()
     async with await psycopg.AsyncConnection.connect(postgres_url) as conn:
         cur = await conn.execute("SELECT version FROM threadloom_schema")
@@ -194,4 +244,22 @@ async def test_a_stopping_append_ends_the_lease_so_its_release_sends_nothing(
     assert not await store.renew(thread.id, "w1", lease_seconds=30)
     await store.release(thread.id, "w1")  # not w1's any more: a real statement that changes nothing
     assert await store.renew(thread.id, "w2", lease_seconds=30)
+    await store.aclose()
+
+
+async def test_a_connection_dropped_between_calls_is_replaced_transparently(postgres_url: str) -> None:
+    name = f"tl_dropped_{secrets.token_hex(4)}"  # only this store's connections are dropped
+    store = await PostgresStore.open(f"{postgres_url}&application_name={name}")
+    thread = Thread.start("user_input", {"text": "kept"})
+    await store.append(thread, after=0)
+    assert await store.load(thread.id) == thread
+    async with await psycopg.AsyncConnection.connect(postgres_url, autocommit=True) as admin:
+        # The store's pool loses its connections (a restart, an idle timeout).
+        cur = await admin.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = %s", (name,)
+        )
+        assert (await cur.fetchone()) != (0,)
+    await asyncio.sleep(1.2)  # idle
+    assert await store.load(thread.id) == thread  # before: StoreError "server closed the connection"
+    await store.append(thread.append(Event("note", {"n": 1})), after=1)
     await store.aclose()

@@ -5,6 +5,7 @@ import pytest
 
 from threadloom import Event, StoreError, Thread
 from threadloom.store import SQLiteStore, open_store
+from threadloom.store._codec import encode_event, encode_metadata
 from threadloom.store.sqlite import MIGRATIONS
 
 
@@ -78,12 +79,22 @@ async def test_an_older_schema_migrates_forward_and_keeps_its_threads(
     path = tmp_path / "t.db"
     with monkeypatch.context() as older:
         older.setattr("threadloom.store.sqlite.MIGRATIONS", MIGRATIONS[:1])  # a database of the first release
-        store = SQLiteStore(path)
-        thread = Thread.start("user_input", {"text": "kept"})
-        await store.append(thread, after=0)
-        await store.aclose()
+        await SQLiteStore(path).aclose()
+    # A thread, a launch key and a later delivery's key as the first release wrote them.
+    thread = Thread.start("user_input", {"text": "kept"}, agent="a")
+    with sqlite3.connect(path) as db:
+        db.execute(
+            "INSERT INTO threads (thread_id, agent, status, events, metadata, created_at, updated_at)"
+            " VALUES (?, 'a', 'ready', 1, ?, 'T1', 'T1')",
+            (thread.id, encode_metadata(thread)),
+        )
+        db.execute("INSERT INTO events VALUES (?, 1, ?, ?, ?, ?, ?)", (thread.id, *encode_event(thread.events[0])))
+        db.execute("INSERT INTO idempotency_keys VALUES ('launch-key', ?, 'T1')", (thread.id,))
+        db.execute("INSERT INTO idempotency_keys VALUES ('later-key', ?, 'T2')", (thread.id,))
     store = SQLiteStore(path)
     assert await store.load(thread.id) == thread
+    assert await store.find_key("launch-key", scope="launch:a") == thread.id
+    assert await store.find_key("later-key", scope=f"thread:{thread.id}", request="any") == thread.id
     await store.append(thread.append(Thread.start("note", "after").events[0]), after=1)
     await store.aclose()
     with sqlite3.connect(path) as db:

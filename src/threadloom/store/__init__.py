@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..exceptions import UserError
-from .base import ThreadStore, ThreadSummary
+from .base import ThreadStore, ThreadSummary, masked_url
 from .memory import MemoryStore
 from .sqlite import SQLiteStore
 
@@ -33,4 +33,6 @@ async def open_store(url: str = DEFAULT_URL) -> ThreadStore:
         from .postgres import PostgresStore  # imported only here: psycopg is an extra
 
         return await PostgresStore.open(url)
-    raise UserError(f"unknown store URL {url!r}; use memory://, sqlite:///path.db or postgresql://user@host/db")
+    raise UserError(
+        f"unknown store URL {masked_url(url)!r}; use memory://, sqlite:///path.db or postgresql://user@host/db"
+    )

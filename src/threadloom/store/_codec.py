@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import gc
 import json
-from collections.abc import Generator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from operator import attrgetter
 from typing import Final, cast
@@ -13,6 +11,7 @@ from typing import Final, cast
 from pydantic import JsonValue
 
 from ..events import Event, restored_event, restored_events
+from ..exceptions import ThreadDecodeError, UserError
 from ..thread import Thread
 
 __all__ = [
@@ -25,7 +24,6 @@ __all__ = [
     "encode_event",
     "encode_metadata",
     "format_time",
-    "gc_paused",
     "parse_time",
 ]
 
@@ -63,36 +61,32 @@ def decode_thread(
 ) -> Thread:
     """The thread a store's rows hold: its metadata (`encode_metadata`'s text) and its event rows, oldest first.
 
-    The cyclic garbage collector is paused meanwhile (see `gc_paused`; a store's load pauses it
-    while it fetches the rows too).
-
     Raises:
-        ValueError: A row cannot be read (see `decode_events`).
+        ThreadDecodeError: A row cannot be read (bad JSON, time or schema version, a duplicate
+            event id) or the metadata is not a JSON object; the error names the thread and the event.
     """
-    with gc_paused():
-        return Thread(decode_events(rows), thread_id=thread_id, metadata=decode_metadata(metadata))
-
-
-@contextmanager
-def gc_paused() -> Generator[None]:
-    """The cyclic garbage collector paused within, and running again after as it was.
-
-    Loading a long thread makes tens of thousands of objects that all live on (the driver's rows,
-    then the events), and the collector would otherwise walk them again and again as they are made
-    (every 700 new objects, and now and then the whole heap): in a process holding a few such
-    threads, a quarter to half of a 10,000-event load went there. Only for work that does not
-    wait: others' code would run meanwhile without the collector.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
     try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
+        meta = decode_metadata(metadata)
+    except ValueError as exc:
+        raise ThreadDecodeError(
+            f"thread {thread_id!r} cannot be read: its metadata is not a JSON object: {exc}", thread_id=thread_id
+        ) from exc
+    events = decode_events(rows, thread_id=thread_id)
+    try:
+        return Thread(events, thread_id=thread_id, metadata=meta)
+    except (UserError, ValueError, TypeError) as exc:
+        seen: set[str] = set()
+        duplicate = next((e.id for e in events if e.id in seen or seen.add(e.id)), None)
+        raise ThreadDecodeError(
+            f"thread {thread_id!r} cannot be read at event {duplicate!r}: {exc}",
+            thread_id=thread_id,
+            event_id=duplicate,
+        ) from exc
 
 
-def decode_events(rows: Sequence[tuple[str, str, str, str | datetime, int | None]]) -> list[Event]:
+def decode_events(
+    rows: Sequence[tuple[str, str, str, str | datetime, int | None]], *, thread_id: str = ""
+) -> list[Event]:
     """The events rows store, oldest first: `decode_event` for each row, done for all rows at once.
 
     A row is `(event id, type, data, at, schema version)`; a version of None stands for
@@ -107,8 +101,8 @@ def decode_events(rows: Sequence[tuple[str, str, str, str | datetime, int | None
     trusts its rows to be what `encode_event` wrote, as it trusts their values.)
 
     Raises:
-        ValueError: A row's schema version is not one this code reads, its time has no timezone or
-            its data is not JSON.
+        ThreadDecodeError: A row's schema version is not one this code reads, its time has no
+            timezone or its data is not JSON (naming `thread_id` and the row's event).
     """
     if not rows:
         return []
@@ -126,8 +120,18 @@ def decode_events(rows: Sequence[tuple[str, str, str, str | datetime, int | None
         if len(values) != len(rows):
             raise ValueError("a row is not one JSON value")
     except (ValueError, TypeError):  # TypeError: a driver gave `at` as a datetime
-        return [decode_event(i, t, d, a, SCHEMA_VERSION if v is None else v) for i, t, d, a, v in rows]
+        return [_decode_row(thread_id, row) for row in rows]
     return restored_events(types, values, ids, moments)
+
+
+def _decode_row(thread_id: str, row: tuple[str, str, str, str | datetime, int | None]) -> Event:
+    event_id, type_, data, at, version = row
+    try:
+        return decode_event(event_id, type_, data, at, SCHEMA_VERSION if version is None else version)
+    except (ValueError, TypeError) as exc:
+        raise ThreadDecodeError(
+            f"thread {thread_id!r} cannot be read at event {event_id!r}: {exc}", thread_id=thread_id, event_id=event_id
+        ) from exc
 
 
 _CURRENT_VERSIONS: Final = frozenset({SCHEMA_VERSION, None})
@@ -162,8 +166,15 @@ def encode_metadata(thread: Thread) -> str:
 
 
 def decode_metadata(text: str) -> dict[str, JsonValue]:
-    """Metadata stored by `encode_metadata`."""
-    return cast(dict[str, JsonValue], json.loads(text))
+    """Metadata stored by `encode_metadata`.
+
+    Raises:
+        ValueError: The text is not a JSON object.
+    """
+    value = _DECODER.decode(text)
+    if not isinstance(value, dict):
+        raise ValueError(f"expected a JSON object, got {type(value).__name__}")
+    return cast(dict[str, JsonValue], value)
 
 
 def format_time(moment: datetime) -> str:

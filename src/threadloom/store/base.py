@@ -4,15 +4,31 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from ..exceptions import ThreadNotFound, UserError, VersionConflict
+from ..events import RUN_ERROR
+from ..exceptions import NotStorable, ThreadDecodeError, ThreadNotFound, UserError, VersionConflict
 from ..state import Status
 from ..thread import Thread
 
-__all__ = ["ThreadStore", "ThreadSummary", "WorkSignal", "check_version", "claim_then_load", "summarise"]
+__all__ = [
+    "ThreadStore",
+    "ThreadSummary",
+    "WorkSignal",
+    "check_version",
+    "claim_then_load",
+    "key_scope",
+    "masked",
+    "masked_url",
+    "not_storable",
+    "release_all",
+    "retry_time",
+    "summarise",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +49,57 @@ class ThreadSummary:
     """When its last event was appended (UTC)."""
     wake_at: datetime | None = None
     """When a sleeping thread is due (durable waits)."""
+    retry_at: datetime | None = None
+    """When a thread whose last run failed may run again (its last event is a `run_error`); no claim before."""
+    unreadable: str | None = None
+    """Why the thread was set aside as unreadable (`ThreadStore.set_aside`); no claim takes it."""
+
+
+def retry_time(thread: Thread) -> datetime | None:
+    """The `retry_at` of the thread's last event if that is a `run_error`: no worker runs it before then."""
+    if not thread.events:
+        return None
+    last = thread.events[-1]
+    if last.type != RUN_ERROR or not isinstance(last.data, dict):
+        return None
+    value = last.data.get("retry_at")
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment if moment.utcoffset() is not None else None
+
+
+_URL_PASSWORD = re.compile(r"(://[^/@:?#\s]*:)([^@/?#\s]*)@")
+_PARAM_PASSWORD = re.compile(r"(password\s*=\s*)('[^']*'|[^&\s]*)", re.IGNORECASE)
+
+
+def masked_url(url: str) -> str:
+    """A store URL fit to print: its password (`user:secret@`, `password=secret`) shown as `***`."""
+    return _PARAM_PASSWORD.sub(r"\1***", _URL_PASSWORD.sub(r"\1***@", url))
+
+
+def masked(text: str, url: str) -> str:
+    """`text` (an error message, which may quote the URL) with every copy of the URL's password masked."""
+    secrets = [m.group(2) for m in _URL_PASSWORD.finditer(url)] + [m.group(2) for m in _PARAM_PASSWORD.finditer(url)]
+    for secret in filter(None, secrets):
+        text = text.replace(secret.strip("'"), "***")
+    return masked_url(text)
+
+
+def key_scope(thread: Thread, after: int) -> str:
+    """Where an append's idempotency key belongs: a launch's (`after` = 0) to its agent, any other to its thread."""
+    if after == 0:
+        agent = thread.metadata.get("agent")
+        return f"launch:{agent if isinstance(agent, str) else ''}"
+    return f"thread:{thread.id}"
+
+
+def not_storable(thread: Thread, exc: Exception) -> NotStorable:
+    """The error for an append whose values the store's encoding refused (`json.dumps`, the driver)."""
+    return NotStorable(f"thread {thread.id!r} holds a value the store cannot encode: {exc}", thread_id=thread.id)
 
 
 def summarise(thread: Thread, updated_at: datetime) -> ThreadSummary:
@@ -47,6 +114,7 @@ def summarise(thread: Thread, updated_at: datetime) -> ThreadSummary:
         events=len(thread),
         updated_at=updated_at,
         wake_at=thread.state.wake_at,
+        retry_at=retry_time(thread),
     )
 
 
@@ -71,10 +139,29 @@ def check_version(thread: Thread, after: int, stored: int | None) -> None:
         raise VersionConflict(thread.id, expected=after, actual=stored)
 
 
-async def claim_then_load(store: ThreadStore, owner: str, *, lease_seconds: float, limit: int) -> list[Thread]:
-    """`ThreadStore.claim_threads` as `claim`, then `load` of each thread: for stores where a load costs no round trip."""
-    claimed = await store.claim(owner, lease_seconds=lease_seconds, limit=limit)
-    return [await store.load(thread_id) for thread_id in claimed]
+async def claim_then_load(
+    store: ThreadStore, owner: str, *, lease_seconds: float, limit: int, agents: Collection[str] | None = None
+) -> list[Thread]:
+    """`ThreadStore.claim_threads` as `claim`, then `load` of each thread: for stores where a load costs no round trip.
+
+    Raises:
+        ThreadDecodeError: A claimed thread cannot be read; the other claimed threads are released first.
+    """
+    claimed = await store.claim(owner, lease_seconds=lease_seconds, limit=limit, agents=agents)
+    threads: list[Thread] = []
+    for thread_id in claimed:
+        try:
+            threads.append(await store.load(thread_id))
+        except ThreadDecodeError:
+            await release_all(store, [t for t in claimed if t != thread_id], owner)
+            raise
+    return threads
+
+
+async def release_all(store: ThreadStore, thread_ids: Collection[str], owner: str) -> None:
+    """Release `owner`'s leases on these threads (a claim that cannot hand them over: see `claim_threads`)."""
+    for thread_id in thread_ids:
+        await store.release(thread_id, owner)
 
 
 class WorkSignal:
@@ -110,6 +197,7 @@ class ThreadStore(Protocol):
         *,
         after: int,
         idempotency_key: str | None = None,
+        request: str | None = None,
         owner: str | None = None,
         sync: bool = True,
     ) -> None:
@@ -118,7 +206,10 @@ class ThreadStore(Protocol):
         Args:
             thread: The thread as the writer has it; only the events after `after` are written.
             after: The event count the writer read (0 creates the thread).
-            idempotency_key: A key for this delivery; a key seen before writes nothing.
+            idempotency_key: A key for this delivery; a key seen before in its scope (`key_scope`:
+                the thread, or a launch's agent) writes nothing.
+            request: What the key delivers (a fingerprint of the call): a key seen before with
+                another request raises `IdempotencyKeyReused` instead of `AlreadyDelivered`.
             owner: The worker appending under its lease: the append is refused unless the lease is
                 still `owner`'s (a fencing check in the append's own transaction).
             sync: False lets the append return before it is on disk: it is committed (every reader
@@ -130,9 +221,11 @@ class ThreadStore(Protocol):
 
         Raises:
             VersionConflict: The stored thread does not have exactly `after` events (or exists, for 0).
-            AlreadyDelivered: `idempotency_key` was used before.
+            AlreadyDelivered: `idempotency_key` was used before in its scope, for the same request.
+            IdempotencyKeyReused: `idempotency_key` was used before in its scope, for another request.
             ThreadNotFound: `after` > 0 and there is no such thread.
             LeaseLost: `owner` was given and another worker holds (or held) the lease since.
+            NotStorable: A value the store cannot encode; nothing was written.
         """
         ...
 
@@ -141,6 +234,7 @@ class ThreadStore(Protocol):
 
         Raises:
             ThreadNotFound: No thread has this id.
+            ThreadDecodeError: A stored row cannot be read; the error names the thread and the event.
         """
         ...
 
@@ -164,19 +258,36 @@ class ThreadStore(Protocol):
         """
         ...
 
-    async def find_key(self, idempotency_key: str) -> str | None:
-        """The thread an idempotency key was delivered to, or None."""
+    async def find_key(
+        self, idempotency_key: str, *, scope: str | None = None, request: str | None = None
+    ) -> str | None:
+        """The thread an idempotency key was delivered to, or None.
+
+        Args:
+            idempotency_key: The key.
+            scope: Where to look (`key_scope`); None looks in every scope.
+            request: What the caller means to deliver with it: if the key was used for another
+                request, `IdempotencyKeyReused` is raised.
+        """
         ...
 
-    async def claim(self, owner: str, *, lease_seconds: float, limit: int) -> list[str]:
-        """Lease up to `limit` `ready` threads that no live lease holds, oldest first, to `owner`.
+    async def claim(
+        self, owner: str, *, lease_seconds: float, limit: int, agents: Collection[str] | None = None
+    ) -> list[str]:
+        """Lease up to `limit` runnable threads to `owner`, oldest first.
+
+        Runnable: `ready`, no live lease, not set aside as unreadable, its `retry_at` (if any) come,
+        and, when `agents` is given, run by one of them: a claim skips what the claimer cannot run
+        now, so such threads never crowd out the rest.
 
         Returns:
             The ids of the threads now leased to `owner` until `lease_seconds` from now.
         """
         ...
 
-    async def claim_threads(self, owner: str, *, lease_seconds: float, limit: int) -> list[Thread]:
+    async def claim_threads(
+        self, owner: str, *, lease_seconds: float, limit: int, agents: Collection[str] | None = None
+    ) -> list[Thread]:
         """`claim`, returning the claimed threads with their events: what a worker runs next.
 
         A thread may be a moment older than the stored one (another writer appended right after the
@@ -184,14 +295,25 @@ class ThreadStore(Protocol):
 
         Returns:
             The threads now leased to `owner` until `lease_seconds` from now.
+
+        Raises:
+            ThreadDecodeError: A claimed thread cannot be read. The others claimed with it are
+                released; the caller sets it aside (`set_aside`) and claims again.
         """
         ...
 
-    async def renew(self, thread_id: str, owner: str, *, lease_seconds: float) -> bool:
-        """Extend `owner`'s lease; False when it may no longer be `owner`'s (it expired, and may have been taken).
+    async def set_aside(self, thread_id: str, reason: str) -> None:
+        """Mark a thread unreadable (`ThreadSummary.unreadable`), ending any lease: no claim takes it again."""
+        ...
 
-        A lease that `owner`'s own append ended as it stopped the thread (PostgreSQL) is still
-        `owner`'s until another worker claims the thread: True, and it stays ended.
+    async def renew(self, thread_id: str, owner: str, *, lease_seconds: float) -> bool:
+        """Extend `owner`'s lease; True while the thread is still `owner`'s, False once it may not be.
+
+        One contract on every store: True when `owner` holds a live lease (now `lease_seconds`
+        longer), and when `owner`'s own append stopped the thread and no other worker has claimed
+        it since (a renewal racing the end of a run is no lost lease; a store may have ended that
+        lease's time, and renewing it changes nothing). False once the lease expired, was released
+        or was taken.
         """
         ...
 

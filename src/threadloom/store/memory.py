@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+from collections.abc import Collection
 from datetime import UTC, datetime, timedelta
 
-from ..exceptions import AlreadyDelivered, LeaseLost, ThreadNotFound
+from ..exceptions import AlreadyDelivered, IdempotencyKeyReused, LeaseLost, ThreadNotFound
 from ..state import Status
 from ..thread import Thread
-from .base import ThreadSummary, WorkSignal, check_version, claim_then_load, summarise
+from .base import ThreadSummary, WorkSignal, check_version, claim_then_load, key_scope, summarise
 
 __all__ = ["MemoryStore"]
 
@@ -20,7 +22,7 @@ class MemoryStore:
         """An empty store."""
         self._threads: dict[str, Thread] = {}
         self._summaries: dict[str, ThreadSummary] = {}
-        self._keys: dict[str, str] = {}
+        self._keys: dict[tuple[str, str], tuple[str, str | None]] = {}  # (scope, key) -> (thread, request)
         self._leases: dict[str, tuple[str, datetime]] = {}
         self._lock = asyncio.Lock()
         self._work = WorkSignal()
@@ -31,13 +33,17 @@ class MemoryStore:
         *,
         after: int,
         idempotency_key: str | None = None,
+        request: str | None = None,
         owner: str | None = None,
         sync: bool = True,
     ) -> None:
         """See `ThreadStore.append`. Nothing is on disk: `sync` changes nothing."""
+        scoped = None if idempotency_key is None else (key_scope(thread, after), idempotency_key)
         async with self._lock:
-            if idempotency_key is not None and idempotency_key in self._keys:
-                raise AlreadyDelivered(idempotency_key, thread_id=self._keys[idempotency_key])
+            if scoped is not None and (found := self._keys.get(scoped)) is not None:
+                if request is not None and found[1] is not None and found[1] != request:
+                    raise IdempotencyKeyReused(scoped[1], thread_id=found[0])
+                raise AlreadyDelivered(scoped[1], thread_id=found[0])
             stored = self._threads.get(thread.id)
             check_version(thread, after, None if stored is None else len(stored))
             if owner is not None and stored is not None and self._leases.get(thread.id, ("", None))[0] != owner:
@@ -47,8 +53,8 @@ class MemoryStore:
             new = base.extend(thread.events[after:])
             self._threads[thread.id] = new
             self._summaries[thread.id] = summarise(new, datetime.now(UTC))
-            if idempotency_key is not None:
-                self._keys[idempotency_key] = thread.id
+            if scoped is not None:
+                self._keys[scoped] = (thread.id, request)
             if new.status == "ready" and not self._leased(thread.id):
                 self._work.set()
 
@@ -79,25 +85,43 @@ class MemoryStore:
         ]
         return sorted(rows, key=lambda s: s.updated_at)[:limit]
 
-    async def find_key(self, idempotency_key: str) -> str | None:
+    async def find_key(
+        self, idempotency_key: str, *, scope: str | None = None, request: str | None = None
+    ) -> str | None:
         """See `ThreadStore.find_key`."""
-        return self._keys.get(idempotency_key)
+        for (where, key), (thread_id, stored) in self._keys.items():
+            if key == idempotency_key and (scope is None or where == scope):
+                if request is not None and stored is not None and stored != request:
+                    raise IdempotencyKeyReused(key, thread_id=thread_id)
+                return thread_id
+        return None
 
-    async def claim(self, owner: str, *, lease_seconds: float, limit: int) -> list[str]:
+    async def claim(
+        self, owner: str, *, lease_seconds: float, limit: int, agents: Collection[str] | None = None
+    ) -> list[str]:
         """See `ThreadStore.claim`."""
         now = datetime.now(UTC)
         claimed: list[str] = []
         for summary in await self.list(status="ready", limit=len(self._summaries) or 1):
             if len(claimed) == limit:
                 break
-            if not self._leased(summary.thread_id, now):
+            runnable = summary.unreadable is None and (summary.retry_at is None or summary.retry_at <= now)
+            if runnable and (agents is None or summary.agent in agents) and not self._leased(summary.thread_id, now):
                 self._leases[summary.thread_id] = (owner, now + timedelta(seconds=lease_seconds))
                 claimed.append(summary.thread_id)
         return claimed
 
-    async def claim_threads(self, owner: str, *, lease_seconds: float, limit: int) -> list[Thread]:
+    async def claim_threads(
+        self, owner: str, *, lease_seconds: float, limit: int, agents: Collection[str] | None = None
+    ) -> list[Thread]:
         """See `ThreadStore.claim_threads`."""
-        return await claim_then_load(self, owner, lease_seconds=lease_seconds, limit=limit)
+        return await claim_then_load(self, owner, lease_seconds=lease_seconds, limit=limit, agents=agents)
+
+    async def set_aside(self, thread_id: str, reason: str) -> None:
+        """See `ThreadStore.set_aside`."""
+        if thread_id in self._summaries:
+            self._summaries[thread_id] = dataclasses.replace(self._summaries[thread_id], unreadable=reason)
+        self._leases.pop(thread_id, None)
 
     async def renew(self, thread_id: str, owner: str, *, lease_seconds: float) -> bool:
         """See `ThreadStore.renew`."""

@@ -17,21 +17,42 @@ import asyncio
 import contextlib
 import functools
 import logging
+import time
+import weakref
+from collections.abc import Collection
 from datetime import UTC, datetime
 from typing import Any, LiteralString
 
 try:
     import psycopg
     from psycopg import errors
-    from psycopg_pool import AsyncConnectionPool
+    from psycopg_pool import AsyncConnectionPool, PoolTimeout
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise ImportError("PostgresStore needs the `postgres` extra: pip install 'threadloom[postgres]'") from exc
 
-from ..exceptions import AlreadyDelivered, LeaseLost, StoreError, ThreadNotFound, VersionConflict
+from ..exceptions import (
+    AlreadyDelivered,
+    IdempotencyKeyReused,
+    LeaseLost,
+    StoreError,
+    ThreadDecodeError,
+    ThreadNotFound,
+    VersionConflict,
+)
 from ..state import Status
 from ..thread import Thread
-from ._codec import SCHEMA_VERSION, decode_thread, encode_event, encode_metadata, gc_paused
-from .base import ThreadSummary, WorkSignal, check_version, summarise
+from ._codec import SCHEMA_VERSION, decode_thread, encode_event, encode_metadata
+from .base import (
+    ThreadSummary,
+    WorkSignal,
+    check_version,
+    key_scope,
+    masked,
+    masked_url,
+    not_storable,
+    release_all,
+    summarise,
+)
 
 __all__ = ["CHANNEL", "MIGRATIONS", "PostgresStore"]
 
@@ -75,6 +96,22 @@ MIGRATIONS: tuple[str, ...] = (
     """
     CREATE INDEX threadloom_threads_wake ON threadloom_threads (wake_at) WHERE status = 'sleeping';
     """,
+    # 3: a failed run's retry time and threads set aside as unreadable (both skipped by a claim);
+    # idempotency keys scoped to their thread (a launch's to its agent), with the request they carried.
+    # A key stored with its thread's creation was a launch's.
+    """
+    ALTER TABLE threadloom_threads ADD COLUMN retry_at TIMESTAMPTZ;
+    ALTER TABLE threadloom_threads ADD COLUMN unreadable TEXT;
+    ALTER TABLE threadloom_idempotency_keys ADD COLUMN scope TEXT;
+    ALTER TABLE threadloom_idempotency_keys ADD COLUMN request TEXT;
+    UPDATE threadloom_idempotency_keys k SET scope = CASE WHEN k.created_at = t.created_at
+        THEN 'launch:' || coalesce(t.agent, '') ELSE 'thread:' || k.thread_id END
+        FROM threadloom_threads t WHERE t.thread_id = k.thread_id;
+    UPDATE threadloom_idempotency_keys SET scope = 'thread:' || thread_id WHERE scope IS NULL;
+    ALTER TABLE threadloom_idempotency_keys ALTER COLUMN scope SET NOT NULL;
+    ALTER TABLE threadloom_idempotency_keys DROP CONSTRAINT threadloom_idempotency_keys_pkey;
+    ALTER TABLE threadloom_idempotency_keys ADD PRIMARY KEY (scope, key);
+    """,
 )
 """Forward-only schema migrations; `threadloom_schema.version` records how many are applied."""
 
@@ -95,12 +132,14 @@ _LOAD = (
     " WHERE thread_id = %s ORDER BY seq"
 )
 
-# Lease the oldest ready threads that no live lease holds (parameters: owner, seconds, limit).
-# `FOR UPDATE SKIP LOCKED`: workers claiming at once skip each other's picks instead of waiting.
+# Lease the oldest runnable threads that no live lease holds (parameters: owner, seconds, the
+# agents served or NULL for any, limit). `FOR UPDATE SKIP LOCKED`: workers claiming at once skip
+# each other's picks instead of waiting.
 _CLAIM = (
     "UPDATE threadloom_threads SET lease_owner = %s, lease_expires = now() + make_interval(secs => %s)"
-    " WHERE thread_id IN (SELECT thread_id FROM threadloom_threads WHERE status = 'ready'"
-    " AND (lease_expires IS NULL OR lease_expires <= now()) ORDER BY updated_at LIMIT %s"
+    " WHERE thread_id IN (SELECT thread_id FROM threadloom_threads WHERE status = 'ready' AND unreadable IS NULL"
+    " AND (lease_expires IS NULL OR lease_expires <= now()) AND (retry_at IS NULL OR retry_at <= now())"
+    " AND (%s::text[] IS NULL OR agent = ANY(%s::text[])) ORDER BY updated_at LIMIT %s"
     " FOR UPDATE SKIP LOCKED)"
 )
 
@@ -110,7 +149,8 @@ def _step_sql(rows: int) -> str:
     """A step's append of `rows` events as one statement (see `PostgresStore._step`)."""
     values = ", ".join(["(%s, %s::integer, %s, %s, %s, %s::timestamptz, %s::integer)"] * rows)
     return (
-        "WITH up AS (UPDATE threadloom_threads SET status = %s, events = %s, wake_at = %s, updated_at = %s,"
+        "WITH up AS (UPDATE threadloom_threads SET status = %s, events = %s, wake_at = %s, retry_at = %s,"
+        " updated_at = %s,"
         " lease_expires = CASE WHEN %s THEN NULL ELSE lease_expires END"
         " WHERE thread_id = %s AND events = %s AND (%s::text IS NULL OR lease_owner = %s)"
         " RETURNING lease_expires > now() AS leased),"
@@ -149,24 +189,50 @@ class PostgresStore:
         self._ended: set[tuple[str, str]] = set()
 
     @classmethod
-    async def open(cls, url: str, *, max_connections: int = 10, connect_timeout: float = 15) -> PostgresStore:
+    async def open(cls, url: str, *, max_connections: int = 10, connect_timeout: float = 5) -> PostgresStore:
         """Connect, apply pending migrations and return the store.
 
+        Args:
+            url: A libpq URL. A schema other than `public`: `?options=-csearch_path%3Dmyschema`.
+            max_connections: The pool's size.
+            connect_timeout: Seconds to wait for the server before giving up.
+
         Raises:
-            StoreError: The database cannot be reached, or was written by a newer threadloom.
+            StoreError: The database cannot be reached (the server's reason in one line, the URL's
+                password masked), or was written by a newer threadloom.
         """
+        # One connection first: a server that cannot be reached fails here at once with its reason
+        # (the pool would retry until its timeout and then say only "pool initialization incomplete").
+        try:
+            first = await psycopg.AsyncConnection.connect(
+                url, autocommit=True, connect_timeout=max(1, round(connect_timeout))
+            )
+        except psycopg.Error as exc:
+            reason = " ".join(str(exc).split())
+            raise StoreError(f"cannot open PostgreSQL store {masked_url(url)}: {masked(reason, url)}") from None
+        try:
+            async with first.transaction():
+                await _migrate(first)
+        except psycopg.Error as exc:
+            raise StoreError(f"cannot open PostgreSQL store {masked_url(url)}: {masked(str(exc), url)}") from None
+        finally:
+            await first.close()
         # Autocommit: a statement on its own is its own transaction (one round trip, no BEGIN and
         # COMMIT of its own); work of several statements opens `conn.transaction()`.
         pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] = AsyncConnectionPool(
-            url, min_size=1, max_size=max_connections, open=False, kwargs={"autocommit": True}
+            url,
+            min_size=1,
+            max_size=max_connections,
+            open=False,
+            kwargs={"autocommit": True},
+            check=_check_if_idle,
+            reset=_note_return,
         )
         try:
             await pool.open(wait=True, timeout=connect_timeout)
-            async with pool.connection() as conn, conn.transaction():
-                await _migrate(conn)
-        except (psycopg.Error, TimeoutError) as exc:
+        except (psycopg.Error, TimeoutError, PoolTimeout) as exc:
             await pool.close()
-            raise StoreError(f"cannot open PostgreSQL store: {exc}") from exc
+            raise StoreError(f"cannot open PostgreSQL store {masked_url(url)}: {masked(str(exc), url)}") from None
         except BaseException:
             await pool.close()
             raise
@@ -178,39 +244,57 @@ class PostgresStore:
         *,
         after: int,
         idempotency_key: str | None = None,
+        request: str | None = None,
         owner: str | None = None,
         sync: bool = True,
     ) -> None:
         """See `ThreadStore.append`; `sync` changes nothing (commits follow the server's `synchronous_commit`)."""
+        try:
+            await self._append(thread, after, idempotency_key, request, owner)
+        except UnicodeEncodeError as exc:  # a value psycopg cannot send
+            raise not_storable(thread, exc) from exc
+
+    async def _append(
+        self, thread: Thread, after: int, idempotency_key: str | None, request: str | None, owner: str | None
+    ) -> None:
         if owner is not None:
             self._ended.discard((thread.id, owner))
-        rows = [(thread.id, seq, *encode_event(e)) for seq, e in enumerate(thread.events[after:], start=after + 1)]
+        try:
+            events = enumerate(thread.events[after:], start=after + 1)
+            rows = [(thread.id, seq, *encode_event(e)) for seq, e in events]
+        except ValueError as exc:  # json.dumps: an int too long to write
+            raise not_storable(thread, exc) from exc
         now = datetime.now(UTC)
         summary = summarise(thread, now)
         if after > 0 and idempotency_key is None and 0 < len(rows) <= _INSERT_BATCH:
             check_version(thread, after, after)  # `after` within the writer's own thread
             await self._step(thread, after, owner, rows, summary)
             return
+        scope = key_scope(thread, after)
         try:
             async with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
                 if idempotency_key is not None:
                     await cur.execute(
-                        "INSERT INTO threadloom_idempotency_keys VALUES (%s, %s, %s) ON CONFLICT DO NOTHING RETURNING key",
-                        (idempotency_key, thread.id, now),
+                        "INSERT INTO threadloom_idempotency_keys (key, thread_id, created_at, scope, request)"
+                        " VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING key",
+                        (idempotency_key, thread.id, now, scope, request),
                     )
                     if await cur.fetchone() is None:
                         await cur.execute(
-                            "SELECT thread_id FROM threadloom_idempotency_keys WHERE key = %s", (idempotency_key,)
+                            "SELECT thread_id, request FROM threadloom_idempotency_keys WHERE scope = %s AND key = %s",
+                            (scope, idempotency_key),
                         )
                         first = await cur.fetchone()
+                        if first is not None and request is not None and first[1] is not None and first[1] != request:
+                            raise IdempotencyKeyReused(idempotency_key, thread_id=str(first[0]))
                         raise AlreadyDelivered(idempotency_key, thread_id=str(first[0]) if first else thread.id)
                 if after > 0:
                     check_version(thread, after, after)  # `after` within the writer's own thread
                     # The version check and the summary's update are one statement, which locks the row.
                     await cur.execute(
-                        "UPDATE threadloom_threads SET status = %s, events = %s, wake_at = %s, updated_at = %s"
-                        " WHERE thread_id = %s AND events = %s RETURNING lease_owner, lease_expires > now()",
-                        (summary.status, summary.events, summary.wake_at, now, thread.id, after),
+                        "UPDATE threadloom_threads SET status = %s, events = %s, wake_at = %s, retry_at = %s,"
+                        " updated_at = %s WHERE thread_id = %s AND events = %s RETURNING lease_owner, lease_expires > now()",
+                        (summary.status, summary.events, summary.wake_at, summary.retry_at, now, thread.id, after),
                     )
                     row = await cur.fetchone()
                     if row is None:
@@ -227,7 +311,7 @@ class PostgresStore:
                     check_version(thread, after, None if found is None else int(found[0]))
                     await cur.execute(
                         "INSERT INTO threadloom_threads (thread_id, agent, parent_id, status, events, wake_at,"
-                        " metadata, created_at, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                        " retry_at, metadata, created_at, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
                         (
                             thread.id,
                             summary.agent,
@@ -235,6 +319,7 @@ class PostgresStore:
                             summary.status,
                             summary.events,
                             summary.wake_at,
+                            summary.retry_at,
                             encode_metadata(thread),
                             now,
                             now,
@@ -255,6 +340,8 @@ class PostgresStore:
         except errors.UniqueViolation as exc:
             # Two writers created the same thread at once; the other one won.
             raise VersionConflict(thread.id, expected=after, actual=-1) from exc
+        except (errors.UntranslatableCharacter, errors.CharacterNotInRepertoire) as exc:
+            raise not_storable(thread, exc) from exc
         except psycopg.Error as exc:
             raise StoreError(f"PostgreSQL store: {exc}") from exc
 
@@ -271,7 +358,8 @@ class PostgresStore:
         # lease's time, keeping its name for the fencing check: the thread is claimable as soon as it
         # is ready again, and the worker's `release` right after needs no round trip (`_ended`).
         ends = owner is not None and summary.status != "ready"
-        params: list[Any] = [summary.status, summary.events, summary.wake_at, summary.updated_at, ends, thread.id]
+        params: list[Any] = [summary.status, summary.events, summary.wake_at, summary.retry_at, summary.updated_at]
+        params += [ends, thread.id]
         params += [after, owner, owner, *(v for r in rows for v in r), summary.status == "ready", CHANNEL, thread.id]
         try:
             async with self._pool.connection() as conn, conn.cursor() as cur:
@@ -288,6 +376,8 @@ class PostgresStore:
                     "SELECT events, lease_owner FROM threadloom_threads WHERE thread_id = %s", (thread.id,)
                 )
                 found = await cur.fetchone()
+        except (errors.UntranslatableCharacter, errors.CharacterNotInRepertoire) as exc:
+            raise not_storable(thread, exc) from exc
         except psycopg.Error as exc:
             raise StoreError(f"PostgreSQL store: {exc}") from exc
         check_version(thread, after, None if found is None else int(found[0]))
@@ -304,14 +394,10 @@ class PostgresStore:
                 if head is None:
                     raise ThreadNotFound(thread_id)
                 cur.nextset()
-                # Made into Python rows and then the thread with the collector paused (see
-                # `gc_paused`; nothing waits here: the rows are in), and the rows gone before it
-                # runs again: it then walks only what lives on, once.
-                with gc_paused():
-                    thread = decode_thread(thread_id, head[0], await cur.fetchall())
+                rows = await cur.fetchall()
         except psycopg.Error as exc:
             raise StoreError(f"PostgreSQL store: {exc}") from exc
-        return thread
+        return decode_thread(thread_id, head[0], rows)
 
     async def list(
         self,
@@ -334,7 +420,8 @@ class PostgresStore:
             if value is not None:
                 where.append(clause)
                 params.append(value)
-        sql = f"SELECT thread_id, status, agent, parent_id, events, {_utc_text('updated_at')}, {_utc_text('wake_at')}"
+        sql = f"SELECT thread_id, status, agent, parent_id, events, {_utc_text('updated_at')}, {_utc_text('wake_at')},"
+        sql += f" {_utc_text('retry_at')}, unreadable"
         sql += " FROM threadloom_threads"
         sql += (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY updated_at LIMIT %s"
         try:
@@ -352,34 +439,49 @@ class PostgresStore:
                 events=r[4],
                 updated_at=datetime.fromisoformat(r[5]),
                 wake_at=None if r[6] is None else datetime.fromisoformat(r[6]),
+                retry_at=None if r[7] is None else datetime.fromisoformat(r[7]),
+                unreadable=r[8],
             )
             for r in rows
         ]
 
-    async def find_key(self, idempotency_key: str) -> str | None:
+    async def find_key(
+        self, idempotency_key: str, *, scope: str | None = None, request: str | None = None
+    ) -> str | None:
         """See `ThreadStore.find_key`."""
         try:
             async with self._pool.connection() as conn, conn.cursor() as cur:
                 await cur.execute(
-                    "SELECT thread_id FROM threadloom_idempotency_keys WHERE key = %s", (idempotency_key,)
+                    "SELECT thread_id, request FROM threadloom_idempotency_keys"
+                    " WHERE key = %s AND (%s::text IS NULL OR scope = %s) LIMIT 1",
+                    (idempotency_key, scope, scope),
                 )
                 row = await cur.fetchone()
         except psycopg.Error as exc:
             raise StoreError(f"PostgreSQL store: {exc}") from exc
-        return None if row is None else str(row[0])
+        if row is None:
+            return None
+        if request is not None and row[1] is not None and row[1] != request:
+            raise IdempotencyKeyReused(idempotency_key, thread_id=str(row[0]))
+        return str(row[0])
 
-    async def claim(self, owner: str, *, lease_seconds: float, limit: int) -> list[str]:
+    async def claim(
+        self, owner: str, *, lease_seconds: float, limit: int, agents: Collection[str] | None = None
+    ) -> list[str]:
         """See `ThreadStore.claim`. `FOR UPDATE SKIP LOCKED` lets many workers claim without waiting on each other."""
+        serves = None if agents is None else list(agents)
         try:
             async with self._pool.connection() as conn, conn.cursor() as cur:  # one statement: atomic
-                await cur.execute(_CLAIM + " RETURNING thread_id", (owner, lease_seconds, limit))
+                await cur.execute(_CLAIM + " RETURNING thread_id", (owner, lease_seconds, serves, serves, limit))
                 claimed = [str(r[0]) for r in await cur.fetchall()]
         except psycopg.Error as exc:
             raise StoreError(f"PostgreSQL store: {exc}") from exc
         self._ended.difference_update((thread_id, owner) for thread_id in claimed)  # leased anew
         return claimed
 
-    async def claim_threads(self, owner: str, *, lease_seconds: float, limit: int) -> list[Thread]:
+    async def claim_threads(
+        self, owner: str, *, lease_seconds: float, limit: int, agents: Collection[str] | None = None
+    ) -> list[Thread]:
         """See `ThreadStore.claim_threads`: the claim and the claimed threads' events in one statement.
 
         Events are read in the statement's snapshot; a thread appended to after that (a race of a few
@@ -399,7 +501,8 @@ class PostgresStore:
         )
         try:
             async with self._pool.connection() as conn, conn.cursor() as cur:  # one statement: atomic
-                await cur.execute(sql, (owner, lease_seconds, limit, SCHEMA_VERSION, _CLAIM_EVENTS))
+                serves = None if agents is None else list(agents)
+                await cur.execute(sql, (owner, lease_seconds, serves, serves, limit, SCHEMA_VERSION, _CLAIM_EVENTS))
                 rows = await cur.fetchall()
         except psycopg.Error as exc:
             raise StoreError(f"PostgreSQL store: {exc}") from exc
@@ -412,19 +515,30 @@ class PostgresStore:
                 claimed[-1][3].append(row[3:])
         threads: list[Thread] = []
         for thread_id, metadata, events, event_rows in claimed:
-            if len(event_rows) == events:
-                threads.append(decode_thread(thread_id, metadata, event_rows))
-            else:  # long, or appended to since the statement's snapshot
-                threads.append(await self.load(thread_id))
+            try:
+                if len(event_rows) == events:
+                    threads.append(decode_thread(thread_id, metadata, event_rows))
+                else:  # long, or appended to since the statement's snapshot
+                    threads.append(await self.load(thread_id))
+            except ThreadDecodeError:
+                await release_all(self, [c[0] for c in claimed if c[0] != thread_id], owner)
+                raise
         return threads
 
-    async def renew(self, thread_id: str, owner: str, *, lease_seconds: float) -> bool:
-        """See `ThreadStore.renew`.
+    async def set_aside(self, thread_id: str, reason: str) -> None:
+        """See `ThreadStore.set_aside`."""
+        try:
+            async with self._pool.connection() as conn, conn.cursor() as cur:
+                await cur.execute(
+                    "UPDATE threadloom_threads SET unreadable = %s, lease_owner = NULL, lease_expires = NULL"
+                    " WHERE thread_id = %s",
+                    (reason, thread_id),
+                )
+        except psycopg.Error as exc:
+            raise StoreError(f"PostgreSQL store: {exc}") from exc
 
-        A lease that `owner`'s own stopping append ended (its name kept, no expiry: see `_step`) is
-        still `owner`'s until another worker claims the thread: renewing it says so and changes
-        nothing, so a renewal racing the end of a run does not read as a lost lease.
-        """
+    async def renew(self, thread_id: str, owner: str, *, lease_seconds: float) -> bool:
+        """See `ThreadStore.renew`."""
         try:
             async with self._pool.connection() as conn, conn.cursor() as cur:
                 await cur.execute(
@@ -468,7 +582,7 @@ class PostgresStore:
                 conn = await psycopg.AsyncConnection.connect(self.url, autocommit=True)
                 await conn.execute("LISTEN threadloom_ready")  # CHANNEL
             except psycopg.Error as exc:
-                log.warning("cannot LISTEN for work on PostgreSQL (polling instead): %s", exc)
+                log.warning("cannot LISTEN for work on PostgreSQL (polling instead): %s", masked(str(exc), self.url))
                 await asyncio.sleep(seconds)
                 return
             self._listener = asyncio.create_task(self._listen(conn))
@@ -493,6 +607,26 @@ class PostgresStore:
                 await self._listener
             self._listener = None
         await self._pool.close()
+
+
+_IDLE_CHECK_SECONDS = 1.0  # a connection idle this long is checked before it is handed out
+_returned: weakref.WeakKeyDictionary[psycopg.AsyncConnection[Any], float] = weakref.WeakKeyDictionary()
+
+
+async def _note_return(conn: psycopg.AsyncConnection[Any]) -> None:
+    """The pool's `reset`: note when the connection went idle."""
+    _returned[conn] = time.monotonic()
+
+
+async def _check_if_idle(conn: psycopg.AsyncConnection[Any]) -> None:
+    """The pool's `check`: a connection idle for a while (the server may have dropped it) answers an empty query first.
+
+    A connection that fails it is thrown away and another one handed out, so a connection dropped
+    between two calls (a restart, an idle timeout) costs the caller nothing; a busy worker's
+    connections, never idle that long, cost no extra round trip.
+    """
+    if time.monotonic() - _returned.get(conn, 0.0) > _IDLE_CHECK_SECONDS:
+        await conn.execute("")
 
 
 async def _migrate(conn: psycopg.AsyncConnection[Any]) -> None:

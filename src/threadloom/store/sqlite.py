@@ -18,18 +18,34 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from ..exceptions import AlreadyDelivered, LeaseLost, StoreError, ThreadNotFound, UserError, VersionConflict
+from ..exceptions import (
+    AlreadyDelivered,
+    IdempotencyKeyReused,
+    LeaseLost,
+    StoreError,
+    ThreadNotFound,
+    UserError,
+    VersionConflict,
+)
 from ..state import Status
 from ..thread import Thread
-from ._codec import decode_thread, encode_event, encode_metadata, format_time, gc_paused, parse_time
-from .base import ThreadSummary, WorkSignal, check_version, claim_then_load, summarise
+from ._codec import decode_thread, encode_event, encode_metadata, format_time, parse_time
+from .base import (
+    ThreadSummary,
+    WorkSignal,
+    check_version,
+    claim_then_load,
+    key_scope,
+    not_storable,
+    summarise,
+)
 
 __all__ = ["MIGRATIONS", "SQLiteStore"]
 
@@ -73,6 +89,27 @@ MIGRATIONS: tuple[str, ...] = (
     """
     CREATE INDEX threads_wake ON threads (wake_at) WHERE status = 'sleeping';
     """,
+    # 3: a failed run's retry time and threads set aside as unreadable (both skipped by a claim);
+    # idempotency keys scoped to their thread (a launch's to its agent), with the request they carried.
+    # A key stored with its thread's creation was a launch's.
+    """
+    ALTER TABLE threads ADD COLUMN retry_at TEXT;
+    ALTER TABLE threads ADD COLUMN unreadable TEXT;
+    CREATE TABLE delivery_keys (
+        scope TEXT NOT NULL,
+        key TEXT NOT NULL,
+        thread_id TEXT NOT NULL,
+        request TEXT,
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (scope, key)
+    );
+    INSERT INTO delivery_keys SELECT
+        CASE WHEN k.created_at = t.created_at THEN 'launch:' || coalesce(t.agent, '') ELSE 'thread:' || k.thread_id END,
+        k.key, k.thread_id, NULL, k.created_at
+    FROM idempotency_keys k JOIN threads t ON t.thread_id = k.thread_id;
+    DROP TABLE idempotency_keys;
+    ALTER TABLE delivery_keys RENAME TO idempotency_keys;
+    """,
 )
 """Forward-only schema migrations; `PRAGMA user_version` records how many are applied."""
 
@@ -81,7 +118,7 @@ _LOAD_EVENTS = "SELECT event_id, type, data, at, schema_version FROM events WHER
 _BUSY_MS = 30_000  # how long a write waits for another process's write lock
 _STEP_ROWS = 100  # a step's append with at most this many events is one multi-row INSERT (999 parameters)
 _STEP = (
-    "UPDATE threads SET status = ?, events = ?, wake_at = ?, updated_at = ?"
+    "UPDATE threads SET status = ?, events = ?, wake_at = ?, retry_at = ?, updated_at = ?"
     " WHERE thread_id = ? AND events = ? AND (? IS NULL OR lease_owner = ?) RETURNING status, lease_expires"
 )
 
@@ -112,7 +149,7 @@ def _step(
     except BaseException:
         db.execute("ROLLBACK")
         raise
-    return row[0] == "ready" and (row[1] is None or row[1] <= params[3])
+    return row[0] == "ready" and (row[1] is None or row[1] <= params[4])
 
 
 class _Busy(Exception):
@@ -261,30 +298,58 @@ class SQLiteStore:
         *,
         after: int,
         idempotency_key: str | None = None,
+        request: str | None = None,
         owner: str | None = None,
         sync: bool = True,
     ) -> None:
         """See `ThreadStore.append`. With `sync=False` the commit does not wait for the disk (see above)."""
-        rows = [(thread.id, seq, *encode_event(e)) for seq, e in enumerate(thread.events[after:], start=after + 1)]
+        try:
+            await self._append(thread, after, idempotency_key, request, owner, sync)
+        except (UnicodeEncodeError, OverflowError) as exc:  # a value sqlite3 cannot bind
+            raise not_storable(thread, exc) from exc
+
+    async def _append(
+        self,
+        thread: Thread,
+        after: int,
+        idempotency_key: str | None,
+        request: str | None,
+        owner: str | None,
+        sync: bool,
+    ) -> None:
+        try:
+            events = enumerate(thread.events[after:], start=after + 1)
+            rows = [(thread.id, seq, *encode_event(e)) for seq, e in events]
+        except ValueError as exc:  # json.dumps: an int too long to write
+            raise not_storable(thread, exc) from exc
         now = datetime.now(UTC)
         summary = summarise(thread, now)
         wake_at = format_time(summary.wake_at) if summary.wake_at else None
+        retry_at = format_time(summary.retry_at) if summary.retry_at else None
         if after > 0 and idempotency_key is None and 0 < len(rows) <= _STEP_ROWS:
             check_version(thread, after, after)  # `after` within the writer's own thread
-            params = [summary.status, summary.events, wake_at, format_time(now), thread.id, after, owner, owner]
+            params = [summary.status, summary.events, wake_at, retry_at, format_time(now), thread.id, after, owner]
+            params.append(owner)
             if await self._write(partial(_step, thread.id, after, owner, params, rows), sync=sync):
                 self._work.set()
             return
+        scope = key_scope(thread, after)
 
         def write(db: sqlite3.Connection) -> bool:
             db.execute("BEGIN IMMEDIATE")
             try:
                 if idempotency_key is not None:
-                    found = db.execute("SELECT thread_id FROM idempotency_keys WHERE key = ?", (idempotency_key,))
+                    found = db.execute(
+                        "SELECT thread_id, request FROM idempotency_keys WHERE scope = ? AND key = ?",
+                        (scope, idempotency_key),
+                    )
                     if (row := found.fetchone()) is not None:
+                        if request is not None and row[1] is not None and row[1] != request:
+                            raise IdempotencyKeyReused(idempotency_key, thread_id=row[0])
                         raise AlreadyDelivered(idempotency_key, thread_id=row[0])
                     db.execute(
-                        "INSERT INTO idempotency_keys VALUES (?, ?, ?)", (idempotency_key, thread.id, format_time(now))
+                        "INSERT INTO idempotency_keys VALUES (?, ?, ?, ?, ?)",
+                        (scope, idempotency_key, thread.id, request, format_time(now)),
                     )
                 row = db.execute(
                     "SELECT events, lease_expires, lease_owner FROM threads WHERE thread_id = ?", (thread.id,)
@@ -295,8 +360,8 @@ class SQLiteStore:
                 leased = row is not None and row[1] is not None and row[1] > format_time(now)
                 if row is None:
                     db.execute(
-                        "INSERT INTO threads (thread_id, agent, parent_id, status, events, wake_at, metadata,"
-                        " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        "INSERT INTO threads (thread_id, agent, parent_id, status, events, wake_at, retry_at,"
+                        " metadata, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         (
                             thread.id,
                             summary.agent,
@@ -304,6 +369,7 @@ class SQLiteStore:
                             summary.status,
                             summary.events,
                             wake_at,
+                            retry_at,
                             encode_metadata(thread),
                             format_time(now),
                             format_time(now),
@@ -311,8 +377,9 @@ class SQLiteStore:
                     )
                 else:
                     db.execute(
-                        "UPDATE threads SET status = ?, events = ?, wake_at = ?, updated_at = ? WHERE thread_id = ?",
-                        (summary.status, summary.events, wake_at, format_time(now), thread.id),
+                        "UPDATE threads SET status = ?, events = ?, wake_at = ?, retry_at = ?, updated_at = ?"
+                        " WHERE thread_id = ?",
+                        (summary.status, summary.events, wake_at, retry_at, format_time(now), thread.id),
                     )
                 db.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
                 db.execute("COMMIT")
@@ -328,20 +395,15 @@ class SQLiteStore:
         """See `ThreadStore.load`."""
 
         def read(db: sqlite3.Connection) -> Thread:
-            # The collector paused from the rows to the thread (see `gc_paused`), and the rows gone
-            # before it runs again: it then walks only what lives on, once. The pause is the
-            # process's: the event loop's thread runs without it too, for the load's few milliseconds.
-            with gc_paused():
-                db.execute("BEGIN")
-                try:
-                    head = db.execute("SELECT metadata FROM threads WHERE thread_id = ?", (thread_id,)).fetchone()
-                    if head is None:
-                        raise ThreadNotFound(thread_id)
-                    rows = db.execute(_LOAD_EVENTS, (thread_id,))
-                    thread = decode_thread(thread_id, head[0], rows.fetchall())
-                finally:
-                    db.execute("COMMIT")
-            return thread
+            db.execute("BEGIN")
+            try:
+                head = db.execute("SELECT metadata FROM threads WHERE thread_id = ?", (thread_id,)).fetchone()
+                if head is None:
+                    raise ThreadNotFound(thread_id)
+                rows = db.execute(_LOAD_EVENTS, (thread_id,)).fetchall()
+            finally:
+                db.execute("COMMIT")
+            return decode_thread(thread_id, head[0], rows)
 
         return await self._run(read)
 
@@ -366,7 +428,9 @@ class SQLiteStore:
             if value is not None:
                 where.append(clause)
                 params.append(value)
-        sql = "SELECT thread_id, status, agent, parent_id, events, updated_at, wake_at FROM threads"
+        sql = (
+            "SELECT thread_id, status, agent, parent_id, events, updated_at, wake_at, retry_at, unreadable FROM threads"
+        )
         sql += (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY updated_at LIMIT ?"
 
         def read(db: sqlite3.Connection) -> list[ThreadSummary]:
@@ -379,25 +443,43 @@ class SQLiteStore:
                     events=r[4],
                     updated_at=parse_time(r[5]),
                     wake_at=parse_time(r[6]) if r[6] else None,
+                    retry_at=parse_time(r[7]) if r[7] else None,
+                    unreadable=r[8],
                 )
                 for r in db.execute(sql, (*params, limit)).fetchall()
             ]
 
         return await self._run(read)
 
-    async def find_key(self, idempotency_key: str) -> str | None:
+    async def find_key(
+        self, idempotency_key: str, *, scope: str | None = None, request: str | None = None
+    ) -> str | None:
         """See `ThreadStore.find_key`."""
 
-        def read(db: sqlite3.Connection) -> str | None:
-            row = db.execute("SELECT thread_id FROM idempotency_keys WHERE key = ?", (idempotency_key,)).fetchone()
-            return None if row is None else str(row[0])
+        def read(db: sqlite3.Connection) -> tuple[str, str | None] | None:
+            if scope is None:
+                found = db.execute("SELECT thread_id, request FROM idempotency_keys WHERE key = ?", (idempotency_key,))
+            else:
+                found = db.execute(
+                    "SELECT thread_id, request FROM idempotency_keys WHERE scope = ? AND key = ?",
+                    (scope, idempotency_key),
+                )
+            return found.fetchone()
 
-        return await self._run(read)
+        row = await self._run(read)
+        if row is None:
+            return None
+        if request is not None and row[1] is not None and row[1] != request:
+            raise IdempotencyKeyReused(idempotency_key, thread_id=row[0])
+        return str(row[0])
 
-    async def claim(self, owner: str, *, lease_seconds: float, limit: int) -> list[str]:
+    async def claim(
+        self, owner: str, *, lease_seconds: float, limit: int, agents: Collection[str] | None = None
+    ) -> list[str]:
         """See `ThreadStore.claim`. `BEGIN IMMEDIATE` makes the pick and the lease one step across processes."""
         now = datetime.now(UTC)
         expires = format_time(now + timedelta(seconds=lease_seconds))
+        serves = "" if agents is None else f" AND agent IN ({', '.join('?' * len(agents))})"
 
         def write(db: sqlite3.Connection) -> list[str]:
             db.execute("BEGIN IMMEDIATE")
@@ -405,9 +487,10 @@ class SQLiteStore:
                 ids = [
                     r[0]
                     for r in db.execute(
-                        "SELECT thread_id FROM threads WHERE status = 'ready'"
-                        " AND (lease_expires IS NULL OR lease_expires <= ?) ORDER BY updated_at LIMIT ?",
-                        (format_time(now), limit),
+                        "SELECT thread_id FROM threads WHERE status = 'ready' AND unreadable IS NULL"
+                        " AND (lease_expires IS NULL OR lease_expires <= ?) AND (retry_at IS NULL OR retry_at <= ?)"
+                        f"{serves} ORDER BY updated_at LIMIT ?",
+                        (format_time(now), format_time(now), *(agents or ()), limit),
                     )
                 ]
                 db.executemany(
@@ -422,9 +505,22 @@ class SQLiteStore:
 
         return await self._write(write)
 
-    async def claim_threads(self, owner: str, *, lease_seconds: float, limit: int) -> list[Thread]:
+    async def claim_threads(
+        self, owner: str, *, lease_seconds: float, limit: int, agents: Collection[str] | None = None
+    ) -> list[Thread]:
         """See `ThreadStore.claim_threads`."""
-        return await claim_then_load(self, owner, lease_seconds=lease_seconds, limit=limit)
+        return await claim_then_load(self, owner, lease_seconds=lease_seconds, limit=limit, agents=agents)
+
+    async def set_aside(self, thread_id: str, reason: str) -> None:
+        """See `ThreadStore.set_aside`."""
+
+        def write(db: sqlite3.Connection) -> None:
+            db.execute(
+                "UPDATE threads SET unreadable = ?, lease_owner = NULL, lease_expires = NULL WHERE thread_id = ?",
+                (reason, thread_id),
+            )
+
+        await self._write(write)
 
     async def renew(self, thread_id: str, owner: str, *, lease_seconds: float) -> bool:
         """See `ThreadStore.renew`."""
