@@ -6,17 +6,20 @@ loop is plain code with a per-tool policy. See docs/ for one page per factor.
 
 from importlib import metadata as _metadata
 
+from ._limits import RunLimits
 from .agent import Agent
 from .context import Context
 from .events import Event
 from .exceptions import (
     AlreadyDelivered,
     ContextWindowExceeded,
+    IdempotencyKeyReused,
     InvalidTransition,
     LeaseLost,
     ModelError,
     ModelHTTPError,
     ModelTimeout,
+    NotStorable,
     OverTokenBudget,
     ParseError,
     ProviderError,
@@ -53,6 +56,7 @@ __all__ = [
     "DoneForNow",
     "Event",
     "EventLog",
+    "IdempotencyKeyReused",
     "Intent",
     "InvalidTransition",
     "LeaseLost",
@@ -60,6 +64,7 @@ __all__ = [
     "ModelError",
     "ModelHTTPError",
     "ModelTimeout",
+    "NotStorable",
     "OverTokenBudget",
     "ParseError",
     "ProviderError",
@@ -67,6 +72,7 @@ __all__ = [
     "Refused",
     "RequestHumanInput",
     "RequestMoreInformation",
+    "RunLimits",
     "RunnableCall",
     "Runtime",
     "ScriptExhausted",

@@ -52,7 +52,7 @@ def approve(
     loaded = load_agents(agents or [])
 
     async def work(runtime: Runtime) -> Thread:
-        if key is not None and await _delivered(runtime, key):
+        if key is not None and await _delivered(runtime, thread_id, key):
             return await load(runtime, thread_id)
         thread = await load(runtime, thread_id)
         pending = call_id or _pending(thread)
@@ -112,7 +112,7 @@ def reject(
     """Reject the pending tool call; the feedback goes to the model."""
 
     async def work(runtime: Runtime) -> Thread:
-        if key is not None and await _delivered(runtime, key):
+        if key is not None and await _delivered(runtime, thread_id, key):
             return await load(runtime, thread_id)
         pending = call_id or _pending(await load(runtime, thread_id))
         return await runtime.reject(thread_id, pending, feedback, idempotency_key=key)
@@ -124,7 +124,7 @@ def respond(thread_id: str, text: str, store: StoreOption = DEFAULT_URL, key: Ke
     """Answer the pending human request."""
 
     async def work(runtime: Runtime) -> Thread:
-        if key is not None and await _delivered(runtime, key):
+        if key is not None and await _delivered(runtime, thread_id, key):
             return await load(runtime, thread_id)
         pending = _pending(await load(runtime, thread_id))
         return await runtime.respond(thread_id, pending, text, idempotency_key=key)
@@ -171,10 +171,10 @@ def cancel(
     status_line(run(store, [], work))
 
 
-async def _delivered(runtime: Runtime, key: str) -> bool:
+async def _delivered(runtime: Runtime, thread_id: str, key: str) -> bool:
     # A repeat of a delivery that went through: the thread has moved on, so there is no pending call
-    # to name any more, and nothing to do.
-    return await (await runtime.store()).find_key(key) is not None
+    # to name any more, and nothing to do. A key belongs to its thread (another thread's is no repeat).
+    return await (await runtime.store()).find_key(key, scope=f"thread:{thread_id}") is not None
 
 
 def _pending(thread: Thread) -> str:
