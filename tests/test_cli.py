@@ -153,8 +153,7 @@ def test_a_command_on_a_store_that_is_not_there_refuses_and_creates_nothing(
 def test_an_unreadable_thread_is_named_with_its_event_when_the_error_knows_it() -> None:
     from threadloom.cli._app import decode_problem, unreadable
 
-    named = ThreadDecodeError("bad JSON in the data: Expecting value")
-    named.event_id = "ev_2"  # pyright: ignore[reportAttributeAccessIssue] - as the store's error carries it
+    named = ThreadDecodeError("bad JSON in the data: Expecting value", event_id="ev_2")
     assert (
         unreadable("th_1", named) == "thread 'th_1' cannot be read: event 'ev_2': bad JSON in the data: Expecting value"
     )
