@@ -186,7 +186,8 @@ def show_decisions(model: Recorded) -> AfterStep:
             print(f"  model -> {data['intent']} {json.dumps(data['arguments'])}{_stats(model)}")
         elif event.type in ("done_for_now", "request_more_information", "request_human_input"):
             who = "loop " if "reason" in data else "model"  # the loop escalates at its limits
-            print(f"  {who} -> {event.type} {json.dumps(data)}{'' if who == 'loop ' else _stats(model)}")
+            shown = json.dumps(_without_usage(data))  # the tokens and time follow, in brackets
+            print(f"  {who} -> {event.type} {shown}{'' if who == 'loop ' else _stats(model)}")
         elif event.type == "error" and data.get("source") == "model":
             print(f"  model -> no valid intent ({data.get('error_type')}): {str(data.get('output', ''))[:120]!r}")
         elif event.type == "tool_response" and not _prefetched(thread, data["call_id"]):

@@ -46,6 +46,7 @@ def test_approving_deploys_and_finishes(flags: tuple[str, ...], tmp_path: Path) 
     assert "threadloom threads approve th_" in out
     assert "'status': 'success', 'tag': 'v1.2.3', 'environment': 'production'" in out
     assert '  model -> deploy_backend {"tag": "v1.2.3", "environment": "production"}' in out
+    assert '  model -> done_for_now {"message": "Deployed v1.2.3 to production."}\n' in out  # no usage record
     assert final_thread(out).endswith("done_for_now  {'message': 'Deployed v1.2.3 to production.'}")
     assert out.rstrip().endswith("scripted: 2 model calls, 0 tokens in, 0 tokens out")  # from thread.usage
 
