@@ -51,14 +51,11 @@ class Run:
 
     @property
     def outcome(self) -> str:
+        tags = Counter(tag for tag, _ in self.deploys)
+        ran = ", ".join(f"{tag} {'once' if n == 1 else f'{n} times'}" for tag, n in sorted(tags.items())) or "nothing"
         if self.status != "done":
-            return f"not done (stopped {self.status}, {len(self.deploys)} deploys ran)"
-        if not self.deploys:
-            return "done, nothing deployed"
-        tags = {tag for tag, _ in self.deploys}
-        if tags != {NEWEST}:
-            return f"done, deployed {', '.join(sorted(tags))}"
-        return f"done, {NEWEST} deployed {'once' if len(self.deploys) == 1 else f'{len(self.deploys)} times'}"
+            return f"not done (stopped {self.status}), deployed {ran}"
+        return f"done, deployed {ran}"
 
     @property
     def newest_done(self) -> bool:
