@@ -36,6 +36,7 @@ import bench_tokens
 HERE = Path(__file__).parent
 RESULTS = HERE / "RESULTS.md"
 RAW = HERE / ".last-run.json"  # the raw numbers of the last run (git-ignored): `run.py --render` reuses them
+DEMO_HEADING = "## The demo's embedded model"  # bench_demo.py's section, at the end of RESULTS.md
 RUNS = HERE / "runs"  # the raw numbers of the runs kept with `run.py --keep LABEL`, shown in every RESULTS.md
 PEERS_PYTHON = HERE / ".venv-peers" / "bin" / "python"
 SIZES = [10, 100, 1000]
@@ -484,6 +485,10 @@ def write(latest: dict[str, Any]) -> None:
         ratios_table(runs),
     ]
     blocks = [run_block(r, latest=r is latest) for r in reversed(runs)]
+    # bench/bench_demo.py writes its own section (20 runs of the embedded model take minutes): kept as it is.
+    old = RESULTS.read_text() if RESULTS.exists() else ""
+    demo = old[old.index(DEMO_HEADING) :].strip() if DEMO_HEADING in old else ""
+    blocks += [demo] if demo else []
     RESULTS.write_text("\n".join(lines) + "\n\n" + "\n\n".join(blocks) + "\n")
     print(RESULTS.read_text())
 

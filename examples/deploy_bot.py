@@ -9,9 +9,13 @@
 
 By default a real model decides, offline, on this machine: SmolLM2-135M-Instruct run in process by
 llama.cpp (`threadloom.models.local.LocalModel`), its answers constrained to the bot's intents by a
-grammar. It is tiny: it always picks a valid intent, not always a good one, so the demo bounds the
-run: it approves without a terminal, answers one question from the model with a canned reply, and
-stops after a few stops for a person. `--model scripted` is the deterministic stand-in the tests
+grammar, sampled at a low temperature with a new seed each run (`--seed N` repeats one). It is tiny:
+it always picks a valid intent, not always a good one. The code around it makes it reliable without
+deciding for it: the prefetch names the newest tag (`newest: v1.2.3`, factor 13), and `offer` narrows
+each step to what makes sense next (deploy or ask; once a deploy ran, finish or ask: factor 8).
+bench/bench_demo.py measures how often a run reaches `done` with the newest tag (bench/RESULTS.md).
+The demo still bounds the run: it approves without a terminal, answers one question from the model
+with a canned reply, and stops after a few stops for a person. `--model scripted` is the deterministic stand-in the tests
 use; `--model openai:NAME` or `--model anthropic:NAME` asks a hosted model (its API key must be set).
 
 The thread lives in a SQLite file (`--store`, default ./threadloom.db), so it survives this process:
@@ -25,9 +29,10 @@ import argparse
 import asyncio
 import importlib
 import json
+import random
 import sys
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from pydantic import JsonValue
 
@@ -48,12 +53,36 @@ MAX_STOPS = 3
 """Stops for an approval the demo handles before it ends the run, whatever the model does."""
 MAX_STEPS = 3
 """Model steps between two human inputs (`Agent(max_steps=)`) for a real model: keeps the demo short."""
+TEMPERATURE = 0.2
+"""The local model samples at the temperature its model card recommends, with a new seed each run."""
 
 
 @tool
-def list_git_tags() -> list[dict[str, str]]:
-    """List the backend's most recent git tags, newest first."""
-    return TAGS
+def list_git_tags() -> dict[str, JsonValue]:
+    """List the backend's most recent git tags, newest first, and name the newest one."""
+    # Code, not the model, finds the newest tag (factor 13): a tiny model copies a tag it is handed
+    # far more reliably than it compares dates.
+    return {"newest": TAGS[0]["name"], "tags": [t["name"] for t in TAGS]}
+
+
+def offer(thread: Thread) -> list[str]:
+    """What the model may choose at this step (factor 8): the code narrows, the model still decides.
+
+    Until a deploy has run: deploy, or ask what was meant. Once one has run: say it is done, or ask.
+    After a rejected deploy: deploy again (elsewhere, say), finish, or ask.
+    """
+    deployed = rejected = False
+    for event in thread.events:
+        data: Any = event.data
+        if event.type == "tool_response" and data.get("intent") == "deploy_backend":
+            deployed = True
+        elif event.type == "approval" and not data.get("approved"):
+            rejected = True
+    if deployed:
+        return ["done_for_now", "request_more_information"]
+    if rejected:
+        return ["deploy_backend", "done_for_now", "request_more_information"]
+    return ["deploy_backend", "request_more_information"]
 
 
 @tool(policy="approval")
@@ -88,7 +117,14 @@ def build_agent(model: Model | None = None, *, max_steps: int = 20, after_step: 
         instructions=INSTRUCTIONS,
         max_steps=max_steps,
         after_step=after_step,
+        offer=offer,
     )
+
+
+class Build(Protocol):
+    """What makes the demo's agent: `build_agent`'s signature."""
+
+    def __call__(self, model: Model, *, max_steps: int, after_step: AfterStep | None) -> Agent: ...
 
 
 class Recorded:
@@ -113,8 +149,8 @@ class Recorded:
         return completion
 
 
-def make_model(spec: str) -> Model:
-    """`local`, `scripted`, `openai:NAME` or `anthropic:NAME` as a model.
+def make_model(spec: str, seed: int = 0) -> Model:
+    """`local`, `scripted`, `openai:NAME` or `anthropic:NAME` as a model (`seed`: the local model's).
 
     Raises:
         UserError: An unknown spec, or one this installation cannot build (the message says why).
@@ -126,7 +162,7 @@ def make_model(spec: str) -> Model:
             from threadloom.models.local import LocalModel
         except ImportError as exc:
             raise UserError(f"--model local: {exc}") from exc
-        return LocalModel()
+        return LocalModel(temperature=TEMPERATURE, seed=seed)
     if spec.startswith(("openai:", "anthropic:")):
         # Built by `threadloom.models.infer_model`, looked up at run time: older builds lack it.
         infer: Any = getattr(importlib.import_module("threadloom.models"), "infer_model", None)
@@ -150,7 +186,8 @@ def show_decisions(model: Recorded) -> AfterStep:
             print(f"  model -> {data['intent']} {json.dumps(data['arguments'])}{_stats(model)}")
         elif event.type in ("done_for_now", "request_more_information", "request_human_input"):
             who = "loop " if "reason" in data else "model"  # the loop escalates at its limits
-            print(f"  {who} -> {event.type} {json.dumps(data)}{'' if who == 'loop ' else _stats(model)}")
+            shown = json.dumps(_without_usage(data))  # the tokens and time follow, in brackets
+            print(f"  {who} -> {event.type} {shown}{'' if who == 'loop ' else _stats(model)}")
         elif event.type == "error" and data.get("source") == "model":
             print(f"  model -> no valid intent ({data.get('error_type')}): {str(data.get('output', ''))[:120]!r}")
         elif event.type == "tool_response" and not _prefetched(thread, data["call_id"]):
@@ -178,19 +215,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     choice.add_argument("--approve", action="store_true", help="approve the deploy without asking")
     choice.add_argument("--reject", metavar="FEEDBACK", help="reject the deploy with this feedback for the model")
     choice.add_argument("--wait", action="store_true", help="wait for a decision from another terminal (the CLI)")
+    parser.add_argument("--seed", type=int, help="the local model's sampling seed (default: a new one each run)")
     args = parser.parse_args(argv)
+    seed = args.seed if args.seed is not None else random.randrange(2**31)
     try:
-        model = make_model(args.model)
+        model = make_model(args.model, seed)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    return asyncio.run(demo(model, args.store, args.approve, args.reject, args.wait))
+    if args.model == "local":
+        print(f"SmolLM2-135M samples at temperature {TEMPERATURE} with seed {seed} (--seed {seed} repeats this run)")
+    thread = asyncio.run(demo(model, args.store, args.approve, args.reject, args.wait))
+    # The scripted run is a check (CI): it must finish. A real model may do anything valid.
+    return 0 if thread.status == "done" or not isinstance(model, ScriptedModel) else 1
 
 
-async def demo(inner: Model, store: str, approve: bool, reject: str | None, wait: bool) -> int:
+async def demo(
+    inner: Model, store: str, approve: bool, reject: str | None, wait: bool, *, build: Build | None = None
+) -> Thread:
+    """The demo's run, printed as it goes: launch, answer the stops for a person, show the thread.
+
+    `build` makes the agent (`build_agent` by default; bench/bench_demo.py passes others to compare).
+    """
     scripted = isinstance(inner, ScriptedModel)
     model = Recorded(inner)
-    agent = build_agent(model, max_steps=20 if scripted else MAX_STEPS, after_step=show_decisions(model))
+    agent = (build or build_agent)(model, max_steps=20 if scripted else MAX_STEPS, after_step=show_decisions(model))
     runtime = Runtime(store=store, agents=[agent])
     message: dict[str, JsonValue] = {
         "from": "@alex",
@@ -227,8 +276,7 @@ async def demo(inner: Model, store: str, approve: bool, reject: str | None, wait
     for event in thread.events:
         print(f"{event.type:>16}  {_without_usage(event.data)}")
     print_usage(thread)
-    # The scripted run is a check (CI): it must finish. A real model may do anything valid.
-    return 0 if thread.status == "done" or not scripted else 1
+    return thread
 
 
 async def _approval(

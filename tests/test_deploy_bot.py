@@ -3,15 +3,20 @@
 The default run, with the real local model, is `make demo` in CI; tests/models/test_local.py runs the bot on it.
 """
 
+import asyncio
+import importlib.util
 import os
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from threadloom import Thread
+from threadloom.models import ScriptedModel
 from workers.started import wait_started
 
 ROOT = Path(__file__).parent.parent
@@ -41,6 +46,7 @@ def test_approving_deploys_and_finishes(flags: tuple[str, ...], tmp_path: Path) 
     assert "threadloom threads approve th_" in out
     assert "'status': 'success', 'tag': 'v1.2.3', 'environment': 'production'" in out
     assert '  model -> deploy_backend {"tag": "v1.2.3", "environment": "production"}' in out
+    assert '  model -> done_for_now {"message": "Deployed v1.2.3 to production."}\n' in out  # no usage record
     assert final_thread(out).endswith("done_for_now  {'message': 'Deployed v1.2.3 to production.'}")
     assert out.rstrip().endswith("scripted: 2 model calls, 0 tokens in, 0 tokens out")  # from thread.usage
 
@@ -56,6 +62,44 @@ def test_an_unknown_model_is_one_clear_line() -> None:
     done = subprocess.run([sys.executable, str(EXAMPLE), "--model", "nope"], capture_output=True, text=True)
     assert done.returncode == 2
     assert done.stderr.strip() == "error: --model 'nope': use local, scripted, openai:NAME or anthropic:NAME"
+
+
+def example() -> Any:
+    spec = importlib.util.spec_from_file_location("deploy_bot_example", EXAMPLE)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+DEPLOY = '{"intent": "deploy_backend", "tag": "v1.2.3", "environment": "production"}'
+DONE = '{"intent": "done_for_now", "message": "Deployed."}'
+
+
+def test_the_code_names_the_newest_tag_and_narrows_each_step() -> None:
+    model = ScriptedModel([DEPLOY, DEPLOY, DONE])
+    agent = example().build_agent(model)
+    start = Thread.start("slack_message", {"text": "deploy the backend to production"})
+    thread = asyncio.run(agent.run(start))
+    first = model.requests[0]
+    assert first.intent_names == ("deploy_backend", "request_more_information")
+    assert "<list_git_tags_result>\nnewest: v1.2.3\n" in first.messages[-1].content
+    assert thread.pending is not None and thread.status == "waiting_approval"
+    thread = asyncio.run(agent.run(thread.approve(thread.pending.id)))
+    # After the deploy ran only finishing or asking is offered: a second deploy is an error, never run.
+    assert [r.intent_names for r in model.requests[1:]] == [("done_for_now", "request_more_information")] * 2
+    assert [e.type for e in thread.events][-4:] == ["tool_started", "tool_response", "error", "done_for_now"]
+    assert thread.status == "done"
+
+
+def test_after_a_rejection_the_model_may_deploy_again_or_finish() -> None:
+    model = ScriptedModel([DEPLOY, DONE])
+    agent = example().build_agent(model)
+    thread = asyncio.run(agent.run(Thread.start("slack_message", {"text": "deploy the backend"})))
+    assert thread.pending is not None
+    thread = asyncio.run(agent.run(thread.reject(thread.pending.id, "not today")))
+    assert model.requests[1].intent_names == ("deploy_backend", "done_for_now", "request_more_information")
+    assert thread.status == "done" and "tool_response" not in [e.type for e in thread.events][4:]
 
 
 def cli(*args: str, store: str) -> str:

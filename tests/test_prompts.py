@@ -69,3 +69,22 @@ def test_a_tool_calling_model_is_asked_for_one_tool_call_without_json_shapes() -
     json_schema = default_prompt(replace(inputs, strategy="json_schema"))
     assert '{"intent": "done_for_now"' in json_schema[0].content
     assert json_schema[-1].content.endswith(NEXT_STEP_QUESTION)
+
+
+@tool
+def page_oncall(reason: str) -> None:
+    """Page the on-call engineer (factors 7 and 11).
+
+    Args:
+        reason: why, in a sentence (factor 7)
+    """
+
+
+def test_the_model_reads_no_references_to_the_factor_pages() -> None:
+    text = describe_intents([page_oncall.intent, *BUILTIN_INTENTS])
+    assert "factor" not in text.lower()
+    assert "- request_human_input: Ask a person a question and wait for the answer." in text.splitlines()
+    assert "- page_oncall: Page the on-call engineer." in text.splitlines()
+    assert '"reason": string /* why, in a sentence */' in text
+    plain = describe_intents([page_oncall.intent], shapes=False)
+    assert plain == "- page_oncall: Page the on-call engineer."

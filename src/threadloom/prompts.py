@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, cast
@@ -117,10 +118,19 @@ def _describe_intents(intents: tuple[type[Intent], ...], approvals: frozenset[st
         schema = model.model_json_schema()
         doc = (model.__doc__ or "").strip().splitlines()
         note = " (a person approves it before it runs)" if name in approvals else ""
-        entries.append(f"- {name}: {doc[0] if doc else ''}{note}".rstrip(": "))
+        entries.append(f"- {name}: {_plain(doc[0]) if doc else ''}{note}".rstrip(": "))
         if shapes:
             entries.append("  " + _object_to_text(schema, schema.get("$defs", {}), intent=name))
     return "\n".join(entries)
+
+
+# Docstrings cite the 12-factor pages ("(factor 7)", "(factors 1, 4, 7)"): documentation for people,
+# noise to the model, so the descriptions it reads leave those references out.
+_FACTOR_REFERENCE = re.compile(r"\s*\(factors? \d+(?:(?:,| and|, and) \d+)*\)", re.IGNORECASE)
+
+
+def _plain(text: str) -> str:
+    return _FACTOR_REFERENCE.sub("", text)
 
 
 def schema_to_text(schema: Mapping[str, Any], defs: Mapping[str, Any] | None = None) -> str:
@@ -154,6 +164,6 @@ def _object_to_text(schema: Mapping[str, Any], defs: Mapping[str, Any], intent: 
         optional = "" if key in required else "?"
         text = f'"{key}"{optional}: {schema_to_text(sub, defs)}'
         if sub.get("description") and intent:
-            text += f" /* {sub['description']} */"
+            text += f" /* {_plain(sub['description'])} */"
         parts.append(text)
     return "{" + ", ".join(parts) + "}"
