@@ -45,14 +45,14 @@ def test_the_suite_replays_offline_and_meets_its_baseline(tmp_path: Path) -> Non
 
 def test_a_regression_against_the_baseline_exits_non_zero_and_names_the_cases(tmp_path: Path) -> None:
     baseline = json.loads(BASELINE.read_text())
-    baseline["cases"]["staging: the newest tag"][MODEL] = 1.0
+    baseline["cases"]["production: the newest tag"][MODEL] = 1.0  # a case the replayed answers fail
     baseline["cases"]["file: a rollback asks for the previous tag"][MODEL] = 0.5
     path = tmp_path / "baseline.json"
     path.write_text(json.dumps(baseline))
     code, out = run("--baseline", str(path))
     assert code == 1
     assert "2 cases regressed" in out
-    assert f"staging: the newest tag [{MODEL}]: pass rate 100% -> 0%" in out
+    assert f"production: the newest tag [{MODEL}]: pass rate 100% -> 0%" in out
     assert f"file: a rollback asks for the previous tag [{MODEL}]: pass rate 50% -> 0%" in out
 
 
@@ -72,7 +72,7 @@ def test_the_html_report_renders_in_headless_chromium(tmp_path: Path) -> None:
     dom = subprocess.run(
         [*command, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120, check=False
     )
-    assert "Failures (5)" in dom.stdout and f"staging: the newest tag [{MODEL}]" in dom.stdout
+    assert "Failures (5)" in dom.stdout and f"production: the newest tag [{MODEL}]" in dom.stdout
     artifacts = os.environ.get("THREADLOOM_ARTIFACTS")
     if artifacts:  # CI keeps the screenshot
         Path(artifacts).mkdir(parents=True, exist_ok=True)
