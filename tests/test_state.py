@@ -238,6 +238,17 @@ def test_a_bookkeeping_event_leaves_every_status_as_it_was(status: str, kind: st
     assert after.state == reduce(advance, after.events, ThreadState())
 
 
+@pytest.mark.parametrize("status", ["ready", "waiting_approval", "waiting_human", "sleeping", "done", "failed"])
+def test_tool_started_marks_the_runnable_call_and_nothing_else(status: str) -> None:
+    thread = _in_status(status)
+    runnable = thread.state.runnable
+    started = Event("tool_started", {"call_id": runnable.call.id if runnable else "ev_none", "intent": "b"})
+    after = thread.append(started)
+    assert (after.status, after.pending, after.state.wake_at) == (status, thread.pending, thread.state.wake_at)
+    assert replace(after.state, last_event_id=None, runnable=runnable) == replace(thread.state, last_event_id=None)
+    assert after.state.runnable == (replace(runnable, started=started) if runnable else None)
+
+
 def test_bookkeeping_is_decided_by_the_type_alone() -> None:
     assert all(map(is_bookkeeping, ["tool_started", "human_contacted", "note", "run_error", "note_x"]))
     assert not any(map(is_bookkeeping, ["user_input", "notes", "slack_message_sent", "tool_call", "annotated"]))
