@@ -1,15 +1,17 @@
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import reduce
-from types import MappingProxyType
-from typing import Any, cast
+from typing import cast
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import JsonValue
 
 from threadloom import Event, Thread
-from threadloom.state import RunnableCall, ThreadState, Usage, advance, fold, model_record
+from threadloom._fold import fold as fast_fold
+from threadloom.events import BOOKKEEPING_EVENTS, is_bookkeeping
+from threadloom.state import ThreadState, advance, fold
 
 
 def call(intent: str, policy: str = "auto", **arguments: JsonValue) -> Event:
@@ -97,6 +99,12 @@ def test_failed_is_terminal() -> None:
     assert thread.append(Event("user_input", "hello?")).status == "failed"
 
 
+def test_fold_is_advance_folded() -> None:
+    events = [Event("user_input", "hi"), c := call("a"), result(c)]
+    assert fold(ThreadState(), events) == reduce(advance, events, ThreadState()) == Thread(events).state
+    assert fold(ThreadState(), []) == ThreadState()
+
+
 def test_a_decision_on_nothing_pending_changes_nothing() -> None:
     thread = Thread.start("user_input", "hi")
     stray = Event("approval", {"call_id": "ev_x", "approved": True})
@@ -145,6 +153,7 @@ def build(kind: str, thread_events: list[Event]) -> Event:
             return Event(kind, {"text": "t"})
 
 
+@settings(deadline=None)
 @given(st.lists(event_kinds, max_size=30))
 def test_state_is_a_left_fold_and_recomputes_identically(kinds: list[str]) -> None:
     built: list[Event] = []
@@ -161,130 +170,9 @@ def test_state_is_a_left_fold_and_recomputes_identically(kinds: list[str]) -> No
     assert all(v > 0 for v in s.consecutive_errors.values())
 
 
-# -- the fold against the straightforward reducer ---------------------------------------------------
-# `state.fold` keeps the state in local variables and builds it once at the end. `reference` is the
-# reducer written the plain way, one new `ThreadState` per event (what `state.py` did before the fold
-# was made fast); both must agree on every sequence of events, whatever the events carry.
-
-
-def _get(event: Event, key: str) -> JsonValue:
-    return event.data.get(key) if isinstance(event.data, dict) else None
-
-
-def _args(event: Event) -> MappingProxyType[str, JsonValue]:
-    arguments = _get(event, "arguments")
-    return MappingProxyType(arguments) if isinstance(arguments, dict) else MappingProxyType({})
-
-
-def _settle(state: ThreadState, **changes: Any) -> ThreadState:
-    if state.status in ("waiting_approval", "waiting_human"):
-        return replace(state, **changes)
-    return replace(state, status="ready", runnable=None, unresolved=None, **changes)
-
-
-def _resume(state: ThreadState) -> ThreadState:
-    empty: MappingProxyType[str, int] = MappingProxyType({})
-    return replace(state, status="ready", pending=None, consecutive_errors=empty, model_errors=0, steps=0, wake_at=None)
-
-
-def _transition(state: ThreadState, event: Event) -> ThreadState:  # noqa: C901 - the reference, kept plain
-    if state.status == "failed":
-        return state
-    match event.type:
-        case "tool_call":
-            steps = state.steps + (0 if _get(event, "prefetch") else 1)
-            if _get(event, "policy") == "approval":
-                return replace(
-                    state, status="waiting_approval", pending=event, runnable=None, model_errors=0, steps=steps
-                )
-            call = RunnableCall(call=event, arguments=_args(event))
-            return replace(state, status="ready", pending=None, runnable=call, model_errors=0, steps=steps)
-        case "tool_started":
-            running = state.runnable
-            if running is None or running.call.id != _get(event, "call_id"):
-                return state
-            return replace(state, runnable=replace(running, started=event))
-        case "approval":
-            pending = state.pending
-            if pending is None or state.status != "waiting_approval" or _get(event, "call_id") != pending.id:
-                return state
-            if _get(event, "approved") is True:
-                arguments = dict(_args(pending))
-                edits = _get(event, "edits")
-                if isinstance(edits, dict):
-                    arguments.update(edits)
-                call = RunnableCall(call=pending, arguments=MappingProxyType(arguments))
-                return replace(state, status="ready", pending=None, runnable=call, steps=0)
-            return replace(state, status="ready", pending=None, runnable=None, steps=0)
-        case "tool_response":
-            counts = {k: v for k, v in state.consecutive_errors.items() if k != _get(event, "intent")}
-            settled = _settle(state, consecutive_errors=MappingProxyType(counts))
-            running = state.runnable
-            if running is not None and settled.status == "ready" and _get(running.call, "policy") == "external":
-                return replace(settled, status="sleeping", wake_at=None)
-            return settled
-        case "error":
-            if _get(event, "source") == "model":
-                return _settle(state, model_errors=state.model_errors + 1, steps=state.steps + 1)
-            counts = dict(state.consecutive_errors)
-            intent = str(_get(event, "intent"))
-            counts[intent] = counts.get(intent, 0) + 1
-            return _settle(state, consecutive_errors=MappingProxyType(counts))
-        case "request_human_input" | "request_more_information":
-            reason = _get(event, "reason")
-            unresolved = state.runnable if reason == "outcome_unknown" else state.unresolved
-            return replace(
-                state,
-                status="waiting_human",
-                pending=event,
-                runnable=None,
-                unresolved=unresolved,
-                model_errors=0,
-                steps=state.steps + (0 if reason else 1),
-            )
-        case "human_response":
-            unresolved = state.unresolved
-            if unresolved is None or state.pending is None or _get(state.pending, "reason") != "outcome_unknown":
-                return _resume(state)
-            decision = str(_get(event, "text") or "").strip().lower().replace(" ", "_")
-            if decision == "abort":
-                return replace(state, status="failed", pending=None, runnable=None, unresolved=None)
-            runnable = replace(unresolved, started=None) if decision == "retry" else None
-            return replace(_resume(state), runnable=runnable, unresolved=None)
-        case "done_for_now":
-            return replace(state, status="done", pending=None, runnable=None, model_errors=0, steps=state.steps + 1)
-        case "failed":
-            return replace(state, status="failed", pending=None, runnable=None)
-        case "wait_until":
-            try:
-                moment: datetime | None = datetime.fromisoformat(str(_get(event, "until")))
-            except ValueError:
-                moment = None
-            if moment is not None and moment.tzinfo is None:
-                moment = moment.replace(tzinfo=UTC)
-            return replace(state, status="sleeping", pending=None, wake_at=moment, steps=state.steps + 1)
-        case "human_contacted" | "note" | "run_error":
-            return state  # bookkeeping: a record of what was done wakes nothing
-        case _:
-            return state if state.status == "waiting_approval" else _resume(state)
-
-
-def reference(state: ThreadState, event: Event) -> ThreadState:
-    """One event folded in the plain way: a transition, then the event's id and its model's usage."""
-    new = replace(_transition(state, event), last_event_id=event.id)
-    record = model_record(event)
-    if record is None:
-        return new
-    usage = Usage(
-        *(
-            v if isinstance(v := record.get(k), int) and not isinstance(v, bool) and v > 0 else 0
-            for k in ("input_tokens", "output_tokens", "cached_tokens")
-        )
-    )
-    totals = dict(new.usage)
-    name = str(record["name"])
-    totals[name] = totals[name] + usage if name in totals else usage
-    return replace(new, usage=MappingProxyType(totals))
+# -- the fast fold against the definition -----------------------------------------------------------
+# `Thread` and the stores' loads fold with `threadloom._fold.fold`, one loop over local variables;
+# `state.advance` is the definition. Both must agree on every sequence of events, whatever they carry.
 
 
 _payload: st.SearchStrategy[JsonValue] = st.one_of(
@@ -304,13 +192,66 @@ _model: st.SearchStrategy[dict[str, JsonValue] | None] = st.one_of(
 )
 
 
-# The types the fold knows, the common ones more often; `note` stands for any outside event.
+# The types the fold knows, the common ones more often, bookkeeping ones and outside ones.
 _KINDS = (
     *("tool_call", "tool_started", "tool_response", "error", "approval") * 4,
     *("request_human_input", "request_more_information", "human_response") * 2,
-    *("user_input", "note", "done_for_now", "wait_until"),
+    *("user_input", "slack_message", "done_for_now", "wait_until"),
+    *("note", "note_slack_message_sent", "human_contacted", "run_error", "notes"),
     "failed",  # terminal: rare, or most of each example would change nothing
 )
+
+
+# A thread in each status, and bookkeeping events of each kind: none may change where it stands.
+def _in_status(status: str) -> Thread:
+    thread = Thread.start("user_input", "hi")
+    later = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    match status:
+        case "waiting_approval":
+            return thread.append(call("deploy", "approval", tag="v1"))
+        case "waiting_human":
+            return thread.append(Event("request_human_input", {"question": "which env?"}))
+        case "sleeping":
+            return thread.append(Event("wait_until", {"until": later, "reason": "CI runs"}))
+        case "done":
+            return thread.append(Event("done_for_now", {"message": "bye"}))
+        case "failed":
+            return thread.append(Event("failed", {"reason": "aborted"}))
+        case _:
+            a = call("a")
+            return thread.extend([a, tool_error(a), call("b")])  # ready, with a count and a runnable call
+
+
+_BOOKKEEPING_KINDS = sorted({*BOOKKEEPING_EVENTS, "note_slack_message_sent", "note_eval_scored"} - {"tool_started"})
+
+
+@pytest.mark.parametrize("status", ["ready", "waiting_approval", "waiting_human", "sleeping", "done", "failed"])
+@pytest.mark.parametrize("kind", _BOOKKEEPING_KINDS)
+def test_a_bookkeeping_event_leaves_every_status_as_it_was(status: str, kind: str) -> None:
+    # Before: a type the fold did not know (`slack_message_sent`, `note_...`) woke the thread.
+    thread = _in_status(status)
+    assert thread.status == status
+    after = thread.append(Event(kind, {"channel": "slack", "text": "asked @alex"}))
+    assert is_bookkeeping(kind)
+    assert (after.status, after.pending, after.state.wake_at) == (status, thread.pending, thread.state.wake_at)
+    assert replace(after.state, last_event_id=thread.state.last_event_id) == thread.state
+    assert after.state == reduce(advance, after.events, ThreadState())
+
+
+@pytest.mark.parametrize("status", ["ready", "waiting_approval", "waiting_human", "sleeping", "done", "failed"])
+def test_tool_started_marks_the_runnable_call_and_nothing_else(status: str) -> None:
+    thread = _in_status(status)
+    runnable = thread.state.runnable
+    started = Event("tool_started", {"call_id": runnable.call.id if runnable else "ev_none", "intent": "b"})
+    after = thread.append(started)
+    assert (after.status, after.pending, after.state.wake_at) == (status, thread.pending, thread.state.wake_at)
+    assert replace(after.state, last_event_id=None, runnable=runnable) == replace(thread.state, last_event_id=None)
+    assert after.state.runnable == (replace(runnable, started=started) if runnable else None)
+
+
+def test_bookkeeping_is_decided_by_the_type_alone() -> None:
+    assert all(map(is_bookkeeping, ["tool_started", "human_contacted", "note", "run_error", "note_x"]))
+    assert not any(map(is_bookkeeping, ["user_input", "notes", "slack_message_sent", "tool_call", "annotated"]))
 
 
 @st.composite
@@ -360,15 +301,15 @@ def any_events(draw: st.DrawFn) -> list[Event]:
     return events
 
 
-@settings(max_examples=400)
+@settings(max_examples=400, deadline=None)
 @given(any_events(), st.integers(0, 40))
-def test_the_fold_is_the_straightforward_reducer(events: list[Event], cut: int) -> None:
-    expected = reduce(reference, events, ThreadState())
-    assert fold(ThreadState(), events) == expected
+def test_the_fast_fold_is_advance_folded(events: list[Event], cut: int) -> None:
+    expected = reduce(advance, events, ThreadState())
+    assert fold(ThreadState(), events) == expected == fast_fold(ThreadState(), events)
     assert Thread(events).state == expected  # a store's load
     assert Thread().extend(events).state == expected  # one append at a time
     # Resuming the fold from any state it reached goes on the same way.
-    assert fold(fold(ThreadState(), events[:cut]), events[cut:]) == expected
+    assert fast_fold(fast_fold(ThreadState(), events[:cut]), events[cut:]) == expected
 
 
 def test_a_retried_call_keeps_the_arguments_it_was_approved_with() -> None:
@@ -382,6 +323,6 @@ def test_a_retried_call_keeps_the_arguments_it_was_approved_with() -> None:
         Event("human_response", {"request_id": asked.id, "text": "retry"}),
     ]
     state = Thread(events).state
-    assert state == reduce(reference, events, ThreadState()) == Thread().extend(events).state
+    assert state == reduce(advance, events, ThreadState()) == Thread().extend(events).state
     assert state.runnable is not None and state.runnable.started is None
     assert dict(state.runnable.arguments) == {"tag": "v2"}

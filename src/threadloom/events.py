@@ -1,4 +1,13 @@
-"""`Event` and the event-type names: what a thread records (factor 5)."""
+"""`Event` and the event-type names: what a thread records (factor 5).
+
+Every event is either *input* (a person, a system or the model said something: `user_input`, a
+webhook, a `tool_call`, ...) or *bookkeeping* (a record of what threadloom or your code did:
+`tool_started`, a delivery to a person, a note). Which one is decided by the event's type alone,
+by `is_bookkeeping`: the types in `BOOKKEEPING_EVENTS`, and any type that starts with
+`BOOKKEEPING_PREFIX` (`note_`), such as `note_slack_message_sent` or `note_eval_scored`. So the rule
+needs no registration and no setting: every process folds and renders a stored thread the same way,
+and a thread started before your code wrote its first `note_...` event treats it the same as a new one.
+"""
 
 from __future__ import annotations
 
@@ -19,11 +28,13 @@ from .exceptions import UserError
 __all__ = [
     "APPROVAL",
     "BOOKKEEPING_EVENTS",
+    "BOOKKEEPING_PREFIX",
     "DONE_FOR_NOW",
     "ERROR",
     "FAILED",
     "HUMAN_CONTACTED",
     "HUMAN_RESPONSE",
+    "MAX_ID_LENGTH",
     "MODEL_RECORD_EVENTS",
     "NOTE",
     "REQUEST_HUMAN_INPUT",
@@ -35,6 +46,7 @@ __all__ = [
     "USER_INPUT",
     "WAIT_UNTIL",
     "Event",
+    "is_bookkeeping",
     "new_id",
     "storable_text",
 ]
@@ -61,12 +73,46 @@ HUMAN_CONTACTED: Final = "human_contacted"
 NOTE: Final = "note"
 RUN_ERROR: Final = "run_error"
 BOOKKEEPING_EVENTS: Final = frozenset({TOOL_STARTED, HUMAN_CONTACTED, NOTE, RUN_ERROR})
-"""Types that record what threadloom or your code did, never input: they leave a thread's status,
-pending request and wake time as they were, and the renderer leaves them out by default."""
+"""threadloom's own bookkeeping types: records of what was done, never input (see `is_bookkeeping`)."""
+BOOKKEEPING_PREFIX: Final = "note_"
+"""Your own bookkeeping types start with this, e.g. `note_slack_message_sent` (see `is_bookkeeping`)."""
+
+
+def is_bookkeeping(event_type: str) -> bool:
+    """Whether events of this type are bookkeeping: a record of what was done, never input.
+
+    A bookkeeping event leaves a thread's status, pending request, wake time and counts as they
+    were (it wakes nothing, resolves nothing), and the renderer leaves it out by default. They are
+    the types in `BOOKKEEPING_EVENTS` and every type starting with `BOOKKEEPING_PREFIX` (`note_`);
+    every other type that is not threadloom's own is outside input, which resumes a waiting thread.
+    The rule reads the type alone, so any process decides the same for a stored thread.
+
+    Args:
+        event_type: An event's `type`.
+
+    Returns:
+        True for a bookkeeping type.
+
+    Example:
+        ```python
+        from threadloom import Event, Thread
+        from threadloom.events import is_bookkeeping
+
+        asked = Thread.start("user_input", "hi").append(Event("request_human_input", {"question": "which env?"}))
+        sent = asked.append(Event("note_slack_message_sent", {"channel": "#deploys", "ts": "171.2"}))
+        assert is_bookkeeping("note_slack_message_sent") and not is_bookkeeping("slack_message")
+        assert sent.status == "waiting_human" and sent.pending == asked.pending
+        assert asked.append(Event("slack_message", {"text": "prod"})).status == "ready"  # input wakes it
+        ```
+    """
+    return event_type in BOOKKEEPING_EVENTS or event_type.startswith(BOOKKEEPING_PREFIX)
+
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
-_TYPE_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
+_TYPE_PATTERN = re.compile(r"[a-z][a-z0-9_]*")
 _MAX_DEPTH = 64
+MAX_ID_LENGTH: Final = 200
+"""The longest event id, thread id or event type a store is asked to keep (ids from `new_id` have 23)."""
 
 
 def new_id(prefix: str) -> str:
@@ -106,10 +152,12 @@ class Event:
     """When it happened, in UTC."""
 
     def __post_init__(self) -> None:
-        if not isinstance(self.type, str) or not _TYPE_PATTERN.match(self.type):  # pyright: ignore[reportUnnecessaryIsInstance]
+        if not isinstance(self.type, str) or not _TYPE_PATTERN.fullmatch(self.type):  # pyright: ignore[reportUnnecessaryIsInstance]
             raise UserError(f"event type {self.type!r} must be snake_case, like 'slack_message' or 'tool_call'")
-        if not isinstance(self.id, str) or not self.id:  # pyright: ignore[reportUnnecessaryIsInstance]
-            raise UserError(f"event id {self.id!r} must be a non-empty string")
+        if len(self.type) > MAX_ID_LENGTH:
+            raise UserError(f"event type {self.type[:40]!r}... is {len(self.type)} characters; at most {MAX_ID_LENGTH}")
+        if problem := id_problem(self.id, "event id"):
+            raise UserError(problem)
         if not isinstance(self.at, datetime) or self.at.utcoffset() is None:  # pyright: ignore[reportUnnecessaryIsInstance]
             raise UserError(f"event `at` must be a timezone-aware datetime, got {self.at!r}")
         if self.at.utcoffset():
@@ -159,6 +207,21 @@ _SET_TYPE: Final = Event.__dict__["type"].__set__
 _SET_DATA: Final = Event.__dict__["data"].__set__
 _SET_ID: Final = Event.__dict__["id"].__set__
 _SET_AT: Final = Event.__dict__["at"].__set__
+
+
+def id_problem(value: object, what: str) -> str | None:
+    """Why `value` cannot be an id a store keeps as text (None if it can), naming `what` (not public API).
+
+    An id is a non-empty string of at most `MAX_ID_LENGTH` characters with no NUL (PostgreSQL's
+    text cannot hold it) and no lone surrogate (UTF-8 cannot).
+    """
+    if not isinstance(value, str) or not value:
+        return f"{what} {value!r} must be a non-empty string"
+    if len(value) > MAX_ID_LENGTH:
+        return f"{what} {value[:40]!r}... is {len(value)} characters; at most {MAX_ID_LENGTH}"
+    if "\x00" in value:
+        return f"{what} {value!r} holds a NUL character, which a store's text cannot hold"
+    return _text_problem(value, what)
 
 
 def json_problem(value: object, path: str, depth: int) -> str | None:

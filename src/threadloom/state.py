@@ -1,15 +1,17 @@
 """Execution state derived from a thread's events (factor 5), as a left fold (factor 12).
 
-Nothing here is stored beside the events: `advance(state, event)` is a pure function, and a
-thread's state is `advance` folded over its events from `ThreadState()` (`fold(state, events)`
-does that in one pass). `Thread` keeps the fold's latest value so that reading `thread.status`
-is O(1), and recomputes it whenever a thread is built from events (JSON, fork, a store).
+Nothing here is stored beside the events: `advance(state, event)` is a pure function, the
+definition of what each event does, and a thread's state is `advance` folded over its events from
+`ThreadState()` (`fold(state, events)`). `Thread` keeps the fold's latest value so that reading
+`thread.status` is O(1), and recomputes it whenever a thread is built from events (JSON, fork, a
+store's load) with a copy of the fold tuned for speed (`threadloom._fold`), which a property test
+holds equal to `advance` folded.
 
 The event types this fold understands, and the `data` each carries:
 
 | type | data | effect |
 | --- | --- | --- |
-| `user_input` and any type not below | anything | resumes a `ready` / `done` / `waiting_human` thread |
+| `user_input` and any type not below | anything | resumes a `ready` / `done` / `waiting_human` / `sleeping` thread |
 | `tool_call` | `{"intent", "arguments", "policy"}` | `auto`: runnable; `approval`: `waiting_approval` |
 | `tool_started` | `{"call_id", "intent", "idempotency_key"}` | the runnable call is in flight |
 | `approval` | `{"call_id", "approved", "edits", "feedback"}` | approved: the call is runnable; rejected: `ready` |
@@ -21,6 +23,12 @@ The event types this fold understands, and the `data` each carries:
 | `done_for_now` | `{"message"}` | `done` |
 | `wait_until` | `{"until", "reason"}` | `sleeping` with `wake_at` (any outside event wakes it) |
 | `failed` | `{"reason"}` | `failed` (terminal) |
+| bookkeeping: `note`, `note_*`, `human_contacted`, `run_error` | anything | nothing (`events.is_bookkeeping`) |
+
+A bookkeeping event (`threadloom.events.is_bookkeeping`: the types in `BOOKKEEPING_EVENTS` and every
+type starting with `note_`) records what threadloom or your code did: it leaves status, pending
+request, wake time, counts and steps as they were, whatever the status (`tool_started` marks the
+runnable call as started, and changes nothing else).
 
 An event the model produced (a `tool_call`, a built-in intent, a model `error`) may also carry
 `data["model"]`: the call that produced it, `{"name", "input_tokens", "output_tokens",
@@ -31,8 +39,9 @@ An event the model produced (a `tool_call`, a built-in intent, a model `error`) 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from functools import reduce
 from types import MappingProxyType
 from typing import Final, Literal
 
@@ -40,7 +49,6 @@ from pydantic import JsonValue
 
 from .events import (
     APPROVAL,
-    BOOKKEEPING_EVENTS,
     DONE_FOR_NOW,
     ERROR,
     FAILED,
@@ -54,6 +62,7 @@ from .events import (
     USER_INPUT,
     WAIT_UNTIL,
     Event,
+    is_bookkeeping,
 )
 
 __all__ = [
@@ -61,13 +70,13 @@ __all__ = [
     "DONE_FOR_NOW",
     "ERROR",
     "FAILED",
-    "MODEL_RECORD_EVENTS",
     "HUMAN_RESPONSE",
+    "MODEL_RECORD_EVENTS",
     "REQUEST_HUMAN_INPUT",
     "REQUEST_MORE_INFORMATION",
     "TOOL_CALL",
-    "TOOL_STARTED",
     "TOOL_RESPONSE",
+    "TOOL_STARTED",
     "USER_INPUT",
     "WAIT_UNTIL",
     "RunnableCall",
@@ -82,8 +91,8 @@ __all__ = [
 Status = Literal["ready", "waiting_approval", "waiting_human", "sleeping", "done", "failed"]
 """Where a thread stands; `sleeping` holds no process until its time (`wake_at`) or an outside event."""
 
-_HUMAN_REQUESTS: Final = frozenset({REQUEST_HUMAN_INPUT, REQUEST_MORE_INFORMATION})
-_NO_COUNTS: Mapping[str, int] = MappingProxyType({})
+NO_COUNTS: Final[Mapping[str, int]] = MappingProxyType({})
+WAITING: Final = frozenset({"waiting_approval", "waiting_human"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +143,7 @@ class RunnableCall:
     @property
     def intent(self) -> str:
         """The tool's name."""
-        return str(_field(self.call, "intent"))
+        return str(data_field(self.call, "intent"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,7 +158,7 @@ class ThreadState:
     """A recorded tool call to run before the model is asked again."""
     unresolved: RunnableCall | None = None
     """A started call whose outcome is unknown, while a person decides to retry it or not."""
-    consecutive_errors: Mapping[str, int] = field(default_factory=lambda: _NO_COUNTS)
+    consecutive_errors: Mapping[str, int] = field(default_factory=lambda: NO_COUNTS)
     """Per tool, failures since its last success (reset when a human answers)."""
     model_errors: int = 0
     """Consecutive model outputs that were not a valid intent."""
@@ -169,243 +178,154 @@ class ThreadState:
         if pending is None or self.status not in ("waiting_approval", "waiting_human"):
             return None
         if self.status == "waiting_approval":
-            return f"approval to run `{_field(pending, 'intent')}`"
+            return f"approval to run `{data_field(pending, 'intent')}`"
         if pending.type == REQUEST_MORE_INFORMATION:
-            return str(_field(pending, "message"))
-        return str(_field(pending, "question"))
-
-
-_EMPTY: Final[Mapping[str, JsonValue]] = MappingProxyType({})
-_WAITING: Final = frozenset({"waiting_approval", "waiting_human"})
-
-# Each field of the fold's two frozen classes set directly (`object.__setattr__` looks the slot up
-# by name on every call; the fold builds one state per appended event).
-_SET_STATE: Final = tuple(ThreadState.__dict__[f.name].__set__ for f in fields(ThreadState))
-_SET_CALL: Final = tuple(RunnableCall.__dict__[f.name].__set__ for f in fields(RunnableCall))
+            return str(data_field(pending, "message"))
+        return str(data_field(pending, "question"))
 
 
 def advance(state: ThreadState, event: Event) -> ThreadState:
-    """Fold one event into the state. Pure: the same inputs always give the same output.
+    """Fold one event into the state: the definition of what each event type does. Pure.
 
     Args:
         state: The state after the events before `event`.
         event: The next event of the thread.
 
     Returns:
-        The state after `event`.
+        The state after `event`: its id is the new `last_event_id`, and a model call it records
+        adds to `usage`, even in a `failed` thread (what was spent stays counted).
     """
-    return fold(state, (event,))
+    moved = state if state.status == "failed" else _transition(state, event)  # failed is terminal
+    return replace(moved, last_event_id=event.id, usage=_add_usage(state.usage, event))
 
 
-def fold(state: ThreadState, events: Iterable[Event]) -> ThreadState:  # noqa: C901 - one loop over locals on purpose: see the docstring
-    """`advance` folded over `events` from `state`: the state after all of them, oldest first.
+def fold(state: ThreadState, events: Iterable[Event]) -> ThreadState:
+    """`advance` folded over `events`, oldest first, from `state`.
 
-    This is the reducer itself (`advance` is this with one event). It keeps the state in local
-    variables while it walks the events and builds the frozen `ThreadState` (and `RunnableCall`)
-    once at the end, so a store's load, which folds every event of a thread, pays a few comparisons
-    per event rather than a new state object for each.
-
-    Args:
-        state: The state before the first of `events`.
-        events: The events, oldest first.
-
-    Returns:
-        The state after the last of `events` (`state` itself when there are none).
+    `Thread` computes the same with a faster copy of this fold (`threadloom._fold`, held equal to
+    this one by a property test), since a store's load folds every event of a thread.
     """
-    status: Status = state.status
+    return reduce(advance, events, state)
+
+
+def _transition(state: ThreadState, event: Event) -> ThreadState:
+    match event.type:
+        case "tool_call":
+            return _recorded_call(state, event)
+        case "tool_started":
+            running = state.runnable
+            if running is None or running.call.id != data_field(event, "call_id"):
+                return state
+            return replace(state, runnable=replace(running, started=event))
+        case "approval":
+            return _decided(state, event)
+        case "tool_response":
+            return _responded(state, event)
+        case "error":
+            if data_field(event, "source") == "model":
+                return _settle(state, model_errors=state.model_errors + 1, steps=state.steps + 1)
+            counts = dict(state.consecutive_errors)
+            intent = str(data_field(event, "intent"))
+            counts[intent] = counts.get(intent, 0) + 1
+            return _settle(state, consecutive_errors=MappingProxyType(counts))
+        case "request_human_input" | "request_more_information":
+            return _asked(state, event)
+        case "human_response":
+            return _answered(state, event)
+        case "done_for_now":
+            return replace(state, status="done", pending=None, runnable=None, model_errors=0, steps=state.steps + 1)
+        case "failed":
+            return replace(state, status="failed", pending=None, runnable=None)
+        case "wait_until":
+            return replace(state, status="sleeping", pending=None, wake_at=wake_time(event), steps=state.steps + 1)
+        case kind if is_bookkeeping(kind):
+            return state  # a record of what threadloom or your code did: it wakes nothing
+        case _:
+            # Any other event comes from outside (user_input, a Slack message, a webhook): someone
+            # speaking, so a waiting or finished thread resumes. A call awaiting approval stays
+            # pending until someone decides on it; a recorded call that has not run stays runnable.
+            return state if state.status == "waiting_approval" else _resume(state)
+
+
+def _recorded_call(state: ThreadState, call: Event) -> ThreadState:
+    # Prefetched calls are made by code before the model runs (factor 13), not model steps.
+    steps = state.steps + (0 if data_field(call, "prefetch") else 1)
+    if data_field(call, "policy") == "approval":
+        return replace(state, status="waiting_approval", pending=call, runnable=None, model_errors=0, steps=steps)
+    runnable = RunnableCall(call=call, arguments=call_arguments(call))
+    return replace(state, status="ready", pending=None, runnable=runnable, model_errors=0, steps=steps)
+
+
+def _decided(state: ThreadState, approval: Event) -> ThreadState:
     pending = state.pending
-    initial = state.runnable
-    # The runnable call as its parts; `r_args` None stands for "the call's own arguments", worked
-    # out only for the call still runnable at the end (most calls finish a few events later).
-    r_call: Event | None = None
-    r_args: Mapping[str, JsonValue] | None = None
-    r_started: Event | None = None
-    if initial is not None:
-        r_call, r_args, r_started = initial.call, initial.arguments, initial.started
-    unresolved = state.unresolved
-    counts: Mapping[str, int] = state.consecutive_errors
-    counts_own: dict[str, int] | None = None  # `counts` once copied for changing
-    model_errors = state.model_errors
-    steps = state.steps
-    wake_at = state.wake_at
-    usage: Mapping[str, Usage] = state.usage
-    usage_own: dict[str, Usage] | None = None
-    event: Event | None = None
-    for event in events:
-        kind = event.type
-        data = event.data
-        # Narrowed by `isinstance`, not `cast`: `cast(dict[str, ...], ...)` builds the generic alias
-        # at every event, a tenth of the fold's time.
-        d: Mapping[str, JsonValue] = data if isinstance(data, dict) else _EMPTY
-        if "model" in d and kind in MODEL_RECORD_EVENTS:
-            record = d["model"]
-            if isinstance(record, dict) and isinstance(name := record.get("name"), str):
-                if usage_own is None:
-                    usage = usage_own = dict(usage)
-                usage_own[name] = (usage_own[name] + _usage(record)) if name in usage_own else _usage(record)
-        if status == "failed":
-            continue  # terminal: later events are kept but change nothing (but what they cost)
-        match kind:
-            case "tool_call":
-                # Prefetched calls are made by code before the model runs (factor 13), not model steps.
-                if not d.get("prefetch"):
-                    steps += 1
-                model_errors = 0
-                r_args = r_started = None
-                if d.get("policy") == "approval":
-                    status, pending, r_call = "waiting_approval", event, None
-                else:
-                    status, pending, r_call = "ready", None, event
-            case "tool_started":
-                if r_call is not None and r_call.id == d.get("call_id"):
-                    r_started = event
-            case "tool_response":
-                intent = d.get("intent")
-                if counts and isinstance(intent, str) and intent in counts:
-                    counts = counts_own = {k: v for k, v in counts.items() if k != intent}
-                if status not in _WAITING:  # a thread waiting for a person keeps waiting
-                    running = r_call
-                    status, r_call, r_args, r_started, unresolved = "ready", None, None, None, None
-                    if running is not None and _field(running, "policy") == "external":
-                        status, wake_at = "sleeping", None  # the outcome comes from outside
-            case "error":
-                if d.get("source") == "model":
-                    model_errors += 1
-                    steps += 1
-                else:
-                    intent = str(d.get("intent"))
-                    if counts_own is None:
-                        counts = counts_own = dict(counts)
-                    counts_own[intent] = counts_own.get(intent, 0) + 1
-                if status not in _WAITING:  # the running call is finished, unless a person is awaited
-                    status, r_call, r_args, r_started, unresolved = "ready", None, None, None, None
-            case "approval":
-                # A decision on nothing pending changes nothing (Thread.approve refuses it).
-                if pending is not None and status == "waiting_approval" and d.get("call_id") == pending.id:
-                    r_call = r_args = r_started = None
-                    if d.get("approved") is True:
-                        arguments = dict(_arguments(pending))
-                        edits = d.get("edits")
-                        if isinstance(edits, dict):
-                            arguments.update(edits)
-                        r_call, r_args = pending, MappingProxyType(arguments)
-                    status, pending, steps = "ready", None, 0
-            case "request_human_input" | "request_more_information":
-                reason = d.get("reason")
-                if not reason:
-                    steps += 1
-                if reason == "outcome_unknown":
-                    unresolved = _runnable(r_call, r_args, r_started)
-                status, pending, r_call, r_args, r_started, model_errors = "waiting_human", event, None, None, None, 0
-            case "human_response":
-                # An answer to "outcome unknown" decides what happens to the started call.
-                if unresolved is not None and pending is not None and _field(pending, "reason") == "outcome_unknown":
-                    decision = str(d.get("text") or "").strip().lower().replace(" ", "_")
-                    if decision == "abort":
-                        status, pending, r_call, r_args, r_started, unresolved = "failed", None, None, None, None, None
-                        continue
-                    if decision == "retry":
-                        r_call, r_args, r_started = unresolved.call, unresolved.arguments, None
-                    else:
-                        r_call = r_args = r_started = None
-                    unresolved = None
-                # Resumed. A recorded call that has not run stays runnable.
-                status, pending, model_errors, steps, wake_at = "ready", None, 0, 0, None
-                counts, counts_own = _NO_COUNTS, None
-            case "done_for_now":
-                status, pending, r_call, r_args, r_started, model_errors = "done", None, None, None, None, 0
-                steps += 1
-            case "failed":
-                status, pending, r_call, r_args, r_started = "failed", None, None, None, None
-            case "wait_until":
-                status, pending, wake_at = "sleeping", None, _time(event)
-                steps += 1
-            case _ if kind in BOOKKEEPING_EVENTS:
-                pass  # a record of what threadloom or your code did: it wakes nothing
-            case _:
-                # Any other event comes from outside (user_input, a Slack message, a webhook):
-                # it is a person or system speaking, so a waiting or finished thread resumes.
-                # A call awaiting approval stays pending until someone decides on it; a recorded
-                # call that has not run stays runnable: an outside event does not cancel it.
-                if status != "waiting_approval":
-                    status, pending, model_errors, steps, wake_at = "ready", None, 0, 0, None
-                    counts, counts_own = _NO_COUNTS, None
-    if event is None:
-        return state
-    if r_call is None:
-        runnable = None
-    elif (
-        initial is not None and r_call is initial.call and r_args is initial.arguments and r_started is initial.started
-    ):
-        runnable = initial
-    else:
-        runnable = _runnable(r_call, r_args, r_started)
-    return _state(
-        status,
-        pending,
-        runnable,
-        unresolved,
-        counts if counts_own is None else MappingProxyType(counts_own),
-        model_errors,
-        steps,
-        event.id,
-        wake_at,
-        usage if usage_own is None else MappingProxyType(usage_own),
+    if pending is None or state.status != "waiting_approval" or data_field(approval, "call_id") != pending.id:
+        return state  # a decision on nothing pending changes nothing (Thread.approve refuses it)
+    if data_field(approval, "approved") is not True:
+        return replace(state, status="ready", pending=None, runnable=None, steps=0)
+    arguments = dict(call_arguments(pending))
+    edits = data_field(approval, "edits")
+    if isinstance(edits, dict):
+        arguments.update(edits)
+    runnable = RunnableCall(call=pending, arguments=MappingProxyType(arguments))
+    return replace(state, status="ready", pending=None, runnable=runnable, steps=0)
+
+
+def _responded(state: ThreadState, response: Event) -> ThreadState:
+    intent = data_field(response, "intent")
+    counts = MappingProxyType({k: v for k, v in state.consecutive_errors.items() if k != intent})
+    settled = _settle(state, consecutive_errors=counts)
+    running = state.runnable
+    if running is not None and settled.status == "ready" and data_field(running.call, "policy") == "external":
+        return replace(settled, status="sleeping", wake_at=None)  # the outcome comes from outside
+    return settled
+
+
+def _asked(state: ThreadState, request: Event) -> ThreadState:
+    reason = data_field(request, "reason")
+    return replace(
+        state,
+        status="waiting_human",
+        pending=request,
+        runnable=None,
+        # Asked whether a started call ran: the call waits beside the question for its answer.
+        unresolved=state.runnable if reason == "outcome_unknown" else state.unresolved,
+        model_errors=0,
+        steps=state.steps + (0 if reason else 1),  # an escalation (a reason) is not a model step
     )
 
 
-(
-    _S_STATUS,
-    _S_PENDING,
-    _S_RUNNABLE,
-    _S_UNRESOLVED,
-    _S_ERRORS,
-    _S_MODEL_ERRORS,
-    _S_STEPS,
-    _S_LAST,
-    _S_WAKE,
-    _S_USAGE,
-) = _SET_STATE
+def _answered(state: ThreadState, answer: Event) -> ThreadState:
+    unresolved, pending = state.unresolved, state.pending
+    if unresolved is None or pending is None or data_field(pending, "reason") != "outcome_unknown":
+        return _resume(state)  # a recorded call that has not run stays runnable
+    # An answer to "outcome unknown" decides what happens to the started call.
+    decision = str(data_field(answer, "text") or "").strip().lower().replace(" ", "_")
+    if decision == "abort":
+        return replace(state, status="failed", pending=None, runnable=None, unresolved=None)
+    runnable = replace(unresolved, started=None) if decision == "retry" else None
+    return replace(_resume(state), runnable=runnable, unresolved=None)
 
 
-def _state(
-    status: Status,
-    pending: Event | None,
-    runnable: RunnableCall | None,
-    unresolved: RunnableCall | None,
-    consecutive_errors: Mapping[str, int],
-    model_errors: int,
-    steps: int,
-    last_event_id: str,
-    wake_at: datetime | None,
-    usage: Mapping[str, Usage],
-) -> ThreadState:
-    """`ThreadState(...)` in half the time: the fold makes one for every appended event."""
-    new = object.__new__(ThreadState)
-    _S_STATUS(new, status)
-    _S_PENDING(new, pending)
-    _S_RUNNABLE(new, runnable)
-    _S_UNRESOLVED(new, unresolved)
-    _S_ERRORS(new, consecutive_errors)
-    _S_MODEL_ERRORS(new, model_errors)
-    _S_STEPS(new, steps)
-    _S_LAST(new, last_event_id)
-    _S_WAKE(new, wake_at)
-    _S_USAGE(new, usage)
-    return new
+def _settle(state: ThreadState, **changes: object) -> ThreadState:
+    """A finished call (a result or an error): the thread is ready, unless a person is awaited."""
+    if state.status in WAITING:
+        return replace(state, **changes)
+    return replace(state, status="ready", runnable=None, unresolved=None, **changes)
 
 
-def _runnable(
-    call: Event | None, arguments: Mapping[str, JsonValue] | None, started: Event | None
-) -> RunnableCall | None:
-    if call is None:
-        return None
-    new = object.__new__(RunnableCall)
-    set_call, set_arguments, set_started = _SET_CALL
-    set_call(new, call)
-    set_arguments(new, _arguments(call) if arguments is None else arguments)
-    set_started(new, started)
-    return new
+def _resume(state: ThreadState) -> ThreadState:
+    """Someone spoke: the thread is ready, with its counts and steps started afresh."""
+    return replace(
+        state, status="ready", pending=None, consecutive_errors=NO_COUNTS, model_errors=0, steps=0, wake_at=None
+    )
+
+
+def _add_usage(usage: Mapping[str, Usage], event: Event) -> Mapping[str, Usage]:
+    record = model_record(event)
+    if record is None:
+        return usage
+    name, used = str(record["name"]), record_usage(record)
+    return MappingProxyType({**usage, name: usage[name] + used if name in usage else used})
 
 
 def model_record(event: Event) -> Mapping[str, JsonValue] | None:
@@ -422,7 +342,11 @@ def model_record(event: Event) -> Mapping[str, JsonValue] | None:
     return None
 
 
-def _usage(record: Mapping[str, JsonValue]) -> Usage:
+# -- reading event data (shared with the fast fold, not public API) ---------------------------------
+
+
+def record_usage(record: Mapping[str, JsonValue]) -> Usage:
+    """The `Usage` of one model record; a count that is not a positive int counts as 0."""
     return Usage(_count(record, "input_tokens"), _count(record, "output_tokens"), _count(record, "cached_tokens"))
 
 
@@ -431,8 +355,9 @@ def _count(record: Mapping[str, JsonValue], key: str) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
-def _time(event: Event) -> datetime | None:
-    until = _field(event, "until")
+def wake_time(event: Event) -> datetime | None:
+    """A `wait_until` event's `until` as a UTC-aware time (naive means UTC), or None if unreadable."""
+    until = data_field(event, "until")
     try:
         moment = datetime.fromisoformat(str(until))
     except ValueError:
@@ -440,11 +365,13 @@ def _time(event: Event) -> datetime | None:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
-def _field(event: Event, key: str) -> JsonValue:
+def data_field(event: Event, key: str) -> JsonValue:
+    """`event.data[key]`, or None when the data is not an object or lacks the key."""
     data = event.data
     return data.get(key) if isinstance(data, dict) else None
 
 
-def _arguments(event: Event) -> Mapping[str, JsonValue]:
-    arguments = _field(event, "arguments")
+def call_arguments(event: Event) -> Mapping[str, JsonValue]:
+    """A `tool_call`'s recorded arguments, read-only (empty when they are not an object)."""
+    arguments = data_field(event, "arguments")
     return MappingProxyType(arguments) if isinstance(arguments, dict) else MappingProxyType({})

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from datetime import datetime
 from itertools import repeat
 from operator import attrgetter
 from types import MappingProxyType
 from typing import Any, Final, overload
 
-from pydantic import BaseModel, ConfigDict, JsonValue, TypeAdapter, ValidationError
+from pydantic import JsonValue
 
-from .events import APPROVAL, HUMAN_RESPONSE, Event, json_problem, new_id
-from .exceptions import InvalidTransition, ThreadDecodeError, UserError
-from .state import Status, ThreadState, Usage, fold
+from ._answers import check_choice, check_edits, check_pending
+from ._fold import fold
+from ._thread_json import dump_thread, load_thread
+from .events import APPROVAL, HUMAN_RESPONSE, Event, id_problem, json_problem, new_id
+from .exceptions import ThreadDecodeError, UserError
+from .state import Status, ThreadState, Usage
 
 __all__ = ["EventLog", "Thread"]
 
@@ -79,24 +81,6 @@ def shared_items(thread: Thread) -> tuple[list[Event], int]:
     return thread._items, thread._size  # pyright: ignore[reportPrivateUsage]
 
 
-class _EventModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-    id: str
-    type: str
-    data: JsonValue
-    at: datetime
-
-
-class _ThreadModel(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    id: str
-    metadata: dict[str, JsonValue]
-    events: list[_EventModel]
-
-
-_THREAD_JSON: TypeAdapter[_ThreadModel] = TypeAdapter(_ThreadModel)
-
-
 class Thread:
     """An append-only list of typed events, and everything derived from them.
 
@@ -144,6 +128,10 @@ class Thread:
         # events); the loop that names the first offending item runs only when one fails.
         if not all(map(isinstance, items, repeat(Event))) or len(set(map(_event_id, items))) != len(items):
             _refuse_events(items)
+        if thread_id and (problem := id_problem(thread_id, "thread id")):
+            raise UserError(problem)
+        if metadata is not None and not isinstance(metadata, Mapping):  # pyright: ignore[reportUnnecessaryIsInstance]
+            raise UserError(f"thread metadata must be a mapping of JSON values, got {type(metadata).__name__}")
         meta = dict(metadata or {})
         if problem := json_problem(meta, "metadata", 0):
             raise UserError(f"thread {problem}")
@@ -302,8 +290,11 @@ class Thread:
 
         Raises:
             InvalidTransition: `call_id` is not the call waiting for approval.
+            UserError: An edit names a key that is not one of the call's arguments (the message
+                lists them); nothing is appended.
         """
-        self._check_pending(call_id, "waiting_approval", "approve")
+        call = check_pending(self._state, self.id, call_id, "waiting_approval", "approve")
+        check_edits(call, edits or {})
         return self.append(Event(APPROVAL, {"call_id": call_id, "approved": True, "edits": dict(edits or {})}))
 
     def reject(self, call_id: str, feedback: str) -> Thread:
@@ -319,7 +310,7 @@ class Thread:
         Raises:
             InvalidTransition: `call_id` is not the call waiting for approval.
         """
-        self._check_pending(call_id, "waiting_approval", "reject")
+        check_pending(self._state, self.id, call_id, "waiting_approval", "reject")
         return self.append(Event(APPROVAL, {"call_id": call_id, "approved": False, "feedback": feedback}))
 
     def respond(self, request_id: str, text: str) -> Thread:
@@ -334,30 +325,17 @@ class Thread:
 
         Raises:
             InvalidTransition: `request_id` is not the request waiting for an answer.
+            UserError: The request is `multiple_choice` and `text` is none of its `choices` (the
+                message lists them); nothing is appended.
         """
-        self._check_pending(request_id, "waiting_human", "respond to")
+        check_choice(check_pending(self._state, self.id, request_id, "waiting_human", "respond to"), text)
         return self.append(Event(HUMAN_RESPONSE, {"request_id": request_id, "text": text}))
-
-    def _check_pending(self, event_id: str, status: Status, verb: str) -> None:
-        pending = self.pending
-        if self.status == status and pending is not None and pending.id == event_id:
-            return
-        if self.status == status and pending is not None:
-            hint = f"the pending one is {pending.id!r}"
-        else:
-            hint = f"the thread is {self.status!r}, nothing waits to {verb.split()[0]}"
-        raise InvalidTransition(f"cannot {verb} {event_id!r} in thread {self.id!r}: {hint}", thread_id=self.id)
 
     # -- JSON ------------------------------------------------------------------------------
 
     def to_json(self, *, indent: int | None = None) -> str:
         """The thread as JSON: `{"id", "metadata", "events": [{"id", "type", "data", "at"}]}`."""
-        model = _ThreadModel(
-            id=self.id,
-            metadata=dict(self._metadata),
-            events=[_EventModel(id=e.id, type=e.type, data=e.data, at=e.at) for e in self.events],
-        )
-        return _THREAD_JSON.dump_json(model, indent=indent).decode()
+        return dump_thread(self.id, self._metadata, self.events, indent=indent)
 
     @classmethod
     def from_json(cls, text: str | bytes) -> Thread:
@@ -366,15 +344,9 @@ class Thread:
         Raises:
             ThreadDecodeError: The text is not JSON, or not a thread's shape; the message says where.
         """
+        thread_id, metadata, events = load_thread(text)
         try:
-            model = _THREAD_JSON.validate_json(text)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"]) or "the document"
-            raise ThreadDecodeError(f"not a threadloom thread: {where}: {first['msg']}") from exc
-        try:
-            events = [Event(e.type, e.data, id=e.id, at=e.at) for e in model.events]
-            return cls(events, thread_id=model.id, metadata=model.metadata)
+            return cls(events, thread_id=thread_id, metadata=metadata)
         except UserError as exc:
             raise ThreadDecodeError(f"not a threadloom thread: {exc}") from exc
 

@@ -28,7 +28,11 @@ times = st.datetimes(
     timezones=zones,
 )
 events = st.builds(
-    Event, st.from_regex(r"[a-z][a-z0-9_]{0,8}", fullmatch=True), json_values, id=st.text(min_size=1), at=times
+    Event,
+    st.from_regex(r"[a-z][a-z0-9_]{0,8}", fullmatch=True),
+    json_values,
+    id=st.text(st.characters(codec="utf-8", exclude_characters="\x00"), min_size=1, max_size=200),
+    at=times,
 )
 
 
