@@ -1205,3 +1205,13 @@ def test_the_default_counter_is_used_without_one() -> None:
     with pytest.raises(OverTokenBudget) as info:
         Context(max_tokens=1).render(thread)
     assert info.value.tokens > 1
+
+
+def test_every_bookkeeping_type_is_left_out_unless_asked_for() -> None:
+    thread = Thread.start("user_input", "hi").append(Event("note_slack_message_sent", {"ts": "1.2"}))
+    thread = thread.append(Event("human_contacted", {"channel": "email"}))
+    for format_ in ("xml", "yaml", "messages"):
+        shown = "".join(m.content for m in render(thread, format=format_))
+        assert "1.2" not in shown and "email" not in shown, format_
+        everything = "".join(m.content for m in render(thread, format=format_, show_bookkeeping=True))
+        assert "1.2" in everything and "email" in everything, format_

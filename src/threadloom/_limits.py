@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 
 from pydantic import JsonValue
 
-from .events import BOOKKEEPING_EVENTS, ERROR, MODEL_RECORD_EVENTS, RUN_ERROR, TOOL_STARTED, Event, storable_text
+from .events import ERROR, MODEL_RECORD_EVENTS, RUN_ERROR, TOOL_STARTED, Event, is_bookkeeping, storable_text
 from .thread import Thread
 
 __all__ = ["RunLimits", "contention_pause", "failed_attempts", "fingerprint", "over_the_limit", "run_error"]
@@ -55,7 +55,7 @@ def failed_attempts(thread: Thread) -> int:
     for event in reversed(thread.events):
         if event.type == RUN_ERROR:
             count += 1
-        elif event.type not in BOOKKEEPING_EVENTS and event.type != ERROR:
+        elif event.type != ERROR and not is_bookkeeping(event.type):
             break
     return count
 

@@ -19,7 +19,7 @@ from pydantic import JsonValue
 from ._redact import Redactor, scrub
 from ._render_event import TextFormat, event_text
 from ._render_messages import event_messages
-from .events import BOOKKEEPING_EVENTS, MODEL_RECORD_EVENTS, Event, restored_event
+from .events import MODEL_RECORD_EVENTS, Event, is_bookkeeping, restored_event
 from .messages import Message
 from .thread import Thread, shared_items
 
@@ -93,7 +93,7 @@ class Pipeline:
             shown = event if data is event.data else restored_event(type_, data, event.id, event.at)
             add_shown(shown)
             # `part`, inlined: a cold render (a resumed thread of thousands of events) pays it per event.
-            if not parts or (type_ in BOOKKEEPING_EVENTS and not show_bookkeeping):
+            if not parts or (not show_bookkeeping and is_bookkeeping(type_)):
                 add_part(None)
             elif text_format is None:
                 add_part(event_messages(shown))
@@ -115,7 +115,7 @@ class Pipeline:
 
     def part(self, event: Event) -> Part:
         """The default rendering of an already redacted event, or None when it is left out."""
-        if event.type in BOOKKEEPING_EVENTS and not self.show_bookkeeping:
+        if not self.show_bookkeeping and is_bookkeeping(event.type):
             return None
         if self.format == "messages":
             return event_messages(event)

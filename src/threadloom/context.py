@@ -131,7 +131,7 @@ class Context:
     hide_resolved_errors: bool = True
     """Leave out errors (and the failed calls) of a tool that has since succeeded."""
     show_bookkeeping: bool = False
-    """Render bookkeeping events (`events.BOOKKEEPING_EVENTS`: `tool_started`, `note`, ...) too."""
+    """Render bookkeeping events (`events.is_bookkeeping`: `tool_started`, `note`, `note_...`) too."""
     max_tokens: int | None = None
     """The budget for the rendered thread; over it, `compact` runs, then `OverTokenBudget`."""
     compact: Compactor | None = None
