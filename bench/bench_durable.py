@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import floors
 from workload import outputs
 
-from threadloom import Agent, Event, Runtime, Thread, tool
+from threadloom import Agent, Event, RunLimits, Runtime, Thread, tool
 from threadloom.context import Message
 from threadloom.models import ScriptedModel
 from threadloom.store import SQLiteStore, ThreadStore, open_store
@@ -50,6 +50,10 @@ LENGTHS = (10, 1_000, 10_000)
 STORE_STEPS = 100
 AGENT_STEPS = 30
 HERE = Path(__file__).parent
+
+# The circuit breaker (60 model calls and tool runs a thread a minute) would pause the bench's long,
+# fast threads: the bench measures the store and worker paths, so it lifts the bound.
+UNBOUNDED = RunLimits(model_calls_per_minute=10**9, tool_runs_per_minute=10**9)
 
 
 def history(length: int) -> Thread:
@@ -202,7 +206,7 @@ async def agent_step(store: ThreadStore, length: int) -> float:
     thread = history(length)
     await store.append(thread, after=0)
     stamps: list[float] = []
-    runtime = Runtime(store=store, agents=[timed_agent(AGENT_STEPS, stamps)])
+    runtime = Runtime(store=store, agents=[timed_agent(AGENT_STEPS, stamps)], limits=UNBOUNDED)
     await runtime.run_thread(thread.id)
     return statistics.median(b - a for a, b in zip(stamps, stamps[1:], strict=False)) * 1e3
 
@@ -234,7 +238,7 @@ async def resume(
                 max_steps=2,
                 before_model=hook,
             )
-            runtime = Runtime(store=fresh, agents=[agent])
+            runtime = Runtime(store=fresh, agents=[agent], limits=UNBOUNDED)
             start = time.perf_counter()
             done = await runtime.run_thread(thread.id)
             times.append(time.perf_counter() - start)
@@ -292,7 +296,7 @@ async def workers(url: str, processes: int, plan: Path | None = None) -> dict[st
     stamped where the worker asked its model.
     """
     store = await open_store(url)
-    runtime = Runtime(store=store)  # launches by name: the workers know the agent
+    runtime = Runtime(store=store, limits=UNBOUNDED)  # launches by name: the workers know the agent
     for i in range(WORKER_THREADS):
         await runtime.launch("loop", Event("user_input", {"text": f"thread {i}"}))
     command = (
@@ -371,7 +375,7 @@ async def trace_worker(url: str) -> dict[str, Any]:
     from threadloom import Worker
 
     trace: list[Any] = []
-    runtime = Runtime(store=url, agents=[scripted_worker_agent(lambda: trace.append(floors.STEP))])
+    runtime = Runtime(store=url, agents=[scripted_worker_agent(lambda: trace.append(floors.STEP))], limits=UNBOUNDED)
     thread_id = await runtime.launch("loop", Event("user_input", {"text": "thread 0"}))
     worker = Worker(
         runtime, concurrency=1, owner="bench-trace"
@@ -390,7 +394,7 @@ def worker_process(url: str) -> None:
 
     async def main() -> None:
         agent = scripted_worker_agent(lambda: marks.append((time.perf_counter(), time.process_time())))
-        runtime = Runtime(store=url, agents=[agent])
+        runtime = Runtime(store=url, agents=[agent], limits=UNBOUNDED)
         await runtime.store()
         print("ready", flush=True)
         await asyncio.to_thread(sys.stdin.readline)  # go

@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from harness import main  # pyright: ignore[reportMissingImports, reportUnknownVariableType]
 from workload import build_agent, outputs
 
-from threadloom import Event, Runtime, Thread
+from threadloom import Event, RunLimits, Runtime, Thread
 from threadloom.models import ScriptedModel
 
 
@@ -36,7 +36,10 @@ def make(n: int) -> Callable[[], None]:
 
 def run_persisted(n: int, path: str) -> None:
     async def go() -> None:
-        runtime = Runtime(store=f"sqlite:///{path}", agents=[build_agent(n)])
+        # The circuit breaker (60 model calls a minute by default) would pause a 1,000-step thread: the
+        # bench measures the store path, so it lifts the bound.
+        unbounded = RunLimits(model_calls_per_minute=10**9, tool_runs_per_minute=10**9)
+        runtime = Runtime(store=f"sqlite:///{path}", agents=[build_agent(n)], limits=unbounded)
         thread_id = await runtime.launch("loop", Event("user_input", {"text": f"call noop {n} times"}))
         await runtime.run_until_idle()
         assert (await runtime.get(thread_id)).status == "done"

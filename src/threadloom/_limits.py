@@ -73,6 +73,9 @@ def over_the_limit(thread: Thread, limits: RunLimits, now: datetime | None = Non
             runs.append(event.at)
         elif event.type in MODEL_RECORD_EVENTS and _from_model(event):
             calls.append(event.at)
+        # Enough seen to judge: a busy minute costs the check the bound's events, not the minute's.
+        if len(calls) >= limits.model_calls_per_minute or len(runs) >= limits.tool_runs_per_minute:
+            break
     if len(calls) >= limits.model_calls_per_minute:
         return f"{len(calls)} model calls in the last minute (bound {limits.model_calls_per_minute})", min(
             calls
