@@ -285,7 +285,7 @@ The intents:
   {"intent": "done_for_now", "message": string /* what to tell the human: the outcome, in a sentence or two */}
 - request_more_information: Ask the human who asked for clarification before going on.
   {"intent": "request_more_information", "message": string /* the question to ask */}
-- request_human_input: Ask a person a question and wait for the answer (factor 7).
+- request_human_input: Ask a person a question and wait for the answer.
   {"intent": "request_human_input", "question": string /* the question, in one sentence */, "context"?: string /* what the person needs to know to answer */, "urgency"?: "low" | "medium" | "high", "format"?: "free_text" | "yes_no" | "multiple_choice", "choices"?: [string, ...] /* the options, for multiple_choice */}
 [user]
 <slack_message>text: deploy the backend to production</slack_message>
