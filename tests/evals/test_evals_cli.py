@@ -34,7 +34,9 @@ def stored(path: Path) -> Thread:
 
 
 def test_eval_add_cuts_a_stored_thread_into_a_case_that_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(Path(__file__).parent.parent.parent)  # `examples.deploy_bot` importable
+    root = Path(__file__).parent.parent.parent
+    monkeypatch.chdir(root)
+    monkeypatch.syspath_prepend(str(root))  # `examples.deploy_bot` importable, however pytest was started
     thread = stored(tmp_path / "t.db")
     cut = thread.events[3].id  # after the prefetched tags, before the model's choice
     cases = tmp_path / "cases.yaml"
@@ -80,6 +82,7 @@ def test_replay_shows_step_by_step_where_another_model_decides_otherwise(
 ) -> None:
     root = Path(__file__).parent.parent.parent
     monkeypatch.chdir(root)
+    monkeypatch.syspath_prepend(str(root))
     thread = stored(tmp_path / "t.db")
     spec = f"{Path(__file__)}:"
     result = CliRunner().invoke(
