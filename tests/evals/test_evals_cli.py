@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from pathlib import Path
 
 import pytest
@@ -36,7 +37,7 @@ def stored(path: Path) -> Thread:
 def test_eval_add_cuts_a_stored_thread_into_a_case_that_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     root = Path(__file__).parent.parent.parent
     monkeypatch.chdir(root)
-    monkeypatch.syspath_prepend(str(root))  # `examples.deploy_bot` importable, however pytest was started
+    monkeypatch.setattr(sys, "path", [str(root), *sys.path])  # `examples.deploy_bot` importable, however pytest ran
     thread = stored(tmp_path / "t.db")
     cut = thread.events[3].id  # after the prefetched tags, before the model's choice
     cases = tmp_path / "cases.yaml"
@@ -82,7 +83,7 @@ def test_replay_shows_step_by_step_where_another_model_decides_otherwise(
 ) -> None:
     root = Path(__file__).parent.parent.parent
     monkeypatch.chdir(root)
-    monkeypatch.syspath_prepend(str(root))
+    monkeypatch.setattr(sys, "path", [str(root), *sys.path])
     thread = stored(tmp_path / "t.db")
     spec = f"{Path(__file__)}:"
     result = CliRunner().invoke(
