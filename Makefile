@@ -27,7 +27,7 @@ lint: install
 
 .PHONY: typecheck
 typecheck: install
-	$(UV) run --frozen pyright
+	$(UV) run --frozen pyright -p .  # this folder's pyproject.toml, never a pyrightconfig.json above it
 
 .PHONY: pytest
 pytest: install
