@@ -31,7 +31,7 @@ from threadloom.models import Model, ScriptedModel
 from threadloom.models.cassette import MODE_ENV, Cassette
 
 sys.path.insert(0, str(Path(__file__).parent.parent))  # `examples.deploy_bot`, when run as a script
-from examples.deploy_bot import TAGS, build_agent, make_model
+from examples.deploy_bot import build_agent, list_git_tags, make_model
 
 HERE = Path(__file__).parent / "evals"
 CASSETTE = HERE / "deploy_bot.cassette.yaml"
@@ -47,7 +47,7 @@ def slack(text: str) -> Thread:
     result: dict[str, JsonValue] = {
         "call_id": call.id,
         "intent": "list_git_tags",
-        "result": [dict(tag) for tag in TAGS],
+        "result": list_git_tags.function(),  # what the bot's prefetch records: the tags, the newest named
     }
     return thread.extend([call, Event("tool_started", started), Event("tool_response", result)])
 
