@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
-import subprocess
-import sys
-import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
 
-import httpx2
 import pytest
 import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 from inline_snapshot import snapshot
-from test_openai import Wire, free_port, llama, smollm2_path, wire  # noqa: F401  # pyright: ignore[reportUnusedImport]  (`wire` is a fixture)
+from test_openai import Wire, llama, llama_server, wire  # noqa: F401  # pyright: ignore[reportUnusedImport]  (`wire` is a fixture)
 
 from threadloom import Agent, Message, Thread, UserError, tool
 from threadloom.models import Completion, Model, ModelRequest, ScriptedModel, ToolDefinition, Usage
@@ -210,50 +205,13 @@ def test_a_recorded_request_compares_equal_after_the_round_trip(messages: list[t
     assert _request_key("m", request) == _key(recorded) == _key(yaml.safe_load(dump(recorded)))
 
 
-@pytest.fixture(scope="module")
-def llama_one_batch() -> Iterator[str]:
-    """llama.cpp's OpenAI-compatible server on SmolLM2, reading the prompt one token a batch.
-
-    A batch of one gives the same logits, slower; some llama.cpp CPU builds crash in batched decode
-    (a general protection fault in libggml-cpu on an AVX-512 host), and this test is about the
-    cassette, not the batch size.
-    """
-    if importlib.util.find_spec("llama_cpp") is None:
-        pytest.skip("llama-cpp-python (extra `local`) is not installed")
-    port = free_port()
-    command = [sys.executable, "-m", "llama_cpp.server", "--model", str(smollm2_path()), "--port", str(port)]
-    command += ["--host", "127.0.0.1", "--n_ctx", "2048", "--seed", "7", "--n_threads", "1", "--n_threads_batch", "1"]
-    command += ["--n_batch", "1", "--n_ubatch", "1", "--verbose", "False"]
-    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    url = f"http://127.0.0.1:{port}/v1"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            if server.poll() is not None:
-                pytest.fail(
-                    f"llama_cpp.server exited with {server.returncode}: {server.stderr and server.stderr.read()}"
-                )
-            try:
-                if httpx2.get(f"{url}/models", timeout=2).status_code == 200:
-                    break
-            except httpx2.TransportError:
-                pass  # not listening yet
-            if time.monotonic() > deadline:
-                pytest.fail("llama_cpp.server did not answer /v1/models within 120 s")
-            time.sleep(0.1)  # poll interval while the model loads
-        yield url
-    finally:
-        server.terminate()
-        server.communicate(timeout=30)
-
-
 async def test_a_cassette_recorded_from_llama_cpp_replays_bit_exactly(
-    llama_one_batch: str,
+    llama_server: str,  # noqa: F811 - the session's server, shared with test_openai
     wire: Wire,  # noqa: F811
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "llama.yaml"
-    served, _ = llama(llama_one_batch, wire, strategy="prompted")
+    served, _ = llama(llama_server, wire, strategy="prompted")
     live_model = Keeping(served)
     with Cassette(path, live_model, mode="record") as model:
         live = await make_agent(model).step(start())
