@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 from pydantic import JsonValue
 
 from threadloom import Event, InvalidTransition, Thread, ThreadDecodeError, UserError
+from threadloom.context import render
 
 json_values = st.recursive(
     st.none()
@@ -189,6 +190,28 @@ def test_respond_answers_a_human_request() -> None:
         "request_id": asked.events[-1].id,
         "text": "production",
     }
+
+
+def test_a_decision_records_who_made_it_and_the_model_never_sees_it() -> None:
+    thread = Thread.start("user_input", "deploy").append(deploy_call())
+    call_id = thread.events[-1].id
+    approved = thread.approve(call_id, by="key:alice")
+    assert approved.events[-1].data == {"call_id": call_id, "approved": True, "edits": {}, "by": "key:alice"}
+    assert approved.state.runnable is not None
+    rejected = thread.reject(call_id, "not today", by="answer_link")
+    assert rejected.events[-1].data == {
+        "call_id": call_id,
+        "approved": False,
+        "feedback": "not today",
+        "by": "answer_link",
+    }
+    asked = Thread.start("user_input", "hi").append(Event("request_more_information", {"message": "which env?"}))
+    answered = asked.respond(asked.events[-1].id, "staging", by="key:bob")
+    assert answered.events[-1].data == {"request_id": asked.events[-1].id, "text": "staging", "by": "key:bob"}
+    for decided in (approved, rejected, answered):
+        for format in ("xml", "yaml", "messages"):
+            shown = " ".join(m.content for m in render(decided, format=format))
+            assert "key:" not in shown and "answer_link" not in shown
 
 
 @pytest.mark.parametrize(

@@ -39,7 +39,7 @@ BOOKKEEPING_KEYS: dict[str, frozenset[str]] = {
     REQUEST_MORE_INFORMATION: frozenset({"call_id", "request_id"}),
     DONE_FOR_NOW: frozenset({"call_id"}),
     WAIT_UNTIL: frozenset({"call_id"}),
-    HUMAN_RESPONSE: frozenset({"request_id"}),
+    HUMAN_RESPONSE: frozenset({"request_id", "by"}),  # `by`: who answered, for the operator
     FAILED: frozenset({"reason", "source", "error_type"}),
 }
 """Per type of threadloom's own events (beyond those `body` shapes itself), the keys only machines read.
@@ -93,7 +93,7 @@ def body(type_: str, value: JsonValue) -> tuple[str, JsonValue]:
             return APPROVAL, {"approved": True, **({"edits": edits} if edits else {})}
         case "approval":
             return APPROVAL, {"approved": False, "feedback": data.get("feedback")}
-        case "human_response" if isinstance(value, dict) and set(data) <= {"request_id", "text"}:
+        case "human_response" if isinstance(value, dict) and set(data) <= {"request_id", "text", "by"}:
             return HUMAN_RESPONSE, data.get("text")
         case _ if isinstance(value, dict) and type_ in BOOKKEEPING_KEYS:
             internal = BOOKKEEPING_KEYS[type_]

@@ -44,7 +44,7 @@ def event_messages(event: Event) -> tuple[Message, ...]:
             return (Message("assistant", json.dumps(intent, ensure_ascii=False)),)
         case "user_input" if isinstance(data.get("text"), str) and len(data) == 1:
             return (Message("user", str(data["text"])),)
-        case "human_response" if isinstance(data.get("text"), str) and set(data) <= {"request_id", "text"}:
+        case "human_response" if isinstance(data.get("text"), str) and set(data) <= {"request_id", "text", "by"}:
             return (Message("user", str(data["text"])),)
         case _:
             return (Message("user", event_text(event.type, event.data, "xml")),)

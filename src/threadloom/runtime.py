@@ -189,10 +189,20 @@ class Runtime:
         status: Status | None = None,
         agent: str | None = None,
         updated_after: datetime | None = None,
+        before: tuple[datetime, str] | None = None,
+        newest_first: bool = False,
         limit: int = 100,
     ) -> list[ThreadSummary]:
-        """Summaries of matching threads, least recently updated first."""
-        return await (await self.store()).list(status=status, agent=agent, updated_after=updated_after, limit=limit)
+        """Summaries of matching threads, least recently updated first (see `ThreadStore.list`)."""
+        store = await self.store()
+        return await store.list(
+            status=status,
+            agent=agent,
+            updated_after=updated_after,
+            before=before,
+            newest_first=newest_first,
+            limit=limit,
+        )
 
     # -- people and systems --------------------------------------------------------------------
 
@@ -203,6 +213,7 @@ class Runtime:
         edits: Mapping[str, JsonValue] | None = None,
         *,
         idempotency_key: str | None = None,
+        by: str | None = None,
     ) -> Thread:
         """Approve the pending call (see `Thread.approve`); the call runs at the next run.
 
@@ -212,6 +223,7 @@ class Runtime:
             edits: Arguments to change before the call runs.
             idempotency_key: A key for this delivery (a webhook's delivery id, a button click's id): a
                 repeat with the same key changes nothing and returns the thread as it is.
+            by: Who decided (an API key's name, `answer_link`): kept in the `approval` event.
 
         Returns:
             The thread after the approval.
@@ -224,13 +236,13 @@ class Runtime:
 
         def approve(thread: Thread) -> Thread:
             self._check_edits(thread, call_id, edits or {})
-            return thread.approve(call_id, edits)
+            return thread.approve(call_id, edits, by=by)
 
         request = fingerprint("approve", call_id, dict(edits or {}))
         return await self._change(thread_id, approve, idempotency_key, request)
 
     async def reject(
-        self, thread_id: str, call_id: str, feedback: str, *, idempotency_key: str | None = None
+        self, thread_id: str, call_id: str, feedback: str, *, idempotency_key: str | None = None, by: str | None = None
     ) -> Thread:
         """Reject the pending call; the feedback goes to the model (see `Thread.reject`).
 
@@ -240,6 +252,7 @@ class Runtime:
             feedback: Why, for the model.
             idempotency_key: A key for this delivery (a webhook's delivery id, a button click's id): a
                 repeat with the same key changes nothing and returns the thread as it is.
+            by: Who decided: kept in the `approval` event.
 
         Returns:
             The thread after the rejection.
@@ -248,10 +261,10 @@ class Runtime:
             InvalidTransition: `call_id` is not the call waiting for approval.
         """
         request = fingerprint("reject", call_id, feedback)
-        return await self._change(thread_id, lambda t: t.reject(call_id, feedback), idempotency_key, request)
+        return await self._change(thread_id, lambda t: t.reject(call_id, feedback, by=by), idempotency_key, request)
 
     async def respond(
-        self, thread_id: str, request_id: str, text: str, *, idempotency_key: str | None = None
+        self, thread_id: str, request_id: str, text: str, *, idempotency_key: str | None = None, by: str | None = None
     ) -> Thread:
         """Answer the pending human request (see `Thread.respond`).
 
@@ -261,6 +274,7 @@ class Runtime:
             text: The answer.
             idempotency_key: A key for this delivery (a webhook's delivery id, a button click's id): a
                 repeat with the same key changes nothing and returns the thread as it is.
+            by: Who answered: kept in the `human_response` event.
 
         Returns:
             The thread after the answer.
@@ -272,7 +286,7 @@ class Runtime:
 
         def respond(thread: Thread) -> Thread:
             _check_choice(thread, request_id, text)
-            return thread.respond(request_id, text)
+            return thread.respond(request_id, text, by=by)
 
         return await self._change(thread_id, respond, idempotency_key, fingerprint("respond", request_id, text))
 

@@ -14,12 +14,12 @@ The event types this fold understands, and the `data` each carries:
 | `user_input` and any type not below | anything | resumes a `ready` / `done` / `waiting_human` / `sleeping` thread |
 | `tool_call` | `{"intent", "arguments", "policy"}` | `auto`: runnable; `approval`: `waiting_approval` |
 | `tool_started` | `{"call_id", "intent", "idempotency_key"}` | the runnable call is in flight |
-| `approval` | `{"call_id", "approved", "edits", "feedback"}` | approved: the call is runnable; rejected: `ready` |
+| `approval` | `{"call_id", "approved", "edits", "feedback", "by"}` | approved: the call is runnable; rejected: `ready` |
 | `tool_response` | `{"call_id", "intent", "result"}` | the tool's consecutive errors reset |
 | `error` | `{"source": "tool" or "model", "message", "intent", "call_id", "error_type"}` | counts |
 | `request_human_input` | `{"question", "context", "urgency", "format", "choices"}` | `waiting_human` |
 | `request_more_information` | `{"message"}` | `waiting_human` |
-| `human_response` | `{"request_id", "text"}` | `ready`; error counts reset; `retry` / `abort` an unknown outcome |
+| `human_response` | `{"request_id", "text", "by"}` | `ready`; error counts reset; `retry` / `abort` an unknown outcome |
 | `done_for_now` | `{"message"}` | `done` |
 | `wait_until` | `{"until", "reason"}` | `sleeping` with `wake_at` (any outside event wakes it) |
 | `failed` | `{"reason"}` | `failed` (terminal) |

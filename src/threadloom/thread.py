@@ -278,12 +278,13 @@ class Thread:
 
     # -- people ----------------------------------------------------------------------------
 
-    def approve(self, call_id: str, edits: Mapping[str, JsonValue] | None = None) -> Thread:
+    def approve(self, call_id: str, edits: Mapping[str, JsonValue] | None = None, *, by: str | None = None) -> Thread:
         """Approve the pending tool call `call_id`, optionally with edited arguments.
 
         Args:
             call_id: The id of the pending `tool_call` event (`thread.pending.id`).
             edits: Arguments to replace before the call runs.
+            by: Who decided (an API key's name, `answer_link`), kept in the event, never shown to the model.
 
         Returns:
             The thread with an `approval` event; running it executes the call once.
@@ -295,14 +296,16 @@ class Thread:
         """
         call = check_pending(self._state, self.id, call_id, "waiting_approval", "approve")
         check_edits(call, edits or {})
-        return self.append(Event(APPROVAL, {"call_id": call_id, "approved": True, "edits": dict(edits or {})}))
+        data: dict[str, JsonValue] = {"call_id": call_id, "approved": True, "edits": dict(edits or {})}
+        return self.append(Event(APPROVAL, _decided(data, by)))
 
-    def reject(self, call_id: str, feedback: str) -> Thread:
+    def reject(self, call_id: str, feedback: str, *, by: str | None = None) -> Thread:
         """Reject the pending tool call `call_id`; the feedback goes to the model.
 
         Args:
             call_id: The id of the pending `tool_call` event.
             feedback: Why, in words the model will read.
+            by: Who decided, kept in the event (see `approve`).
 
         Returns:
             The thread with an `approval` event that says no.
@@ -311,14 +314,15 @@ class Thread:
             InvalidTransition: `call_id` is not the call waiting for approval.
         """
         check_pending(self._state, self.id, call_id, "waiting_approval", "reject")
-        return self.append(Event(APPROVAL, {"call_id": call_id, "approved": False, "feedback": feedback}))
+        return self.append(Event(APPROVAL, _decided({"call_id": call_id, "approved": False, "feedback": feedback}, by)))
 
-    def respond(self, request_id: str, text: str) -> Thread:
+    def respond(self, request_id: str, text: str, *, by: str | None = None) -> Thread:
         """Answer the pending human request `request_id`.
 
         Args:
             request_id: The id of the pending `request_human_input` / `request_more_information` event.
             text: The person's answer.
+            by: Who answered, kept in the event (see `approve`).
 
         Returns:
             The thread with a `human_response` event; it is `ready` again.
@@ -329,7 +333,7 @@ class Thread:
                 message lists them); nothing is appended.
         """
         check_choice(check_pending(self._state, self.id, request_id, "waiting_human", "respond to"), text)
-        return self.append(Event(HUMAN_RESPONSE, {"request_id": request_id, "text": text}))
+        return self.append(Event(HUMAN_RESPONSE, _decided({"request_id": request_id, "text": text}, by)))
 
     # -- JSON ------------------------------------------------------------------------------
 
@@ -382,6 +386,11 @@ _SET_SIZE: Final = Thread.__dict__["_size"].__set__
 _SET_METADATA: Final = Thread.__dict__["_metadata"].__set__
 _SET_THREAD_STATE: Final = Thread.__dict__["_state"].__set__
 _event_id: Final = attrgetter("id")
+
+
+def _decided(data: dict[str, JsonValue], by: str | None) -> dict[str, JsonValue]:
+    """A decision's data with who made it, when known."""
+    return data if by is None else {**data, "by": by}
 
 
 def _refuse_events(items: Iterable[object]) -> None:

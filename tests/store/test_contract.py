@@ -125,6 +125,23 @@ async def test_list_filters_and_orders(store: ThreadStore) -> None:
     assert summary.parent_id == b.id
 
 
+async def test_pages_newest_first_by_cursor_see_every_thread_once(store: ThreadStore) -> None:
+    threads = [Thread.start("user_input", str(i), agent="x" if i % 2 else "y") for i in range(7)]
+    for thread in threads:
+        await store.append(thread, after=0)
+    newest = [s.thread_id for s in await store.list(newest_first=True)]
+    assert newest == [s.thread_id for s in reversed(await store.list())]
+    assert set(newest) == {t.id for t in threads}
+    seen: list[str] = []
+    cursor: tuple[datetime, str] | None = None
+    while page := await store.list(newest_first=True, before=cursor, limit=3):
+        seen += [s.thread_id for s in page]
+        cursor = (page[-1].updated_at, page[-1].thread_id)
+    assert seen == newest
+    x_only = [s.thread_id for s in await store.list(agent="x", newest_first=True, limit=2)]
+    assert x_only == [t for t in newest if t in {th.id for th in threads[1::2]}][:2]
+
+
 async def test_concurrent_appends_from_one_version_let_exactly_one_win(store: ThreadStore) -> None:
     thread = Thread.start("user_input", "go")
     await store.append(thread, after=0)

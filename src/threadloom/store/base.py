@@ -245,15 +245,20 @@ class ThreadStore(Protocol):
         agent: str | None = None,
         updated_after: datetime | None = None,
         wake_before: datetime | None = None,
+        before: tuple[datetime, str] | None = None,
+        newest_first: bool = False,
         limit: int = 100,
     ) -> list[ThreadSummary]:
-        """Summaries of matching threads, least recently updated first.
+        """Summaries of matching threads, least recently updated first (ties by thread id).
 
         Args:
             status: Only threads with this status.
             agent: Only threads of this agent.
             updated_after: Only threads appended to after this time.
             wake_before: Only threads with a `wake_at` at or before this time (due sleepers).
+            before: Only threads whose `(updated_at, thread_id)` sorts before this pair: the
+                cursor of a page, the last summary of the page before it.
+            newest_first: Most recently updated first.
             limit: At most this many.
         """
         ...

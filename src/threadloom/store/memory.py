@@ -72,6 +72,8 @@ class MemoryStore:
         agent: str | None = None,
         updated_after: datetime | None = None,
         wake_before: datetime | None = None,
+        before: tuple[datetime, str] | None = None,
+        newest_first: bool = False,
         limit: int = 100,
     ) -> list[ThreadSummary]:
         """See `ThreadStore.list`."""
@@ -82,8 +84,9 @@ class MemoryStore:
             and (agent is None or s.agent == agent)
             and (updated_after is None or s.updated_at > updated_after)
             and (wake_before is None or (s.wake_at is not None and s.wake_at <= wake_before))
+            and (before is None or (s.updated_at, s.thread_id) < before)
         ]
-        return sorted(rows, key=lambda s: s.updated_at)[:limit]
+        return sorted(rows, key=lambda s: (s.updated_at, s.thread_id), reverse=newest_first)[:limit]
 
     async def find_key(
         self, idempotency_key: str, *, scope: str | None = None, request: str | None = None

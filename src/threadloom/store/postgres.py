@@ -406,6 +406,8 @@ class PostgresStore:
         agent: str | None = None,
         updated_after: datetime | None = None,
         wake_before: datetime | None = None,
+        before: tuple[datetime, str] | None = None,
+        newest_first: bool = False,
         limit: int = 100,
     ) -> list[ThreadSummary]:
         """See `ThreadStore.list`."""
@@ -420,10 +422,16 @@ class PostgresStore:
             if value is not None:
                 where.append(clause)
                 params.append(value)
+        if before is not None:
+            where.append("(updated_at, thread_id) < (%s, %s)")
+            params += list(before)
+        order = " DESC" if newest_first else ""
         sql = f"SELECT thread_id, status, agent, parent_id, events, {_utc_text('updated_at')}, {_utc_text('wake_at')},"
         sql += f" {_utc_text('retry_at')}, unreadable"
         sql += " FROM threadloom_threads"
-        sql += (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY updated_at LIMIT %s"
+        sql += (
+            " WHERE " + " AND ".join(where) if where else ""
+        ) + f" ORDER BY updated_at{order}, thread_id{order} LIMIT %s"
         try:
             async with self._pool.connection() as conn, conn.cursor() as cur:
                 await cur.execute(sql, (*params, limit))  # pyright: ignore[reportArgumentType] - built above

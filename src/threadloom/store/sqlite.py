@@ -414,6 +414,8 @@ class SQLiteStore:
         agent: str | None = None,
         updated_after: datetime | None = None,
         wake_before: datetime | None = None,
+        before: tuple[datetime, str] | None = None,
+        newest_first: bool = False,
         limit: int = 100,
     ) -> list[ThreadSummary]:
         """See `ThreadStore.list`."""
@@ -428,10 +430,16 @@ class SQLiteStore:
             if value is not None:
                 where.append(clause)
                 params.append(value)
+        if before is not None:
+            where.append("(updated_at, thread_id) < (?, ?)")
+            params += [format_time(before[0]), before[1]]
+        order = " DESC" if newest_first else ""
         sql = (
             "SELECT thread_id, status, agent, parent_id, events, updated_at, wake_at, retry_at, unreadable FROM threads"
         )
-        sql += (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY updated_at LIMIT ?"
+        sql += (
+            " WHERE " + " AND ".join(where) if where else ""
+        ) + f" ORDER BY updated_at{order}, thread_id{order} LIMIT ?"
 
         def read(db: sqlite3.Connection) -> list[ThreadSummary]:
             return [
