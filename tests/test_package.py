@@ -66,6 +66,7 @@ def test_public_api_is_pinned() -> None:
         "ModelRequest",
         "ModelSettings",
         "PRICES",
+        "PRICES_AS_OF",
         "Price",
         "ScriptedModel",
         "ScriptedOutput",
@@ -74,6 +75,7 @@ def test_public_api_is_pinned() -> None:
         "Usage",
         "cost",
         "infer_model",
+        "load_prices",
         "price_for",
     ]
 

@@ -5,6 +5,7 @@
     threadloom threads show TH_ID
     threadloom threads approve TH_ID
     threadloom threads respond TH_ID "use staging"
+    threadloom usage --by agent --since 7d
     threadloom eval run examples/deploy_bot_evals.py --baseline examples/evals/deploy_bot.baseline.json
 
 The store comes from `--store` or `THREADLOOM_STORE`, default `sqlite:///threadloom.db`; only
@@ -23,12 +24,14 @@ from ._app import app, load_agents, say, threads
 from ._deciding import approve, cancel, fork, reject, respond, send_event
 from ._listing import list_threads
 from ._show import render, show
+from ._usage import usage
 from ._worker import worker
 
 __all__ = ["app", "load_agents", "main"]
 
 
 app.command()(worker)
+app.command()(usage)
 for name, command in [
     ("ls", list_threads),
     ("show", show),

@@ -8,11 +8,12 @@ Provider models live in their own modules behind extras and are imported by name
 from ._infer import infer_model
 from .base import Completion, Model, ModelRequest, ModelSettings, Strategy, ToolDefinition, Usage
 from .fallback import FallbackModel
-from .pricing import PRICES, Cost, Price, cost, price_for
+from .pricing import PRICES, PRICES_AS_OF, Cost, Price, cost, load_prices, price_for
 from .scripted import ScriptedModel, ScriptedOutput
 
 __all__ = [
     "PRICES",
+    "PRICES_AS_OF",
     "Completion",
     "Cost",
     "FallbackModel",
@@ -27,5 +28,6 @@ __all__ = [
     "Usage",
     "cost",
     "infer_model",
+    "load_prices",
     "price_for",
 ]

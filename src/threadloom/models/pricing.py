@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
 from types import MappingProxyType
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from ..exceptions import UserError
 from ..state import Usage
 from ..thread import Thread
 
-__all__ = ["PRICES", "Cost", "Price", "cost", "price_for"]
+__all__ = ["PRICES", "PRICES_AS_OF", "Cost", "Price", "cost", "load_prices", "price_for"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,7 +33,7 @@ class Price:
 
 PRICES: Mapping[str, Price] = MappingProxyType(
     {
-        # OpenAI, standard tier (https://platform.openai.com/docs/pricing), as of 2025.
+        # OpenAI, standard tier (https://platform.openai.com/docs/pricing).
         "gpt-5": Price(1.25, 10.0, 0.125),
         "gpt-5-mini": Price(0.25, 2.0, 0.025),
         "gpt-5-nano": Price(0.05, 0.40, 0.005),
@@ -47,7 +53,10 @@ PRICES: Mapping[str, Price] = MappingProxyType(
         "claude-3-5-haiku": Price(0.80, 4.0, 0.08),
     }
 )
-"""List prices at the time of writing; pass `prices=` to `cost` for yours (negotiated, self-hosted, new)."""
+"""List prices on `PRICES_AS_OF`; pass `prices=` to `cost` for yours (negotiated, self-hosted, new)."""
+
+PRICES_AS_OF = date(2026, 11, 25)
+"""The day `PRICES` was copied from the providers' pricing pages: prices move, so reports name it."""
 
 PriceLike = Price | tuple[float, float] | tuple[float, float, float]
 """A `Price`, or `(input, output)` / `(input, output, cached)` dollars per million tokens."""
@@ -135,3 +144,86 @@ def _as_price(name: str, value: PriceLike) -> Price:
     if isinstance(value, tuple) and len(value) in (2, 3):  # pyright: ignore[reportUnnecessaryIsInstance]
         return Price(*value)
     raise UserError(f"price for {name!r} must be a Price or (input, output[, cached]) per million tokens")
+
+
+_Dollars = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+
+
+class _PriceEntry(BaseModel):
+    """One entry of a price file: `{input, output, cached}` or `[input, output(, cached)]`."""
+
+    model_config = ConfigDict(extra="forbid")  # a misspelt `cahced` must not price cache reads as input
+
+    input: _Dollars
+    output: _Dollars
+    cached: _Dollars | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_list(cls, value: Any) -> Any:
+        if isinstance(value, list | tuple):
+            items: list[Any] = list(value)  # pyright: ignore[reportUnknownArgumentType]
+            if len(items) not in (2, 3):
+                raise ValueError("a list must be [input, output] or [input, output, cached]")
+            return dict(zip(("input", "output", "cached"), items, strict=False))
+        return value
+
+
+_PRICE_FILE = TypeAdapter(dict[str, _PriceEntry])
+
+
+def load_prices(path: str | Path) -> dict[str, Price]:
+    r"""A price table from a YAML or JSON file, to pass as `prices=` (model name to dollars per million tokens).
+
+    Each entry is `{input: ..., output: ..., cached: ...}` (`cached` optional) or a list
+    `[input, output]` / `[input, output, cached]`. A `.json` file is read as JSON, anything else as
+    YAML (which needs PyYAML, in the `evals` extra).
+
+    Example:
+        ```python
+        import tempfile
+        from pathlib import Path
+
+        from threadloom.models import Price, load_prices
+
+        path = Path(tempfile.mkdtemp()) / "prices.yaml"
+        path.write_text("my-vllm: {input: 0.05, output: 0.10}\ngpt-4.1-mini: [0.30, 1.20, 0.075]\n")
+        assert load_prices(path) == {"my-vllm": Price(0.05, 0.10), "gpt-4.1-mini": Price(0.30, 1.20, 0.075)}
+        ```
+
+    Raises:
+        UserError: The file cannot be read or parsed, or an entry is not a price (each problem named).
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"cannot read the price file {str(path)!r}: {exc}") from exc
+    data = _parse(path, text)
+    try:
+        entries = _PRICE_FILE.validate_python({} if data is None else data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in error['loc']) or 'the file'}: {error['msg']}"
+            for error in exc.errors(include_url=False)
+        )
+        raise UserError(f"{str(path)!r} is not a price table (model: {{input, output, cached}}): {problems}") from exc
+    return {name: Price(entry.input, entry.output, entry.cached) for name, entry in entries.items()}
+
+
+def _parse(path: Path, text: str) -> object:
+    if path.suffix.lower() == ".json":
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise UserError(f"{str(path)!r} is not JSON: {exc}") from exc
+    try:
+        import yaml
+    except ImportError as exc:
+        raise UserError(
+            f"reading the YAML price file {str(path)!r} needs PyYAML (pip install 'threadloom[evals]'); or write it as .json"
+        ) from exc
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise UserError(f"{str(path)!r} is not YAML: {' '.join(str(exc).split())}") from exc
