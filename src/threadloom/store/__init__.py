@@ -5,11 +5,19 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..exceptions import UserError
-from .base import ThreadStore, ThreadSummary, masked_url
+from .base import StoreCounts, ThreadStore, ThreadSummary, masked_url
 from .memory import MemoryStore
 from .sqlite import SQLiteStore
 
-__all__ = ["DEFAULT_URL", "MemoryStore", "SQLiteStore", "ThreadStore", "ThreadSummary", "open_store"]
+__all__ = [
+    "DEFAULT_URL",
+    "MemoryStore",
+    "SQLiteStore",
+    "StoreCounts",
+    "ThreadStore",
+    "ThreadSummary",
+    "open_store",
+]
 
 DEFAULT_URL = "sqlite:///threadloom.db"
 """The embedded default: `./threadloom.db`."""

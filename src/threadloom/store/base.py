@@ -5,22 +5,35 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Final, Protocol, get_args
 
-from ..events import RUN_ERROR
+from ..events import (
+    APPROVAL,
+    ERROR,
+    HUMAN_RESPONSE,
+    REQUEST_HUMAN_INPUT,
+    REQUEST_MORE_INFORMATION,
+    RUN_ERROR,
+    TOOL_CALL,
+)
 from ..exceptions import NotStorable, ThreadDecodeError, ThreadNotFound, UserError, VersionConflict
-from ..state import Status
+from ..state import Status, Usage
 from ..thread import Thread
 
 __all__ = [
+    "ANSWERS",
+    "REQUESTS",
+    "STATUSES",
+    "StoreCounts",
     "ThreadStore",
     "ThreadSummary",
     "WorkSignal",
     "check_version",
     "claim_then_load",
+    "count_threads",
     "key_scope",
     "masked",
     "masked_url",
@@ -70,6 +83,58 @@ def retry_time(thread: Thread) -> datetime | None:
     except ValueError:
         return None
     return moment if moment.utcoffset() is not None else None
+
+
+STATUSES: Final[tuple[Status, ...]] = get_args(Status)
+"""Every status, in the order `Status` lists them."""
+REQUESTS: Final = frozenset({REQUEST_HUMAN_INPUT, REQUEST_MORE_INFORMATION})
+"""The event types a `human_response` answers (its `request_id` names one)."""
+ANSWERS: Final = {APPROVAL: ("call_id", frozenset({TOOL_CALL})), HUMAN_RESPONSE: ("request_id", REQUESTS)}
+"""A person's answer, by its type: the data key naming what it answers, and the types that may be."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoreCounts:
+    """Totals over every thread of a store (`ThreadStore.counts`): what a server's `/metrics` reports.
+
+    Every store computes them the way `count_threads` defines them, in the database where it has one.
+    """
+
+    threads: Mapping[Status, int]
+    """How many threads have each status; every status is a key, with 0 when none has it."""
+    usage: Mapping[str, Usage]
+    """Model calls and their tokens by model name: the sum of every thread's `usage_by_model`.
+    `Usage.requests` counts the model steps."""
+    tool_errors: int
+    """Tool runs that ended in an error (`error` events with `source: tool`)."""
+    answered: int
+    """Requests a person answered: decisions on a call waiting for approval, answers to a human request."""
+    waited_seconds: float
+    """How long those requests waited, in all: from the request's event to its answer's."""
+
+
+def count_threads(threads: Iterable[Thread]) -> StoreCounts:
+    """The definition of `StoreCounts` over these threads (the memory store's; the others compute the same in SQL)."""
+    statuses = dict.fromkeys(STATUSES, 0)
+    usage: dict[str, Usage] = {}
+    tool_errors = answered = 0
+    waited = 0.0
+    for thread in threads:
+        statuses[thread.status] += 1
+        for model, used in thread.usage_by_model.items():
+            usage[model] = usage[model] + used if model in usage else used
+        asked = {e.id: e for e in thread.events if e.type == TOOL_CALL or e.type in REQUESTS}
+        for event in thread.events:
+            data = event.data if isinstance(event.data, dict) else {}
+            if event.type == ERROR and data.get("source") == "tool":
+                tool_errors += 1
+            elif event.type in ANSWERS:
+                key, types = ANSWERS[event.type]
+                request = asked.get(str(data.get(key)))
+                if request is not None and request.type in types:
+                    answered += 1
+                    waited += (event.at - request.at).total_seconds()
+    return StoreCounts(statuses, usage, tool_errors, answered, waited)
 
 
 _URL_PASSWORD = re.compile(r"(://[^/@:?#\s]*:)([^@/?#\s]*)@")
@@ -260,6 +325,14 @@ class ThreadStore(Protocol):
                 cursor of a page, the last summary of the page before it.
             newest_first: Most recently updated first.
             limit: At most this many.
+        """
+        ...
+
+    async def counts(self) -> StoreCounts:
+        """Totals over every thread: threads by status, model usage, tool errors, people's answers.
+
+        Threads by status read the thread rows only; the rest reads the event rows of the types
+        they count (model answers, errors, decisions), so it costs a scan of the log.
         """
         ...
 

@@ -10,7 +10,16 @@ from datetime import UTC, datetime, timedelta
 from ..exceptions import AlreadyDelivered, IdempotencyKeyReused, LeaseLost, ThreadNotFound
 from ..state import Status
 from ..thread import Thread
-from .base import ThreadSummary, WorkSignal, check_version, claim_then_load, key_scope, summarise
+from .base import (
+    StoreCounts,
+    ThreadSummary,
+    WorkSignal,
+    check_version,
+    claim_then_load,
+    count_threads,
+    key_scope,
+    summarise,
+)
 
 __all__ = ["MemoryStore"]
 
@@ -87,6 +96,10 @@ class MemoryStore:
             and (before is None or (s.updated_at, s.thread_id) < before)
         ]
         return sorted(rows, key=lambda s: (s.updated_at, s.thread_id), reverse=newest_first)[:limit]
+
+    async def counts(self) -> StoreCounts:
+        """See `ThreadStore.counts`."""
+        return count_threads(self._threads.values())
 
     async def find_key(
         self, idempotency_key: str, *, scope: str | None = None, request: str | None = None

@@ -30,6 +30,7 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise ImportError("PostgresStore needs the `postgres` extra: pip install 'threadloom[postgres]'") from exc
 
+from ..events import ERROR, MODEL_RECORD_EVENTS
 from ..exceptions import (
     AlreadyDelivered,
     IdempotencyKeyReused,
@@ -39,10 +40,13 @@ from ..exceptions import (
     ThreadNotFound,
     VersionConflict,
 )
-from ..state import Status
+from ..state import Status, Usage
 from ..thread import Thread
 from ._codec import SCHEMA_VERSION, decode_thread, encode_event, encode_metadata
 from .base import (
+    ANSWERS,
+    STATUSES,
+    StoreCounts,
     ThreadSummary,
     WorkSignal,
     check_version,
@@ -158,6 +162,37 @@ def _step_sql(rows: int) -> str:
         f" SELECT v.* FROM (VALUES {values}) AS v WHERE EXISTS (SELECT FROM up))"
         " SELECT CASE WHEN %s AND leased IS NOT TRUE THEN pg_notify(%s, %s)::text END FROM up"
     )
+
+
+def _json(column: LiteralString) -> LiteralString:
+    """SQL for a data column as jsonb.
+
+    jsonb refuses the escape of U+0000, which a text of JSON may hold: the escape of U+FFFD in its
+    place keeps the text valid JSON (a backslash before it still escapes the same backslash).
+    """
+    return f"replace({column}, '\\u0000', '\\ufffd')::jsonb"
+
+
+def _tokens(key: LiteralString) -> LiteralString:
+    """SQL for a model record's token count as `record_usage` reads it: a positive integer, else 0."""
+    number = f"jsonb_typeof(r -> '{key}') = 'number' AND r ->> '{key}' ~ '^[1-9][0-9]*$'"
+    return f"sum(CASE WHEN {number} THEN (r ->> '{key}')::numeric ELSE 0 END)"
+
+
+_COUNT_STATUSES = "SELECT status, count(*) FROM threadloom_threads GROUP BY status"
+_COUNT_USAGE = (
+    f"WITH m AS (SELECT {_json('data')} -> 'model' AS r FROM threadloom_events WHERE type = ANY(%s))"
+    f" SELECT r ->> 'name', count(*), {_tokens('input_tokens')}, {_tokens('output_tokens')},"
+    f" {_tokens('cached_tokens')} FROM m WHERE jsonb_typeof(r) = 'object' AND jsonb_typeof(r -> 'name') = 'string'"
+    " GROUP BY 1"
+)
+_COUNT_TOOL_ERRORS = f"SELECT count(*) FROM threadloom_events WHERE type = %s AND {_json('data')} ->> 'source' = 'tool'"
+# Each answer joined to the request it names (`ANSWERS`).
+_COUNT_WAITS = (
+    "SELECT count(*), coalesce(sum(extract(epoch FROM a.at - p.at)), 0) FROM threadloom_events a"
+    f" JOIN threadloom_events p ON p.thread_id = a.thread_id AND p.event_id = {_json('a.data')} ->> %s"
+    " AND p.type = ANY(%s) WHERE a.type = %s"
+)
 
 
 def _utc_text(column: LiteralString) -> LiteralString:
@@ -452,6 +487,26 @@ class PostgresStore:
             )
             for r in rows
         ]
+
+    async def counts(self) -> StoreCounts:
+        """See `ThreadStore.counts`."""
+        threads = dict.fromkeys(STATUSES, 0)
+        answered, waited = 0, 0.0
+        try:
+            async with self._pool.connection() as conn, conn.cursor() as cur:
+                await cur.execute(_COUNT_STATUSES)
+                threads.update(await cur.fetchall())
+                await cur.execute(_COUNT_USAGE, (sorted(MODEL_RECORD_EVENTS),))
+                usage = {r[0]: Usage(int(r[2]), int(r[3]), int(r[4]), r[1]) for r in await cur.fetchall()}
+                await cur.execute(_COUNT_TOOL_ERRORS, (ERROR,))
+                (tool_errors,) = await cur.fetchone() or (0,)
+                for answer, (key, types) in sorted(ANSWERS.items()):
+                    await cur.execute(_COUNT_WAITS, (key, sorted(types), answer))
+                    count, seconds = await cur.fetchone() or (0, 0)
+                    answered, waited = answered + count, waited + float(seconds)
+        except psycopg.Error as exc:
+            raise StoreError(f"PostgreSQL store: {exc}") from exc
+        return StoreCounts(threads, usage, tool_errors, answered, waited)
 
     async def find_key(
         self, idempotency_key: str, *, scope: str | None = None, request: str | None = None

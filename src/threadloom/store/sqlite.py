@@ -25,6 +25,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
+from ..events import ERROR, MODEL_RECORD_EVENTS
 from ..exceptions import (
     AlreadyDelivered,
     IdempotencyKeyReused,
@@ -34,10 +35,13 @@ from ..exceptions import (
     UserError,
     VersionConflict,
 )
-from ..state import Status
+from ..state import Status, Usage
 from ..thread import Thread
 from ._codec import decode_thread, encode_event, encode_metadata, format_time, parse_time
 from .base import (
+    ANSWERS,
+    STATUSES,
+    StoreCounts,
     ThreadSummary,
     WorkSignal,
     check_version,
@@ -150,6 +154,45 @@ def _step(
         db.execute("ROLLBACK")
         raise
     return row[0] == "ready" and (row[1] is None or row[1] <= params[4])
+
+
+def _tokens(key: str) -> str:
+    """SQL for a model record's token count as `record_usage` reads it: a positive integer, else 0."""
+    value = f"json_extract(data, '$.model.{key}')"
+    return f"sum(CASE WHEN json_type(data, '$.model.{key}') = 'integer' AND {value} > 0 THEN {value} ELSE 0 END)"
+
+
+_MODEL_TYPES = tuple(sorted(MODEL_RECORD_EVENTS))
+_COUNT_USAGE = (
+    f"SELECT json_extract(data, '$.model.name'), count(*), {_tokens('input_tokens')}, {_tokens('output_tokens')},"
+    f" {_tokens('cached_tokens')} FROM events WHERE type IN ({', '.join('?' * len(_MODEL_TYPES))})"
+    " AND json_type(data, '$.model') = 'object' AND json_type(data, '$.model.name') = 'text' GROUP BY 1"
+)
+_COUNT_TOOL_ERRORS = "SELECT count(*) FROM events WHERE type = ? AND json_extract(data, '$.source') = 'tool'"
+# Each answer joined to the request it names (`ANSWERS`); julianday reads times to the millisecond.
+_COUNT_WAITS = (
+    "SELECT count(*), coalesce(sum((julianday(a.at) - julianday(p.at)) * 86400.0), 0.0) FROM events a"
+    " JOIN events p ON p.thread_id = a.thread_id AND p.event_id = json_extract(a.data, '$.' || ?) AND p.type IN ({})"
+    " WHERE a.type = ?"
+)
+
+
+def _count(db: sqlite3.Connection) -> StoreCounts:
+    """`StoreCounts` in one read transaction (`count_threads` defines each number)."""
+    db.execute("BEGIN")
+    try:
+        threads = dict.fromkeys(STATUSES, 0)
+        threads.update(db.execute("SELECT status, count(*) FROM threads GROUP BY status").fetchall())
+        usage = {r[0]: Usage(r[2], r[3], r[4], r[1]) for r in db.execute(_COUNT_USAGE, _MODEL_TYPES).fetchall()}
+        (tool_errors,) = db.execute(_COUNT_TOOL_ERRORS, (ERROR,)).fetchone()
+        answered, waited = 0, 0.0
+        for answer, (key, types) in sorted(ANSWERS.items()):
+            sql = _COUNT_WAITS.format(", ".join("?" * len(types)))
+            count, seconds = db.execute(sql, (key, *sorted(types), answer)).fetchone()
+            answered, waited = answered + count, waited + seconds
+    finally:
+        db.execute("COMMIT")
+    return StoreCounts(threads, usage, tool_errors, answered, waited)
 
 
 class _Busy(Exception):
@@ -458,6 +501,10 @@ class SQLiteStore:
             ]
 
         return await self._run(read)
+
+    async def counts(self) -> StoreCounts:
+        """See `ThreadStore.counts`."""
+        return await self._run(_count)
 
     async def find_key(
         self, idempotency_key: str, *, scope: str | None = None, request: str | None = None
