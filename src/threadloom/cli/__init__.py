@@ -1,6 +1,7 @@
 """The `threadloom` command: run workers and look after threads from a shell (extra `cli`).
 
     threadloom worker --agents examples.deploy_bot:build_agent
+    threadloom serve --agents examples.deploy_bot:build_agent
     threadloom threads ls --status waiting_approval
     threadloom threads show TH_ID
     threadloom threads approve TH_ID
@@ -54,6 +55,14 @@ except ImportError:  # pragma: no cover - the extra is installed wherever the te
 else:
     app.add_typer(eval_app, name="eval")
     app.command("replay")(replay)
+
+# `threadloom serve` comes with the `server` extra (FastAPI, uvicorn).
+try:
+    from ._serve import serve
+except ImportError:  # pragma: no cover - the extra is installed wherever the tests run
+    pass
+else:
+    app.command()(serve)
 
 
 def _version(value: bool) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
@@ -40,19 +41,23 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, ensure_ascii=False, default=str)
 
 
-def configure_logging(verbosity: int, log_format: Literal["text", "json"]) -> None:
-    """Send the `threadloom` loggers to stderr: INFO, DEBUG with `-v`, WARNING with `-q`, ERROR with `-qq`.
+def configure_logging(
+    verbosity: int, log_format: Literal["text", "json"], loggers: Sequence[str] = ("threadloom",)
+) -> None:
+    """Send these loggers to stderr: INFO, DEBUG with `-v`, WARNING with `-q`, ERROR with `-qq`.
 
     Only this process's command does this: the library itself never configures logging.
     """
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if log_format == "json" else logging.Formatter(_TEXT_FORMAT))
-    logger = logging.getLogger("threadloom")
-    for old in list(logger.handlers):
-        logger.removeHandler(old)
-    logger.addHandler(handler)
-    logger.setLevel({-2: logging.ERROR, -1: logging.WARNING, 0: logging.INFO}.get(max(verbosity, -2), logging.DEBUG))
-    logger.propagate = False
+    level = {-2: logging.ERROR, -1: logging.WARNING, 0: logging.INFO}.get(max(verbosity, -2), logging.DEBUG)
+    for name in loggers:
+        logger = logging.getLogger(name)
+        for old in list(logger.handlers):
+            logger.removeHandler(old)
+        logger.addHandler(handler)
+        logger.setLevel(level)
+        logger.propagate = False
 
 
 def worker(

@@ -15,6 +15,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 from ._app import create_app
 from ._config import NOTIFIED_STATUSES, InboundHook, ServerConfig, Subscription
 from ._keys import SCOPES, ApiKey, KeyRing, Scope, parse_keys
+from ._serve import ServerSettings, listen, read_settings, serve, server_config
 
 __all__ = [
     "NOTIFIED_STATUSES",
@@ -24,7 +25,12 @@ __all__ = [
     "KeyRing",
     "Scope",
     "ServerConfig",
+    "ServerSettings",
     "Subscription",
     "create_app",
+    "listen",
     "parse_keys",
+    "read_settings",
+    "serve",
+    "server_config",
 ]

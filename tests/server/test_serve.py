@@ -1,0 +1,154 @@
+"""`threadloom serve` as a process: it starts only with a key, reads its config file, drains on SIGTERM, shows no secret."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+from serve_agents import deploy_bot
+from serve_support import ENV, Server, wait_for
+from serving import ADMIN, READER, SECRET, WRITER
+
+from threadloom import Event, Runtime, Thread
+from threadloom.server._links import answer_url
+from workers.effects import read
+
+WEBHOOK_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+HOOK_SECRET = "whsec_aG9vay1zZWNyZXQtaW4tdGhlLWZpbGU="
+HOOK_ENV_SECRET = "whsec_aG9vay1zZWNyZXQtZnJvbS10aGUtZW52"
+
+
+def _serve(
+    *options: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "threadloom.cli", "serve", "--agents", "serve_agents:deploy_bot", "--port", "0"]
+    return subprocess.run(
+        [*command, *options],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **ENV, **(env or {})},
+        cwd=cwd,
+    )
+
+
+def _waiting(url: str, *, approve: bool = False) -> Thread:
+    """A deploy thread run until it waits for approval (and approved, if asked), written to the store at `url`."""
+
+    async def main() -> Thread:
+        async with Runtime(store=url, agents=[deploy_bot()]) as runtime:
+            thread_id = await runtime.launch("deploy_bot", Event("slack_message", {"text": "deploy to production"}))
+            await runtime.run_until_idle()
+            thread = await runtime.get(thread_id)
+            if approve:
+                assert thread.pending is not None
+                thread = await runtime.approve(thread_id, thread.pending.id, by="key:admin")
+            return thread
+
+    return asyncio.run(main())
+
+
+def _get(url: str, thread_id: str) -> Thread:
+    async def main() -> Thread:
+        async with Runtime(store=url) as runtime:
+            return await runtime.get(thread_id)
+
+    return asyncio.run(main())
+
+
+def test_without_a_key_it_refuses_to_start_and_says_how_to_make_one(tmp_path: Path) -> None:
+    refused = _serve("--store", f"sqlite:///{tmp_path}/t.db", env={"THREADLOOM_API_KEYS": ""})
+    assert refused.returncode == 2 and refused.stdout == ""
+    [line] = refused.stderr.splitlines()
+    assert line.startswith("error: no API key")
+    assert "threadloom keys create NAME --scopes read,write,approve" in line and "THREADLOOM_API_KEYS=" in line
+
+
+def test_a_port_in_use_is_one_line(tmp_path: Path) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        refused = _serve("--store", f"sqlite:///{tmp_path}/t.db", "--port", str(port))
+    assert refused.returncode == 1 and refused.stderr.startswith(f"error: cannot listen on 127.0.0.1:{port}: ")
+    assert len(refused.stderr.splitlines()) == 1
+
+
+def test_a_config_file_is_checked_and_names_what_is_wrong_never_a_secret(tmp_path: Path) -> None:
+    config = tmp_path / "threadloom.toml"
+    config.write_text(f'colour = "blue"\n[[webhooks]]\nurl = "ftp://example.com/hook"\nsecret = "{WEBHOOK_SECRET}"\n')
+    refused = _serve("--store", f"sqlite:///{tmp_path}/t.db", "--config", str(config))
+    assert refused.returncode == 2, refused.stderr
+    [line] = refused.stderr.splitlines()
+    assert line.startswith(f"error: {config}: ") and "colour" in line and "webhooks.0.url" in line
+    assert WEBHOOK_SECRET not in line
+
+    # ./threadloom.toml is read without --config; a secret that is not `whsec_` and base64 is named, not shown.
+    config.write_text('[[webhooks]]\nurl = "http://127.0.0.1:9/hook"\nsecret = "whsec_not base64!"\n')
+    refused = _serve("--store", f"sqlite:///{tmp_path}/t.db", cwd=tmp_path)
+    assert refused.returncode == 2
+    assert refused.stderr == "error: webhooks[0]: a webhook secret is `whsec_` followed by base64\n"
+
+    refused = _serve("--store", f"sqlite:///{tmp_path}/t.db", "--webhook", "http://127.0.0.1:9/hook")
+    assert refused.returncode == 2 and "--webhook needs THREADLOOM_WEBHOOK_SECRET" in refused.stderr
+
+
+def test_sigterm_lets_the_run_in_its_tool_finish_then_exits_0(store_url: str, tmp_path: Path) -> None:
+    thread = _waiting(store_url, approve=True)
+    gate, effects = tmp_path / "gate", tmp_path / "effects"
+    env = {"THREADLOOM_TEST_GATE": str(gate), "THREADLOOM_EFFECTS_FILE": str(effects)}
+    server = Server(store_url, tmp_path / "serve.log", env=env).wait_ready()
+    try:
+        wait_for(Path(f"{gate}.running").exists, "the worker in the server to run the deploy")
+        server.process.send_signal(signal.SIGTERM)
+        wait_for(lambda: "to finish their current step" in server.logs.read_text(), "the worker to stop claiming")
+        gate.touch()  # the tool, which was running when SIGTERM came, now finishes
+        assert server.wait() == 0, server.output()
+    finally:
+        server.kill()
+    assert [effect.label for effect in read(effects)] == ["deploy:v1.2.3@production"]
+    stopped = _get(store_url, thread.id)
+    assert stopped.events[-1].type == "tool_response" and stopped.status == "ready"  # ended after that step
+
+    # Started again on the same store, the server's worker carries the thread on; the deploy is not repeated.
+    server = Server(store_url, tmp_path / "again.log", env=env).wait_ready()
+    try:
+        wait_for(lambda: _get(store_url, thread.id).status == "done", "the thread to finish")
+        assert server.stop() == 0, server.output()
+    finally:
+        server.kill()
+    assert len(read(effects)) == 1
+
+
+def test_no_secret_reaches_the_output(store_url: str, tmp_path: Path) -> None:
+    config = tmp_path / "threadloom.toml"
+    config.write_text(
+        f'[[webhooks]]\nurl = "http://127.0.0.1:9/hook"\nsecret = "{WEBHOOK_SECRET}"\n'
+        f'[[hooks]]\nname = "ci"\nagent = "deploy_bot"\nsecret = "{HOOK_SECRET}"\n'
+        '[[hooks]]\nname = "cd"\nagent = "deploy_bot"\nsecret_env = "CD_HOOK_SECRET"\n'
+    )
+    env = {"THREADLOOM_WEBHOOK_SECRET": WEBHOOK_SECRET, "CD_HOOK_SECRET": HOOK_ENV_SECRET}
+    thread = _waiting(store_url)
+    server = Server(
+        store_url, tmp_path / "serve.log", "-vv", "--config", str(config), "--webhook", "http://127.0.0.1:9/x", env=env
+    ).wait_ready()
+    try:
+        link = answer_url(server.url, SECRET, thread, timedelta(days=7))
+        assert link is not None
+        for key in (ADMIN, READER, WRITER, "tlk_wrong_secret"):
+            httpx.get(f"{server.url}/openapi.json", headers={"Authorization": f"Bearer {key}"}, timeout=30)
+        httpx.get(link, timeout=30)
+        httpx.post(link, data={"decision": "approve"}, timeout=30)
+        assert server.stop() == 0
+    finally:
+        server.kill()
+    output = server.output()
+    assert "GET /openapi.json" in output and "/v1/answers/***" in output  # the request lines are there
+    token = link.rsplit("/", 1)[1]
+    for secret in (ADMIN, READER, WRITER, SECRET.decode(), WEBHOOK_SECRET, HOOK_SECRET, HOOK_ENV_SECRET, token):
+        assert secret not in output
