@@ -7,6 +7,7 @@
     threadloom threads approve TH_ID
     threadloom threads respond TH_ID "use staging"
     threadloom usage --by agent --since 7d
+    threadloom keys create ops --scopes read,write,approve
     threadloom eval run examples/deploy_bot_evals.py --baseline examples/evals/deploy_bot.baseline.json
 
 The store comes from `--store` or `THREADLOOM_STORE`, default `sqlite:///threadloom.db`; only
@@ -45,6 +46,14 @@ for name, command in [
     ("fork", fork),
 ]:
     threads.command(name)(command)
+
+# `threadloom keys ...` comes with the `server` extra (its tables live in the server package).
+try:
+    from ._keys import keys
+except ImportError:  # pragma: no cover - the extra is installed wherever the tests run
+    pass
+else:
+    app.add_typer(keys, name="keys")
 
 # `threadloom eval ...` and `threadloom replay` come with the `evals` extra (PyYAML for cases and
 # cassettes); without it the rest of the command works as before.

@@ -16,21 +16,34 @@ from ._app import create_app
 from ._config import NOTIFIED_STATUSES, InboundHook, ServerConfig, Subscription
 from ._keys import SCOPES, ApiKey, KeyRing, Scope, parse_keys
 from ._serve import ServerSettings, listen, read_settings, serve, server_config
+from ._signing import BadSignature, new_webhook_secret, sign, verify
+from ._tables import Delivery, StoredKey, Tables, link_secret, open_tables, tables_url, webhook_secret
 
 __all__ = [
     "NOTIFIED_STATUSES",
     "SCOPES",
     "ApiKey",
+    "BadSignature",
+    "Delivery",
     "InboundHook",
     "KeyRing",
     "Scope",
     "ServerConfig",
     "ServerSettings",
+    "StoredKey",
     "Subscription",
+    "Tables",
     "create_app",
+    "link_secret",
     "listen",
+    "new_webhook_secret",
+    "open_tables",
     "parse_keys",
     "read_settings",
     "serve",
     "server_config",
+    "sign",
+    "tables_url",
+    "verify",
+    "webhook_secret",
 ]
