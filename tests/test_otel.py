@@ -18,7 +18,7 @@ from opentelemetry.trace import SpanContext, SpanKind, StatusCode
 
 from threadloom import Agent, Event, RateLimited, Runtime, Thread, tool
 from threadloom.models import Completion, ModelRequest, Usage
-from threadloom.otel import instrument, thread_span_context
+from threadloom.otel import TracedStore, instrument, thread_span_context
 
 ROOT = Path(__file__).parent.parent
 
@@ -141,7 +141,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from threadloom import Agent, Runtime
 from threadloom.models import ScriptedModel
-from threadloom.otel import instrument
+from threadloom.otel import TracedStore, instrument
 sys.path.insert(0, "tests")
 from test_otel import deploy_backend, check_health
 
@@ -152,14 +152,15 @@ model = ScriptedModel(['{"intent": "done_for_now", "message": "deployed"}'])
 agent = instrument(Agent(name="ops", model=model, tools=[check_health, deploy_backend]), tracer_provider=provider)
 
 async def main():
-    runtime = Runtime(store=sys.argv[1], agents=[agent])
+    runtime = Runtime(store=TracedStore(sys.argv[1], tracer_provider=provider), agents=[agent])
     await runtime.run_until_idle()
     await runtime.aclose()
 
 asyncio.run(main())
 print(json.dumps([
-    {"name": s.name, "trace_id": s.context.trace_id, "parent": s.parent.span_id if s.parent else None,
-     "start": s.start_time, "end": s.end_time}
+    {"name": s.name, "trace_id": s.context.trace_id, "span_id": s.context.span_id,
+     "parent": s.parent.span_id if s.parent else None, "start": s.start_time, "end": s.end_time,
+     "thread": s.attributes.get("threadloom.thread.id")}
     for s in exporter.get_finished_spans()
 ]))
 """
@@ -167,8 +168,13 @@ print(json.dumps([
 
 async def test_a_run_resumed_in_another_process_continues_the_threads_trace(tmp_path: Path) -> None:
     store = f"sqlite:///{tmp_path}/t.db"
-    agent, exporter = traced(['{"intent": "deploy_backend", "tag": "v1.2.3"}'])
-    runtime = Runtime(store=store, agents=[agent])
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    agent = Agent(name="ops", model=Counting(['{"intent": "deploy_backend", "tag": "v1.2.3"}']), tools=[deploy_backend])
+    runtime = Runtime(
+        store=TracedStore(store, tracer_provider=provider), agents=[instrument(agent, tracer_provider=provider)]
+    )
     thread_id = await runtime.launch("ops", Event("user_input", {"text": "deploy v1.2.3"}))
     await runtime.run_until_idle()
     waiting = await runtime.get(thread_id)
@@ -189,11 +195,40 @@ async def test_a_run_resumed_in_another_process_continues_the_threads_trace(tmp_
     assert ids(first).trace_id == second["trace_id"] == root.trace_id  # one trace for the thread
     assert first.parent is not None and first.parent.span_id == second["parent"] == root.span_id
     names = ["wait_for_human", "execute_tool deploy_backend", "chat scripted", "invoke_agent ops"]
-    assert [s["name"] for s in there] == names
-    wait = there[0]  # from the recorded call to the approval, both times the thread's own
+    assert [s["name"] for s in there if not s["name"].startswith("store ")] == names
+    # The wait runs from the recorded call to the approval, both times the thread's own.
+    wait = next(s for s in there if s["name"] == "wait_for_human")
     call = waiting.pending
     assert wait["start"] == int(call.at.timestamp() * 1e9) and wait["end"] == int(approval.at.timestamp() * 1e9)
-    assert all(s["trace_id"] == root.trace_id for s in there)
+    assert all(s["trace_id"] == root.trace_id for s in there if not s["name"].startswith("store "))
+
+    # The store's spans on the thread, in both processes: each run's saves under that run, the rest
+    # (the launch, the loads before a run, the approval) straight under the thread's own context.
+    def parents(spans: Sequence[tuple[str, int, int | None]]) -> list[tuple[str, str]]:
+        runs = {ids(first).span_id: "first run", second["span_id"]: "second run", root.span_id: "thread"}
+        return [(name, runs.get(parent or 0, "?")) for name, trace_id, parent in spans if trace_id == root.trace_id]
+
+    stored_here = [
+        (s.name, ids(s).trace_id, s.parent.span_id if s.parent else None)
+        for s in here
+        if s.name.startswith("store ") and (s.attributes or {}).get("threadloom.thread.id") == thread_id
+    ]
+    assert parents(stored_here)[0] == ("store append", "thread")  # the launch
+    appends = [parent for name, parent in parents(stored_here) if name == "store append"]
+    assert appends == ["thread", "first run", "thread"]  # the launch, the run's call, the approval
+    assert {parent for name, parent in parents(stored_here) if name == "store load"} == {"thread"}
+    assert len(parents(stored_here)) == len(stored_here)  # every one in the thread's trace
+    stored_there = [
+        (s["name"], s["trace_id"], s["parent"])
+        for s in there
+        if s["name"].startswith("store ") and s["thread"] == thread_id
+    ]
+    assert len(parents(stored_there)) == len(stored_there) and parents(stored_there) == [
+        ("store load", "thread"),  # before the run
+        ("store append", "second run"),  # tool_started
+        ("store append", "second run"),  # its result
+        ("store append", "second run"),  # done
+    ]
 
 
 @pytest.mark.parametrize("thread_id", ["th_1", "a" * 200, ""])

@@ -1,32 +1,24 @@
-"""OpenTelemetry spans for runs, model calls and tool calls (extra `otel`: only `opentelemetry-api`).
+"""Spans for an agent's runs, model calls, tool calls and the human waits between its runs.
 
-`instrument(agent)` wraps what the agent already offers for this (factor 8: the loop is yours): its
-model, in a model that makes one `chat MODEL` span per call with the GenAI semantic conventions; its
-`after_step` hook, which opens an `execute_tool NAME` span when a tool starts and ends it with the
-tool's outcome; and its `run`, in an `invoke_agent NAME` span. A thread's runs share one trace,
-whatever process runs them: without a span already current, a run's parent is a span context
-derived from the thread id, so a thread paused in one worker and resumed in another reads as one
-trace. No event is written for this; the thread stays the only state.
+`instrument(agent)` wraps its model (one `chat MODEL` span per call, the GenAI semantic
+conventions), its `after_step` hook (an `execute_tool NAME` span from a tool's start to its outcome)
+and its `run` (an `invoke_agent NAME` span, the parent of the rest).
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Mapping
 from typing import Any, cast
+
+from opentelemetry import trace
+from opentelemetry.trace import Link, Span, SpanKind, StatusCode
 
 from threadloom import Agent, Event, Thread
 from threadloom.models import Completion, Model, ModelRequest
 
-try:
-    from opentelemetry import trace
-    from opentelemetry.trace import Link, NonRecordingSpan, Span, SpanContext, SpanKind, StatusCode, TraceFlags
-except ImportError as exc:  # pragma: no cover - the extra is installed in the dev environment
-    raise ImportError("threadloom.otel needs OpenTelemetry: pip install 'threadloom[otel]'") from exc
+from ._context import TRACER, thread_parent, thread_span_context
 
-__all__ = ["TracedModel", "instrument", "thread_span_context"]
-
-_TRACER = "threadloom"
+__all__ = ["TracedModel", "instrument"]
 
 
 class TracedModel:
@@ -36,7 +28,7 @@ class TracedModel:
         """Wrap `inner`; spans go to `tracer_provider` (the global one when None)."""
         self.inner = inner
         """The model that answers."""
-        self._tracer = trace.get_tracer(_TRACER, tracer_provider=tracer_provider)
+        self._tracer = trace.get_tracer(TRACER, tracer_provider=tracer_provider)
 
     @property
     def name(self) -> str:
@@ -74,23 +66,6 @@ class TracedModel:
             return completion
 
 
-def thread_span_context(thread_id: str) -> SpanContext:
-    """The span context every run of `thread_id` descends from: the same in any process.
-
-    Example:
-        ```python
-        from threadloom.otel import thread_span_context
-
-        assert thread_span_context("th_1").trace_id == thread_span_context("th_1").trace_id
-        assert thread_span_context("th_1").trace_id != thread_span_context("th_2").trace_id
-        ```
-    """
-    digest = hashlib.sha256(thread_id.encode()).digest()
-    trace_id = int.from_bytes(digest[:16], "big") or 1
-    span_id = int.from_bytes(digest[16:24], "big") or 1
-    return SpanContext(trace_id, span_id, is_remote=True, trace_flags=TraceFlags(TraceFlags.SAMPLED))
-
-
 def instrument(agent: Agent, *, tracer_provider: Any = None) -> Agent:
     """Make `agent` trace its runs, model calls and tool calls; returns the same agent.
 
@@ -112,19 +87,15 @@ def instrument(agent: Agent, *, tracer_provider: Any = None) -> Agent:
         assert [s.name for s in exporter.get_finished_spans()] == ["chat scripted", "invoke_agent greeter"]
         ```
     """
-    tracer = trace.get_tracer(_TRACER, tracer_provider=tracer_provider)
+    tracer = trace.get_tracer(TRACER, tracer_provider=tracer_provider)
     agent.model = TracedModel(agent.model, tracer_provider=tracer_provider)
     agent.after_step = _ToolSpans(tracer, agent.after_step)
     inner_run = agent.run
 
     async def run(thread: Thread, *, save: Any = None) -> Thread:
-        current = trace.get_current_span().get_span_context()
-        links: list[Link] = []
-        if current.is_valid:
-            parent = None  # the caller's span is the parent; the thread's trace is linked
-            links.append(Link(thread_span_context(thread.id)))
-        else:
-            parent = trace.set_span_in_context(NonRecordingSpan(thread_span_context(thread.id)))
+        parent = thread_parent(thread.id)
+        # Inside the caller's span (parent None), that span is the parent and the thread's trace is linked.
+        links = [Link(thread_span_context(thread.id))] if parent is None else []
         attributes = {
             "gen_ai.operation.name": "invoke_agent",
             "gen_ai.agent.name": agent.name,
