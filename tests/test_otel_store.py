@@ -57,10 +57,22 @@ async def test_each_operation_is_a_client_span_named_after_it(store: ThreadStore
     await traced.release(thread.id, "w1")
     assert await traced.claim("w2", lease_seconds=30, limit=4) == [thread.id]
     await traced.set_aside(thread.id, "a test")
+    assert (await traced.counts()).threads["ready"] == 1
     await traced.wait_for_work(0)  # an idle worker's wait: no span
 
     spans = exporter.get_finished_spans()
-    operations = ["append", "find_key", "load", "list", "claim_threads", "renew", "release", "claim", "set_aside"]
+    operations = [
+        "append",
+        "find_key",
+        "load",
+        "list",
+        "claim_threads",
+        "renew",
+        "release",
+        "claim",
+        "set_aside",
+        "counts",
+    ]
     assert [s.name for s in spans] == [f"store {op}" for op in operations]
     system = SYSTEMS[type(store).__name__]
     for span, operation in zip(spans, operations, strict=True):
@@ -68,7 +80,7 @@ async def test_each_operation_is_a_client_span_named_after_it(store: ThreadStore
         attributes = dict(span.attributes or {})
         assert attributes["db.system.name"] == system and attributes["db.operation.name"] == operation
         assert "k-1" not in attributes.values()  # an idempotency key is never an attribute
-    append, find_key, load, listed, claim_threads, renew, release, claim, set_aside = spans
+    append, find_key, load, listed, claim_threads, renew, release, claim, set_aside, counts = spans
     assert dict(append.attributes or {}) == {
         "db.system.name": system,
         "db.operation.name": "append",
@@ -92,7 +104,7 @@ async def test_each_operation_is_a_client_span_named_after_it(store: ThreadStore
     for span in (claim_threads, claim):
         assert span.parent is None and (span.attributes or {})["threadloom.store.claimed"] == 1
         assert [link.context for link in span.links] == [thread_span_context(thread.id)]
-    assert find_key.parent is None and listed.parent is None
+    assert find_key.parent is None and listed.parent is None and counts.parent is None
 
 
 async def test_a_failed_operation_is_an_error_span_naming_the_exception(store: ThreadStore) -> None:

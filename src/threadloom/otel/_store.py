@@ -19,7 +19,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind
 
 from threadloom.state import Status
-from threadloom.store import ThreadStore, ThreadSummary, open_store
+from threadloom.store import StoreCounts, ThreadStore, ThreadSummary, open_store
 from threadloom.thread import Thread
 
 from ._context import TRACER, thread_parent, thread_span_context
@@ -153,6 +153,12 @@ class TracedStore:
             )
             span.set_attribute("threadloom.store.results", len(found))
             return found
+
+    async def counts(self) -> StoreCounts:
+        """`ThreadStore.counts`, in a `store counts` span."""
+        store = await self.inner()
+        with self._span(store, "counts"):
+            return await store.counts()
 
     async def find_key(
         self, idempotency_key: str, *, scope: str | None = None, request: str | None = None
