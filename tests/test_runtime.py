@@ -1,6 +1,7 @@
 """The runtime's stories, on every store: launch, pause, resume from elsewhere, exactly once."""
 
 import asyncio
+import inspect
 from pathlib import Path
 from typing import Literal
 
@@ -200,6 +201,15 @@ def test_sync_wrappers(tmp_path: Path, kind: str, request: pytest.FixtureRequest
         assert runtime.cancel_sync(fork_id, "not needed", idempotency_key="c").status == "failed"
     types = [e.type for e in thread.events]
     assert (types.count("approval"), types.count("human_response"), types.count("slack_message")) == (1, 1, 2)
+
+
+def test_every_sync_twin_takes_its_async_methods_parameters() -> None:
+    twins = [n for n in dir(Runtime) if n.endswith("_sync") and not n.startswith("_") and n != "run_until_idle_sync"]
+    assert len(twins) == 9
+    for twin in twins:
+        method = getattr(Runtime, twin.removesuffix("_sync"))
+        assert inspect.signature(getattr(Runtime, twin)).parameters == inspect.signature(method).parameters
+        assert getattr(Runtime, twin).__name__ == twin
 
 
 async def test_sync_wrappers_refuse_a_running_loop() -> None:

@@ -1,0 +1,173 @@
+"""What people and systems write to threads: a launch, a decision or an outside event, applied once.
+
+Each write names the version it extends; a writer that loses the race to another reloads and tries
+again, so no decision is lost and none is applied twice. An idempotency key makes a repeated delivery
+(a retried webhook, a double click) a no-op: a launch's key belongs to its agent, any other to its
+thread, and the same key with another request raises `IdempotencyKeyReused`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from pydantic import JsonValue, ValidationError
+
+from ._limits import contention_pause, fingerprint
+from .agent import Agent
+from .events import Event
+from .exceptions import AlreadyDelivered, InvalidTransition, NotStorable, ThreadloomError, UserError, VersionConflict
+from .state import FAILED
+from .store import ThreadStore
+from .thread import Thread
+
+__all__ = ["RETRIES", "append_event", "approve", "cancel", "change", "launch", "reject", "respond"]
+
+RETRIES = 20
+"""Writes lost to other writers before giving up."""
+
+
+async def launch(
+    store: ThreadStore,
+    agent: str,
+    event: Event,
+    *,
+    thread_id: str | None,
+    idempotency_key: str | None,
+    metadata: Mapping[str, JsonValue] | None,
+) -> str:
+    """Store a new thread for `agent` that starts with `event`, once per idempotency key (see `Runtime.launch`)."""
+    meta: dict[str, JsonValue] = {**(metadata or {}), "agent": agent}
+    request = fingerprint("launch", agent, event.type, event.data, thread_id, meta)
+    if idempotency_key is not None:
+        existing = await store.find_key(idempotency_key, scope=f"launch:{agent}", request=request)
+        if existing is not None:
+            return existing
+    thread = Thread([event], thread_id=thread_id, metadata=meta)
+    try:
+        await store.append(thread, after=0, idempotency_key=idempotency_key, request=request)
+    except AlreadyDelivered as exc:
+        return exc.thread_id
+    except NotStorable as exc:
+        raise UserError(f"cannot launch {agent!r}: {exc}") from exc
+    return thread.id
+
+
+async def change(
+    store: ThreadStore, thread_id: str, change: Callable[[Thread], Thread], key: str | None, request: str
+) -> Thread:
+    """Apply `change` to the latest version, retrying (with backoff) when another writer got there first.
+
+    A key belongs to the thread: `find_key` and the append raise `IdempotencyKeyReused` for a
+    key this thread saw with another request.
+    """
+    scope = f"thread:{thread_id}"
+    for attempt in range(RETRIES):
+        if key is not None and await store.find_key(key, scope=scope, request=request) is not None:
+            return await store.load(thread_id)  # delivered before: the same call has no second effect
+        thread = await store.load(thread_id)
+        try:
+            changed = change(thread)
+        except InvalidTransition:
+            if key is not None and await store.find_key(key, scope=scope, request=request) is not None:
+                return await store.load(thread_id)  # the same delivery won a race a moment ago
+            raise
+        try:
+            await store.append(changed, after=len(thread), idempotency_key=key, request=request)
+        except VersionConflict:
+            await contention_pause(attempt)
+            continue
+        except AlreadyDelivered:
+            return await store.load(thread_id)
+        except NotStorable as exc:
+            raise UserError(str(exc)) from exc
+        return changed
+    raise ThreadloomError(f"thread {thread_id!r} kept changing under {RETRIES} attempts to write to it")
+
+
+async def approve(
+    store: ThreadStore,
+    agents: Mapping[str, Agent],
+    thread_id: str,
+    call_id: str,
+    edits: Mapping[str, JsonValue] | None,
+    *,
+    key: str | None,
+    by: str | None,
+) -> Thread:
+    """Approve the pending call, with `edits` checked against its tool where `agents` has it (see `Runtime.approve`)."""
+
+    def approve(thread: Thread) -> Thread:
+        _check_edits(agents.get(str(thread.metadata.get("agent"))), thread, call_id, edits or {})
+        return thread.approve(call_id, edits, by=by)
+
+    return await change(store, thread_id, approve, key, fingerprint("approve", call_id, dict(edits or {})))
+
+
+async def reject(
+    store: ThreadStore, thread_id: str, call_id: str, feedback: str, *, key: str | None, by: str | None
+) -> Thread:
+    """Reject the pending call (see `Runtime.reject`)."""
+    request = fingerprint("reject", call_id, feedback)
+    return await change(store, thread_id, lambda t: t.reject(call_id, feedback, by=by), key, request)
+
+
+async def respond(
+    store: ThreadStore, thread_id: str, request_id: str, text: str, *, key: str | None, by: str | None
+) -> Thread:
+    """Answer the pending human request, refusing what is none of its choices (see `Runtime.respond`)."""
+
+    def respond(thread: Thread) -> Thread:
+        _check_choice(thread, request_id, text)
+        return thread.respond(request_id, text, by=by)
+
+    return await change(store, thread_id, respond, key, fingerprint("respond", request_id, text))
+
+
+async def append_event(store: ThreadStore, thread_id: str, event: Event, key: str | None) -> Thread:
+    """Append an outside event to the latest version (see `Runtime.send_event`)."""
+    request = fingerprint("send_event", event.type, event.data)
+    return await change(store, thread_id, lambda t: t.append(event), key, request)
+
+
+async def cancel(store: ThreadStore, thread_id: str, reason: str, key: str | None) -> Thread:
+    """Append `failed` with the reason (see `Runtime.cancel`)."""
+    failed = Event(FAILED, {"reason": reason})
+    return await change(store, thread_id, lambda t: t.append(failed), key, fingerprint("cancel", reason))
+
+
+def _check_edits(agent: Agent | None, thread: Thread, call_id: str, edits: Mapping[str, JsonValue]) -> None:
+    """Refuse edits under which the pending call's arguments no longer fit its tool (when `agent` is known)."""
+    pending = thread.pending
+    if pending is None or pending.id != call_id or agent is None or not isinstance(pending.data, dict):
+        return  # `Thread.approve` says what is wrong, or no tool is known here to check against
+    tool = agent.tools.get(str(pending.data.get("intent")))
+    arguments = pending.data.get("arguments")
+    if tool is None or not isinstance(arguments, dict):
+        return
+    fields = tool.arguments.model_fields
+    listing = ", ".join(f"{name}: {_type_name(info.annotation)}" for name, info in fields.items()) or "none"
+    unknown = sorted(set(edits) - set(fields))
+    if unknown:
+        raise UserError(f"tool {tool.name!r} has no parameter {unknown[0]!r}; its parameters: {listing}")
+    try:
+        tool.arguments.model_validate({**arguments, **edits})
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise UserError(f"edits do not fit tool {tool.name!r} ({problems}); its parameters: {listing}") from None
+
+
+def _check_choice(thread: Thread, request_id: str, text: str) -> None:
+    """Refuse an answer to a `multiple_choice` request that is none of its choices."""
+    pending = thread.pending
+    if pending is None or pending.id != request_id or not isinstance(pending.data, dict):
+        return  # `Thread.respond` says what is wrong
+    choices = pending.data.get("choices")
+    if pending.data.get("format") != "multiple_choice" or not isinstance(choices, list) or not choices:
+        return
+    if text.strip().casefold() not in {str(c).strip().casefold() for c in choices}:
+        listed = ", ".join(repr(c) for c in choices)
+        raise UserError(f"the answer {text!r} is none of the request's choices: {listed}")
+
+
+def _type_name(annotation: object) -> str:
+    return getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
