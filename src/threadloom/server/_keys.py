@@ -100,7 +100,14 @@ class KeyRing:
 
     async def find(self, secret: str) -> ApiKey | None:
         """The key whose secret this is, or None; every key's hash is compared, in constant time."""
-        wanted = digest(secret)
+        return await self.find_digest(digest(secret))
+
+    async def find_digest(self, wanted: bytes) -> ApiKey | None:
+        """The key whose secret has this SHA-256, or None: how a signed-in session finds its key again.
+
+        The inbox's session cookie keeps the digest (never the secret), so a key that is deleted
+        ends its sessions at their next request.
+        """
         found: ApiKey | None = None
         for key in (*self._fixed, *(await self._read())):
             if hmac.compare_digest(key.digest, wanted) and found is None:

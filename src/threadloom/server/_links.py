@@ -38,9 +38,11 @@ class AnswerToken:
 class BadToken(Exception):
     """A token that is malformed, forged or expired; `reason` says which, for the page (never why a signature differs)."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, *, expired: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.expired = expired
+        """The token was genuine once: its time is up (the server answers 410 rather than 403)."""
 
 
 def _b64(data: bytes) -> str:
@@ -80,7 +82,7 @@ def read_token(secret: bytes, text: str, *, now: datetime | None = None) -> Answ
     except (ValueError, KeyError, TypeError, binascii.Error) as exc:
         raise BadToken("this link is not valid") from exc
     if (now or datetime.now(UTC)) >= token.expires:
-        raise BadToken(f"this link expired at {token.expires.isoformat()}")
+        raise BadToken(f"this link expired at {token.expires.isoformat()}", expired=True)
     return token
 
 
