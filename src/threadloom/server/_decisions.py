@@ -1,0 +1,267 @@
+"""A request to a person as the pages show it, and the person's answer: read from a form or JSON, given, compared.
+
+The answer-link page and the inbox's thread page decide the same way, through the runtime: approve
+(with edited arguments), reject with feedback, or answer a question. A decision already recorded
+is found again in the thread, so answering twice with the same answer changes nothing and a
+different answer can be told when the first one was given, and by whom.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import KW_ONLY, dataclass, field
+from typing import Any, Literal, cast
+
+from pydantic import BaseModel, ConfigDict, JsonValue, ValidationError
+
+from ..events import APPROVAL, HUMAN_RESPONSE, REQUEST_MORE_INFORMATION, TOOL_CALL, Event
+from ..runtime import Runtime
+from ..thread import Thread
+from ._fields import ArgumentField, FormError, fields_of, read_value
+
+__all__ = ["URGENCY_RANK", "Answer", "Ask", "Decision", "ask_of", "decision_of", "give", "read_form", "read_json"]
+
+Urgency = Literal["low", "medium", "high"]
+URGENCY_RANK: dict[str, int] = {"high": 0, "medium": 1, "low": 2}
+"""Sort order of the inbox: high first (approvals count as high)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Ask:
+    """What a person is asked: an approval of a call, or a question; built from the request event."""
+
+    event: Event
+    """The `tool_call` waiting for approval, or the human request."""
+    kind: Literal["approval", "question"]
+    """Approve or reject a call, or answer in words."""
+    question: str
+    """The question, in one line."""
+    _: KW_ONLY
+    context: str = ""
+    """What the request says the person needs to know."""
+    urgency: Urgency = "medium"
+    """How soon it needs an answer (approvals are high)."""
+    format: str = "free_text"
+    """`free_text`, `yes_no`, `multiple_choice` (questions) or `approval`."""
+    choices: tuple[str, ...] = ()
+    """The options of a multiple-choice question (yes / no for `yes_no`)."""
+    intent: str = ""
+    """The tool an approval would run."""
+    fields: tuple[ArgumentField, ...] = field(default=())
+    """The call's arguments, for an approval."""
+
+    @property
+    def arguments(self) -> dict[str, JsonValue]:
+        """The call's arguments as the model chose them."""
+        data = _data(self.event)
+        arguments = data.get("arguments")
+        return dict(cast(dict[str, JsonValue], arguments)) if isinstance(arguments, dict) else {}
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What a person answered."""
+
+    decision: Literal["approve", "reject", "respond"]
+    """Which of the three."""
+    _: KW_ONLY
+    edits: Mapping[str, JsonValue] = field(default_factory=dict[str, JsonValue])
+    """Arguments changed before approving."""
+    feedback: str = ""
+    """Why a call was rejected."""
+    text: str = ""
+    """The answer to a question."""
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """An answer recorded in the thread."""
+
+    answer: Answer
+    """What was answered."""
+    event: Event
+    """The `approval` or `human_response` event."""
+
+    @property
+    def by(self) -> str:
+        """Who answered, as the event records it."""
+        by = _data(self.event).get("by")
+        return str(by) if by is not None else "unknown"
+
+    def same_as(self, ask: Ask, answer: Answer) -> bool:
+        """Whether `answer` says what this decision said (an approval compares the arguments it runs with)."""
+        mine = self.answer
+        if mine.decision != answer.decision:
+            return False
+        if mine.decision == "approve":
+            return {**ask.arguments, **mine.edits} == {**ask.arguments, **answer.edits}
+        if mine.decision == "reject":
+            return mine.feedback.strip() == answer.feedback.strip()
+        if ask.format in ("multiple_choice", "yes_no"):
+            return mine.text.strip().casefold() == answer.text.strip().casefold()
+        return mine.text.strip() == answer.text.strip()
+
+
+def _data(event: Event) -> dict[str, Any]:
+    return cast(dict[str, Any], event.data) if isinstance(event.data, dict) else {}
+
+
+def ask_of(runtime: Runtime, thread: Thread, event: Event, *, secret_keys: frozenset[str] = frozenset()) -> Ask:
+    """What `event` (a call waiting for approval, or a human request) asks, typed by the agent's tool when known.
+
+    Args:
+        runtime: Its agents type the arguments (`agents[name].tools[intent].arguments`).
+        thread: The thread the event belongs to.
+        event: The request.
+        secret_keys: Argument names to show redacted besides the tool's own secret fields.
+    """
+    data = _data(event)
+    if event.type == TOOL_CALL:
+        intent = str(data.get("intent", ""))
+        agent = runtime.agents.get(str(thread.metadata.get("agent")))
+        tool = agent.tools.get(intent) if agent is not None else None
+        schema: dict[str, Any] = tool.arguments.model_json_schema() if tool is not None else {}
+        secrets = secret_keys | (tool.secret_fields if tool is not None else frozenset[str]())
+        arguments = data.get("arguments")
+        values = cast(dict[str, JsonValue], arguments) if isinstance(arguments, dict) else {}
+        return Ask(
+            event,
+            "approval",
+            f"Run `{intent}`?",
+            urgency="high",
+            format="approval",
+            intent=intent,
+            fields=fields_of(values, schema, secrets),
+        )
+    if event.type == REQUEST_MORE_INFORMATION:
+        return Ask(event, "question", str(data.get("message", "")))
+    form = str(data.get("format", "free_text"))
+    choices = tuple(str(c) for c in data.get("choices") or ()) if form == "multiple_choice" else ()
+    urgency = data.get("urgency")
+    return Ask(
+        event,
+        "question",
+        str(data.get("question", "")),
+        context=str(data.get("context") or ""),
+        urgency=cast(Urgency, urgency) if urgency in URGENCY_RANK else "medium",
+        format=form,
+        choices=("yes", "no") if form == "yes_no" else choices,
+    )
+
+
+# -- reading answers --------------------------------------------------------------------------
+
+
+def read_form(ask: Ask, form: Mapping[str, str]) -> Answer:
+    """The answer a page's form posted: `action` (approve / reject / respond) and its fields.
+
+    Raises:
+        FormError: A field does not hold what its type needs, or the form answers something else.
+    """
+    action = form.get("action", "")
+    if ask.kind == "approval":
+        if action == "reject":
+            feedback = form.get("feedback", "").strip()
+            if not feedback:
+                raise FormError("say why you reject it: the agent reads your feedback")
+            return Answer("reject", feedback=feedback)
+        if action != "approve":
+            raise FormError("choose approve or reject")
+        edits: dict[str, JsonValue] = {}
+        for item in ask.fields:
+            raw = form.get(f"arg.{item.name}")
+            if item.secret or raw is None:
+                continue  # a secret, or an argument the form left out, keeps its value
+            value = read_value(item, raw)
+            if value != item.original:
+                edits[item.name] = value
+        return Answer("approve", edits=edits)
+    text = (form.get("choice") or form.get("text") or "").strip()
+    if not text:
+        raise FormError("write an answer" if not ask.choices else "choose one of the answers")
+    return Answer("respond", text=text)
+
+
+class _Approval(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    decision: Literal["approve", "reject"]
+    edits: dict[str, JsonValue] = {}
+    feedback: str = ""
+
+
+class _Text(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    text: str
+
+
+class _Choice(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    choice: str
+
+
+def read_json(ask: Ask, body: object) -> Answer:
+    """The answer of a JSON body: `{decision, edits?, feedback?}` for an approval, `{text}` or `{choice}` for a question.
+
+    Raises:
+        FormError: The body is not one of those shapes (the message says what is expected).
+    """
+    try:
+        if ask.kind == "approval":
+            approval = _Approval.model_validate(body)
+            if approval.decision == "reject":
+                if not approval.feedback.strip():
+                    raise FormError("a rejection needs `feedback`: the agent reads it")
+                return Answer("reject", feedback=approval.feedback)
+            return Answer("approve", edits=approval.edits)
+        if isinstance(body, dict) and "choice" in body:
+            return Answer("respond", text=_Choice.model_validate(body).choice)
+        return Answer("respond", text=_Text.model_validate(body).text)
+    except ValidationError:
+        wanted = (
+            '{"decision": "approve" | "reject", "edits"?, "feedback"?}'
+            if ask.kind == "approval"
+            else '{"text"} or {"choice"}'
+        )
+        raise FormError(f"this request is answered with {wanted}") from None
+
+
+# -- recorded decisions and giving one ----------------------------------------------------------
+
+
+def decision_of(thread: Thread, event_id: str) -> Decision | None:
+    """The decision recorded for the request `event_id`, or None while none is."""
+    for event in thread.events:
+        data = _data(event)
+        if event.type == APPROVAL and data.get("call_id") == event_id:
+            if data.get("approved"):
+                edits = data.get("edits")
+                changed = cast(dict[str, JsonValue], edits) if isinstance(edits, dict) else {}
+                return Decision(Answer("approve", edits=dict(changed)), event)
+            return Decision(Answer("reject", feedback=str(data.get("feedback") or "")), event)
+        if event.type == HUMAN_RESPONSE and data.get("request_id") == event_id:
+            return Decision(Answer("respond", text=str(data.get("text") or "")), event)
+    return None
+
+
+async def give(runtime: Runtime, thread_id: str, ask: Ask, answer: Answer, *, by: str) -> Thread:
+    """Record `answer` to `ask` through the runtime (which checks it is still pending, and that edits fit the tool).
+
+    Raises:
+        InvalidTransition: The thread no longer waits for this request.
+        UserError: The edits do not fit the tool, or the text is none of the choices.
+    """
+    match answer.decision:
+        case "approve":
+            return await runtime.approve(thread_id, ask.event.id, dict(answer.edits) or None, by=by)
+        case "reject":
+            return await runtime.reject(thread_id, ask.event.id, answer.feedback, by=by)
+        case "respond":
+            return await runtime.respond(thread_id, ask.event.id, _canonical(ask, answer.text), by=by)
+
+
+def _canonical(ask: Ask, text: str) -> str:
+    """A choice as the request spelled it (`Production` for `production`)."""
+    for choice in ask.choices:
+        if choice.strip().casefold() == text.strip().casefold():
+            return choice
+    return text
