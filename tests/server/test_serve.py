@@ -71,6 +71,22 @@ def test_without_a_key_it_refuses_to_start_and_says_how_to_make_one(tmp_path: Pa
     assert "threadloom keys create NAME --scopes read,write,approve" in line and "THREADLOOM_API_KEYS=" in line
 
 
+def test_a_key_made_with_threadloom_keys_create_is_enough_to_start(store_url: str, tmp_path: Path) -> None:
+    made = subprocess.run(
+        [sys.executable, "-m", "threadloom.cli", "keys", "create", "ops", "--scopes", "read", "--store", store_url],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **ENV},
+    )
+    assert made.returncode == 0, made.stderr
+    server = Server(store_url, tmp_path / "serve.log", env={"THREADLOOM_API_KEYS": ""}).wait_ready()
+    try:
+        assert server.stop() == 0, server.output()
+    finally:
+        server.kill()
+    assert made.stdout.strip() not in server.output()
+
+
 def test_a_port_in_use_is_one_line(tmp_path: Path) -> None:
     with socket.create_server(("127.0.0.1", 0)) as taken:
         port = taken.getsockname()[1]

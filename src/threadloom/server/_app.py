@@ -58,6 +58,8 @@ def create_app(config: ServerConfig) -> FastAPI:
                 if isinstance(outcome, BaseException) and not isinstance(outcome, asyncio.CancelledError):
                     log.error("background task %s failed", task.get_coro(), exc_info=outcome)
             await config.runtime.aclose()
+            if config.tables is not None:
+                await config.tables.aclose()
 
     app = FastAPI(
         title="threadloom",

@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from ..runtime import Runtime
 from ._keys import KeyRing
+from ._tables import Tables
 
 __all__ = ["NOTIFIED_STATUSES", "InboundHook", "ServerConfig", "Subscription"]
 
@@ -70,3 +71,5 @@ class ServerConfig:
     """Requests with a larger body are refused with 413 before they are read."""
     answer_ttl: timedelta = timedelta(days=7)
     """How long an answer link stays valid."""
+    tables: Tables | None = None
+    """The server's own tables (stored keys, settings, the webhook outbox); closed when the app stops."""

@@ -1,7 +1,7 @@
 """One server process: its `ServerConfig` from the environment and a TOML file, and uvicorn until SIGTERM.
 
-    THREADLOOM_API_KEYS   name:secret:scope+scope, comma-separated (beside the keys the store holds)
-    THREADLOOM_SECRET     the answer links' signing key (until the store keeps one)
+    THREADLOOM_API_KEYS   name:secret:scope+scope, comma-separated (beside `threadloom keys create`'s)
+    THREADLOOM_SECRET     the answer links' signing key, if not the one kept in the store's database
     THREADLOOM_WEBHOOK_SECRET  whsec_...: what `--webhook URL` subscriptions are signed with
     threadloom.toml       webhooks, inbound hooks, CORS origins, the body limit
 
@@ -18,7 +18,6 @@ import binascii
 import contextlib
 import logging
 import re
-import secrets
 import signal
 import socket
 import tomllib
@@ -34,6 +33,7 @@ from ..runtime import Runtime
 from ._app import create_app
 from ._config import NOTIFIED_STATUSES, InboundHook, ServerConfig, Subscription
 from ._keys import KeyRing, parse_keys
+from ._tables import link_secret, open_tables
 
 __all__ = [
     "INBOX_PATH",
@@ -165,8 +165,36 @@ async def server_config(
     """
     settings = settings or ServerSettings()
     keys = parse_keys(environ.get("THREADLOOM_API_KEYS", ""))
-    if not keys:
-        raise UserError(_NO_KEY)
+    given = environ.get("THREADLOOM_SECRET", "")
+    if given and len(given) < 32:
+        raise UserError("THREADLOOM_SECRET must be at least 32 random characters (it signs answer links)")
+    subscriptions = _subscriptions(settings, webhooks, environ)
+    hooks = _hooks(settings, runtime, environ)
+    tables = await open_tables(await runtime.store())  # in the store's database: one backup holds both
+    try:
+        if not keys and not await tables.keys():
+            raise UserError(_NO_KEY)
+        return ServerConfig(
+            runtime=runtime,
+            keys=KeyRing(keys, stored=tables.keys),
+            secret=given.encode() if given else await link_secret(tables),
+            public_url=public_url.rstrip("/"),
+            worker=worker,
+            worker_concurrency=worker_concurrency,
+            subscriptions=subscriptions,
+            hooks=hooks,
+            cors_origins=tuple(settings.cors_origins),
+            max_body_bytes=settings.max_body_bytes,
+            tables=tables,
+        )
+    except BaseException:
+        await tables.aclose()
+        raise
+
+
+def _subscriptions(
+    settings: ServerSettings, webhooks: Sequence[str], environ: Mapping[str, str]
+) -> tuple[Subscription, ...]:
     subscriptions = [
         Subscription(hook.url, hook.value(environ, f"webhooks[{i}]"), statuses=frozenset(hook.statuses))
         for i, hook in enumerate(settings.webhooks)
@@ -182,6 +210,10 @@ async def server_config(
             if not re.match(r"^https?://", url):
                 raise UserError(f"--webhook {url!r} is not an http(s) URL")
             subscriptions.append(Subscription(url, secret))
+    return tuple(subscriptions)
+
+
+def _hooks(settings: ServerSettings, runtime: Runtime, environ: Mapping[str, str]) -> dict[str, InboundHook]:
     hooks: dict[str, InboundHook] = {}
     for i, hook in enumerate(settings.hooks):
         if hook.name in hooks:
@@ -190,29 +222,7 @@ async def server_config(
             raise UserError(f"hooks[{i}] ({hook.name!r}): no agent is named {hook.agent!r}")
         secret = hook.value(environ, f"hooks[{i}]")
         hooks[hook.name] = InboundHook(hook.name, secret, hook.agent, event_type=hook.event_type)
-    return ServerConfig(
-        runtime=runtime,
-        keys=KeyRing(keys),
-        secret=_link_secret(environ),
-        public_url=public_url.rstrip("/"),
-        worker=worker,
-        worker_concurrency=worker_concurrency,
-        subscriptions=tuple(subscriptions),
-        hooks=hooks,
-        cors_origins=tuple(settings.cors_origins),
-        max_body_bytes=settings.max_body_bytes,
-    )
-
-
-def _link_secret(environ: Mapping[str, str]) -> bytes:
-    given = environ.get("THREADLOOM_SECRET", "")
-    if given:
-        if len(given) < 32:
-            raise UserError("THREADLOOM_SECRET must be at least 32 characters (random; it signs answer links)")
-        return given.encode()
-    # Without a kept secret, links signed now stop working when the process restarts.
-    log.warning("THREADLOOM_SECRET is not set: answer links are signed with a key that ends with this process")
-    return secrets.token_bytes(32)
+    return hooks
 
 
 def _webhook_secret(value: str, where: str) -> str:
