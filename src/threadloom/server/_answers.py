@@ -19,9 +19,9 @@ from pydantic import BaseModel, JsonValue
 
 from ..exceptions import InvalidTransition, ThreadNotFound, UserError
 from ..thread import Thread
+from ._answering import Answer, Ask, Decision, ask_of, decision_of, give, read_form, read_json
 from ._auth import config_of
 from ._config import ServerConfig
-from ._decisions import Answer, Ask, Decision, ask_of, decision_of, give, read_form, read_json
 from ._errors import error_body
 from ._fields import FormError
 from ._links import AnswerToken, BadToken, read_token

@@ -22,8 +22,8 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 from ..exceptions import InvalidTransition, ThreadDecodeError, ThreadNotFound, UserError
 from ..state import Status
 from ..thread import Thread
+from ._answering import URGENCY_RANK, Ask, ask_of, decision_of, give, read_form
 from ._auth import config_of
-from ._decisions import URGENCY_RANK, Ask, ask_of, decision_of, give, read_form
 from ._errors import error_body
 from ._fields import FormError
 from ._pages import STATIC, Redaction, page, render, status_label, timeline, view
