@@ -2,24 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import re
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Final, Protocol, get_args
 
-from ..events import (
-    APPROVAL,
-    ERROR,
-    HUMAN_RESPONSE,
-    REQUEST_HUMAN_INPUT,
-    REQUEST_MORE_INFORMATION,
-    RUN_ERROR,
-    TOOL_CALL,
-)
-from ..exceptions import NotStorable, ThreadDecodeError, ThreadNotFound, UserError, VersionConflict
+from ..events import APPROVAL, ERROR, HUMAN_RESPONSE, REQUEST_HUMAN_INPUT, REQUEST_MORE_INFORMATION, TOOL_CALL
 from ..state import Status, Usage
 from ..thread import Thread
 
@@ -30,17 +19,9 @@ __all__ = [
     "StoreCounts",
     "ThreadStore",
     "ThreadSummary",
-    "WorkSignal",
-    "check_version",
-    "claim_then_load",
     "count_threads",
-    "key_scope",
     "masked",
     "masked_url",
-    "not_storable",
-    "release_all",
-    "retry_time",
-    "summarise",
 ]
 
 
@@ -66,23 +47,6 @@ class ThreadSummary:
     """When a thread whose last run failed may run again (its last event is a `run_error`); no claim before."""
     unreadable: str | None = None
     """Why the thread was set aside as unreadable (`ThreadStore.set_aside`); no claim takes it."""
-
-
-def retry_time(thread: Thread) -> datetime | None:
-    """The `retry_at` of the thread's last event if that is a `run_error`: no worker runs it before then."""
-    if not thread.events:
-        return None
-    last = thread.events[-1]
-    if last.type != RUN_ERROR or not isinstance(last.data, dict):
-        return None
-    value = last.data.get("retry_at")
-    if not isinstance(value, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return moment if moment.utcoffset() is not None else None
 
 
 STATUSES: Final[tuple[Status, ...]] = get_args(Status)
@@ -152,101 +116,6 @@ def masked(text: str, url: str) -> str:
     for secret in filter(None, secrets):
         text = text.replace(secret.strip("'"), "***")
     return masked_url(text)
-
-
-def key_scope(thread: Thread, after: int) -> str:
-    """Where an append's idempotency key belongs: a launch's (`after` = 0) to its agent, any other to its thread."""
-    if after == 0:
-        agent = thread.metadata.get("agent")
-        return f"launch:{agent if isinstance(agent, str) else ''}"
-    return f"thread:{thread.id}"
-
-
-def not_storable(thread: Thread, exc: Exception) -> NotStorable:
-    """The error for an append whose values the store's encoding refused (`json.dumps`, the driver)."""
-    return NotStorable(f"thread {thread.id!r} holds a value the store cannot encode: {exc}", thread_id=thread.id)
-
-
-def summarise(thread: Thread, updated_at: datetime) -> ThreadSummary:
-    """The summary row of a thread, computed from its events by the same code as `Thread.status`."""
-    agent = thread.metadata.get("agent")
-    parent = thread.metadata.get("forked_from")
-    return ThreadSummary(
-        thread_id=thread.id,
-        status=thread.status,
-        agent=agent if isinstance(agent, str) else None,
-        parent_id=parent if isinstance(parent, str) else None,
-        events=len(thread),
-        updated_at=updated_at,
-        wake_at=thread.state.wake_at,
-        retry_at=retry_time(thread),
-    )
-
-
-def check_version(thread: Thread, after: int, stored: int | None) -> None:
-    """Raise unless appending `thread.events[after:]` to a stored thread of `stored` events is valid.
-
-    Args:
-        thread: The writer's thread.
-        after: The event count the writer extends (0 creates the thread).
-        stored: The stored event count, or None when the thread is not stored.
-
-    Raises:
-        UserError: `after` is not within the writer's own thread.
-        ThreadNotFound: `after` > 0 for a thread that is not stored.
-        VersionConflict: The stored count is not `after` (or the thread exists, for `after` = 0).
-    """
-    if not 0 <= after <= len(thread):
-        raise UserError(f"append after={after} is outside thread {thread.id!r} of {len(thread)} events")
-    if stored is None and after > 0:
-        raise ThreadNotFound(thread.id)
-    if stored is not None and (after == 0 or stored != after):
-        raise VersionConflict(thread.id, expected=after, actual=stored)
-
-
-async def claim_then_load(
-    store: ThreadStore, owner: str, *, lease_seconds: float, limit: int, agents: Collection[str] | None = None
-) -> list[Thread]:
-    """`ThreadStore.claim_threads` as `claim`, then `load` of each thread: for stores where a load costs no round trip.
-
-    Raises:
-        ThreadDecodeError: A claimed thread cannot be read; the other claimed threads are released first.
-    """
-    claimed = await store.claim(owner, lease_seconds=lease_seconds, limit=limit, agents=agents)
-    threads: list[Thread] = []
-    for thread_id in claimed:
-        try:
-            threads.append(await store.load(thread_id))
-        except ThreadDecodeError:
-            await release_all(store, [t for t in claimed if t != thread_id], owner)
-            raise
-    return threads
-
-
-async def release_all(store: ThreadStore, thread_ids: Collection[str], owner: str) -> None:
-    """Release `owner`'s leases on these threads (a claim that cannot hand them over: see `claim_threads`)."""
-    for thread_id in thread_ids:
-        await store.release(thread_id, owner)
-
-
-class WorkSignal:
-    """Wakes workers of this process when a thread may have become claimable (the stores' in-process half)."""
-
-    def __init__(self) -> None:
-        """Nothing signalled yet."""
-        self._event = asyncio.Event()
-
-    def set(self) -> None:
-        """Say that work may be waiting."""
-        self._event.set()
-
-    async def wait(self, seconds: float) -> None:
-        """Return once signalled (and reset the signal), or after `seconds`."""
-        if seconds > 0 and not self._event.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._event.wait(), seconds)
-        # Reset before the caller looks for work: whatever a later signal announces, it will see.
-        self._event.clear()
 
 
 class ThreadStore(Protocol):

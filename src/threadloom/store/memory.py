@@ -10,16 +10,9 @@ from datetime import UTC, datetime, timedelta
 from ..exceptions import AlreadyDelivered, IdempotencyKeyReused, LeaseLost, ThreadNotFound
 from ..state import Status
 from ..thread import Thread
-from .base import (
-    StoreCounts,
-    ThreadSummary,
-    WorkSignal,
-    check_version,
-    claim_then_load,
-    count_threads,
-    key_scope,
-    summarise,
-)
+from ._appends import check_version, key_scope, summarise
+from ._leases import WorkSignal, claim_then_load
+from .base import StoreCounts, ThreadSummary, count_threads
 
 __all__ = ["MemoryStore"]
 

@@ -42,21 +42,10 @@ from ..exceptions import (
 )
 from ..state import Status, Usage
 from ..thread import Thread
+from ._appends import check_version, key_scope, not_storable, summarise
 from ._codec import SCHEMA_VERSION, decode_thread, encode_event, encode_metadata
-from .base import (
-    ANSWERS,
-    STATUSES,
-    StoreCounts,
-    ThreadSummary,
-    WorkSignal,
-    check_version,
-    key_scope,
-    masked,
-    masked_url,
-    not_storable,
-    release_all,
-    summarise,
-)
+from ._leases import WorkSignal, release_all
+from .base import ANSWERS, STATUSES, StoreCounts, ThreadSummary, masked, masked_url
 
 __all__ = ["CHANNEL", "MIGRATIONS", "PostgresStore"]
 

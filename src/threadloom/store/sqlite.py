@@ -37,19 +37,10 @@ from ..exceptions import (
 )
 from ..state import Status, Usage
 from ..thread import Thread
+from ._appends import check_version, key_scope, not_storable, summarise
 from ._codec import decode_thread, encode_event, encode_metadata, format_time, parse_time
-from .base import (
-    ANSWERS,
-    STATUSES,
-    StoreCounts,
-    ThreadSummary,
-    WorkSignal,
-    check_version,
-    claim_then_load,
-    key_scope,
-    not_storable,
-    summarise,
-)
+from ._leases import WorkSignal, claim_then_load
+from .base import ANSWERS, STATUSES, StoreCounts, ThreadSummary
 
 __all__ = ["MIGRATIONS", "SQLiteStore"]
 
