@@ -1,9 +1,87 @@
-"""Being built."""
+"""Inbound webhooks: `POST /v1/hooks/{name}`, a Standard-Webhooks-signed payload that launches or resumes a thread.
+
+The payload becomes the data of an `Event(hook.event_type, payload)`: with a string `thread_id` in
+it, the event is sent to that thread; without, it launches a thread of the hook's agent. The
+signature is the API key here: no `Authorization` is needed, and an unsigned, forged, changed or
+older-than-5-minutes request is a 401 before anything is read into a thread. The `webhook-id` is
+the idempotency key, so a sender's retry of one message launches or appends nothing new.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import json
+from typing import Annotated, Any, Literal
 
-__all__ = ["router"]
+from fastapi import APIRouter, Path, Request
+from pydantic import BaseModel, Field, JsonValue
 
-router = APIRouter()
+from ..events import Event
+from ..exceptions import UserError
+from ..state import Status
+from ._auth import config_of
+from ._errors import ApiError
+from ._signing import BadSignature, verify
+
+__all__ = ["HookAccepted", "router"]
+
+router = APIRouter(tags=["hooks"])
+
+
+class HookAccepted(BaseModel):
+    """What a hook did: the thread it launched or sent the event to, and that thread's status now."""
+
+    thread_id: str = Field(description="The thread launched, or the one named by the payload's `thread_id`.")
+    status: Status = Field(description="The thread's status after the event.")
+    action: Literal["launched", "sent"] = Field(description="Whether a thread was launched or an event sent.")
+
+
+_SIGNED = {"description": "Unsigned, forged, changed, or signed more than 5 minutes ago: nothing was appended."}
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: _SIGNED,
+    404: {"description": "No hook of this name, or no thread with the payload's `thread_id`."},
+    413: {"description": "The body is over the server's limit."},
+    422: {"description": "The body is not JSON, or its `thread_id` is not a string, or the event cannot be stored."},
+}
+
+
+@router.post("/v1/hooks/{name}", status_code=202, responses=_ERRORS, summary="Launch or resume a thread from a webhook")
+async def receive(
+    request: Request,
+    name: Annotated[str, Path(description="The hook's name, as configured (`[[hooks]]` in threadloom.toml).")],
+) -> HookAccepted:
+    """Take a signed webhook: launch a thread of the hook's agent, or send the event to the payload's `thread_id`.
+
+    Signed the Standard Webhooks way with the hook's `whsec_` secret (`webhook-id`,
+    `webhook-timestamp`, `webhook-signature` headers). A retry under the same `webhook-id` does
+    nothing new and answers as the first did.
+    """
+    config = config_of(request)
+    hook = config.hooks.get(name)
+    if hook is None:
+        raise ApiError(404, "hook_not_found", f"no hook is named {name!r}")
+    content = await request.body()
+    try:
+        message_id = verify(hook.secret, request.headers, content)
+    except BadSignature as exc:
+        raise ApiError(401, "bad_signature", exc.reason) from None
+    try:
+        payload: JsonValue = json.loads(content)
+    except (ValueError, RecursionError):
+        raise ApiError(422, "invalid_request", "the body is not JSON") from None
+    event = _event(hook.event_type, payload)
+    key = f"hook:{name}:{message_id}"  # scoped to the hook: two senders' ids never collide
+    target = payload.get("thread_id") if isinstance(payload, dict) else None
+    if target is None:
+        thread_id = await config.runtime.launch(hook.agent, event, idempotency_key=key)
+        return HookAccepted(thread_id=thread_id, status=(await config.runtime.get(thread_id)).status, action="launched")
+    if not isinstance(target, str):
+        raise ApiError(422, "invalid_request", "the payload's thread_id must be a string")
+    thread = await config.runtime.send_event(target, event, idempotency_key=key)
+    return HookAccepted(thread_id=thread.id, status=thread.status, action="sent")
+
+
+def _event(event_type: str, payload: JsonValue) -> Event:
+    try:
+        return Event(event_type, payload)
+    except UserError as exc:  # too deep, not finite, a lone surrogate, ...: the event's own checks
+        raise ApiError(422, "invalid_request", f"the payload cannot be an event: {exc}") from None
