@@ -8,7 +8,10 @@ after another, so that none measures while another runs.
 - `python bench/run.py --render`: write RESULTS.md again from bench/.last-run.json;
 - `python bench/run.py --keep LABEL`: keep the last run (bench/runs/, committed) under LABEL: every
   RESULTS.md written from then on shows it, its ratios beside the latest run's (`before (main at
-  dceadad)` kept, the next `make bench` writes the "after" next to it).
+  dceadad)` kept, the next `make bench` writes the "after" next to it);
+- `python bench/run.py --only evals`: measure only that section (about a minute) and write RESULTS.md
+  with it as the latest run (a run of one section; it takes the last run's place in
+  bench/.last-run.json, so `--keep` a full run first to keep it in view).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import bench_append
 import bench_durable
+import bench_evals
 import bench_parsing
 import bench_tokens
 
@@ -409,8 +413,15 @@ def main() -> None:
         (RUNS / f"{slug(args[1])}.json").write_text(json.dumps(raw, indent=1) + "\n")
         write(raw)
         return
+    if args == ["--only", "evals"]:  # one section, measured alone: a run of its own
+        started, code, load_before, probe_before = time.perf_counter(), code_version(), load_average(), speed_probe()
+        evals = bench_evals.measure()
+        raw = {"header": run_header(started, code, load_before, probe_before), "evals": evals, "only": "evals"}
+        RAW.write_text(json.dumps(raw))
+        write(raw)
+        return
     if args:
-        raise SystemExit("usage: run.py [--render | --keep LABEL]")
+        raise SystemExit("usage: run.py [--render | --keep LABEL | --only evals]")
     started = time.perf_counter()
     code = code_version()  # before RESULTS.md is rewritten
     load_before = load_average()
@@ -428,11 +439,28 @@ def main() -> None:
     print("-- tokens, parser, append", flush=True)
     tokens = bench_tokens.measure(bench_tokens.default_counter())
     append = bench_append.run()
+    print("-- evals and tracing", flush=True)
+    evals = bench_evals.measure()
     print("-- the embedded model", flush=True)
     local = local_section()
-    minutes = (time.perf_counter() - started) / 60
-    header = {
-        "minutes": minutes,
+    header = run_header(started, code, load_before, probe_before)
+    raw = {
+        "results": results,
+        "durable": durable,
+        "tokens": tokens,
+        "header": header,
+        "local": local,
+        "append": append,
+        "evals": evals,
+    }
+    RAW.write_text(json.dumps(raw))
+    write(raw)
+
+
+def run_header(started: float, code: str, load_before: str, probe_before: float) -> dict[str, Any]:
+    """How a run ran: how long, the load and the machine's speed at its start and end, the code and versions."""
+    return {
+        "minutes": (time.perf_counter() - started) / 60,
         "load_before": load_before,
         "load_after": load_average(),
         "probe": [probe_before, speed_probe()],
@@ -444,9 +472,6 @@ def main() -> None:
             "psycopg": version("psycopg"),
         },
     }
-    raw = {"results": results, "durable": durable, "tokens": tokens, "header": header, "local": local, "append": append}
-    RAW.write_text(json.dumps(raw))
-    write(raw)
 
 
 def slug(label: str) -> str:
@@ -498,7 +523,8 @@ def run_name(raw: dict[str, Any]) -> str:
 
 
 def ratios_table(runs: list[dict[str, Any]]) -> str:
-    """The durable figures' ratios to their floors (issue 18), one column a run."""
+    """The durable figures' ratios to their floors (issue 18), one column a run (a run of one section has none)."""
+    runs = [r for r in runs if "durable" in r]
     measured = [{target: (value, ok) for target, value, ok in floor_rows(r["durable"])} for r in runs]
     targets = list(dict.fromkeys(t for m in measured for t in m))
     lines = [
@@ -515,28 +541,39 @@ def ratios_table(runs: list[dict[str, Any]]) -> str:
 
 def run_block(raw: dict[str, Any], *, latest: bool) -> str:
     """One run: its heading, how it ran, and its sections one level down."""
-    results, durable, tokens, info = raw["results"], raw["durable"], raw["tokens"], raw["header"]
-    sections = [
-        targets_section(results, durable, tokens),
-        peers_section(results),
-        durable_section(durable),
-        bench_tokens.run(tokens),
-        bench_parsing.run(),
-        raw.get("append") or bench_append.run(),  # timed in the run (runs written before it was kept: now)
-        raw["local"],  # the embedded model (measured in main: it takes minutes)
-    ]
+    info = raw["header"]
+    # Runs kept before the evals section existed say so; a run of one section (`--only`) has only it.
+    evals = (
+        bench_evals.section(raw["evals"]) if "evals" in raw else f"{bench_evals.HEADING}\n\nNot measured in this run."
+    )
+    if "only" in raw:
+        sections = [evals]
+    else:
+        results, durable, tokens = raw["results"], raw["durable"], raw["tokens"]
+        sections = [
+            targets_section(results, durable, tokens),
+            peers_section(results),
+            durable_section(durable),
+            bench_tokens.run(tokens),
+            bench_parsing.run(),
+            raw.get("append") or bench_append.run(),  # timed in the run (runs written before it was kept: now)
+            evals,
+            raw["local"],  # the embedded model (measured in main: it takes minutes)
+        ]
     body = "\n\n".join(sections)
     body = "\n".join("#" + line if line.startswith("## ") else line for line in body.splitlines())
-    versions = "; ".join(f"{v}" for v in results["versions"].values())
+    peers = raw["results"]["versions"].values() if "results" in raw else ()
+    versions = "".join(f"{v}; " for v in peers)
     more = info.get("versions", {})
+    command = f"`bench/run.py --only {raw['only']}`" if "only" in raw else "`make bench`"
     title = run_name(raw) if latest or "label" in raw else f"an earlier run (code at {info.get('code', 'unknown')})"
     header = [
         f"## {title[0].upper()}{title[1:]}: {info['written']} UTC",
         "",
-        f"Written by `make bench` in {info['minutes']:.1f} minutes, in one run, on code at {info.get('code', 'unknown')};",
+        f"Written by {command} in {info['minutes']:.1f} minutes, in one run, on code at {info.get('code', 'unknown')};",
         f"Python {more.get('python', platform.python_version())}, {platform.machine()}, {os.cpu_count()} cores.",
         "",
-        f"Versions: {versions}; bpe-openai {more.get('bpe-openai', version('bpe-openai'))};"
+        f"Versions: {versions}bpe-openai {more.get('bpe-openai', version('bpe-openai'))};"
         f" psycopg {more.get('psycopg', version('psycopg'))}.",
         "",
         "**The machine is shared**: other jobs may use the same 2 cores during a run (load average",
