@@ -129,25 +129,29 @@ async def test_respond_cancel_and_fork(store: ThreadStore) -> None:
     assert (await runtime.get(fork_id)).status == "failed"
 
 
-async def test_events_that_arrive_while_a_tool_runs_are_kept(store: ThreadStore) -> None:
+async def test_events_that_arrive_while_a_tool_runs_are_kept_and_land_after_its_result(store: ThreadStore) -> None:
     runtime = Runtime(store=store)
+    sent: list[asyncio.Task[Thread]] = []
 
     @tool
     async def slow_lookup() -> str:
         """Look something up while someone writes to the thread."""
         [summary] = await runtime.list()
-        await runtime.send_event(summary.thread_id, Event("slack_message", {"text": "any news?"}))
+        # Another writer, while the tool runs: its event waits for the tool's result, not inside the step.
+        sent.append(asyncio.create_task(runtime.send_event(summary.thread_id, Event("slack_message", "any news?"))))
+        await asyncio.sleep(0.05)
+        assert not sent[0].done()
         return "found"
 
-    model = ScriptedModel(['{"intent": "slow_lookup"}', DONE])
+    model = ScriptedModel(['{"intent": "slow_lookup"}', DONE, DONE])
     runtime.agents["looker"] = Agent(name="looker", model=model, tools=[slow_lookup])
     thread_id = await runtime.launch("looker", Event("user_input", {"text": "look"}))
     await runtime.run_until_idle()
-    thread = await runtime.get(thread_id)
-    assert [e.type for e in thread.events] == [
-        "user_input", "tool_call", "tool_started", "slack_message", "tool_response", "done_for_now"
-    ]  # fmt: skip
-    assert thread.status == "done"
+    await sent[0]
+    await runtime.run_until_idle()
+    types = [e.type for e in (await runtime.get(thread_id)).events]
+    assert types[:4] == ["user_input", "tool_call", "tool_started", "tool_response"]  # the step, whole
+    assert types.count("slack_message") == 1 and types[-1] == "done_for_now"
 
 
 async def test_a_model_that_cannot_answer_does_not_spin(store: ThreadStore) -> None:

@@ -8,14 +8,25 @@ thread, and the same key with another request raises `IdempotencyKeyReused`.
 
 from __future__ import annotations
 
+import asyncio
+import itertools
+import time
 from collections.abc import Callable, Mapping
 
 from pydantic import JsonValue, ValidationError
 
 from ._limits import contention_pause, fingerprint
 from .agent import Agent
-from .events import Event
-from .exceptions import AlreadyDelivered, InvalidTransition, NotStorable, ThreadloomError, UserError, VersionConflict
+from .events import Event, is_bookkeeping
+from .exceptions import (
+    AlreadyDelivered,
+    InvalidTransition,
+    NotStorable,
+    ThreadBusy,
+    ThreadloomError,
+    UserError,
+    VersionConflict,
+)
 from .state import FAILED
 from .store import ThreadStore
 from .thread import Thread
@@ -123,10 +134,39 @@ async def respond(
     return await change(store, thread_id, respond, key, fingerprint("respond", request_id, text))
 
 
-async def append_event(store: ThreadStore, thread_id: str, event: Event, key: str | None) -> Thread:
-    """Append an outside event to the latest version (see `Runtime.send_event`)."""
+async def append_event(
+    store: ThreadStore, thread_id: str, event: Event, key: str | None, *, patience: float = 30.0
+) -> Thread:
+    """Append an outside event to the latest version, after any running tool's result (see `Runtime.send_event`)."""
     request = fingerprint("send_event", event.type, event.data)
-    return await change(store, thread_id, lambda t: t.append(event), key, request)
+    waits = not is_bookkeeping(event.type)
+
+    def append(thread: Thread) -> Thread:
+        if waits and _tool_running(thread):
+            raise _ToolRunning
+        return thread.append(event)
+
+    started = time.monotonic()
+    for attempt in itertools.count():
+        try:
+            return await change(store, thread_id, append, key, request)
+        except _ToolRunning:
+            waited = time.monotonic() - started
+            if waited >= patience:
+                raise ThreadBusy(thread_id, waited=waited) from None
+            # The run saves the result without telling anyone: look again, less often as it goes on.
+            await asyncio.sleep(min(0.5, 0.01 * 2**attempt, max(0.0, patience - waited)))
+    raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+
+
+class _ToolRunning(Exception):
+    """`append_event`'s change found a tool running: nothing is written yet."""
+
+
+def _tool_running(thread: Thread) -> bool:
+    """A call of the thread has started and its result is not saved (a worker runs it, or died in it)."""
+    running = thread.state.runnable
+    return thread.status == "ready" and running is not None and running.started is not None
 
 
 async def cancel(store: ThreadStore, thread_id: str, reason: str, key: str | None) -> Thread:

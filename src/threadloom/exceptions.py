@@ -3,6 +3,7 @@
     ThreadloomError
     ├── UserError              misuse of the API, raised at construction, with a hint
     ├── InvalidTransition      approve / reject / respond on something not pending
+    ├── ThreadBusy             an outside event kept waiting by a tool that is still running
     ├── ParseError             model text that cannot become the asked-for type
     ├── OverTokenBudget        a rendering over its token budget after compaction
     ├── ModelError             the model could not give an answer
@@ -45,6 +46,7 @@ __all__ = [
     "Refused",
     "ScriptExhausted",
     "StoreError",
+    "ThreadBusy",
     "ThreadDecodeError",
     "ThreadNotFound",
     "ThreadloomError",
@@ -72,6 +74,23 @@ class InvalidTransition(ThreadloomError):
     def __init__(self, message: str, *, thread_id: str) -> None:
         super().__init__(message)
         self.thread_id = thread_id
+
+
+class ThreadBusy(ThreadloomError):
+    """An outside event waited for a running tool's result longer than it was allowed to; nothing was written.
+
+    Events land between steps, never between a call's `tool_started` and its result
+    (`Runtime.send_event`); send it again later (with the same idempotency key).
+
+    Attributes:
+        thread_id: The thread.
+        waited: How long the event waited, in seconds.
+    """
+
+    def __init__(self, thread_id: str, *, waited: float) -> None:
+        super().__init__(f"thread {thread_id!r} is running a tool; the event waited {waited:.0f} s and was not added")
+        self.thread_id = thread_id
+        self.waited = waited
 
 
 class ParseError(ThreadloomError, ValueError):

@@ -239,21 +239,26 @@ class Runtime(SyncCalls):
         """
         return await _changes.respond(await self.store(), thread_id, request_id, text, key=idempotency_key, by=by)
 
-    async def send_event(self, thread_id: str, event: Event, *, idempotency_key: str | None = None) -> Thread:
+    async def send_event(
+        self, thread_id: str, event: Event, *, idempotency_key: str | None = None, patience: float = 30.0
+    ) -> Thread:
         """Append an outside event (a webhook's result, a Slack reply) to a thread.
 
-        A thread that waits for a person resumes; one that waits for approval keeps waiting.
+        A thread waiting for a person resumes; one waiting for approval keeps waiting. While a tool
+        of the thread runs, the event waits for its result: it lands after the step (a note never waits).
 
         Args:
             thread_id: The thread.
             event: The event to append.
             idempotency_key: A delivery's key (a webhook's delivery id, a click's id): a repeat with
                 it changes nothing and returns the thread as it is.
+            patience: How long the event may wait for a running tool, in seconds (then `ThreadBusy`,
+                nothing written).
 
         Returns:
             The thread after the event.
         """
-        return await _changes.append_event(await self.store(), thread_id, event, idempotency_key)
+        return await _changes.append_event(await self.store(), thread_id, event, idempotency_key, patience=patience)
 
     async def cancel(self, thread_id: str, reason: str = "cancelled", *, idempotency_key: str | None = None) -> Thread:
         """End a thread for good: a `failed` event with the reason. Nothing runs after it.
