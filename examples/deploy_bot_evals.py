@@ -111,6 +111,23 @@ def suite() -> Suite:
     return Suite([build_agent(Cassette(CASSETTE, model, mode="auto"))], cases(), title="deploy bot evals")
 
 
+LIVE_CASES = ("production: the newest tag",)
+"""The cases `live_suite` runs: one model call, so that CI can afford it on every run."""
+
+
+def live_suite() -> Suite:
+    """The suite's first case asked of a live model, no cassette: `DEPLOY_BOT_EVAL_MODEL` (default `local`).
+
+    CI runs it on the embedded model (SmolLM2 in process: no network, no key) to show that the suite
+    runs end to end on a real model today, not only on what the cassette remembers:
+
+        threadloom eval run examples/deploy_bot_evals.py:live_suite --json live.json --html live.html
+    """
+    model = make_model(os.environ.get("DEPLOY_BOT_EVAL_MODEL", "local"))
+    live = [case for case in cases() if case.name in LIVE_CASES]
+    return Suite([build_agent(model)], live, title="deploy bot evals, live")
+
+
 if __name__ == "__main__":
     report = suite().run_sync(progress=True)
     report.print()

@@ -1,4 +1,5 @@
-"""The deploy bot's eval suite, offline from its cassette: reports, the baseline gate, the HTML page in chromium."""
+"""The deploy bot's eval suite, offline from its cassette: reports, the baseline gate, the HTML page in chromium;
+and one of its cases run live on the embedded local model."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,7 @@ from threadloom.evals._cli import app
 
 ROOT = Path(__file__).parent.parent
 SUITE = str(ROOT / "examples" / "deploy_bot_evals.py") + ":suite"
+LIVE_SUITE = str(ROOT / "examples" / "deploy_bot_evals.py") + ":live_suite"
 BASELINE = ROOT / "examples" / "evals" / "deploy_bot.baseline.json"
 MODEL = "SmolLM2-135M-Instruct.Q4_1"  # the cassette was recorded from the embedded local model
 
@@ -77,3 +80,35 @@ def test_the_html_report_renders_in_headless_chromium(tmp_path: Path) -> None:
     if artifacts:  # CI keeps the screenshot
         Path(artifacts).mkdir(parents=True, exist_ok=True)
         shutil.copy(shot, Path(artifacts) / "deploy-bot-eval-report.png")
+
+
+def test_a_case_of_the_suite_runs_live_on_the_embedded_model_through_the_command(tmp_path: Path) -> None:
+    # Not the cassette: SmolLM2 answers now, in the command's own process (llama.cpp, no network, no
+    # key). What the tiny model picks is not asserted; that the run completes and reports it is.
+    cassette = ROOT / "examples" / "evals" / "deploy_bot.cassette.yaml"
+    before = cassette.read_text()
+    reports = {"--json": tmp_path / "live.json", "--html": tmp_path / "live.html"}
+    environment = {k: v for k, v in os.environ.items() if k != "THREADLOOM_CASSETTES"}
+    command = [sys.executable, "-m", "threadloom.cli", "eval", "run", LIVE_SUITE, "--no-progress"]
+    done = subprocess.run(
+        [*command, *(f"{option}={path}" for option, path in reports.items())],
+        cwd=ROOT,
+        env={**environment, "DEPLOY_BOT_EVAL_MODEL": "local", "COLUMNS": "200"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "deploy bot evals, live" in done.stdout and MODEL in done.stdout
+    report = json.loads(reports["--json"].read_text())
+    (case,) = report["cases"]
+    (attempt,) = case["attempts"]
+    assert (case["case"], case["model"]) == ("production: the newest tag", MODEL)
+    assert attempt["error"] is None, attempt  # the model answered
+    # The grammar holds the model to the intents offered at this step, so its answer is one of them.
+    assert json.loads(attempt["answer"])["intent"] in ("deploy_backend", "request_more_information")
+    assert report["models"][0]["input_tokens"] > 0 and report["models"][0]["output_tokens"] > 0
+    page = reports["--html"].read_text()
+    assert page.startswith("<!doctype html>") and "production: the newest tag" in page
+    assert cassette.read_text() == before  # a live run records nothing
