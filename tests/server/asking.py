@@ -10,8 +10,9 @@ import json
 import re
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
-from typing import Literal
+from typing import Literal, TypeVar
 
 from serving import SECRET
 
@@ -19,6 +20,8 @@ from threadloom import Agent, Event, Runtime, Thread, tool
 from threadloom.messages import Message
 from threadloom.models import ScriptedModel
 from threadloom.server._links import answer_url
+
+T = TypeVar("T")
 
 deployed: list[str] = []
 """Every tag the `deploy` tool deployed, in order (the effect that must run once)."""
@@ -75,18 +78,26 @@ def asker() -> Agent:
 
 
 class Side:
-    """A runtime on the server's store, as another process: launch threads, read them, wait for a status."""
+    """A runtime on the server's store, as another process: launch threads, read them, wait for a status.
+
+    Its calls run on a thread of their own, so they work beside a running event loop too (playwright's).
+    """
 
     def __init__(self, store_url: str, agents: Sequence[Agent] = ()) -> None:
-        self.runtime = Runtime(store=store_url, agents=agents)
+        self._runtime = Runtime(store=store_url, agents=agents)
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="side")
+
+    def call(self, work: Callable[[Runtime], T]) -> T:
+        """`work(runtime)`, with the runtime's `*_sync` methods, on the side's own thread."""
+        return self._thread.submit(work, self._runtime).result()
 
     def launch(self, agent: str, **data: str) -> str:
         """A new thread of `agent`, started by a `user_input` with `data`."""
-        return self.runtime.launch_sync(agent, Event("user_input", dict(data)))
+        return self.call(lambda runtime: runtime.launch_sync(agent, Event("user_input", dict(data))))
 
     def get(self, thread_id: str) -> Thread:
         """The thread as stored now."""
-        return self.runtime.get_sync(thread_id)
+        return self.call(lambda runtime: runtime.get_sync(thread_id))
 
     def wait(self, thread_id: str, until: Callable[[Thread], bool], *, seconds: float = 30) -> Thread:
         """The thread once `until` holds (the server's worker runs it); fails after `seconds`."""
@@ -109,8 +120,9 @@ class Side:
         return url if base_url else url.removeprefix("http://x")
 
     def close(self) -> None:
-        """Close its store."""
-        self.runtime.close()
+        """Close its store and its thread."""
+        self.call(lambda runtime: runtime.close())
+        self._thread.shutdown()
 
 
 def types(thread: Thread) -> list[str]:

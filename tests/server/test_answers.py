@@ -92,7 +92,7 @@ def test_a_different_answer_is_refused_saying_when_the_first_was_given(serve: Se
         also = client.post(link, json={"decision": "approve", "edits": {"tag": "v9"}})
         assert also.status_code == 409  # other arguments are another answer too
         page = client.get(link).text
-        assert "Approved" in page and "by answer_link" in page and 'name="csrf"' not in page
+        assert "Approved" in page and "by the answer link" in page and 'name="csrf"' not in page
 
 
 def test_a_question_is_answered_by_one_of_its_choices(serve: Serve, side: Side) -> None:
@@ -193,7 +193,7 @@ def test_a_link_whose_thread_moved_on_says_so(serve: Serve, side: Side) -> None:
     with serve([asker()]) as client:
         thread_id = side.launch("asker", text="deploy")
         link = side.link(side.waiting(thread_id))
-        side.runtime.send_event_sync(thread_id, Event("slack_message", {"text": "never mind, staging"}))
+        side.call(lambda r: r.send_event_sync(thread_id, Event("slack_message", {"text": "never mind, staging"})))
         moved = client.post(link, json={"choice": "staging"})
         assert moved.status_code == 409 and moved.json()["error"]["code"] == "not_waiting"
 
@@ -235,6 +235,6 @@ def answers(serve: Serve, store_url: str) -> Iterator[tuple[httpx.Client, Side, 
     with serve([asker()], worker=False) as client:
         side = Side(store_url, agents=[asker()])
         thread_id = side.launch("asker", text="deploy")
-        side.runtime.run_until_idle_sync()
+        side.call(lambda r: r.run_until_idle_sync())
         yield client, side, thread_id, side.link(side.get(thread_id))
         side.close()

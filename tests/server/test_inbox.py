@@ -112,7 +112,8 @@ def test_the_inbox_lists_what_waits_by_urgency_then_age(serve: Serve, side: Side
         waiting = [side.waiting(thread_id) for thread_id in launched]
         answered = side.waiting(side.launch("asker", text="answered"))
         assert answered.pending is not None
-        side.runtime.respond_sync(answered.id, answered.pending.id, "staging")  # no longer waits: not listed
+        request_id = answered.pending.id
+        side.call(lambda r: r.respond_sync(answered.id, request_id, "staging"))  # no longer waits: not listed
         page = client.get("/inbox").text
         order = re.findall(r'href="/inbox/threads/([^"]+)"', page)
         by_age = sorted(waiting[2:], key=lambda t: t.pending.at if t.pending else t.events[0].at)
@@ -121,7 +122,8 @@ def test_the_inbox_lists_what_waits_by_urgency_then_age(serve: Serve, side: Side
             launched[1],
             launched[0],
         ]  # high (approvals too) by age, then medium, low
-        assert "approval to run `deploy`" in page and "Which environment should get v1.2.3?" in page
+        assert "Run <code>deploy</code>" in page and "tag: v1.2.3 · environment: production · replicas: 2" in page
+        assert "Which environment should get v1.2.3?" in page
         assert 'class="count">4<' in page
 
 
@@ -194,7 +196,8 @@ def test_values_from_events_are_escaped_on_the_thread_page(serve: Serve, side: S
     with serve([asker()]) as api, browser(api) as client:
         sign_in(client, READER)
         thread = side.waiting(side.launch("asker", text="<script>alert(1)</script>"))
-        side.runtime.send_event_sync(thread.id, Event("note_x", {"<img src=x onerror=alert(1)>": "</pre><script>"}))
+        hostile = Event("note_x", {"<img src=x onerror=alert(1)>": "</pre><script>"})
+        side.call(lambda r: r.send_event_sync(thread.id, hostile))
         page = client.get(f"/inbox/threads/{thread.id}").text
         assert "<script>alert(1)" not in page and "<img src=x" not in page and "</pre><script>" not in page
         assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
@@ -217,7 +220,8 @@ def test_the_stream_sends_new_events_and_the_state_to_a_signed_in_page(serve: Se
             state = json.loads(next(messages)["data"])
             assert (state["status"], state["pending"]) == ("waiting_approval", thread.pending.id)
             assert "Approve and run" in state["panel"]
-            side.runtime.approve_sync(thread.id, thread.pending.id)
+            call_id = thread.pending.id
+            side.call(lambda r: r.approve_sync(thread.id, call_id))
             seen: list[str] = []
             for message in messages:
                 if message["event"] == "state" and json.loads(message["data"])["status"] == "done":

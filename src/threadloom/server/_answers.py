@@ -179,6 +179,7 @@ def _show(
         request,
         "answer.html",
         status=status,
+        section="answer",
         title=ask.question,
         thread=thread,
         ask=ask,

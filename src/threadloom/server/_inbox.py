@@ -26,7 +26,7 @@ from ._answering import URGENCY_RANK, Ask, ask_of, decision_of, give, read_form
 from ._auth import config_of
 from ._errors import error_body
 from ._fields import FormError
-from ._pages import STATIC, Redaction, page, render, status_label, timeline, view
+from ._pages import STATIC, Redaction, page, render, status_label, ticks, timeline, view
 from ._session import LOGIN_COOKIE, Viewer, csrf_ok, keep_login_nonce, login_token, sign_in, sign_out, viewer_of
 
 __all__ = ["router"]
@@ -40,7 +40,7 @@ _LISTED = 200
 """Threads of each waiting status the inbox lists at most."""
 _SHOWN = 500
 """A thread page's timeline shows the newest this many events."""
-_STATIC = {"inbox.css": "text/css", "inbox.js": "text/javascript"}
+_STATIC = {"inbox.css": "text/css", "inbox.js": "text/javascript", "favicon.svg": "image/svg+xml"}
 _FLASHES = {
     "approved": "Approved: the call runs next.",
     "rejected": "Rejected: the agent reads your feedback.",
@@ -323,7 +323,7 @@ async def stream(request: Request, thread_id: str, after: str = "") -> AsyncIter
                 data={
                     "status": thread.status,
                     "label": status_label(thread.status),
-                    "reason": thread.waiting_reason or "",
+                    "reason": str(ticks(thread.waiting_reason or "")),
                     "pending": now_pending or "",
                     "panel": _panel(viewer, thread, ask, {}),
                 },

@@ -26,7 +26,7 @@ from ..events import APPROVAL, HUMAN_RESPONSE, Event, is_bookkeeping
 from ..runtime import Runtime
 from ..thread import Thread
 
-__all__ = ["STATIC", "EventView", "Redaction", "page", "render", "status_label", "timeline"]
+__all__ = ["STATIC", "EventView", "Redaction", "page", "render", "status_label", "ticks", "timeline", "view"]
 
 _HERE = Path(__file__).parent
 STATIC = _HERE / "static"
@@ -71,16 +71,36 @@ def _ago(moment: datetime, now: datetime | None = None) -> str:
     for size, unit in ((86400, "d"), (3600, "h"), (60, "min")):
         if seconds >= size:
             return f"{seconds // size} {unit}"
-    return f"{seconds} s"
+    return "just now" if seconds < 10 else f"{seconds} s"
 
 
 def _utc(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-_env.filters["ago"] = _ago
-_env.filters["utc"] = _utc
-_env.filters["status_label"] = status_label
+def _when(moment: datetime, now: datetime | None = None) -> str:
+    """A time in short: the clock today, the day too before (UTC)."""
+    moment = moment.astimezone(UTC)
+    same_day = moment.date() == (now or datetime.now(UTC)).date()
+    return moment.strftime("%H:%M:%S" if same_day else "%b %d, %H:%M") + " UTC"
+
+
+def _who(by: str) -> str:
+    """Who decided, in words: `key:ops` is the key's name, `answer_link` the answer link."""
+    return "the answer link" if by == "answer_link" else by.removeprefix("key:")
+
+
+def ticks(text: str) -> Markup:
+    """`text` escaped, its `backticked` parts as code (waiting reasons name tools so)."""
+    parts = text.split("`")
+    if len(parts) % 2 == 0:  # an unpaired backtick: no code at all
+        return Markup.escape(text)
+    return Markup("").join(
+        Markup("<code>{}</code>").format(p) if i % 2 else Markup.escape(p) for i, p in enumerate(parts)
+    )
+
+
+_env.filters.update(ago=_ago, utc=_utc, when=_when, who=_who, ticks=ticks, status_label=status_label)
 
 
 def render(template: str, **values: Any) -> Markup:
@@ -137,7 +157,15 @@ class EventView:
 
 
 def _text(value: object) -> str:
-    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    """A value in one line: text as it is, a flat object as `key: value` pairs, anything else as JSON."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and value:
+        pairs = cast(dict[str, Any], value).items()
+        return " · ".join(
+            f"{key}: {item if isinstance(item, str) else json.dumps(item, ensure_ascii=False)}" for key, item in pairs
+        )
+    return json.dumps(value, ensure_ascii=False)
 
 
 def view(event: Event, redaction: Redaction) -> EventView:
@@ -166,8 +194,10 @@ def _describe(kind: str, fields: dict[str, Any], data: JsonValue) -> tuple[str, 
         case "approval":
             if fields.get("approved"):
                 edits: JsonValue = fields.get("edits") or {}
-                return "Approved", "person", f"with edits {_text(edits)}" if edits else "as proposed"
+                return "Approved", "person", f"with edits: {_text(edits)}" if edits else "as proposed"
             return "Rejected", "person", str(fields.get("feedback") or "")
+        case "tool_started":
+            return f"{fields.get('intent')} started", "note", ""
         case "tool_response":
             return f"{fields.get('intent')} returned", "tool", _text(fields.get("result"))
         case "error":

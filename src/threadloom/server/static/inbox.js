@@ -43,7 +43,7 @@
     var state = JSON.parse(message.data);
     status.textContent = state.label;
     status.className = "badge status-" + state.status;
-    reason.textContent = state.reason;
+    reason.innerHTML = state.reason;
     thread.dataset.status = state.status;
     document.title = (thread.dataset.agent || "thread") + " · " + state.label + " · threadloom";
     if (panel.dataset.pending !== state.pending) {
