@@ -14,7 +14,7 @@ from .events import Event
 from .exceptions import InvalidTransition, UserError
 from .state import Status, ThreadState, call_arguments, data_field
 
-__all__ = ["check_choice", "check_edits", "check_pending"]
+__all__ = ["check_choice", "check_edits", "check_pending", "decided"]
 
 
 def check_pending(state: ThreadState, thread_id: str, event_id: str, status: Status, verb: str) -> Event:
@@ -74,3 +74,8 @@ def check_choice(request: Event, text: str) -> None:
 def choice_key(text: str) -> str:
     """How an answer is compared with a choice: `" Mark done"` and `"mark_done"` are the same."""
     return text.strip().lower().replace(" ", "_")
+
+
+def decided(data: dict[str, JsonValue], by: str | None) -> dict[str, JsonValue]:
+    """A decision's data with who made it (`by`), when known: for the operator, never rendered to the model."""
+    return data if by is None else {**data, "by": by}

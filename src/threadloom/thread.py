@@ -11,7 +11,7 @@ from typing import Any, Final, overload
 
 from pydantic import JsonValue
 
-from ._answers import check_choice, check_edits, check_pending
+from ._answers import check_choice, check_edits, check_pending, decided
 from ._fold import fold
 from ._thread_json import dump_thread, load_thread
 from .events import APPROVAL, HUMAN_RESPONSE, Event, id_problem, json_problem, new_id
@@ -297,7 +297,7 @@ class Thread:
         call = check_pending(self._state, self.id, call_id, "waiting_approval", "approve")
         check_edits(call, edits or {})
         data: dict[str, JsonValue] = {"call_id": call_id, "approved": True, "edits": dict(edits or {})}
-        return self.append(Event(APPROVAL, _decided(data, by)))
+        return self.append(Event(APPROVAL, decided(data, by)))
 
     def reject(self, call_id: str, feedback: str, *, by: str | None = None) -> Thread:
         """Reject the pending tool call `call_id`; the feedback goes to the model.
@@ -314,7 +314,7 @@ class Thread:
             InvalidTransition: `call_id` is not the call waiting for approval.
         """
         check_pending(self._state, self.id, call_id, "waiting_approval", "reject")
-        return self.append(Event(APPROVAL, _decided({"call_id": call_id, "approved": False, "feedback": feedback}, by)))
+        return self.append(Event(APPROVAL, decided({"call_id": call_id, "approved": False, "feedback": feedback}, by)))
 
     def respond(self, request_id: str, text: str, *, by: str | None = None) -> Thread:
         """Answer the pending human request `request_id`.
@@ -333,7 +333,7 @@ class Thread:
                 message lists them); nothing is appended.
         """
         check_choice(check_pending(self._state, self.id, request_id, "waiting_human", "respond to"), text)
-        return self.append(Event(HUMAN_RESPONSE, _decided({"request_id": request_id, "text": text}, by)))
+        return self.append(Event(HUMAN_RESPONSE, decided({"request_id": request_id, "text": text}, by)))
 
     # -- JSON ------------------------------------------------------------------------------
 
@@ -386,11 +386,6 @@ _SET_SIZE: Final = Thread.__dict__["_size"].__set__
 _SET_METADATA: Final = Thread.__dict__["_metadata"].__set__
 _SET_THREAD_STATE: Final = Thread.__dict__["_state"].__set__
 _event_id: Final = attrgetter("id")
-
-
-def _decided(data: dict[str, JsonValue], by: str | None) -> dict[str, JsonValue]:
-    """A decision's data with who made it, when known."""
-    return data if by is None else {**data, "by": by}
 
 
 def _refuse_events(items: Iterable[object]) -> None:
