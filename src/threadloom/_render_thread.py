@@ -195,6 +195,13 @@ class Rendering:
         hidden = self.resolver.hidden
         return ((e, p) for e, p in zip(self.shown, self.parts, strict=True) if e.id not in hidden)
 
+    def visible_thread(self, thread: Thread) -> Thread:
+        """`thread` as a whole-thread renderer gets it: redacted, resolved errors out; itself when that changes nothing."""
+        events = [event for event, _ in self.visible()]
+        if len(events) == len(thread) and all(a is b for a, b in zip(events, thread.events, strict=True)):
+            return thread
+        return Thread(events, thread_id=thread.id, metadata=thread.metadata)
+
     def mark_current(self) -> None:
         self.joined = self.done
         self.hidden_seen = len(self.resolver.hidden)

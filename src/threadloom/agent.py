@@ -7,12 +7,12 @@ import dataclasses
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
-from pydantic import JsonValue, TypeAdapter
+from pydantic import JsonValue
 
 from .context import Context
 from .events import Event, storable_text
 from .exceptions import ParseError, UserError
-from .intents import BUILTIN_INTENTS, Intent, Tool, WaitUntil, intent_name, intent_union
+from .intents import BUILTIN_INTENTS, Intent, Tool, WaitUntil, intent_name, intent_schema, intent_union
 from .intents import tool as make_tool
 from .loop import MAX_OUTPUT_CHARS, AfterStep, Limits, Save, maybe_await
 from .loop import run as run_loop
@@ -147,9 +147,9 @@ class Agent:
         waits = (WaitUntil,) if can_wait else ()
         self.intents: tuple[type[Intent], ...] = (*(t.intent for t in self.tools.values()), *BUILTIN_INTENTS, *waits)
         self.intent_type: Any = intent_union(self.intents)
-        self._schema = _intent_required(TypeAdapter(self.intent_type).json_schema())
+        self._schema = intent_schema(self.intents)
         self._intent_names = tuple(intent_name(i) for i in self.intents)
-        self._tool_definitions = tuple(_tool_definition(i) for i in self.intents)
+        self._tool_definitions = tuple(ToolDefinition.of(i) for i in self.intents)
         # What a narrowed step sends, by the names offered: derived from the intents, built once each.
         self._narrowed: dict[tuple[str, ...], tuple[dict[str, Any], tuple[ToolDefinition, ...]]] = {}
         # Provider models say how they ask (`OpenAIModel(strategy=...)`); the prompt follows suit.
@@ -198,16 +198,16 @@ class Agent:
         return self._request(thread, self.offered(thread))
 
     def _request(self, thread: Thread, offered: tuple[type[Intent], ...]) -> ModelRequest:
+        messages = tuple(self._render(thread, offered))
         if offered == self.intents:
             schema, names, tools = self._schema, self._intent_names, self._tool_definitions
         else:
             names = tuple(intent_name(i) for i in offered)
             if names not in self._narrowed:
-                narrowed = _intent_required(TypeAdapter(intent_union(offered)).json_schema())
-                self._narrowed[names] = (narrowed, tuple(_tool_definition(i) for i in offered))
+                self._narrowed[names] = (intent_schema(offered), tuple(ToolDefinition.of(i) for i in offered))
             schema, tools = self._narrowed[names]
         return ModelRequest(
-            messages=tuple(self._render(thread, offered)),
+            messages=messages,
             output_schema=schema,
             intent_names=names,
             tools=tools,
@@ -245,9 +245,10 @@ class Agent:
         except ParseError as exc:  # a model that judged its own answer unusable before returning it
             return _model_error(exc, None)
         try:
-            event = self.to_event(self._parse(completion, offered))
+            intent = self._parse(completion, offered)
+            event = self.to_event(intent)
             assert isinstance(event.data, dict)
-            return Event(event.type, {**event.data, "model": _model_record(completion)}, id=event.id, at=event.at)
+            return Event(event.type, {**event.data, "model": completion.record()}, id=event.id, at=event.at)
         except ParseError as exc:
             return _model_error(exc, completion)
         except UserError as exc:  # a value no store can hold (Event refuses it): the model's to fix
@@ -338,34 +339,11 @@ class Agent:
 _BUILTIN_NAMES = frozenset(intent_name(i) for i in (*BUILTIN_INTENTS, WaitUntil))
 
 
-def _tool_definition(intent: type[Intent]) -> ToolDefinition:
-    """One intent as a native tool: its fields' schema without the `intent` discriminator."""
-    schema = intent.model_json_schema()
-    description = str(schema.pop("description", ""))
-    schema.pop("title", None)
-    properties = {k: v for k, v in schema.get("properties", {}).items() if k != "intent"}
-    required = [k for k in schema.get("required", ()) if k != "intent"]
-    parameters: dict[str, Any] = {**schema, "type": "object", "properties": properties, "required": required}
-    return ToolDefinition(name=intent_name(intent), description=description, parameters=parameters)
-
-
-def _model_record(completion: Completion) -> dict[str, JsonValue]:
-    return {
-        "name": completion.model,
-        "input_tokens": completion.usage.input_tokens,
-        "output_tokens": completion.usage.output_tokens,
-        "cached_tokens": completion.usage.cached_tokens,
-        "latency_ms": round(completion.latency_ms, 1),
-        "strategy": completion.strategy,
-        "stop_reason": completion.stop_reason,
-    }
-
-
 def _model_error(exc: ParseError, completion: Completion | None) -> Event:
     data: dict[str, JsonValue] = {"source": "model", "error_type": "ParseError", "message": str(exc)}
     data["output"] = storable_text(exc.text[:MAX_OUTPUT_CHARS])
     if completion is not None:
-        data["model"] = _model_record(completion)
+        data["model"] = completion.record()
     return Event(ERROR, data)
 
 
@@ -383,17 +361,3 @@ def _as_prefetch_tool(item: Prefetch, agent: str) -> Tool:
     if required:
         raise UserError(f"Agent {agent!r}: prefetch {tool.name!r} needs arguments {required}; prefetch takes none")
     return tool
-
-
-def _intent_required(schema: dict[str, Any]) -> dict[str, Any]:
-    """The union's schema with `intent` required in every member.
-
-    Pydantic leaves it optional (each intent class gives it a default), but the parser picks the
-    member by it, so a server or grammar that constrains output to the schema must not let it out.
-    """
-    members = [*schema.get("$defs", {}).values(), schema]
-    for member in members:
-        properties = member.get("properties", {})
-        if "const" in properties.get("intent", {}):
-            member["required"] = ["intent", *(r for r in member.get("required", []) if r != "intent")]
-    return schema

@@ -18,7 +18,7 @@ from typing import Literal, cast
 
 from ._redact import DEFAULT_SECRET_PATTERN, REDACTED, Redactor, redact
 from ._render_event import event_text
-from ._render_thread import Pipeline, Rendering
+from ._render_thread import Pipeline
 from .events import MODEL_RECORD_EVENTS, Event
 from .exceptions import OverTokenBudget, UserError
 from .messages import Message, ToolCall
@@ -195,7 +195,7 @@ class Context:
         pipeline = self._pipeline
         rendering = pipeline.read(thread)
         if self.thread_to_prompt is not None:
-            custom = self.thread_to_prompt(_visible_thread(thread, rendering))
+            custom = self.thread_to_prompt(rendering.visible_thread(thread))
             return head + ([Message("user", custom)] if isinstance(custom, str) else list(custom))
         if self.format == "messages":
             return head + pipeline.messages(rendering)
@@ -239,11 +239,3 @@ def render(
         counter=counter,
     )
     return context.render(thread, system=system)
-
-
-def _visible_thread(thread: Thread, rendering: Rendering) -> Thread:
-    """The thread as a whole-thread renderer gets it: redacted, resolved errors out; itself when that changes nothing."""
-    events = [event for event, _ in rendering.visible()]
-    if len(events) == len(thread) and all(a is b for a, b in zip(events, thread.events, strict=True)):
-        return thread
-    return Thread(events, thread_id=thread.id, metadata=thread.metadata)

@@ -45,6 +45,7 @@ __all__ = [
     "WaitUntil",
     "idempotency_key",
     "intent_name",
+    "intent_schema",
     "intent_union",
     "tool",
 ]
@@ -120,6 +121,20 @@ def intent_union(models: Sequence[type[Intent]]) -> Any:
     if len(models) == 1:
         return models[0]
     return Annotated[Union[tuple(models)], Discriminator("intent")]  # noqa: UP007 - a runtime-built union
+
+
+def intent_schema(models: Sequence[type[Intent]]) -> dict[str, Any]:
+    """The JSON Schema of `intent_union(models)`, with `intent` required in every member.
+
+    Pydantic leaves it optional (each intent class gives it a default), but the parser picks the
+    member by it, so a server or grammar that constrains output to the schema must not let it out.
+    """
+    schema = TypeAdapter(intent_union(models)).json_schema()
+    for member in [*schema.get("$defs", {}).values(), schema]:
+        properties = member.get("properties", {})
+        if "const" in properties.get("intent", {}):
+            member["required"] = ["intent", *(r for r in member.get("required", []) if r != "intent")]
+    return schema
 
 
 ToolFunction = Callable[..., Any]

@@ -12,6 +12,9 @@ from collections.abc import Mapping
 from dataclasses import KW_ONLY, dataclass, field
 from typing import Any, Literal, Protocol, TypedDict, runtime_checkable
 
+from pydantic import JsonValue
+
+from ..intents import Intent, intent_name
 from ..messages import Message
 from ..state import Usage
 
@@ -54,6 +57,17 @@ class ToolDefinition:
     parameters: Mapping[str, Any]
     """JSON Schema of the intent's fields, without the `intent` discriminator."""
 
+    @classmethod
+    def of(cls, intent: type[Intent]) -> ToolDefinition:
+        """One intent as a native tool: its fields' schema without the `intent` discriminator."""
+        schema = intent.model_json_schema()
+        description = str(schema.pop("description", ""))
+        schema.pop("title", None)
+        properties = {k: v for k, v in schema.get("properties", {}).items() if k != "intent"}
+        required = [k for k in schema.get("required", ()) if k != "intent"]
+        parameters: dict[str, Any] = {**schema, "type": "object", "properties": properties, "required": required}
+        return cls(name=intent_name(intent), description=description, parameters=parameters)
+
 
 @dataclass(frozen=True, slots=True)
 class ModelRequest:
@@ -93,6 +107,18 @@ class Completion:
     """Why this answer cannot be an intent, written for the model (several tool calls, no call, prose
     where a tool call was required). The agent records it as a model `error` event, with this call's
     usage, and asks again, as it does for text that does not parse."""
+
+    def record(self) -> dict[str, JsonValue]:
+        """What the event of this answer keeps of the call (`data["model"]`, which `thread.usage` totals)."""
+        return {
+            "name": self.model,
+            "input_tokens": self.usage.input_tokens,
+            "output_tokens": self.usage.output_tokens,
+            "cached_tokens": self.usage.cached_tokens,
+            "latency_ms": round(self.latency_ms, 1),
+            "strategy": self.strategy,
+            "stop_reason": self.stop_reason,
+        }
 
 
 @runtime_checkable
