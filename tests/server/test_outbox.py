@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Generator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from dirty_equals import IsStr
 from receiver import Receiver, wait_for
 from serving import KEYS, SECRET, serving
@@ -134,7 +136,8 @@ def test_a_thread_waiting_then_done_is_delivered_once_per_change_signed_with_its
     assert sorted(d.delivery_id for d in outbox(store_url)) == sorted(ids)
 
 
-def test_a_receiver_that_fails_at_first_gets_it_later(store_url: str) -> None:
+def test_a_receiver_that_fails_at_first_gets_it_later(store_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, "threadloom.server.webhooks")
     secret = new_webhook_secret()
     receiver = Receiver(secret, fail_first=2)
     with receiving(receiver) as url, server(store_url, url, secret, statuses=frozenset({"done"})):
@@ -146,6 +149,9 @@ def test_a_receiver_that_fails_at_first_gets_it_later(store_url: str) -> None:
     assert len({r.webhook_id for r in receiver.requests}) == 1  # one message, retried under its id
     (delivery,) = outbox(store_url)
     assert delivery.attempts == 3 and delivery.last_error == "HTTP 503" and delivery.next_attempt_at is None
+    failures = [r.getMessage() for r in caplog.records if r.name == "threadloom.server.webhooks"]
+    assert len(failures) == 2 and all("HTTP 503" in line for line in failures)
+    assert not any("/hook" in line for line in failures)  # a subscriber's path can hold a token: never logged
 
 
 def test_what_was_queued_before_a_stop_is_delivered_after_the_restart(store_url: str) -> None:
