@@ -165,3 +165,11 @@ def test_any_signed_json_is_launched_or_refused_never_a_server_error(serve: Serv
             assert unsigned.status_code == 401
 
         check()
+
+
+def test_a_hook_that_would_write_threadloom_s_own_events_is_refused(serve: Serve, store_url: str) -> None:
+    hooks = {"orders": InboundHook("orders", SECRET, "orders_bot", event_type="human_response")}
+    with serve([bot()], hooks=hooks, worker=False) as client:
+        answer = post(client, b'{"text": "approved, says the sender"}')
+        assert answer.status_code == 422 and answer.json()["error"]["code"] == "reserved_event_type"
+    assert threads(store_url) == []
