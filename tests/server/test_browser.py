@@ -11,12 +11,15 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
+import httpx
 import pytest
-from asking import Side, asker, types
+from asking import asker
 from playwright.sync_api import Browser, Page, ViewportSize, expect, sync_playwright
 from serving import ADMIN, Serve
 
@@ -86,15 +89,29 @@ def artifacts(tmp_path: Path, store_url: str) -> Path:
     return folder
 
 
-@pytest.fixture
-def side(store_url: str) -> Iterator[Side]:
-    runtime = Side(store_url)
-    yield runtime
-    runtime.close()
+def launch(api: httpx.Client, agent: str, **data: str) -> str:
+    """A new thread of `agent`, over the API."""
+    launched = api.post("/v1/threads", json={"agent": agent, "event": {"type": "user_input", "data": data}})
+    assert launched.status_code == 201, launched.text
+    return launched.json()["thread_id"]
+
+
+def wait(api: httpx.Client, thread_id: str, until: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+    """The thread, over the API, once `until` holds for it (the server's worker runs it)."""
+    deadline = time.monotonic() + 30
+    while not until(thread := api.get(f"/v1/threads/{thread_id}").json()):
+        assert time.monotonic() < deadline, f"thread {thread_id} stuck at {thread['status']}"
+        time.sleep(0.05)
+    return thread
+
+
+def waiting(api: httpx.Client, thread_id: str) -> dict[str, Any]:
+    return wait(api, thread_id, lambda t: t["pending"] is not None)
 
 
 def shoot(page: Page, folder: Path, name: str) -> None:
-    """A full-page screenshot `name.png`."""
+    """A full-page screenshot `name.png` (from the top: a sticky header would be drawn where the page was scrolled)."""
+    page.evaluate("window.scrollTo(0, 0)")
     page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
 
 
@@ -106,9 +123,7 @@ def sign_in(page: Page, base: str, key: str) -> None:
     expect(page.get_by_role("heading", name="Waiting for you")).to_be_visible()
 
 
-def test_approve_in_the_inbox_and_answer_from_a_link(
-    serve: Serve, side: Side, chromium: Browser, artifacts: Path
-) -> None:
+def test_approve_in_the_inbox_and_answer_from_a_link(serve: Serve, chromium: Browser, artifacts: Path) -> None:
     gate.clear()
     with serve([deploy_bot(), asker()]) as api:
         base = str(api.base_url).rstrip("/")
@@ -127,9 +142,9 @@ def test_approve_in_the_inbox_and_answer_from_a_link(
             sign_in(pocket, base, ADMIN)
             shoot(desk, artifacts, "2-empty-inbox-laptop")
 
-            thread_id = side.launch("deploy_bot", text="deploy the backend to production")
-            side.waiting(thread_id)
-            side.waiting(side.launch("asker", text="where should v1.2.3 go?", urgency="low"))
+            thread_id = launch(api, "deploy_bot", text="deploy the backend to production")
+            waiting(api, thread_id)
+            question = waiting(api, launch(api, "asker", text="where should v1.2.3 go?", urgency="low"))
             desk.reload()
             pocket.reload()
             expect(desk.locator(".queue-item")).to_have_count(2)
@@ -157,23 +172,24 @@ def test_approve_in_the_inbox_and_answer_from_a_link(
             expect(desk.locator("#timeline")).to_contain_text("deploy returned")
             expect(desk.locator("#timeline")).to_contain_text("Deployed and healthy.")
             expect(desk.locator("#panel")).to_be_empty()
+            expect(desk.locator("#steps .count")).to_have_text("2")  # the new step came with the stream too
+            desk.locator("#steps summary").first.click()  # what the model got at its first step
+            expect(desk.locator("#steps")).to_contain_text("What is the next step?")
             shoot(desk, artifacts, "5-thread-done-laptop")
             pocket.reload()
             expect(pocket.locator("#status")).to_have_text("Done")
             shoot(pocket, artifacts, "5-thread-done-phone")
 
-            done = side.get(thread_id)
-            approval = next(e for e in done.events if e.type == "approval")
-            assert approval.data == {
-                "call_id": done.events[1].id,
+            done = wait(api, thread_id, lambda t: t["status"] == "done")
+            [call, approval] = [e for e in done["events"] if e["type"] in ("tool_call", "approval")]
+            assert approval["data"] == {
+                "call_id": call["id"],
                 "approved": True,
                 "edits": {"tag": "v1.2.4"},
                 "by": "key:admin",
             }
-            assert types(done)[-1] == "done_for_now"
 
-            [asked] = side.call(lambda r: r.list_sync(status="waiting_human"))
-            link = urlparse(side.link(side.get(asked.thread_id), base)).path
+            link = urlparse(str(question["pending"]["answer_url"])).path  # the link as the API (and webhooks) give it
             pocket.goto(f"{base}{link}")
             expect(pocket.get_by_role("heading", name="Which environment should get v1.2.3?")).to_be_visible()
             shoot(pocket, artifacts, "6-answer-link-phone")
@@ -183,9 +199,9 @@ def test_approve_in_the_inbox_and_answer_from_a_link(
             expect(pocket.get_by_text("Thank you: your answer is recorded.")).to_be_visible()
             expect(pocket.locator(".answered")).to_contain_text("by the answer link")
             shoot(pocket, artifacts, "7-answered-phone")
-            answered = side.wait(asked.thread_id, lambda t: t.status == "done")
-            response = next(e for e in answered.events if e.type == "human_response")
-            assert response.data == {"request_id": answered.events[1].id, "text": "staging", "by": "answer_link"}
+            answered = wait(api, question["thread_id"], lambda t: t["status"] == "done")
+            [response] = [e["data"] for e in answered["events"] if e["type"] == "human_response"]
+            assert response == {"request_id": question["pending"]["id"], "text": "staging", "by": "answer_link"}
             assert problems == []
         finally:
             gate.set()

@@ -134,6 +134,8 @@ def test_approving_from_the_thread_page_with_edited_arguments(serve: Serve, side
         assert thread.pending is not None
         page = client.get(f"/inbox/threads/{thread.id}").text
         assert 'name="arg.tag" value="v1.2.3"' in page and "Waiting for approval" in page
+        assert "<strong>Step 1</strong> → tool_call ·" in page  # the model's context, with its tokens
+        assert re.search(r"system · \d+ tokens", page) and "What is the next step?" in page
         action = f"/inbox/threads/{thread.id}/requests/{thread.pending.id}"
         form = {"csrf": _csrf(page), "action": "approve", "arg.tag": "v1.3.0", "arg.environment": "production"}
         sent = client.post(action, data=form)
@@ -227,6 +229,9 @@ def test_the_stream_sends_new_events_and_the_state_to_a_signed_in_page(serve: Se
                 if message["event"] == "state" and json.loads(message["data"])["status"] == "done":
                     break
                 seen.append(message["event"])
+            assert next(messages)["event"] == "end"  # done: the stream ends, the page stops listening
+        steps = client.get(f"/inbox/threads/{thread.id}/steps")
+        assert steps.status_code == 200 and "<strong>Step 2</strong> → done_for_now" in steps.text
         assert types(side.get(thread.id))[-1] == "done_for_now" and "append" in seen
 
 
@@ -241,3 +246,11 @@ def _messages(response: httpx.Response) -> Iterator[dict[str, str]]:
         elif not line.startswith(":"):
             name, _, value = line.partition(":")
             fields[name] = value.removeprefix(" ")
+
+
+def test_a_thread_of_an_agent_this_server_does_not_run_is_shown_without_its_steps(serve: Serve, side: Side) -> None:
+    with serve([deploy_bot()], worker=False) as api, browser(api) as client:
+        sign_in(client, READER)
+        thread_id = side.launch("elsewhere", text="hello")
+        page = client.get(f"/inbox/threads/{thread_id}").text
+        assert "This server does not run the agent of this thread" in page and "hello" in page

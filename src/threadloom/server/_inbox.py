@@ -13,21 +13,26 @@ import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
+from ..events import Event
 from ..exceptions import InvalidTransition, ThreadDecodeError, ThreadNotFound, UserError
-from ..state import Status
+from ..runtime import Runtime
+from ..state import Status, model_record
 from ..thread import Thread
 from ._answering import URGENCY_RANK, Ask, ask_of, decision_of, give, read_form
 from ._auth import config_of
-from ._errors import error_body
+from ._bodies import EventOut
+from ._errors import ApiError, error_body
 from ._fields import FormError
-from ._pages import STATIC, Redaction, page, render, status_label, ticks, timeline, view
+from ._pages import STATIC, Redaction, fragment, page, render, status_label, ticks, timeline, view
 from ._session import LOGIN_COOKIE, Viewer, csrf_ok, keep_login_nonce, login_token, sign_in, sign_out, viewer_of
+from ._steps import model_steps
+from ._stream import resume_at, stream_events
 
 __all__ = ["router"]
 
@@ -187,7 +192,9 @@ async def inbox(request: Request, flash: str = "") -> Response:
 # -- one thread -----------------------------------------------------------------------------
 
 
-def _thread_page(request: Request, viewer: Viewer, thread: Thread, *, status: int = 200, **extra: Any) -> Response:
+async def _thread_page(
+    request: Request, viewer: Viewer, thread: Thread, *, status: int = 200, **extra: Any
+) -> Response:
     runtime = config_of(request).runtime
     redaction = Redaction.of(runtime, thread)
     pending = thread.pending if thread.status in WAITING else None
@@ -203,8 +210,22 @@ def _thread_page(request: Request, viewer: Viewer, thread: Thread, *, status: in
         events=timeline(thread, redaction, last=_SHOWN),
         hidden=max(0, len(thread) - _SHOWN),
         panel=_panel(viewer, thread, ask, extra.get("values") or {}),
+        **await _steps(runtime, thread),
         **{"flash": None, "error": None, **extra},
     )
+
+
+async def _steps(runtime: Runtime, thread: Thread) -> dict[str, Any]:
+    """What the steps section shows: each model step's messages and tokens (None when they cannot be rendered here)."""
+    agent = runtime.agents.get(str(thread.metadata.get("agent")))
+    if agent is None or len(thread) > _SHOWN:
+        return {"steps": None, "served": agent is not None}
+    # The messages are rendered again by the agent's own code (`_steps`): CPU work, off the event loop.
+    steps = await asyncio.to_thread(model_steps, agent, thread)
+    return {
+        "steps": [(s, list(zip(s.messages, s.tokens, strict=True))) for s in steps],
+        "served": True,
+    }
 
 
 def _panel(viewer: Viewer, thread: Thread, ask: Ask | None, values: dict[str, str]) -> str:
@@ -223,7 +244,20 @@ async def thread_page(request: Request, thread_id: str, flash: str = "") -> Resp
         thread = await config_of(request).runtime.get(thread_id)
     except ThreadNotFound:
         return _refused(request, viewer, 404, "No such thread", f"no thread has the id {thread_id!r}", back="/inbox")
-    return _thread_page(request, viewer, thread, flash=_FLASHES.get(flash))
+    return await _thread_page(request, viewer, thread, flash=_FLASHES.get(flash))
+
+
+@router.get("/inbox/threads/{thread_id}/steps")
+async def steps(request: Request, thread_id: str) -> Response:
+    """The model-steps section alone: the thread page fetches it again when the stream brings a new step."""
+    if await viewer_of(request) is None:
+        return JSONResponse(error_body("unauthorized", "sign in to the inbox first"), status_code=401)
+    runtime = config_of(request).runtime
+    try:
+        thread = await runtime.get(thread_id)
+    except ThreadNotFound:
+        return JSONResponse(error_body("thread_not_found", f"no thread has the id {thread_id!r}"), status_code=404)
+    return fragment(render("_steps.html", thread=thread, **await _steps(runtime, thread)))
 
 
 @router.post("/inbox/threads/{thread_id}/requests/{event_id}")
@@ -248,7 +282,7 @@ async def decide(request: Request, thread_id: str, event_id: str) -> Response:
     except ThreadNotFound:
         return _refused(request, viewer, 404, "No such thread", f"no thread has the id {thread_id!r}", back="/inbox")
     if not viewer.can_decide:
-        return _thread_page(
+        return await _thread_page(
             request,
             viewer,
             thread,
@@ -257,13 +291,13 @@ async def decide(request: Request, thread_id: str, event_id: str) -> Response:
         )
     event = thread.find(event_id)
     if event is None:
-        return _thread_page(request, viewer, thread, status=404, error="This thread has no such request.")
+        return await _thread_page(request, viewer, thread, status=404, error="This thread has no such request.")
     ask = ask_of(runtime, thread, event, secret_keys=Redaction.of(runtime, thread).keys)
     try:
         answer = read_form(ask, form)
         await give(runtime, thread_id, ask, answer, by=viewer.by)
     except (FormError, UserError) as exc:
-        return _thread_page(request, viewer, thread, status=422, error=f"Not sent: {exc}.", values=form)
+        return await _thread_page(request, viewer, thread, status=422, error=f"Not sent: {exc}.", values=form)
     except InvalidTransition:
         thread = await runtime.get(thread_id)
         decided = decision_of(thread, event_id)
@@ -272,7 +306,7 @@ async def decide(request: Request, thread_id: str, event_id: str) -> Response:
             if decided
             else f"the thread is {status_label(thread.status).lower()} now"
         )
-        return _thread_page(request, viewer, thread, status=409, error=f"Not sent: {said}.")
+        return await _thread_page(request, viewer, thread, status=409, error=f"Not sent: {said}.")
     flash: dict[str, str] = {"approve": "approved", "reject": "rejected", "respond": "answered"}
     return RedirectResponse(f"/inbox/threads/{thread_id}?flash={flash[answer.decision]}", status_code=303)
 
@@ -280,53 +314,59 @@ async def decide(request: Request, thread_id: str, event_id: str) -> Response:
 # -- live updates -----------------------------------------------------------------------------
 
 
-StreamKind = Literal["append", "state"]
-
-
 @router.get("/inbox/threads/{thread_id}/stream", response_class=EventSourceResponse)
 async def stream(request: Request, thread_id: str, after: str = "") -> AsyncIterator[ServerSentEvent]:
-    """Each new event as a timeline entry (`append`), then the thread's state (`state`) with its controls when they changed.
+    """The API's event stream of the thread, each event as a timeline entry, and the thread's state when it changes.
 
-    Resumable: the browser sends `Last-Event-ID` when it reconnects; `after` names the last event the page shows.
+    Sends `append` (an event's entry, its id the SSE id: the browser resumes with `Last-Event-ID`),
+    `state` (status, waiting reason, and the pending request's controls) whenever the status or the
+    pending request moves, and `end` once the thread is done or failed. `after` is the newest event
+    the page shows.
     """
     viewer = await viewer_of(request)
     if viewer is None:
         yield ServerSentEvent(event="signed_out", data={"login": "/inbox/login"})
         return
     runtime = config_of(request).runtime
-    last = request.headers.get("last-event-id") or after
-    pending: str | None = None
-    seen = False
-    while not await request.is_disconnected():
-        try:
-            thread = await runtime.get(thread_id)
-        except ThreadNotFound:
-            yield ServerSentEvent(event="gone", data={"thread_id": thread_id})
-            return
-        events = thread.events[:]
-        start = next((i + 1 for i, e in enumerate(events) if e.id == last), 0 if not last else len(events))
-        redaction = Redaction.of(runtime, thread)
-        for event in events[start:]:
-            yield ServerSentEvent(
-                event="append", id=event.id, data={"html": render("_event.html", v=view(event, redaction))}
-            )
-            last = event.id
-        now_pending = thread.pending.id if thread.pending is not None and thread.status in WAITING else None
-        if not seen or start < len(events) or now_pending != pending:
-            ask = (
-                ask_of(runtime, thread, thread.pending, secret_keys=redaction.keys)
-                if now_pending and thread.pending
-                else None
-            )
-            yield ServerSentEvent(
-                event="state",
-                data={
-                    "status": thread.status,
-                    "label": status_label(thread.status),
-                    "reason": str(ticks(thread.waiting_reason or "")),
-                    "pending": now_pending or "",
-                    "panel": _panel(viewer, thread, ask, {}),
-                },
-            )
-            pending, seen = now_pending, True
-        await asyncio.sleep(0.5)
+    try:
+        thread = await runtime.get(thread_id)
+    except ThreadNotFound:
+        yield ServerSentEvent(event="gone", data={"thread_id": thread_id})
+        return
+    try:
+        start = resume_at(thread, request.headers.get("last-event-id") or after or None)
+    except ApiError:  # an id this thread does not have: send it all
+        start = 0
+    # The thread as the page has it, grown by each streamed event: its fold says the status after each.
+    known = Thread(thread.events[:start], thread_id=thread.id, metadata=thread.metadata)
+    shown = _waits_for(known)
+    redaction = Redaction.of(runtime, thread)
+    async for sent in stream_events(runtime, thread, start):
+        if isinstance(sent.data, EventOut):
+            event = Event(sent.data.type, sent.data.data, id=sent.data.id, at=sent.data.at)
+            known = known.append(event)
+            entry = {"html": render("_event.html", v=view(event, redaction)), "step": model_record(event) is not None}
+            yield ServerSentEvent(event="append", id=event.id, data=entry)
+            if _waits_for(known) != shown:
+                shown = _waits_for(known)
+                yield ServerSentEvent(event="state", data=_state(runtime, viewer, known, redaction))
+        else:
+            yield sent  # a heartbeat, or the `end` once the thread is done or failed
+
+
+def _waits_for(thread: Thread) -> tuple[str, str | None]:
+    """The status, and what the thread waits for a person about: what the page shows above the timeline."""
+    pending = thread.pending if thread.status in WAITING else None
+    return thread.status, pending.id if pending is not None else None
+
+
+def _state(runtime: Runtime, viewer: Viewer, thread: Thread, redaction: Redaction) -> dict[str, str]:
+    status, pending = _waits_for(thread)
+    ask = ask_of(runtime, thread, thread.pending, secret_keys=redaction.keys) if pending and thread.pending else None
+    return {
+        "status": status,
+        "label": status_label(status),
+        "reason": str(ticks(thread.waiting_reason or "")),
+        "pending": pending or "",
+        "panel": str(_panel(viewer, thread, ask, {})),
+    }

@@ -26,7 +26,18 @@ from ..events import APPROVAL, HUMAN_RESPONSE, Event, is_bookkeeping
 from ..runtime import Runtime
 from ..thread import Thread
 
-__all__ = ["STATIC", "EventView", "Redaction", "page", "render", "status_label", "ticks", "timeline", "view"]
+__all__ = [
+    "STATIC",
+    "EventView",
+    "Redaction",
+    "fragment",
+    "page",
+    "render",
+    "status_label",
+    "ticks",
+    "timeline",
+    "view",
+]
 
 _HERE = Path(__file__).parent
 STATIC = _HERE / "static"
@@ -112,6 +123,11 @@ def page(request: Request, template: str, *, status: int = 200, **values: Any) -
     """A whole page, with the headers every page carries."""
     body = render(template, request=request, **values)
     return HTMLResponse(body, status_code=status, headers=_HEADERS)
+
+
+def fragment(markup: str) -> HTMLResponse:
+    """A piece of a page (fetched by the page's script), with the headers every page carries."""
+    return HTMLResponse(markup, headers=_HEADERS)
 
 
 @dataclass(frozen=True, slots=True)

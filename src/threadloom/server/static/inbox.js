@@ -37,7 +37,21 @@
     if (!item) return;
     item.classList.add("fresh");
     timeline.appendChild(item);
+    if (event.step) refreshSteps();
   });
+
+  // A new model step: fetch the steps section again (what the model got is rendered by the server).
+  function refreshSteps() {
+    fetch(thread.dataset.steps, { credentials: "same-origin" })
+      .then(function (response) { return response.ok ? response.text() : null; })
+      .then(function (html) {
+        var steps = document.getElementById("steps");
+        if (html === null || !steps) return;
+        var holder = document.createElement("div");
+        holder.innerHTML = html;
+        if (holder.firstElementChild) steps.replaceWith(holder.firstElementChild);
+      });
+  }
 
   source.addEventListener("state", function (message) {
     var state = JSON.parse(message.data);
@@ -55,6 +69,11 @@
   source.addEventListener("signed_out", function (message) {
     source.close();
     window.location.href = JSON.parse(message.data).login + "?next=" + encodeURIComponent(window.location.pathname);
+  });
+
+  source.addEventListener("end", function () {
+    source.close(); // done or failed: nothing more will come (a reconnect would only hear it again)
+    setLive(false, "finished");
   });
 
   source.addEventListener("gone", function () {
