@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 from pathlib import Path
+from urllib.parse import urlparse
 
 import httpx
 from bots import asker, deploy_bot, launch, wait_for
@@ -48,6 +49,7 @@ def test_every_endpoint_has_an_example() -> None:
 def test_the_examples_answer_what_the_doc_says(serve: Serve, tmp_path: Path) -> None:
     with serve([deploy_bot(), asker()]) as client:
         asked = wait_for(client, launch(client, "asker"), "waiting_human")
+        linked = wait_for(client, launch(client), "waiting_approval")  # answered through its answer link
         env = {
             **os.environ,
             "THREADLOOM_URL": str(client.base_url).rstrip("/"),
@@ -55,6 +57,7 @@ def test_the_examples_answer_what_the_doc_says(serve: Serve, tmp_path: Path) -> 
             "READ_KEY": READER,
             "ASKED_ID": asked["thread_id"],
             "REQUEST_ID": asked["pending"]["id"],
+            "ANSWER_LINK": str(client.base_url).rstrip("/") + urlparse(linked["pending"]["answer_url"]).path,
             "BODY": str(tmp_path / "body"),
         }
         for script, status in examples():

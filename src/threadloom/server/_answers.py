@@ -324,7 +324,7 @@ async def _settle(config: ServerConfig, thread: Thread, ask: Ask, given: Answer)
                 ) from None
     if decision.same_as(ask, given):
         return thread
-    at = decision.event.at.isoformat()
+    at = decision.event.at.isoformat().replace("+00:00", "Z")  # as every time in a JSON body is written
     raise _Refused(
         409,
         "already_answered",
