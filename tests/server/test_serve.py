@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -13,12 +15,14 @@ from pathlib import Path
 
 import httpx
 from serve_agents import deploy_bot
-from serve_support import ENV, Server, wait_for
+from serve_support import ENV, TESTS, Server, wait_for
 from serving import ADMIN, READER, SECRET, WRITER
 
 from threadloom import Event, Runtime, Thread
+from threadloom.server import read_settings
 from threadloom.server._links import answer_url
 from workers.effects import read
+from workers.started import wait_started
 
 WEBHOOK_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 HOOK_SECRET = "whsec_aG9vay1zZWNyZXQtaW4tdGhlLWZpbGU="
@@ -51,6 +55,15 @@ def _waiting(url: str, *, approve: bool = False) -> Thread:
                 assert thread.pending is not None
                 thread = await runtime.approve(thread_id, thread.pending.id, by="key:admin")
             return thread
+
+    return asyncio.run(main())
+
+
+def _launched_late(url: str) -> list[Event]:
+    async def main() -> list[Event]:
+        async with Runtime(store=url) as runtime:
+            threads = [await runtime.get(s.thread_id) for s in await runtime.list()]
+        return [t.events[0] for t in threads if t.events[0].data == {"text": "late"}]
 
     return asyncio.run(main())
 
@@ -114,19 +127,51 @@ def test_a_config_file_is_checked_and_names_what_is_wrong_never_a_secret(tmp_pat
     assert refused.returncode == 2 and "--webhook needs THREADLOOM_WEBHOOK_SECRET" in refused.stderr
 
 
-def test_sigterm_lets_the_run_in_its_tool_finish_then_exits_0(store_url: str, tmp_path: Path) -> None:
+def _unread(sock: socket.socket) -> int | None:
+    """Bytes this client sent that the server's process has not read yet (Linux: /proc/net/tcp), None if unknown."""
+    client = sock.getsockname()[1]
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if int(fields[2].split(":")[1], 16) == client:  # the server's end: its remote port is ours
+            return int(fields[4].split(":")[1], 16)
+    return None
+
+
+def _half_sent_launch(url: str) -> tuple[socket.socket, bytes]:
+    """A launch whose headers and half its body are sent and read by the server; the rest is returned, to send."""
+    host, port = url.removeprefix("http://").split(":")
+    body = json.dumps({"agent": "deploy_bot", "event": {"type": "slack_message", "data": {"text": "late"}}}).encode()
+    head = (
+        f"POST /v1/threads HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {ADMIN}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    sock = socket.create_connection((host, int(port)))
+    sock.sendall(head + body[:10])
+    wait_for(lambda: _unread(sock) == 0, "the server to read the request's start")
+    return sock, body[10:]
+
+
+def test_sigterm_lets_a_request_in_flight_and_a_run_in_its_tool_finish_then_exits_0(
+    store_url: str, tmp_path: Path
+) -> None:
     thread = _waiting(store_url, approve=True)
     gate, effects = tmp_path / "gate", tmp_path / "effects"
     env = {"THREADLOOM_TEST_GATE": str(gate), "THREADLOOM_EFFECTS_FILE": str(effects)}
     server = Server(store_url, tmp_path / "serve.log", env=env).wait_ready()
     try:
         wait_for(Path(f"{gate}.running").exists, "the worker in the server to run the deploy")
+        sock, rest = _half_sent_launch(server.url)
         server.process.send_signal(signal.SIGTERM)
+        wait_for(lambda: "Waiting for connections to close" in server.logs.read_text(), "the server to drain")
+        sock.sendall(rest)  # the request in flight when SIGTERM came is answered
+        with sock, sock.makefile("rb") as answer:
+            assert answer.readline().startswith(b"HTTP/1.1 201 ")
         wait_for(lambda: "to finish their current step" in server.logs.read_text(), "the worker to stop claiming")
         gate.touch()  # the tool, which was running when SIGTERM came, now finishes
         assert server.wait() == 0, server.output()
     finally:
         server.kill()
+    assert [t.data for t in _launched_late(store_url)] == [{"text": "late"}]
     assert [effect.label for effect in read(effects)] == ["deploy:v1.2.3@production"]
     stopped = _get(store_url, thread.id)
     assert stopped.events[-1].type == "tool_response" and stopped.status == "ready"  # ended after that step
@@ -168,3 +213,54 @@ def test_no_secret_reaches_the_output(store_url: str, tmp_path: Path) -> None:
     token = link.rsplit("/", 1)[1]
     for secret in (ADMIN, READER, WRITER, SECRET.decode(), WEBHOOK_SECRET, HOOK_SECRET, HOOK_ENV_SECRET, token):
         assert secret not in output
+
+
+def test_the_config_file_in_docs_api_md_is_one_the_server_takes(tmp_path: Path) -> None:
+    [example] = re.findall(r"```toml\n(.*?)```", (TESTS.parent / "docs" / "api.md").read_text(), re.DOTALL)
+    (tmp_path / "threadloom.toml").write_text(example)
+    settings = read_settings(tmp_path / "threadloom.toml")
+    assert [hook.url for hook in settings.webhooks] == ["https://hooks.example.com/threadloom"]
+    assert [(hook.name, hook.agent, hook.event_type) for hook in settings.hooks] == [
+        ("github", "deploy_bot", "github_push")
+    ]
+
+
+def test_no_worker_serves_the_api_beside_a_worker_process(store_url: str, tmp_path: Path) -> None:
+    effects = tmp_path / "effects"
+    env = {"THREADLOOM_EFFECTS_FILE": str(effects)}
+    server = Server(store_url, tmp_path / "serve.log", "--no-worker", env=env).wait_ready()
+    worker: subprocess.Popen[str] | None = None
+    client = httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {ADMIN}"}, timeout=30)
+    try:
+        assert "no worker" in server.banner[0]
+        event = {"type": "slack_message", "data": {"text": "deploy to production"}}
+        thread_id = client.post("/v1/threads", json={"agent": "deploy_bot", "event": event}).json()["thread_id"]
+        command = [sys.executable, "-m", "threadloom.cli", "worker", "--store", store_url]
+        worker = subprocess.Popen(
+            [*command, "--agents", "serve_agents:deploy_bot", "--poll-seconds", "0.1"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            env={**os.environ, **ENV, **env},
+        )
+        wait_started(worker, "worker on")
+
+        def status() -> str:
+            return client.get(f"/v1/threads/{thread_id}").json()["status"]
+
+        wait_for(lambda: status() == "waiting_approval", "the worker process to run the thread")
+        call_id = client.get(f"/v1/threads/{thread_id}").json()["pending"]["id"]
+        assert client.post(f"/v1/threads/{thread_id}/approvals/{call_id}", json={"decision": "approve"}).is_success
+        wait_for(lambda: status() == "done", "the worker process to run the deploy")
+        [effect] = read(effects)
+        assert effect.pid == worker.pid  # the worker ran it, not the server
+        assert server.stop() == 0, server.output()
+        worker.send_signal(signal.SIGTERM)
+        worker.communicate(timeout=60)
+        assert worker.returncode == 0
+    finally:
+        client.close()
+        server.kill()
+        if worker is not None and worker.poll() is None:
+            worker.kill()
+            worker.communicate()

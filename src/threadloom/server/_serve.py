@@ -281,6 +281,9 @@ async def serve(
         access_log=access_log,
         lifespan="on",
         timeout_graceful_shutdown=drain_seconds,
+        # An idle connection stays open longer than the usual proxy's (60 s), so that a client or a
+        # load balancer never sends a request down a connection the server is just closing.
+        timeout_keep_alive=75,
         server_header=False,
     )
     redact = _RedactTokens()
