@@ -42,7 +42,7 @@ testcov: install
 	$(UV) run --frozen coverage report
 
 .PHONY: demo
-demo: install  ## The deploy bot: prefetch, approval, done (pass DEMO_ARGS="--reject 'use v1.2.2'")
+demo: install  ## The deploy bot: prefetch, approval, done (DEMO_ARGS="--reject 'use v1.2.2'", or --serve: the inbox)
 	$(UV) run --frozen python examples/deploy_bot.py $(DEMO_ARGS)
 
 # The peers (LangGraph, pydantic-ai, the OpenAI Agents SDK) live in their own venv, pinned in

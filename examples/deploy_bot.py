@@ -20,6 +20,8 @@ use; `--model openai:NAME` or `--model anthropic:NAME` asks a hosted model (its 
 
 The thread lives in a SQLite file (`--store`, default ./threadloom.db), so it survives this process:
 run with `--wait` and approve from another terminal with `threadloom threads approve THREAD_ID`.
+With `--serve` (`make demo DEMO_ARGS=--serve`) it serves the HTTP API and the web inbox once the
+thread waits, and prints the inbox's address and an API key made for the run: approve there.
 Run it with `make demo`, or `python examples/deploy_bot.py --reject "use staging first"`.
 """
 
@@ -29,7 +31,9 @@ import argparse
 import asyncio
 import importlib
 import json
+import os
 import random
+import secrets
 import sys
 from collections.abc import Sequence
 from typing import Any, Literal, Protocol
@@ -215,6 +219,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     choice.add_argument("--approve", action="store_true", help="approve the deploy without asking")
     choice.add_argument("--reject", metavar="FEEDBACK", help="reject the deploy with this feedback for the model")
     choice.add_argument("--wait", action="store_true", help="wait for a decision from another terminal (the CLI)")
+    choice.add_argument("--serve", action="store_true", help="once it waits, serve the API and the inbox to decide")
+    parser.add_argument("--port", type=int, default=8000, help="with --serve: the port (0: any free one)")
     parser.add_argument("--seed", type=int, help="the local model's sampling seed (default: a new one each run)")
     args = parser.parse_args(argv)
     seed = args.seed if args.seed is not None else random.randrange(2**31)
@@ -225,6 +231,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if args.model == "local":
         print(f"SmolLM2-135M samples at temperature {TEMPERATURE} with seed {seed} (--seed {seed} repeats this run)")
+    if args.serve:
+        return asyncio.run(serve_demo(model, args.store, args.port))
     thread = asyncio.run(demo(model, args.store, args.approve, args.reject, args.wait))
     # The scripted run is a check (CI): it must finish. A real model may do anything valid.
     return 0 if thread.status == "done" or not isinstance(model, ScriptedModel) else 1
@@ -241,13 +249,7 @@ async def demo(
     model = Recorded(inner)
     agent = (build or build_agent)(model, max_steps=20 if scripted else MAX_STEPS, after_step=show_decisions(model))
     runtime = Runtime(store=store, agents=[agent])
-    message: dict[str, JsonValue] = {
-        "from": "@alex",
-        "channel": "#deployments",
-        "text": "deploy the backend to production",
-    }
-    thread_id = await runtime.launch("deploy_bot", Event("slack_message", message))
-    await runtime.run_until_idle()
+    thread_id = await _launch(runtime)
     stops, replied = 0, False
     while True:
         thread = await runtime.get(thread_id)
@@ -277,6 +279,49 @@ async def demo(
         print(f"{event.type:>16}  {_without_usage(event.data)}")
     print_usage(thread)
     return thread
+
+
+async def _launch(runtime: Runtime) -> str:
+    """Launch the deploy bot from its Slack message and run it until it stops (for a person, or done)."""
+    message: dict[str, JsonValue] = {
+        "from": "@alex",
+        "channel": "#deployments",
+        "text": "deploy the backend to production",
+    }
+    thread_id = await runtime.launch("deploy_bot", Event("slack_message", message))
+    await runtime.run_until_idle()
+    return thread_id
+
+
+async def serve_demo(inner: Model, store: str, port: int) -> int:
+    """`--serve`: run the bot until it waits, then serve the API, the inbox and a worker until Ctrl-C.
+
+    The API key printed is made for this run (beside any in THREADLOOM_API_KEYS); decide in the
+    inbox and the worker in this process runs the deploy, printing each step as the plain demo does.
+    """
+    from threadloom.server import listen, serve, server_config  # the `server` extra
+
+    scripted = isinstance(inner, ScriptedModel)
+    model = Recorded(inner)
+    agent = build_agent(model, max_steps=20 if scripted else MAX_STEPS, after_step=show_decisions(model))
+    runtime = Runtime(store=store, agents=[agent])
+    thread = await runtime.get(await _launch(runtime))
+    section(f"The thread waits: {thread.waiting_reason or thread.status}")
+    sock = listen("127.0.0.1", port)
+    host, bound = sock.getsockname()[:2]
+    url = f"http://{host}:{bound}"
+    key = "tlk_" + secrets.token_urlsafe(24)
+    keys = ",".join(filter(None, [os.environ.get("THREADLOOM_API_KEYS"), f"demo:{key}:read+write+approve"]))
+    config = await server_config(runtime, environ={**os.environ, "THREADLOOM_API_KEYS": keys}, public_url=url)
+
+    def ready() -> None:
+        print(f"inbox:   {url}/inbox")
+        print(f"API key: {key}  (made for this demo: sign in to the inbox with it)")
+        print(f"API:     curl -H 'Authorization: Bearer {key}' '{url}/v1/threads?status={thread.status}'")
+        print(f"thread:  {thread.id}\nServing until Ctrl-C.", flush=True)
+
+    await serve(config, sock, on_ready=ready)
+    return 0
 
 
 async def _approval(
