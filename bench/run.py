@@ -10,6 +10,7 @@ after another, so that none measures while another runs.
   RESULTS.md written from then on shows it, its ratios beside the latest run's (`before (main at
   dceadad)` kept, the next `make bench` writes the "after" next to it);
 - `python bench/run.py --only evals`: measure only that section (about a minute) and write RESULTS.md
+  (`--only server`: bench_server.py and its kill -9 mode, about 15 minutes)
   with it as the latest run (a run of one section; it takes the last run's place in
   bench/.last-run.json, so `--keep` a full run first to keep it in view).
 """
@@ -35,6 +36,8 @@ import bench_append
 import bench_durable
 import bench_evals
 import bench_parsing
+import bench_server
+import bench_server_kill
 import bench_tokens
 
 HERE = Path(__file__).parent
@@ -413,15 +416,16 @@ def main() -> None:
         (RUNS / f"{slug(args[1])}.json").write_text(json.dumps(raw, indent=1) + "\n")
         write(raw)
         return
-    if args == ["--only", "evals"]:  # one section, measured alone: a run of its own
+    if args[:1] == ["--only"] and args[1:] in (["evals"], ["server"]):  # one section, measured alone: a run of its own
         started, code, load_before, probe_before = time.perf_counter(), code_version(), load_average(), speed_probe()
-        evals = bench_evals.measure()
-        raw = {"header": run_header(started, code, load_before, probe_before), "evals": evals, "only": "evals"}
+        only = args[1]
+        measured = bench_evals.measure() if only == "evals" else measure_server()
+        raw = {"header": run_header(started, code, load_before, probe_before), only: measured, "only": only}
         RAW.write_text(json.dumps(raw))
         write(raw)
         return
     if args:
-        raise SystemExit("usage: run.py [--render | --keep LABEL | --only evals]")
+        raise SystemExit("usage: run.py [--render | --keep LABEL | --only evals | --only server]")
     started = time.perf_counter()
     code = code_version()  # before RESULTS.md is rewritten
     load_before = load_average()
@@ -441,6 +445,8 @@ def main() -> None:
     append = bench_append.run()
     print("-- evals and tracing", flush=True)
     evals = bench_evals.measure()
+    print("-- the server, beside LangGraph's", flush=True)
+    server = measure_server()
     print("-- the embedded model", flush=True)
     local = local_section()
     header = run_header(started, code, load_before, probe_before)
@@ -452,9 +458,17 @@ def main() -> None:
         "local": local,
         "append": append,
         "evals": evals,
+        "server": server,
     }
     RAW.write_text(json.dumps(raw))
     write(raw)
+
+
+def measure_server() -> dict[str, Any]:
+    """bench_server.py's run, with bench_server_kill.py's under `kill`."""
+    server = bench_server.measure()
+    server["kill"] = bench_server_kill.measure()
+    return server
 
 
 def run_header(started: float, code: str, load_before: str, probe_before: float) -> dict[str, Any]:
@@ -546,8 +560,14 @@ def run_block(raw: dict[str, Any], *, latest: bool) -> str:
     evals = (
         bench_evals.section(raw["evals"]) if "evals" in raw else f"{bench_evals.HEADING}\n\nNot measured in this run."
     )
+    # The server's section, likewise (runs kept before it have none).
+    server = (
+        bench_server.section(raw["server"])
+        if "server" in raw
+        else f"{bench_server.HEADING}\n\nNot measured in this run."
+    )
     if "only" in raw:
-        sections = [evals]
+        sections = [evals if raw["only"] == "evals" else server]
     else:
         results, durable, tokens = raw["results"], raw["durable"], raw["tokens"]
         sections = [
@@ -558,6 +578,7 @@ def run_block(raw: dict[str, Any], *, latest: bool) -> str:
             bench_parsing.run(),
             raw.get("append") or bench_append.run(),  # timed in the run (runs written before it was kept: now)
             evals,
+            server,
             raw["local"],  # the embedded model (measured in main: it takes minutes)
         ]
     body = "\n\n".join(sections)
