@@ -57,7 +57,7 @@ def test_the_examples_answer_what_the_doc_says(serve: Serve, tmp_path: Path) -> 
             "READ_KEY": READER,
             "ASKED_ID": asked["thread_id"],
             "REQUEST_ID": asked["pending"]["id"],
-            "ANSWER_LINK": str(client.base_url).rstrip("/") + urlparse(linked["pending"]["answer_url"]).path,
+            "ANSWER_LINK": str(client.base_url).rstrip("/") + urlparse(str(linked["pending"]["answer_url"])).path,
             "BODY": str(tmp_path / "body"),
         }
         for script, status in examples():

@@ -12,11 +12,12 @@ from collections.abc import Mapping
 from dataclasses import KW_ONLY, dataclass, field
 from typing import Any, Literal, cast
 
-from pydantic import BaseModel, ConfigDict, JsonValue, ValidationError
+from pydantic import JsonValue, ValidationError
 
 from ..events import APPROVAL, HUMAN_RESPONSE, REQUEST_MORE_INFORMATION, TOOL_CALL, Event
 from ..runtime import Runtime
 from ..thread import Thread
+from ._bodies import AnswerBody, DecisionBody
 from ._fields import ArgumentField, FormError, fields_of, read_value
 
 __all__ = ["URGENCY_RANK", "Answer", "Ask", "Decision", "ask_of", "decision_of", "give", "read_form", "read_json"]
@@ -182,47 +183,26 @@ def read_form(ask: Ask, form: Mapping[str, str]) -> Answer:
     return Answer("respond", text=text)
 
 
-class _Approval(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    decision: Literal["approve", "reject"]
-    edits: dict[str, JsonValue] = {}
-    feedback: str = ""
-
-
-class _Text(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    text: str
-
-
-class _Choice(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    choice: str
-
-
 def read_json(ask: Ask, body: object) -> Answer:
-    """The answer of a JSON body: `{decision, edits?, feedback?}` for an approval, `{text}` or `{choice}` for a question.
+    """The answer of a JSON body, as the API's own routes take it: `DecisionBody` for an approval, `AnswerBody` for a question.
 
     Raises:
-        FormError: The body is not one of those shapes (the message says what is expected).
+        FormError: The body is not that shape (the message says what is wrong), or names a choice a
+            question without choices does not have.
     """
     try:
         if ask.kind == "approval":
-            approval = _Approval.model_validate(body)
-            if approval.decision == "reject":
-                if not approval.feedback.strip():
-                    raise FormError("a rejection needs `feedback`: the agent reads it")
-                return Answer("reject", feedback=approval.feedback)
-            return Answer("approve", edits=approval.edits)
-        if isinstance(body, dict) and "choice" in body:
-            return Answer("respond", text=_Choice.model_validate(body).choice)
-        return Answer("respond", text=_Text.model_validate(body).text)
-    except ValidationError:
-        wanted = (
-            '{"decision": "approve" | "reject", "edits"?, "feedback"?}'
-            if ask.kind == "approval"
-            else '{"text"} or {"choice"}'
-        )
-        raise FormError(f"this request is answered with {wanted}") from None
+            decision = DecisionBody.model_validate(body)
+            if decision.decision == "reject":
+                return Answer("reject", feedback=decision.feedback or "rejected")  # as the API records it
+            return Answer("approve", edits=decision.edits or {})
+        answer = AnswerBody.model_validate(body)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors())
+        raise FormError(problems) from None
+    if answer.choice is not None and not ask.choices:
+        raise FormError("this request offers no choices; answer with `text`")
+    return Answer("respond", text=answer.choice if answer.choice is not None else answer.text or "")
 
 
 # -- recorded decisions and giving one ----------------------------------------------------------

@@ -21,6 +21,7 @@ from ..exceptions import InvalidTransition, ThreadNotFound, UserError
 from ..thread import Thread
 from ._answering import Answer, Ask, Decision, ask_of, decision_of, give, read_form, read_json
 from ._auth import config_of
+from ._bodies import AnswerBody, DecisionBody, ErrorBody
 from ._config import ServerConfig
 from ._errors import error_body
 from ._fields import FormError
@@ -79,23 +80,24 @@ class LinkView(BaseModel):
     expires_at: datetime
 
 
-_ERROR = {
-    "type": "object",
-    "properties": {
-        "error": {"type": "object", "properties": {"code": {"type": "string"}, "message": {"type": "string"}}}
-    },
+_MEANINGS = {
+    403: "Not an answer link of this server (`invalid_link`), or a form without its CSRF token (`csrf_failed`)",
+    404: "The link's thread or request is gone",
+    409: "Answered already with another answer (`already_answered`: `answered_at`, `by`), or no longer waiting",
+    410: "The link has expired (`link_expired`)",
+    413: "The body is over the server's limit",
+    415: "Neither JSON nor the page's form",
+    422: "The answer does not fit the request (`invalid_answer`), or a parameter is not valid",
 }
-_REFUSALS: dict[int | str, dict[str, Any]] = {
-    403: {
-        "description": "Not an answer link of this server (or a form without its CSRF token)",
-        "content": {"application/json": {"schema": _ERROR}, "text/html": {}},
-    },
-    404: {
-        "description": "The link's thread or request is gone",
-        "content": {"application/json": {"schema": _ERROR}, "text/html": {}},
-    },
-    410: {"description": "The link has expired", "content": {"application/json": {"schema": _ERROR}, "text/html": {}}},
-}
+
+
+def _refusals(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The errors a link route answers: JSON for programs, a page for browsers (415 and 413 are JSON only)."""
+    pages: dict[str, Any] = {"text/html": {}}
+    return {
+        s: {"model": ErrorBody, "description": _MEANINGS[s], "content": {} if s in (413, 415) else pages}
+        for s in statuses
+    }
 
 
 class _Refused(Exception):
@@ -193,6 +195,7 @@ def _show(
 
 @router.get(
     "/v1/answers/{token}",
+    operation_id="show_answer_link",
     summary="Show what an answer link asks",
     response_model=None,
     responses={
@@ -201,7 +204,7 @@ def _show(
             "description": "The request: a page, or JSON for `Accept: application/json`",
             "content": {"text/html": {}},
         },
-        **_REFUSALS,
+        **_refusals(403, 404, 410, 422),
     },
 )
 async def show(request: Request, token: str, answered: bool = False) -> Response:
@@ -220,22 +223,9 @@ async def show(request: Request, token: str, answered: bool = False) -> Response
 _BODY = {
     "required": True,
     "content": {
+        # The API's own bodies (a decision for an approval, an answer for a question), documented by its routes.
         "application/json": {
-            "schema": {
-                "oneOf": [
-                    {
-                        "type": "object",
-                        "properties": {
-                            "decision": {"enum": ["approve", "reject"]},
-                            "edits": {"type": "object"},
-                            "feedback": {"type": "string"},
-                        },
-                        "required": ["decision"],
-                    },
-                    {"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]},
-                    {"type": "object", "properties": {"choice": {"type": "string"}}, "required": ["choice"]},
-                ]
-            }
+            "schema": {"oneOf": [{"$ref": f"#/components/schemas/{m.__name__}"} for m in (DecisionBody, AnswerBody)]}
         },
         "application/x-www-form-urlencoded": {
             "schema": {"type": "object", "properties": {"csrf": {"type": "string"}, "action": {"type": "string"}}}
@@ -246,22 +236,14 @@ _BODY = {
 
 @router.post(
     "/v1/answers/{token}",
+    operation_id="answer_link",
     summary="Answer through an answer link",
     response_model=None,
     openapi_extra={"requestBody": _BODY},
     responses={
         200: {"model": LinkView, "description": "Answered (or answered before with the same answer: nothing changed)"},
         303: {"description": "A form post: back to the page, which shows the answer"},
-        409: {
-            "description": "Answered already with another answer (`answered_at`, `by`), or no longer waiting",
-            "content": {"application/json": {"schema": _ERROR}, "text/html": {}},
-        },
-        415: {"description": "Neither JSON nor a form", "content": {"application/json": {"schema": _ERROR}}},
-        422: {
-            "description": "The answer does not fit the request",
-            "content": {"application/json": {"schema": _ERROR}, "text/html": {}},
-        },
-        **_REFUSALS,
+        **_refusals(403, 404, 409, 410, 413, 415, 422),
     },
 )
 async def answer(request: Request, token: str) -> Response:
