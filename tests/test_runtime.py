@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Literal
 
 import pytest
+from pydantic import JsonValue
 
 from threadloom import Agent, Event, InvalidTransition, LeaseLost, Runtime, Thread, UserError, tool
 from threadloom.exceptions import IdempotencyKeyReused
@@ -496,3 +497,18 @@ def test_ctrl_c_on_run_until_idle_sync_keeps_the_finished_tools_result(tmp_path:
         thread = runtime.get_sync(thread_id)
     types = [e.type for e in thread.events]
     assert types[-1] == "tool_response" and thread.status == "ready"  # saved; the model call waits
+
+
+async def test_respond_takes_a_choice_as_thread_respond_reads_it(store: ThreadStore) -> None:
+    runtime = Runtime(store=store)
+    question: dict[str, JsonValue] = {
+        "question": "which?",
+        "format": "multiple_choice",
+        "choices": ["retry", "mark_done"],
+    }
+    thread_id = await runtime.launch("a", Event("user_input", "x"))
+    thread = await runtime.send_event(thread_id, Event("request_human_input", question))
+    assert thread.pending is not None
+    with pytest.raises(UserError, match="choose one of 'retry', 'mark_done'"):  # the one check, Thread.respond's
+        await runtime.respond(thread_id, thread.pending.id, "maybe")
+    assert (await runtime.respond(thread_id, thread.pending.id, " Mark done")).status == "ready"

@@ -125,13 +125,9 @@ async def reject(
 async def respond(
     store: ThreadStore, thread_id: str, request_id: str, text: str, *, key: str | None, by: str | None
 ) -> Thread:
-    """Answer the pending human request, refusing what is none of its choices (see `Runtime.respond`)."""
-
-    def respond(thread: Thread) -> Thread:
-        _check_choice(thread, request_id, text)
-        return thread.respond(request_id, text, by=by)
-
-    return await change(store, thread_id, respond, key, fingerprint("respond", request_id, text))
+    """Answer the pending human request (see `Runtime.respond`); `Thread.respond` checks a choice."""
+    request = fingerprint("respond", request_id, text)
+    return await change(store, thread_id, lambda t: t.respond(request_id, text, by=by), key, request)
 
 
 async def append_event(
@@ -194,19 +190,6 @@ def _check_edits(agent: Agent | None, thread: Thread, call_id: str, edits: Mappi
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise UserError(f"edits do not fit tool {tool.name!r} ({problems}); its parameters: {listing}") from None
-
-
-def _check_choice(thread: Thread, request_id: str, text: str) -> None:
-    """Refuse an answer to a `multiple_choice` request that is none of its choices."""
-    pending = thread.pending
-    if pending is None or pending.id != request_id or not isinstance(pending.data, dict):
-        return  # `Thread.respond` says what is wrong
-    choices = pending.data.get("choices")
-    if pending.data.get("format") != "multiple_choice" or not isinstance(choices, list) or not choices:
-        return
-    if text.strip().casefold() not in {str(c).strip().casefold() for c in choices}:
-        listed = ", ".join(repr(c) for c in choices)
-        raise UserError(f"the answer {text!r} is none of the request's choices: {listed}")
 
 
 def _type_name(annotation: object) -> str:
