@@ -327,3 +327,12 @@ def test_other_formats_take_any_answer() -> None:
     for data in requests:
         asked = Thread.start("user_input", "hi").append(Event("request_human_input", data))
         assert asked.pending is not None and asked.respond(asked.pending.id, "whatever").status == "ready"
+
+
+def test_events_read_newest_first_are_the_views_own() -> None:
+    # Two threads extend one: they share its list, each view sees only its own events.
+    base = Thread.start("user_input", "a").append(Event("note", 1))
+    left, right = base.append(Event("note", "left")), base.append(Event("note", "right"))
+    assert list(reversed(left.events)) == [left.events[2], base.events[1], base.events[0]]
+    assert [e.data for e in reversed(right.events)] == ["right", 1, "a"]
+    assert list(reversed(base.events)) == list(base.events)[::-1] and list(reversed(Thread().events)) == []

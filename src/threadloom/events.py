@@ -15,7 +15,7 @@ import math
 import re
 import secrets
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import KW_ONLY, dataclass, field
 from datetime import UTC, datetime
 from itertools import repeat
@@ -288,3 +288,14 @@ def storable_text(text: str) -> str:
     except UnicodeEncodeError:
         return _SURROGATE.sub("\ufffd", text)
     return text
+
+
+def refuse_events(items: Iterable[object]) -> None:
+    """Raise for the first item that is not an `Event` or repeats an earlier event's id."""
+    seen: set[str] = set()
+    for event in items:
+        if not isinstance(event, Event):
+            raise UserError(f"a thread holds Event objects, got {type(event).__name__}")
+        if event.id in seen:
+            raise UserError(f"event id {event.id!r} appears twice in the thread")
+        seen.add(event.id)

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from itertools import repeat
+from itertools import islice, repeat
 from operator import attrgetter
 from types import MappingProxyType
 from typing import Any, Final, overload
@@ -14,7 +13,7 @@ from pydantic import JsonValue
 from ._answers import check_choice, check_edits, check_pending, decided
 from ._fold import fold
 from ._thread_json import dump_thread, load_thread
-from .events import APPROVAL, HUMAN_RESPONSE, Event, id_problem, json_problem, new_id
+from .events import APPROVAL, HUMAN_RESPONSE, Event, id_problem, json_problem, new_id, refuse_events
 from .exceptions import ThreadDecodeError, UserError
 from .state import Status, ThreadState, Usage
 
@@ -55,9 +54,13 @@ class EventLog(Sequence[Event]):
             raise IndexError("event index out of range")
         return self._items[index]
 
+    # Both iterate in C: a generator, or `Sequence`'s own `__reversed__` (a `__getitem__` call an
+    # event), cost more than the renderer's work per event.
     def __iter__(self) -> Iterator[Event]:
-        # islice iterates in C: a generator here cost more than the renderer's work per event.
-        return itertools.islice(self._items, self._size)
+        return islice(self._items, self._size)
+
+    def __reversed__(self) -> Iterator[Event]:
+        return map(self._items.__getitem__, range(self._size - 1, -1, -1))
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, EventLog | tuple | list):
@@ -127,7 +130,7 @@ class Thread:
         # Both checks run in C over the whole list (a store's load builds threads of thousands of
         # events); the loop that names the first offending item runs only when one fails.
         if not all(map(isinstance, items, repeat(Event))) or len(set(map(_event_id, items))) != len(items):
-            _refuse_events(items)
+            refuse_events(items)
         if thread_id and (problem := id_problem(thread_id, "thread id")):
             raise UserError(problem)
         if metadata is not None and not isinstance(metadata, Mapping):  # pyright: ignore[reportUnnecessaryIsInstance]
@@ -386,14 +389,3 @@ _SET_SIZE: Final = Thread.__dict__["_size"].__set__
 _SET_METADATA: Final = Thread.__dict__["_metadata"].__set__
 _SET_THREAD_STATE: Final = Thread.__dict__["_state"].__set__
 _event_id: Final = attrgetter("id")
-
-
-def _refuse_events(items: Iterable[object]) -> None:
-    """Raise for the first item that is not an `Event` or repeats an earlier event's id."""
-    seen: set[str] = set()
-    for event in items:
-        if not isinstance(event, Event):
-            raise UserError(f"a thread holds Event objects, got {type(event).__name__}")
-        if event.id in seen:
-            raise UserError(f"event id {event.id!r} appears twice in the thread")
-        seen.add(event.id)
