@@ -31,7 +31,7 @@ from .state import FAILED
 from .store import ThreadStore
 from .thread import Thread
 
-__all__ = ["WAKE_UP", "find_agent", "record_failure", "run_guarded", "run_until_idle", "wake_due"]
+__all__ = ["WAKE_UP", "find_agent", "record_failure", "run_guarded", "run_until_idle", "to_run", "wake_due"]
 
 WAKE_UP = "wake_up"
 """The event that ends a `wait_until` when its time has come."""
@@ -50,6 +50,18 @@ def find_agent(agents: Mapping[str, Agent], name: str) -> Agent:
     except KeyError:
         known = ", ".join(sorted(agents)) or "none"
         raise UserError(f"no agent named {name!r} in this runtime (it has: {known})") from None
+
+
+async def to_run(
+    store: ThreadStore, agents: Mapping[str, Agent], thread_id: str, loaded: Thread | None
+) -> tuple[Agent, Thread]:
+    """The thread (`loaded`, else read now, patiently) and the agent of `agents` that runs it.
+
+    Raises:
+        UserError: `agents` has no agent of the thread's name.
+    """
+    thread = loaded if loaded is not None else await patiently(lambda: store.load(thread_id))
+    return find_agent(agents, str(thread.metadata.get("agent"))), thread
 
 
 async def run_guarded(

@@ -17,7 +17,7 @@ from pydantic import JsonValue
 from . import _changes, _running
 from ._limits import RunLimits
 from ._running import WAKE_UP
-from ._saving import patiently, run_saving
+from ._saving import run_saving
 from ._sync import SyncCalls, interruptible
 from .agent import Agent
 from .events import Event
@@ -316,7 +316,8 @@ class Runtime(SyncCalls):
             LeaseLost: `owner` no longer holds the thread's lease; the run stopped before its next event.
             StoreError: The store kept failing (it is retried for about 13 seconds first).
         """
-        store, agent, thread = await self._to_run(thread_id, loaded)
+        store = await self.store()
+        agent, thread = await _running.to_run(store, self.agents, thread_id, loaded)
         return await run_saving(agent, store, thread, stop=stop, owner=owner, limits=self.limits)
 
     async def run_guarded(
@@ -340,7 +341,8 @@ class Runtime(SyncCalls):
             LeaseLost: `owner` no longer holds the lease.
             StoreError: The store kept failing (its trouble, not the thread's).
         """
-        store, agent, thread = await self._to_run(thread_id, loaded)
+        store = await self.store()
+        agent, thread = await _running.to_run(store, self.agents, thread_id, loaded)
         return await _running.run_guarded(agent, store, thread, stop=stop, owner=owner, limits=self.limits)
 
     async def run_until_idle(self) -> int:
@@ -371,12 +373,6 @@ class Runtime(SyncCalls):
             The ids of the threads woken.
         """
         return await _running.wake_due(await self.store(), now or datetime.now(UTC))
-
-    async def _to_run(self, thread_id: str, loaded: Thread | None) -> tuple[ThreadStore, Agent, Thread]:
-        """The store, the thread's agent and the thread (`loaded`, or read now)."""
-        store = await self.store()
-        thread = loaded if loaded is not None else await patiently(lambda: store.load(thread_id))
-        return store, _running.find_agent(self.agents, str(thread.metadata.get("agent"))), thread
 
     # -- for code without an event loop (one loop serves every call: see `SyncCalls`) ---------------
 
