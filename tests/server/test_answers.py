@@ -238,3 +238,32 @@ def answers(serve: Serve, store_url: str) -> Iterator[tuple[httpx.Client, Side, 
         side.call(lambda r: r.run_until_idle_sync())
         yield client, side, thread_id, side.link(side.get(thread_id))
         side.close()
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    form=st.dictionaries(
+        st.sampled_from(["action", "arg.tag", "arg.environment", "arg.replicas", "feedback", "text", "other"]),
+        st.sampled_from(["approve", "reject", "respond", "", "3", "-1", "1e999", "staging"]) | st.text(max_size=30),
+        max_size=5,
+    )
+)
+def test_any_form_gets_a_clear_answer_and_at_most_one_decision(
+    form: dict[str, str], approvals: tuple[httpx.Client, Side, str, str, str]
+) -> None:
+    client, side, thread_id, link, csrf = approvals
+    sent = client.post(link, data={**form, "csrf": csrf})
+    assert sent.status_code in (303, 409, 422), sent.text
+    assert types(side.get(thread_id)).count("approval") <= 1
+
+
+@pytest.fixture
+def approvals(serve: Serve, store_url: str) -> Iterator[tuple[httpx.Client, Side, str, str, str]]:
+    """A deploy waiting for approval on a server without a worker: one per test, not per example."""
+    with serve([deploy_bot()], worker=False) as client:
+        side = Side(store_url, agents=[deploy_bot()])
+        thread_id = side.launch("deploy_bot", text="ship it")
+        side.call(lambda r: r.run_until_idle_sync())
+        link = side.link(side.get(thread_id))
+        yield client, side, thread_id, link, _csrf(client.get(link).text)  # bound to the link: the same throughout
+        side.close()

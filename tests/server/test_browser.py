@@ -145,9 +145,8 @@ def test_approve_in_the_inbox_and_answer_from_a_link(serve: Serve, chromium: Bro
             thread_id = launch(api, "deploy_bot", text="deploy the backend to production")
             waiting(api, thread_id)
             question = waiting(api, launch(api, "asker", text="where should v1.2.3 go?", urgency="low"))
-            desk.reload()
             pocket.reload()
-            expect(desk.locator(".queue-item")).to_have_count(2)
+            expect(desk.locator(".queue-item")).to_have_count(2, timeout=20_000)  # the list reads itself again
             shoot(desk, artifacts, "3-inbox-laptop")
             shoot(pocket, artifacts, "3-inbox-phone")
 
@@ -199,10 +198,13 @@ def test_approve_in_the_inbox_and_answer_from_a_link(serve: Serve, chromium: Bro
             expect(pocket.get_by_text("Thank you: your answer is recorded.")).to_be_visible()
             expect(pocket.locator(".answered")).to_contain_text("by the answer link")
             shoot(pocket, artifacts, "7-answered-phone")
+            assert problems == []  # no script error, no failed load (the 409 below is one, on purpose)
+            desk.get_by_role("button", name="production").click()  # a second person, on the page they opened before
+            expect(desk.locator(".flash.bad")).to_have_text("Not sent: it was answered already (below).")
+            shoot(desk, artifacts, "8-answered-already-laptop")
             answered = wait(api, question["thread_id"], lambda t: t["status"] == "done")
             [response] = [e["data"] for e in answered["events"] if e["type"] == "human_response"]
             assert response == {"request_id": question["pending"]["id"], "text": "staging", "by": "answer_link"}
-            assert problems == []
         finally:
             gate.set()
             laptop.close()

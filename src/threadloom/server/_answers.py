@@ -273,11 +273,12 @@ async def answer(request: Request, token: str) -> Response:
         thread = await _settle(config, thread, ask, given)
     except (FormError, UserError) as exc:
         if form is not None:
-            return _show(request, claim, thread, ask, token, status=422, error=str(exc), values=form)
+            return _show(request, claim, thread, ask, token, status=422, error=f"Not sent: {exc}.", values=form)
         return JSONResponse(error_body("invalid_answer", str(exc)), status_code=422)
     except _Refused as refused:
         if form is not None:
-            return _show(request, claim, thread, ask, token, status=refused.status, error=refused.message)
+            said = "it was answered already (below)" if refused.code == "already_answered" else refused.message
+            return _show(request, claim, thread, ask, token, status=refused.status, error=f"Not sent: {said}.")
         return _refusal(request, refused, as_json=True)
     if form is not None:
         return RedirectResponse(f"/v1/answers/{token}?answered=true", status_code=303)

@@ -11,6 +11,22 @@
     window.history.replaceState(null, "", url.pathname + url.search + url.hash);
   }
 
+  // The list: read again every few seconds while the tab is shown, so new requests appear by themselves.
+  var queue = document.getElementById("queue");
+  if (queue && window.DOMParser) {
+    var refresh = window.setInterval(function () {
+      if (document.hidden) return;
+      fetch(queue.dataset.refresh, { credentials: "same-origin" }).then(function (response) {
+        if (response.redirected || !response.ok) { window.clearInterval(refresh); return null; } // signed out
+        return response.text();
+      }).then(function (html) {
+        if (!html) return;
+        var fresh = new DOMParser().parseFromString(html, "text/html").getElementById("queue");
+        if (fresh && fresh.innerHTML !== queue.innerHTML) queue.innerHTML = fresh.innerHTML;
+      });
+    }, 5000);
+  }
+
   var thread = document.getElementById("thread");
   if (!thread || !window.EventSource) return;
   var timeline = document.getElementById("timeline");
