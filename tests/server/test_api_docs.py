@@ -13,7 +13,10 @@ import httpx
 from bots import asker, deploy_bot, launch, wait_for
 from serving import ADMIN, READER, Serve
 
+from threadloom.server import InboundHook, new_webhook_secret
+
 DOC = Path(__file__).parents[2] / "docs" / "api.md"
+HOOK_SECRET = new_webhook_secret()
 # A ```bash block, then (after a blank line) the status it documents: "`201 Created`: ...".
 EXAMPLE = re.compile(r"```bash\n(?P<script>.*?)```\n\n`(?P<status>\d{3})[^`]*`", re.DOTALL)
 # Each example's curl writes its body to a file and prints only the status.
@@ -47,7 +50,8 @@ def test_every_endpoint_has_an_example() -> None:
 
 
 def test_the_examples_answer_what_the_doc_says(serve: Serve, tmp_path: Path) -> None:
-    with serve([deploy_bot(), asker()]) as client:
+    hooks = {"github": InboundHook("github", HOOK_SECRET, "deploy_bot", event_type="github_push")}  # Webhooks
+    with serve([deploy_bot(), asker()], hooks=hooks) as client:
         asked = wait_for(client, launch(client, "asker"), "waiting_human")
         linked = wait_for(client, launch(client), "waiting_approval")  # answered through its answer link
         env = {
@@ -58,6 +62,7 @@ def test_the_examples_answer_what_the_doc_says(serve: Serve, tmp_path: Path) -> 
             "ASKED_ID": asked["thread_id"],
             "REQUEST_ID": asked["pending"]["id"],
             "ANSWER_LINK": str(client.base_url).rstrip("/") + urlparse(str(linked["pending"]["answer_url"])).path,
+            "GITHUB_HOOK_SECRET": HOOK_SECRET,
             "BODY": str(tmp_path / "body"),
         }
         for script, status in examples():
