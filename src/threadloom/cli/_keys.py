@@ -20,7 +20,7 @@ from rich.text import Text
 
 from ..exceptions import ThreadloomError, UserError
 from ..server._keys import SCOPES, Scope, digest, new_secret, parse_scopes
-from ..server._tables import StoredKey, Tables, open_tables
+from ..server.tables import StoredKey, Tables, open_tables
 from ..store import DEFAULT_URL
 from ._app import StoreOption, console, existing_store, fail, hide_password, say, write_json
 

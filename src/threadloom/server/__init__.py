@@ -17,7 +17,7 @@ from ._config import NOTIFIED_STATUSES, InboundHook, ServerConfig, Subscription
 from ._keys import SCOPES, ApiKey, KeyRing, Scope, parse_keys
 from ._serve import ServerSettings, listen, read_settings, serve, server_config
 from ._signing import BadSignature, new_webhook_secret, sign, verify
-from ._tables import Delivery, StoredKey, Tables, link_secret, open_tables, tables_url, webhook_secret
+from .tables import Delivery, StoredKey, Tables, link_secret, open_tables, tables_url, webhook_secret
 
 __all__ = [
     "NOTIFIED_STATUSES",

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from ..runtime import Runtime
 from ._keys import KeyRing
-from ._tables import Tables
+from .tables import Tables
 
 __all__ = ["NOTIFIED_STATUSES", "InboundHook", "ServerConfig", "Subscription"]
 

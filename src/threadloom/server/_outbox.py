@@ -42,7 +42,7 @@ from ..store import ThreadSummary
 from ._config import ServerConfig, Subscription
 from ._signing import sign
 from ._status_changes import changes, deliveries, delivery_id
-from ._tables import Delivery, Tables, open_tables
+from .tables import Delivery, Tables, open_tables
 
 __all__ = ["WATERMARK", "Backoff", "deliver", "where"]
 

@@ -33,7 +33,7 @@ from ..runtime import Runtime
 from ._app import create_app
 from ._config import NOTIFIED_STATUSES, InboundHook, ServerConfig, Subscription
 from ._keys import KeyRing, parse_keys
-from ._tables import link_secret, open_tables
+from .tables import link_secret, open_tables
 
 __all__ = [
     "INBOX_PATH",

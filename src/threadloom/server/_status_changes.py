@@ -22,7 +22,7 @@ from ..state import Status, ThreadState, advance
 from ..thread import Thread
 from ._config import ServerConfig, Subscription
 from ._links import answer_url
-from ._tables import Delivery
+from .tables import Delivery
 
 __all__ = ["Change", "body", "changes", "delivery_id", "deliveries"]
 

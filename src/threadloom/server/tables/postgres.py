@@ -20,9 +20,9 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
         "the server's PostgreSQL tables need the `postgres` extra: pip install 'threadloom[postgres]'"
     ) from exc
 
-from ..exceptions import StoreError, UserError
-from ..store.base import masked, masked_url
-from ._tables import Delivery, StoredKey, scopes_text, stored_key
+from ...exceptions import StoreError, UserError
+from ...store.base import masked, masked_url
+from .base import Delivery, StoredKey, scopes_text, stored_key
 
 __all__ = ["MIGRATIONS", "PostgresTables"]
 

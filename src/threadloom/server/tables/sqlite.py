@@ -16,9 +16,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ..exceptions import StoreError, UserError
-from ..store._codec import format_time, parse_time
-from ._tables import Delivery, StoredKey, scopes_text, stored_key
+from ...exceptions import StoreError, UserError
+from ...store._codec import format_time, parse_time
+from .base import Delivery, StoredKey, scopes_text, stored_key
 
 __all__ = ["MIGRATIONS", "SQLiteTables"]
 

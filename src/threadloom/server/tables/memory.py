@@ -6,8 +6,8 @@ import dataclasses
 from collections.abc import Collection, Sequence
 from datetime import UTC, datetime, timedelta
 
-from ..exceptions import UserError
-from ._tables import Delivery, StoredKey
+from ...exceptions import UserError
+from .base import Delivery, StoredKey
 
 __all__ = ["MemoryTables"]
 
