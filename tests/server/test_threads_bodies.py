@@ -93,7 +93,8 @@ def test_any_decision_or_answer_body_changes_nothing_it_should_not(serve: Serve)
     # The same store without a worker: whatever a decision does, nothing else writes to the thread.
     with serve([deploy_bot()], worker=False) as client:
         base = f"/v1/threads/{thread['thread_id']}"
-        ids = st.sampled_from([thread["pending"]["id"], "ev_other"]) | texts.filter(bool)
+        # Any id but one with a slash, which is two path segments (the router redirects a trailing one).
+        ids = st.sampled_from([thread["pending"]["id"], "ev_other"]) | texts.filter(lambda t: bool(t) and "/" not in t)
 
         @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
         @given(st.sampled_from(["approvals", "responses"]), ids, decisions | answers, keys)

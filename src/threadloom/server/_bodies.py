@@ -352,6 +352,7 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 
 _MEANING = {
+    400: "The body cannot be read: not JSON text in UTF-8",
     401: "No API key, or one the server does not know",
     403: "The key lacks the scope this needs; nothing was changed",
     404: "No thread has this id",

@@ -22,7 +22,7 @@ router = APIRouter(tags=["threads"])
     "/{thread_id}/context",
     operation_id="get_context",
     summary="The messages the model got at each step, with their tokens",
-    responses=error_responses(401, 403, 404, 409, 503),
+    responses=error_responses(401, 403, 404, 409, 422, 503),
 )
 async def context(thread_id: ThreadId, request: Request, _: Annotated[Caller, Depends(require("read"))]) -> ContextOut:
     """Each model step's messages, rendered again from the thread before it by the agent's own code.

@@ -42,7 +42,7 @@ async def not_waiting(runtime: Runtime, thread_id: str, exc: InvalidTransition) 
     )
 
 
-_DECISION_ERRORS = error_responses(401, 403, 404, 409, 413, 422, 503)
+_DECISION_ERRORS = error_responses(400, 401, 403, 404, 409, 413, 422, 503)
 
 
 @router.post(

@@ -118,7 +118,7 @@ _LAUNCH_LINKS = {
             "description": "A replay: this Idempotency-Key launched it before",
             "links": _LAUNCH_LINKS,
         },
-        **error_responses(401, 403, 409, 413, 422, 503),
+        **error_responses(400, 401, 403, 409, 413, 422, 503),
     },
 )
 async def launch(
@@ -211,7 +211,7 @@ def _read_cursor(cursor: str) -> tuple[datetime, str]:
                 },
             }
         },
-        **error_responses(401, 403, 404, 503),
+        **error_responses(401, 403, 404, 422, 503),
     },
 )
 async def get_thread(
@@ -230,7 +230,7 @@ async def get_thread(
     summary="Send an outside event to a thread",
     responses={
         200: {"model": Launched, "description": "A replay: this Idempotency-Key delivered it before"},
-        **error_responses(401, 403, 404, 409, 413, 422, 503),
+        **error_responses(400, 401, 403, 404, 409, 413, 422, 503),
     },
 )
 async def send_event(
@@ -262,7 +262,7 @@ async def send_event(
     status_code=201,
     operation_id="fork_thread",
     summary="Fork a thread at an event",
-    responses=error_responses(401, 403, 404, 413, 422, 503),
+    responses=error_responses(400, 401, 403, 404, 413, 422, 503),
 )
 async def fork(
     thread_id: ThreadId, body: ForkBody, request: Request, _: Annotated[Caller, Depends(require("write"))]
@@ -277,7 +277,7 @@ async def fork(
     "/{thread_id}/cancel",
     operation_id="cancel_thread",
     summary="Cancel a thread",
-    responses=error_responses(401, 403, 404, 409, 413, 422, 503),
+    responses=error_responses(400, 401, 403, 404, 409, 413, 422, 503),
 )
 async def cancel(
     thread_id: ThreadId,
