@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import httpx
 import pytest
 from bots import asker, deploy_bot, launch, wait_for
@@ -227,3 +229,28 @@ def test_cancel_ends_a_thread_for_good_with_its_reason(serve: Serve) -> None:
         assert thread["events"][-1]["data"] == {"reason": "wrong ticket"} and thread["pending"] is None
         bare = client.post(f"/v1/threads/{launch(client)}/cancel")
         assert bare.status_code == 200 and bare.json()["status"] == "failed"
+
+
+def test_a_body_over_the_limit_is_a_413_on_every_route_that_takes_one_and_nothing_is_written(serve: Serve) -> None:
+    with serve([deploy_bot()], worker=False, max_body_bytes=300) as client:
+        thread_id = launch(client)
+        big = {"type": "slack_message", "data": "x" * 400}
+        for path in (
+            "/v1/threads",
+            f"/v1/threads/{thread_id}/events",
+            f"/v1/threads/{thread_id}/approvals/ev_1",
+            f"/v1/threads/{thread_id}/responses/ev_1",
+            f"/v1/threads/{thread_id}/fork",
+            f"/v1/threads/{thread_id}/cancel",
+        ):
+            declared = client.post(path, json=big)
+            assert declared.status_code == 413 and declared.json()["error"]["code"] == "body_too_large", path
+
+            def chunks() -> Iterator[bytes]:  # no Content-Length: the cap counts what arrives
+                yield b'{"type": "slack_message", "data": "'
+                yield b"x" * 400
+                yield b'"}'
+
+            streamed = client.post(path, content=chunks(), headers={"Content-Type": "application/json"})
+            assert streamed.status_code == 413, path
+        assert events_of(client, thread_id) == ["user_input"] and len(client.get("/v1/threads").json()["threads"]) == 1
