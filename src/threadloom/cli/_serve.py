@@ -60,9 +60,10 @@ def serve(
 ) -> None:
     """Serve the API, the answer links and the inbox, with a worker, until SIGTERM / Ctrl-C.
 
-    API keys come from THREADLOOM_API_KEYS (NAME:SECRET:SCOPES, comma-separated); with none
-    the server refuses to start. On SIGTERM it finishes the requests in flight, then each run ends
-    after its current step, and it exits 0. Logs go to stderr and never show a secret.
+    API keys: those `threadloom keys create` stored, and THREADLOOM_API_KEYS (NAME:SECRET:SCOPES,
+    comma-separated); with neither it refuses to start. On SIGTERM it finishes the requests in
+    flight, then each run ends after its current step, and it exits 0. Logs go to stderr and never
+    show a secret.
     """
     if log_format not in ("text", "json"):
         raise typer.BadParameter("must be text or json", param_hint="--log-format")
