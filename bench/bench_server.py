@@ -322,7 +322,13 @@ def section(results: Mapping[str, Any]) -> str:
         "stored); *approve → done*: from that answer to the poll that sees the thread done (includes up to one",
         "poll interval). *lost*: a 2xx'd launch or approval missing afterwards; *once*: approved deploys whose",
         "effect (a line appended by the tool) is there exactly once. The clients and the servers share the",
-        "machine's 2 cores: these are latencies under saturation, read side by side.",
+        "machine's 2 cores: with 200 clients these are latencies under saturation, read side by side; the",
+        "*1 client* rows (one client, 50 rounds) are the round trip with nothing queued in front of it.",
+        "What each answer costs differs: threadloom answers a launch or a decision once it is committed",
+        "(SQLite `synchronous=FULL`: synced to disk; PostgreSQL `synchronous_commit=on`), LangGraph's",
+        "in-memory runtime once it is in memory (it writes its state to disk later, now and then).",
+        "On PostgreSQL the API's reads (every poll) and the in-process worker's steps share the store's",
+        "pool of 10 connections, so under 200 polling clients the worker's steps wait behind the polls.",
         "",
         "| server | launch p50 / p99 (ms) | approve p50 / p99 (ms) | approve → done p50 / p99 (ms) | requests/s | threads | errors | lost | effects once | repeated |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
@@ -365,7 +371,8 @@ def _kill_section(kill: Mapping[str, Any]) -> str:
         "approvals were answered, `threadloom serve` gets SIGKILL, and a new one starts on the same store.",
         "*lost*: 2xx'd launches and approvals missing from the store; *once*: finished deploys whose effect",
         "is there exactly once; *cut in tool*: deploys the kill interrupted inside the tool, which are not",
-        "run again (their outcome is unknown) but ask a person; *webhooks missing*: changes never delivered.",
+        "run again (their outcome is unknown) but ask a person; *webhooks missing*: changes never delivered;",
+        "*recovered*: from the restart until every approved thread ended, the dead worker's leases (30 s) included.",
         "",
         "| store | 2xx launches | 2xx approvals | threads | lost | deploys once | repeated | cut in tool | webhooks (missing) | recovered (s) |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
@@ -377,7 +384,7 @@ def _kill_section(kill: Mapping[str, Any]) -> str:
             continue
         lines.append(
             f"| {label} | {r['acknowledged_launches']} | {r['acknowledged_approvals']} | {r['threads_stored']} | "
-            f"{r['lost']} | {r['effects_once']} | {r['effects_repeated']} | {r['cut_in_tool']} | "
+            f"{r['lost']} | {r['effects_once']} | {r['effects_repeated'] + r.get('effects_unknown', 0)} | {r['cut_in_tool']} | "
             f"{r['webhooks_expected']} ({r['webhooks_missing']}) | {r['recovered_seconds']:.1f} |"
         )
     return "\n".join(lines)
