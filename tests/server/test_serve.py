@@ -19,7 +19,7 @@ from serve_support import ENV, TESTS, Server, wait_for
 from serving import ADMIN, READER, SECRET, WRITER
 
 from threadloom import Event, Runtime, Thread
-from threadloom.server import read_settings
+from threadloom.server import listen, read_settings
 from threadloom.server._links import answer_url
 from workers.effects import read
 from workers.started import wait_started
@@ -264,3 +264,23 @@ def test_no_worker_serves_the_api_beside_a_worker_process(store_url: str, tmp_pa
         if worker is not None and worker.poll() is None:
             worker.kill()
             worker.communicate()
+
+
+async def test_connections_to_the_listening_socket_send_without_waiting_for_acks() -> None:
+    # Nagle's algorithm off on every accepted connection: a response written in two parts would
+    # otherwise wait for the client's delayed ACK (40 ms a request on a kept-alive connection).
+    nodelay: list[int] = []
+    seen = asyncio.Event()
+
+    def accepted(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        del reader
+        nodelay.append(writer.get_extra_info("socket").getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+        seen.set()
+        writer.close()
+
+    server = await asyncio.start_server(accepted, sock=listen("127.0.0.1", 0))
+    async with server:
+        _, writer = await asyncio.open_connection(*server.sockets[0].getsockname()[:2])
+        await seen.wait()
+        writer.close()
+    assert nodelay == [1]
