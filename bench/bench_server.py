@@ -328,7 +328,7 @@ def section(results: Mapping[str, Any]) -> str:
         "(SQLite `synchronous=FULL`: synced to disk; PostgreSQL `synchronous_commit=on`), LangGraph's",
         "in-memory runtime once it is in memory (it writes its state to disk later, now and then).",
         "On PostgreSQL the API's reads (every poll) and the in-process worker's steps share the store's",
-        "pool of 10 connections, so under 200 polling clients the worker's steps wait behind the polls.",
+        "pool of 10 connections: under 200 polling clients the worker's steps can wait behind the polls.",
         "",
         "| server | launch p50 / p99 (ms) | approve p50 / p99 (ms) | approve → done p50 / p99 (ms) | requests/s | threads | errors | lost | effects once | repeated |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
