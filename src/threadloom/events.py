@@ -39,6 +39,7 @@ __all__ = [
     "NOTE",
     "REQUEST_HUMAN_INPUT",
     "REQUEST_MORE_INFORMATION",
+    "RUNTIME_EVENTS",
     "RUN_ERROR",
     "TOOL_CALL",
     "TOOL_RESPONSE",
@@ -74,6 +75,24 @@ NOTE: Final = "note"
 RUN_ERROR: Final = "run_error"
 BOOKKEEPING_EVENTS: Final = frozenset({TOOL_STARTED, HUMAN_CONTACTED, NOTE, RUN_ERROR})
 """threadloom's own bookkeeping types: records of what was done, never input (see `is_bookkeeping`)."""
+RUNTIME_EVENTS: Final = frozenset(
+    {
+        TOOL_CALL,
+        TOOL_STARTED,
+        APPROVAL,
+        TOOL_RESPONSE,
+        ERROR,
+        REQUEST_HUMAN_INPUT,
+        REQUEST_MORE_INFORMATION,
+        HUMAN_RESPONSE,
+        DONE_FOR_NOW,
+        WAIT_UNTIL,
+        FAILED,
+        HUMAN_CONTACTED,
+        RUN_ERROR,
+    }
+)
+"""The types only threadloom writes (the agent, the runtime, a decision): never accepted as outside input."""
 BOOKKEEPING_PREFIX: Final = "note_"
 """Your own bookkeeping types start with this, e.g. `note_slack_message_sent` (see `is_bookkeeping`)."""
 

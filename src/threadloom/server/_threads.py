@@ -15,22 +15,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, Query, Request, Response
 
-from ..events import (
-    APPROVAL,
-    DONE_FOR_NOW,
-    ERROR,
-    FAILED,
-    HUMAN_CONTACTED,
-    HUMAN_RESPONSE,
-    REQUEST_HUMAN_INPUT,
-    REQUEST_MORE_INFORMATION,
-    RUN_ERROR,
-    TOOL_CALL,
-    TOOL_RESPONSE,
-    TOOL_STARTED,
-    WAIT_UNTIL,
-    Event,
-)
+from ..events import RUNTIME_EVENTS, Event
 from ..exceptions import ThreadBusy, VersionConflict
 from ..state import Status
 from . import _context, _decisions, _stream
@@ -56,25 +41,6 @@ __all__ = ["outside_event", "router"]
 
 router = APIRouter(prefix="/v1/threads", tags=["threads"])
 
-# Types only the runtime writes: from outside, a `tool_call` or an `approval` would skip the approval
-# that `write` keys may not give (and the scope checks with it).
-_RUNTIME_TYPES = frozenset(
-    {
-        APPROVAL,
-        DONE_FOR_NOW,
-        ERROR,
-        FAILED,
-        HUMAN_CONTACTED,
-        HUMAN_RESPONSE,
-        REQUEST_HUMAN_INPUT,
-        REQUEST_MORE_INFORMATION,
-        RUN_ERROR,
-        TOOL_CALL,
-        TOOL_RESPONSE,
-        TOOL_STARTED,
-        WAIT_UNTIL,
-    }
-)
 _CURSOR_VERSION = 1
 
 
@@ -85,7 +51,8 @@ def outside_event(body: EventBody) -> Event:
         ApiError: The type is threadloom's own.
         UserError: The data is not a JSON value a store can hold (422 too).
     """
-    if body.type in _RUNTIME_TYPES:
+    # From outside, a `tool_call` or an `approval` would skip the approval that `write` keys may not give.
+    if body.type in RUNTIME_EVENTS:
         raise ApiError(
             422,
             "reserved_event_type",
