@@ -3,9 +3,9 @@
 For every event, in order: the resolver learns from it which errors a later success resolved; its
 data loses the model's usage record, is redacted, and loses every secret known so far; and its
 default rendering (text for xml and yaml, messages for `messages`) is made once. Events are
-immutable and a thread's list only grows (`thread.shared_items`), so a `Rendering` remembers how
-far it read a list and a step reads only the events added since: the cost of a step does not grow
-with the thread.
+immutable and a thread's list only grows (`thread.shared_items`, which the caller hands in), so a
+`Rendering` remembers how far it read a list and a step reads only the events added since: the
+cost of a step does not grow with the thread.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from ._render_event import TextFormat, event_text
 from ._render_messages import event_messages
 from .events import MODEL_RECORD_EVENTS, Event, is_bookkeeping, restored_event
 from .messages import Message
-from .thread import Thread, shared_items
 
 __all__ = ["Part", "Pipeline", "Rendering"]
 
@@ -55,9 +54,8 @@ class Pipeline:
         self.parts = parts  # whether the default rendering is wanted (not with a whole-thread renderer)
         self._renderings: dict[int, Rendering] = {}
 
-    def read(self, thread: Thread) -> Rendering:
-        """The rendering of `thread`, read on from where this pipeline last left its list."""
-        items, size = shared_items(thread)
+    def read(self, items: list[Event], size: int) -> Rendering:
+        """The rendering of a thread (the first `size` events of `items`), read on from where it left the list."""
         # Most recently used last: a hit moves to the end, so eviction drops the longest unused.
         rendering = self._renderings.pop(id(items), None)
         if rendering is None or rendering.items is not items or rendering.done > size:
@@ -155,7 +153,7 @@ class Pipeline:
         else:
             for e, p in zip(rendering.shown[rendering.joined :], rendering.parts[rendering.joined :], strict=True):
                 if isinstance(p, tuple) and e.id not in hidden:
-                    rendering.messages.extend(p)
+                    rendering.messages += p
         rendering.mark_current()
         return list(rendering.messages)
 
@@ -195,12 +193,9 @@ class Rendering:
         hidden = self.resolver.hidden
         return ((e, p) for e, p in zip(self.shown, self.parts, strict=True) if e.id not in hidden)
 
-    def visible_thread(self, thread: Thread) -> Thread:
-        """`thread` as a whole-thread renderer gets it: redacted, resolved errors out; itself when that changes nothing."""
-        events = [event for event, _ in self.visible()]
-        if len(events) == len(thread) and all(a is b for a, b in zip(events, thread.events, strict=True)):
-            return thread
-        return Thread(events, thread_id=thread.id, metadata=thread.metadata)
+    def visible_events(self) -> list[Event]:
+        """What a whole-thread renderer gets of the events: redacted, resolved errors out."""
+        return [event for event, _ in self.visible()]
 
     def mark_current(self) -> None:
         self.joined = self.done

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import inspect
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
@@ -14,7 +15,7 @@ from .events import Event, storable_text
 from .exceptions import ParseError, UserError
 from .intents import BUILTIN_INTENTS, Intent, Tool, WaitUntil, intent_name, intent_schema, intent_union
 from .intents import tool as make_tool
-from .loop import MAX_OUTPUT_CHARS, AfterStep, Limits, Save, maybe_await
+from .loop import MAX_OUTPUT_CHARS, AfterStep, Limits, Save
 from .loop import run as run_loop
 from .messages import Message
 from .models._infer import infer_model
@@ -225,8 +226,10 @@ class Agent:
             ModelError: The model could not answer.
             OverTokenBudget: The rendered thread is over the context's token budget.
         """
-        completion, offered = await self._complete(thread)
-        return self._parse(completion, offered)
+        answer, _ = await self._answer(thread)
+        if isinstance(answer, ParseError):
+            raise answer
+        return answer
 
     async def step(self, thread: Thread) -> Event:
         """Ask the model once and return the event that records its answer. Does not change the thread.
@@ -240,47 +243,54 @@ class Agent:
             ModelError: The model could not answer.
             OverTokenBudget: The rendered thread is over the context's token budget.
         """
+        answer, completion = await self._answer(thread)
+        if isinstance(answer, ParseError):
+            return _model_error(answer, completion)
+        assert completion is not None  # an intent was parsed from it
         try:
-            completion, offered = await self._complete(thread)
-        except ParseError as exc:  # a model that judged its own answer unusable before returning it
-            return _model_error(exc, None)
-        try:
-            intent = self._parse(completion, offered)
-            event = self.to_event(intent)
+            event = self.to_event(answer)
             assert isinstance(event.data, dict)
             return Event(event.type, {**event.data, "model": completion.record()}, id=event.id, at=event.at)
-        except ParseError as exc:
-            return _model_error(exc, completion)
         except UserError as exc:  # a value no store can hold (Event refuses it): the model's to fix
             problem = ParseError(f"the answer holds a value that cannot be stored: {exc}", text=completion.text)
             return _model_error(problem, completion)
 
-    async def _complete(self, thread: Thread) -> tuple[Completion, tuple[type[Intent], ...]]:
+    async def _answer(self, thread: Thread) -> tuple[Intent | ParseError, Completion | None]:
+        """One step, straight down: the view (`before_model`), the request, the model's answer, the intent.
+
+        Returns the intent with the completion it came from or, when the answer is unusable, the
+        `ParseError` that says why (with the completion, unless the model refused to return one).
+        """
         view = thread
         if self.before_model is not None:
-            replaced = await maybe_await(self.before_model(thread))
+            replaced = self.before_model(thread)
+            if inspect.isawaitable(replaced):
+                replaced = await replaced
             if replaced is not None:
                 view = replaced
         offered = self.offered(view)
-        return await self.model.complete(self._request(view, offered)), offered
-
-    def _parse(self, completion: Completion, offered: tuple[type[Intent], ...]) -> Intent:
+        request = self._request(view, offered)
+        try:
+            completion = await self.model.complete(request)
+        except ParseError as exc:  # a model that judged its own answer unusable before returning it
+            return exc, None
         if completion.error is not None:
-            raise ParseError(completion.error, text=completion.text)
+            return ParseError(completion.error, text=completion.text), completion
         if completion.stop_reason in _CUT_OFF:
-            raise ParseError(
+            cut = (
                 f"your answer was cut off after {completion.usage.output_tokens} tokens (the output limit); "
-                "answer again with one complete, shorter JSON object",
-                text=completion.text,
+                "answer again with one complete, shorter JSON object"
             )
-        intent: Intent = parse(completion.text, self.intent_type)
+            return ParseError(cut, text=completion.text), completion
+        try:
+            intent: Intent = parse(completion.text, self.intent_type)
+        except ParseError as exc:
+            return exc, completion
         if offered is not self.intents and type(intent) not in offered:
             names = ", ".join(intent_name(i) for i in offered)
-            raise ParseError(
-                f"`{intent_name(type(intent))}` is not available at this step; choose one of: {names}",
-                text=completion.text,
-            )
-        return intent
+            chosen = f"`{intent_name(type(intent))}` is not available at this step; choose one of: {names}"
+            return ParseError(chosen, text=completion.text), completion
+        return intent, completion
 
     def to_event(self, intent: Intent) -> Event:
         """The event that records the model's choice: a `tool_call`, or the built-in intent itself."""

@@ -22,7 +22,7 @@ from ._render_thread import Pipeline
 from .events import MODEL_RECORD_EVENTS, Event
 from .exceptions import OverTokenBudget, UserError
 from .messages import Message, ToolCall
-from .thread import Thread
+from .thread import Thread, shared_items
 from .tokens import TokenCounter, count_messages, default_counter
 
 __all__ = [
@@ -170,18 +170,18 @@ class Context:
         Raises:
             OverTokenBudget: Over `max_tokens` even after `compact`.
         """
-        messages = self._render(thread, system)
-        if self.max_tokens is None:
-            return messages
-        counter = self.counter or default_counter()
-        tokens = count_messages(messages, counter)
-        if tokens <= self.max_tokens:
-            return messages
-        if self.compact is not None:
-            messages = self._render(self.compact(thread), system)
+        view, compacted = thread, False
+        while True:
+            messages = self._render(view, system)
+            if self.max_tokens is None:
+                return messages
+            counter = self.counter or default_counter()
             tokens = count_messages(messages, counter)
             if tokens <= self.max_tokens:
                 return messages
+            if self.compact is None or compacted:
+                break
+            view, compacted = self.compact(thread), True  # once: the compacted view must fit
         hint = "make the compact= hook shorten more" if self.compact else "pass compact= to shorten the thread"
         raise OverTokenBudget(
             f"thread {thread.id!r} renders to {tokens} tokens ({counter.name}), over max_tokens={self.max_tokens}; "
@@ -193,21 +193,25 @@ class Context:
     def _render(self, thread: Thread, system: str | None) -> list[Message]:
         head = [Message("system", system)] if system is not None else []
         pipeline = self._pipeline
-        rendering = pipeline.read(thread)
-        if self.thread_to_prompt is not None:
-            custom = self.thread_to_prompt(rendering.visible_thread(thread))
-            return head + ([Message("user", custom)] if isinstance(custom, str) else list(custom))
-        if self.format == "messages":
-            return head + pipeline.messages(rendering)
-        if not self.renderers:
-            return [*head, Message("user", pipeline.text(rendering))]
-        parts: list[str] = []
-        for event, part in rendering.visible():
-            renderer = self.renderers.get(event.type)
-            text = renderer(event) if renderer is not None else part  # user code: called every time
-            if isinstance(text, str):
-                parts.append(text)
-        return [*head, Message("user", ("\n\n" if self.format == "xml" else "\n").join(parts))]
+        items, size = shared_items(thread)
+        rendering = pipeline.read(items, size)
+        if self.thread_to_prompt is None:
+            if self.format == "messages":
+                return head + pipeline.messages(rendering)
+            if not self.renderers:
+                return [*head, Message("user", pipeline.text(rendering))]
+            parts: list[str] = []
+            for event, part in rendering.visible():
+                renderer = self.renderers.get(event.type)
+                text = renderer(event) if renderer is not None else part  # user code: called every time
+                if isinstance(text, str):
+                    parts.append(text)
+            return [*head, Message("user", ("\n\n" if self.format == "xml" else "\n").join(parts))]
+        events = rendering.visible_events()
+        if len(events) != len(thread) or any(a is not b for a, b in zip(events, thread.events, strict=True)):
+            thread = Thread(events, thread_id=thread.id, metadata=thread.metadata)  # redacted, resolved errors out
+        custom = self.thread_to_prompt(thread)
+        return head + ([Message("user", custom)] if isinstance(custom, str) else list(custom))
 
 
 def render(
