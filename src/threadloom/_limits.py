@@ -14,15 +14,25 @@ import asyncio
 import hashlib
 import json
 import random
+from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from pydantic import JsonValue
 
 from .events import ERROR, MODEL_RECORD_EVENTS, RUN_ERROR, TOOL_STARTED, Event, is_bookkeeping, storable_text
+from .exceptions import UserError
 from .thread import Thread
 
-__all__ = ["RunLimits", "contention_pause", "failed_attempts", "fingerprint", "over_the_limit", "run_error"]
+__all__ = [
+    "RecentActivity",
+    "RunLimits",
+    "contention_pause",
+    "failed_attempts",
+    "fingerprint",
+    "run_error",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +49,17 @@ class RunLimits:
     """At most this many model answers a thread records in any 60 seconds (the circuit breaker)."""
     tool_runs_per_minute: int = 60
     """At most this many tool runs (`tool_started`) a thread records in any 60 seconds."""
+
+    def __post_init__(self) -> None:
+        counts = {"attempts": self.attempts, "model_calls_per_minute": self.model_calls_per_minute}
+        counts["tool_runs_per_minute"] = self.tool_runs_per_minute
+        if low := [f"{name}={value!r}" for name, value in counts.items() if value < 1]:
+            raise UserError(f"RunLimits: {', '.join(low)}; each must be at least 1")
+        if not 0 <= self.backoff_seconds <= self.max_backoff_seconds:
+            raise UserError(
+                f"RunLimits: backoff_seconds={self.backoff_seconds!r} must be from 0 to "
+                f"max_backoff_seconds={self.max_backoff_seconds!r}"
+            )
 
     def backoff(self, attempt: int) -> float:
         """Seconds before attempt `attempt` + 1 may start: exponential, capped, with jitter."""
@@ -60,29 +81,54 @@ def failed_attempts(thread: Thread) -> int:
     return count
 
 
-def over_the_limit(thread: Thread, limits: RunLimits, now: datetime | None = None) -> tuple[str, datetime] | None:
-    """Why the thread must pause now, and until when, if its last minute holds as many model calls or tool runs as allowed."""
-    now = now or datetime.now(UTC)
-    since = now - _WINDOW
-    calls: list[datetime] = []
-    runs: list[datetime] = []
-    for event in reversed(thread.events):
-        if event.at <= since:
-            break
-        if event.type == TOOL_STARTED:
-            runs.append(event.at)
-        elif event.type in MODEL_RECORD_EVENTS and _from_model(event):
-            calls.append(event.at)
-        # Enough seen to judge: a busy minute costs the check the bound's events, not the minute's.
-        if len(calls) >= limits.model_calls_per_minute or len(runs) >= limits.tool_runs_per_minute:
-            break
-    if len(calls) >= limits.model_calls_per_minute:
-        return f"{len(calls)} model calls in the last minute (bound {limits.model_calls_per_minute})", min(
-            calls
-        ) + _WINDOW
-    if len(runs) >= limits.tool_runs_per_minute:
-        return f"{len(runs)} tool runs in the last minute (bound {limits.tool_runs_per_minute})", min(runs) + _WINDOW
-    return None
+class RecentActivity:
+    """Whether a thread's last minute holds as many model calls or tool runs as `limits` allow, kept as a run appends.
+
+    Made from the thread as a run loads it (its events back to the first older than a minute); each
+    look reads only the events appended since the last one, so a step costs the same however busy
+    the thread's minute was.
+    """
+
+    __slots__ = ("_calls", "_limits", "_read", "_runs")
+
+    def __init__(self, thread: Thread, limits: RunLimits, now: datetime | None = None) -> None:
+        since = (now or datetime.now(UTC)) - _WINDOW
+        recent: list[Event] = []
+        for event in reversed(thread.events):  # back to the first event older than the minute
+            if event.at <= since:
+                break
+            recent.append(event)
+        self._limits = limits
+        self._calls: deque[datetime] = deque()
+        self._runs: deque[datetime] = deque()
+        self._read = len(thread)
+        self._count(reversed(recent))
+
+    def over(self, thread: Thread, now: datetime | None = None) -> tuple[str, datetime] | None:
+        """Why `thread` (the one this was made from, grown by appends) must pause now, and until when; None if it need not.
+
+        Until when: the moment the oldest of the bound's most recent events leaves the minute.
+        """
+        self._count(thread.events[self._read :])
+        self._read = len(thread)
+        since = (now or datetime.now(UTC)) - _WINDOW
+        limits = self._limits
+        for times, bound, what in (
+            (self._calls, limits.model_calls_per_minute, "model calls"),
+            (self._runs, limits.tool_runs_per_minute, "tool runs"),
+        ):
+            while times and times[0] <= since:  # a run appends its events in time order
+                times.popleft()
+            if len(times) >= bound:
+                return f"{len(times)} {what} in the last minute (bound {bound})", times[-bound] + _WINDOW
+        return None
+
+    def _count(self, events: Iterable[Event]) -> None:
+        for event in events:
+            if event.type == TOOL_STARTED:
+                self._runs.append(event.at)
+            elif event.type in MODEL_RECORD_EVENTS and _from_model(event):
+                self._calls.append(event.at)
 
 
 def _from_model(event: Event) -> bool:

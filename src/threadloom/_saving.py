@@ -34,7 +34,7 @@ from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import TYPE_CHECKING, TypeVar
 
-from ._limits import RunLimits, contention_pause, failed_attempts, over_the_limit, run_error
+from ._limits import RecentActivity, RunLimits, contention_pause, failed_attempts, run_error
 from .exceptions import (
     AlreadyDelivered,
     IdempotencyKeyReused,
@@ -127,12 +127,12 @@ async def run_saving(
         LeaseLost: `owner` no longer holds the lease.
     """
     saved = len(thread)
-    limits = limits or RunLimits()
+    recent = RecentActivity(thread, limits or RunLimits())
 
     async def pause_if_over(current: Thread) -> None:
         """End the run (recording why and until when) if the thread is over its per-minute bounds."""
         nonlocal saved
-        over = over_the_limit(current, limits)
+        over = recent.over(current)
         if over is None:
             return
         reason, until = over
