@@ -51,14 +51,16 @@ def postgres_url(postgres_server: str) -> Iterator[str]:
         conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
 
 
-@pytest.fixture(params=["memory", "sqlite", "postgres"])
+@pytest.fixture(params=["memory", "sqlite", "sqlite-normal", "postgres"])
 async def store(request: pytest.FixtureRequest, tmp_path: object) -> AsyncIterator[ThreadStore]:
-    """One store of each kind, empty."""
+    """One store of each kind, empty (SQLite also with `synchronous=NORMAL`, whose appends commit at once)."""
     made: ThreadStore
     if request.param == "memory":
         made = MemoryStore()
     elif request.param == "sqlite":
         made = SQLiteStore(f"{tmp_path}/threads.db")
+    elif request.param == "sqlite-normal":
+        made = SQLiteStore(f"{tmp_path}/threads.db", synchronous="NORMAL")
     else:
         from threadloom.store.postgres import PostgresStore
 

@@ -11,7 +11,7 @@ import sqlite3
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..exceptions import AlreadyDelivered, IdempotencyKeyReused, LeaseLost, ThreadNotFound, VersionConflict
 from ..thread import Thread
@@ -19,7 +19,7 @@ from ._appends import check_version, key_scope, not_storable, summarise
 from ._codec import encode_event, encode_metadata, format_time
 from .base import ThreadSummary
 
-__all__ = ["append_work"]
+__all__ = ["Append", "append_work"]
 
 _STEP_ROWS = 100  # a step's append with at most this many events is one multi-row INSERT (999 parameters)
 _STEP = (
@@ -27,13 +27,25 @@ _STEP = (
     " WHERE thread_id = ? AND events = ? AND (? IS NULL OR lease_owner = ?) RETURNING status, lease_expires"
 )
 
+# About how many WAL pages a commit writes besides its events' data: the thread's row and its two
+# indexes, and the events' leaf (measured: 5.3-5.4 on threads of 10 to 10,000 events).
+_PAGES_A_COMMIT = 5
+_PAGE_BYTES = 4096  # SQLite's default page size
+
 Rows = list[tuple[Any, ...]]
+
+
+class Append(NamedTuple):
+    """An append's transaction, to run on a store's connection, and about how many WAL pages it writes."""
+
+    run: Callable[[sqlite3.Connection], bool]
+    pages: int
 
 
 def append_work(
     thread: Thread, after: int, idempotency_key: str | None, request: str | None, owner: str | None
-) -> Callable[[sqlite3.Connection], bool]:
-    """The work of an append (see `ThreadStore.append`), to run on the store's connection.
+) -> Append:
+    """The work of an append (see `ThreadStore.append`), to run on a store's connection.
 
     The work returns whether the thread is now claimable (`ready`, no live lease).
 
@@ -46,6 +58,7 @@ def append_work(
         rows = [(thread.id, seq, *encode_event(e)) for seq, e in events]
     except ValueError as exc:  # json.dumps: an int too long to write
         raise not_storable(thread, exc) from exc
+    pages = _PAGES_A_COMMIT + sum(len(r[4]) for r in rows) // _PAGE_BYTES
     now = datetime.now(UTC)
     summary = summarise(thread, now)
     wake_at = format_time(summary.wake_at) if summary.wake_at else None
@@ -54,9 +67,10 @@ def append_work(
         check_version(thread, after, after)  # `after` within the writer's own thread
         params = [summary.status, summary.events, wake_at, retry_at, format_time(now), thread.id, after, owner]
         params.append(owner)
-        return partial(_step, thread.id, after, owner, params, rows)
+        return Append(partial(_step, thread.id, after, owner, params, rows), pages)
     key = None if idempotency_key is None else (key_scope(thread, after), idempotency_key, request)
-    return partial(_write, thread, after, key, owner, summary, rows, (wake_at, retry_at, format_time(now)))
+    times = (wake_at, retry_at, format_time(now))
+    return Append(partial(_write, thread, after, key, owner, summary, rows, times), pages)
 
 
 def _step(thread_id: str, after: int, owner: str | None, params: list[Any], rows: Rows, db: sqlite3.Connection) -> bool:

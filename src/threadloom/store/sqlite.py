@@ -11,11 +11,22 @@ its run goes on from) is committed with `synchronous=NORMAL`, i.e. without waiti
 WAL is one file written in order, so the next FULL commit's sync (the run's next step, from any
 connection) or a checkpoint puts it on disk too; until then a power cut (not a crash of the process)
 may lose it, and only it and other unsynced appends after the last sync.
+
+Where the work runs: the store's own thread does every read, and every write that may wait (for the
+disk, or for another process's write lock), on its connection (a busy timeout of 30 s, the WAL's
+automatic checkpoint). A commit that waits for neither takes tens of microseconds, less than the
+hop to that thread and back, so an append that does not sync (every append of a `NORMAL` store, a
+`sync=False` one of a `FULL` store) commits on the caller's thread instead, on a second connection
+set up for it once (`synchronous=NORMAL`, a busy timeout of 0, no automatic checkpoint); if the
+write lock is taken, it goes to the store's thread and waits its turn there. Its pages are counted,
+and every `wal_autocheckpoint` of them the store's thread checkpoints the WAL, as SQLite's automatic
+checkpoint would, so the WAL stays bounded without the event loop waiting for the disk.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import threading
 from collections.abc import Callable, Collection
@@ -32,7 +43,7 @@ from . import _sqlite_leases, _sqlite_reads
 from ._appends import not_storable
 from ._leases import WorkSignal, claim_then_load
 from ._sqlite_schema import MIGRATIONS, migrate
-from ._sqlite_writes import append_work
+from ._sqlite_writes import Append, append_work
 from .base import StoreCounts, ThreadSummary
 
 __all__ = ["MIGRATIONS", "SQLiteStore"]
@@ -40,10 +51,14 @@ __all__ = ["MIGRATIONS", "SQLiteStore"]
 _T = TypeVar("_T")
 
 _BUSY_MS = 30_000  # how long a write waits for another process's write lock
+_AT_ONCE_PAGES = 16  # a bigger append (~64 KiB of events) is written on the store's thread, the loop running on
 
 
-class _Busy(Exception):
-    """A write cannot run at once without waiting (`SQLiteStore._at_once`)."""
+def _connect(path: str, synchronous: str, busy_ms: int) -> sqlite3.Connection:
+    db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=busy_ms / 1000)
+    db.execute(f"PRAGMA synchronous={synchronous}")
+    db.execute("PRAGMA foreign_keys=ON")
+    return db
 
 
 class SQLiteStore:
@@ -71,32 +86,27 @@ class SQLiteStore:
         # `sync=False` (it is switched back at once; this is in case switching back failed).
         self._relaxed = False
         try:
-            self._db = sqlite3.connect(
-                self.path, check_same_thread=False, isolation_level=None, timeout=_BUSY_MS / 1000
-            )
+            self._db = _connect(self.path, synchronous, _BUSY_MS)
             self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute(f"PRAGMA synchronous={synchronous}")
-            self._db.execute("PRAGMA foreign_keys=ON")
             (self._checkpoint_pages,) = self._db.execute("PRAGMA wal_autocheckpoint").fetchone()
             migrate(self._db, MIGRATIONS, self.path)  # MIGRATIONS as this module has it (tests replace it)
+            self._now = _connect(self.path, "NORMAL", 0)  # for commits that wait for nothing (`_at_once`)
+            self._now.execute("PRAGMA wal_autocheckpoint = 0")
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open SQLite store {self.path!r}: {exc}") from exc
-        # One connection, used from a thread of its own one call at a time (a dedicated thread is a
-        # shorter hop than `asyncio.to_thread`'s shared pool; the lock is for `sqlite3`'s sake), and
-        # for a commit that does not wait for the disk, from the event loop's thread (`_at_once`).
-        self._lock = threading.Lock()
+        # The store's thread, its connection's only user (a dedicated thread is a shorter hop than
+        # `asyncio.to_thread`'s shared pool); `_now` is used one caller at a time.
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="threadloom-sqlite")
+        self._now_lock = threading.Lock()
+        self._unchecked = 0  # pages committed on `_now` since the store's thread last checkpointed
+        self._checkpointing = False  # while it does
         # SQLite cannot tell other processes about an append: they poll. This process's own workers
         # hear of its appends at once.
         self._work = WorkSignal()
 
     async def _run(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
-        def locked() -> _T:
-            with self._lock:
-                return work(self._db)
-
         try:
-            return await asyncio.get_running_loop().run_in_executor(self._thread, locked)
+            return await asyncio.get_running_loop().run_in_executor(self._thread, work, self._db)
         except sqlite3.Error as exc:
             raise StoreError(f"SQLite store {self.path!r}: {exc}") from exc
 
@@ -105,8 +115,8 @@ class SQLiteStore:
         relaxed = not sync and self._synchronous == "FULL"
 
         def switched(db: sqlite3.Connection) -> _T:
-            # Switched under the lock, between two transactions (the setting cannot change inside
-            # one), and back at once, so that no other write, whichever way it runs, skips the sync.
+            # Switched between two transactions (the setting cannot change inside one), and back at
+            # once, so that no other write skips the sync.
             if relaxed or self._relaxed:  # `self._relaxed`: switching back failed last time
                 db.execute("PRAGMA synchronous=NORMAL" if relaxed else "PRAGMA synchronous=FULL")
                 self._relaxed = relaxed
@@ -118,45 +128,49 @@ class SQLiteStore:
                 db.execute("PRAGMA synchronous=FULL")
                 self._relaxed = False
 
-        if relaxed:
-            try:
-                return self._at_once(switched)
-            except _Busy:
-                pass  # the work wrote nothing: it waits its turn on the store's thread
         return await self._run(switched)
 
-    def _at_once(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
-        """`work` on this thread (the event loop's), if it can run without waiting for anything.
+    def _at_once(self, work: Append) -> bool | None:
+        """An append that does not sync, committed on this thread (the event loop's) on `_now`; None if it would wait.
 
-        A commit that does not wait for the disk takes tens of microseconds, less than the hop to the
-        store's thread and back. So it runs here, unless that would block: the connection is busy
-        (the store's thread holds the lock), or another process holds the database's write lock
-        (the busy timeout is 0 here), and then `_Busy` sends it to the store's thread. The WAL's
-        automatic checkpoint, which syncs, is left to the next commit made there.
+        It would wait when another thread of this process is using `_now`, or when the write lock
+        is taken (by the store's thread, or another process: `_now`'s busy timeout is 0); it then
+        wrote nothing. Every `wal_autocheckpoint` pages committed here, the store's thread
+        checkpoints the WAL (`_now` does not, as a checkpoint syncs).
 
         Raises:
-            _Busy: It would have to wait; it wrote nothing.
             StoreError: The database failed.
         """
-        if not self._lock.acquire(blocking=False):
-            raise _Busy
+        if self._checkpointing or not self._now_lock.acquire(blocking=False):
+            return None
         try:
-            db = self._db
-            db.execute("PRAGMA busy_timeout = 0")
-            db.execute("PRAGMA wal_autocheckpoint = 0")
-            try:
-                return work(db)
-            except sqlite3.OperationalError as exc:
-                if exc.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY:
-                    raise _Busy from exc  # BEGIN IMMEDIATE found the write lock taken, or work rolled back
-                raise
-            finally:
-                db.execute(f"PRAGMA busy_timeout = {_BUSY_MS}")
-                db.execute(f"PRAGMA wal_autocheckpoint = {self._checkpoint_pages}")
+            claimable = work.run(self._now)
+            self._unchecked += work.pages
+            if self._unchecked >= self._checkpoint_pages:
+                self._checkpointing = True
+                self._thread.submit(self._checkpoint)
+            return claimable
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY:
+                return None  # BEGIN IMMEDIATE found the write lock taken, or the work rolled back
+            raise StoreError(f"SQLite store {self.path!r}: {exc}") from exc
         except sqlite3.Error as exc:
             raise StoreError(f"SQLite store {self.path!r}: {exc}") from exc
         finally:
-            self._lock.release()
+            self._now_lock.release()
+
+    def _checkpoint(self) -> None:
+        """Fold the WAL into the database file as far as readers allow, on the store's thread.
+
+        Meanwhile appends queue behind it here (`_checkpointing`): had one committed at once, the
+        checkpoint would not have reached the WAL's end, and the next commit could not start it over.
+        """
+        try:
+            with contextlib.suppress(sqlite3.Error):  # the next checkpoint, or the next commit here, tries again
+                self._db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        finally:
+            self._unchecked = 0
+            self._checkpointing = False
 
     async def append(
         self,
@@ -171,7 +185,10 @@ class SQLiteStore:
         """See `ThreadStore.append`. With `sync=False` the commit does not wait for the disk (see above)."""
         try:
             work = append_work(thread, after, idempotency_key, request, owner)
-            claimable = await self._write(work, sync=sync)
+            waits = (sync and self._synchronous == "FULL") or work.pages > _AT_ONCE_PAGES
+            claimable = None if waits else self._at_once(work)
+            if claimable is None:  # it waits for the disk, or a lock, or is too big to write at once
+                claimable = await self._write(work.run, sync=sync)
         except (UnicodeEncodeError, OverflowError) as exc:  # a value sqlite3 cannot bind
             raise not_storable(thread, exc) from exc
         if claimable:
@@ -241,6 +258,8 @@ class SQLiteStore:
         await self._work.wait(seconds)
 
     async def aclose(self) -> None:
-        """Close the connection."""
+        """Close the connections."""
+        with self._now_lock:
+            self._now.close()
         await self._run(lambda db: db.close())
         self._thread.shutdown(wait=False)
