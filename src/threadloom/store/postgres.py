@@ -94,7 +94,6 @@ class PostgresStore:
             open=False,
             kwargs={"autocommit": True},
             check=_check_if_idle,
-            reset=_note_return,
         )
         try:
             await pool.open(wait=True, timeout=connect_timeout)
@@ -250,21 +249,20 @@ class PostgresStore:
         await self._pool.close()
 
 
-_IDLE_CHECK_SECONDS = 1.0  # a connection idle this long is checked before it is handed out
-_returned: weakref.WeakKeyDictionary[psycopg.AsyncConnection[Any], float] = weakref.WeakKeyDictionary()
-
-
-async def _note_return(conn: psycopg.AsyncConnection[Any]) -> None:
-    """The pool's `reset`: note when the connection went idle."""
-    _returned[conn] = time.monotonic()
+_IDLE_CHECK_SECONDS = 1.0  # a connection not handed out for this long is checked before it is handed out again
+_handed_out: weakref.WeakKeyDictionary[psycopg.AsyncConnection[Any], float] = weakref.WeakKeyDictionary()
 
 
 async def _check_if_idle(conn: psycopg.AsyncConnection[Any]) -> None:
-    """The pool's `check`: a connection idle for a while (the server may have dropped it) answers an empty query first.
+    """The pool's `check`: a connection not handed out for a while (the server may have dropped it) answers an empty query first.
 
     A connection that fails it is thrown away and another one handed out, so a connection dropped
     between two calls (a restart, an idle timeout) costs the caller nothing; a busy worker's
-    connections, never idle that long, cost no extra round trip.
+    connections, handed out again and again, cost no extra round trip. Timed from when it was last
+    handed out, not returned: at worst a connection is checked once more than it needs (a pool
+    `reset` to note returns would send every return through the pool's background task).
     """
-    if time.monotonic() - _returned.get(conn, 0.0) > _IDLE_CHECK_SECONDS:
+    now = time.monotonic()
+    last, _handed_out[conn] = _handed_out.get(conn, 0.0), now
+    if now - last > _IDLE_CHECK_SECONDS:
         await conn.execute("")
