@@ -82,15 +82,19 @@ def redact(
 class Redactor:
     """Redacts values for one pattern and set of keys, remembering its verdict on each key it met.
 
-    Most events repeat the same few keys, so a verdict is a dict lookup after the first time.
+    Most events repeat the same few keys, so a verdict is a dict lookup after the first time, and a
+    key found not secret a set lookup.
     """
 
-    __slots__ = ("_is_secret", "_keys", "_verdicts")
+    __slots__ = ("_is_secret", "_keys", "_plain", "_verdicts")
 
     def __init__(self, pattern: re.Pattern[str] | None, keys: Collection[str] = ()) -> None:
         self._is_secret = None if pattern is None else _secret_test(pattern)
         self._keys = frozenset(keys)
         self._verdicts: dict[str, bool] = {}
+        # The keys of `_verdicts` that are not secret and need no second look (a `value` field does:
+        # its entry may name a secret, `{"name": "API_KEY", "value": ...}`).
+        self._plain: set[str] = set()
 
     def secret_key(self, key: str) -> bool:
         """Whether the value under `key` is secret."""
@@ -99,7 +103,10 @@ class Redactor:
             verdict = key in self._keys or (self._is_secret is not None and self._is_secret(key))
             if len(self._verdicts) >= _VERDICT_LIMIT:
                 self._verdicts.clear()  # keys can be data (ids, names): keep the memory bounded
+                self._plain.clear()
             self._verdicts[key] = verdict
+            if not verdict and key not in _VALUE_FIELDS:
+                self._plain.add(key)
         return verdict
 
     def redact(self, value: JsonValue, found: set[str]) -> JsonValue:
@@ -118,21 +125,25 @@ class Redactor:
         """`redact` of a mapping."""
         # Most mappings hide nothing: look first, without building anything, and rebuild only when
         # something in it is secret.
-        verdicts = self._verdicts
+        plain = self._plain
+        named = False  # a `value` field is in it
         for key, item in value.items():
-            verdict = verdicts.get(key)
-            if verdict if verdict is not None else self.secret_key(key):
-                return self._rebuilt(value, found)
+            if key not in plain:
+                if self.secret_key(key):
+                    return self._rebuilt(value, found)
+                named = named or key in _VALUE_FIELDS
             kind = type(item)
             if kind is str:
                 if "://" in item or "earer" in item:  # type: ignore[operator] - `kind is str`
                     return self._rebuilt(value, found)
-            elif kind is dict or kind is list:
-                if self.redact(item, found) is not item:
+            elif kind in _SCALARS:
+                continue
+            elif kind is dict:
+                if self.redact_mapping(item, found) is not item:  # type: ignore[arg-type] - `kind is dict`
                     return self._rebuilt(value, found)
-            elif isinstance(item, _SECRET_TYPES):
+            elif self.redact(item, found) is not item:
                 return self._rebuilt(value, found)
-        if ("value" in value or "Value" in value) and _named_secret(value, self) is not None:
+        if named and _named_secret(value, self) is not None:
             return self._rebuilt(value, found)
         return value
 
@@ -162,6 +173,7 @@ class Redactor:
 
 
 _CONTAINERS = (dict, list)
+_SCALARS = frozenset({int, float, bool, type(None)})  # JSON values that never hide a secret
 _VERDICT_LIMIT = 4096
 
 

@@ -14,7 +14,7 @@ from typing import Literal
 
 from pydantic import JsonValue
 
-from ._yaml import dump_yaml
+from ._yaml import dump_yaml, flat_mapping
 from .events import (
     APPROVAL,
     DONE_FOR_NOW,
@@ -108,7 +108,9 @@ def event_text(type_: str, data: JsonValue, format: TextFormat) -> str:
     if format == "yaml":
         # One item of the thread's list; not `dump_yaml([...])`, which could make a one-row table of it.
         return "- " + dump_yaml({tag: shown}, indent=2, tables=True)[2:]
-    if isinstance(shown, str) and ('"' in shown or "\\" in shown) and _one_line_block_ok(shown):
+    if type(shown) is dict and (flat := flat_mapping(shown, True)) is not None:
+        text = flat  # most bodies: a mapping of one-line scalars
+    elif isinstance(shown, str) and ('"' in shown or "\\" in shown) and _one_line_block_ok(shown):
         text = "|-\n  " + shown  # a literal block reads as it is: no JSON escapes for the model to undo
     else:
         text = dump_yaml(shown, tables=True)

@@ -29,7 +29,8 @@ Part = str | tuple[Message, ...] | None
 """An event's default rendering: its text (xml, yaml), its messages (`messages`), or None when not shown."""
 
 _MODEL_EVENTS = frozenset({"tool_call", "done_for_now", "request_human_input", "request_more_information"})
-_RESOLUTION_EVENTS = _MODEL_EVENTS | {"approval", "error", "tool_response"}
+_FAILURE_EVENTS = frozenset({"approval", "error"})
+_RESOLUTION_EVENTS = _MODEL_EVENTS | _FAILURE_EVENTS | {"tool_response"}
 _RENDERINGS_LIMIT = 64  # a long-running worker renders many threads: keep memory bounded
 
 
@@ -77,7 +78,7 @@ class Pipeline:
         text_format = None if self.format == "messages" else cast(TextFormat, self.format)
         for event in itertools.islice(rendering.items, rendering.done, size):
             type_, data = event.type, event.data
-            if resolver is not None and type_ in _RESOLUTION_EVENTS:
+            if resolver is not None and type_ in resolver.watched:
                 resolver.feed(event)
             if type(data) is dict:
                 if "model" in data and type_ in MODEL_RECORD_EVENTS:
@@ -128,11 +129,12 @@ class Pipeline:
         if rendering.stale or len(hidden) != rendering.hidden_seen:  # errors were resolved: drop them
             rendering.text = sep.join(p for _, p in rendering.visible() if isinstance(p, str))
         elif rendering.joined < rendering.done:
-            added = [
-                p
-                for e, p in zip(rendering.shown[rendering.joined :], rendering.parts[rendering.joined :], strict=True)
-                if isinstance(p, str) and e.id not in hidden
-            ]
+            parts = rendering.parts[rendering.joined :]
+            if hidden:
+                shown = rendering.shown[rendering.joined :]
+                added = [p for e, p in zip(shown, parts, strict=True) if isinstance(p, str) and e.id not in hidden]
+            else:  # no error is hidden: every part that is text
+                added = [p for p in parts if isinstance(p, str)]
             if added:
                 # Extend the text rather than join every part again. Held by this local alone,
                 # CPython grows the string in place.
@@ -206,33 +208,32 @@ class Rendering:
 class Resolver:
     """Ids of errors a later success resolved, and of the failed calls (and their approvals), as a left fold.
 
-    `hidden` only ever grows: an error, once resolved, stays resolved.
+    `hidden` only ever grows: an error, once resolved, stays resolved. `watched` names the event
+    types that can change what it knows now (a success resolves only while a failure waits), so that
+    the many calls and results of a long thread where nothing failed need not be fed at all.
     """
 
-    __slots__ = ("approvals", "hidden", "model_failures", "tool_failures")
+    __slots__ = ("approvals", "hidden", "model_failures", "tool_failures", "watched")
 
     def __init__(self) -> None:
         self.hidden: set[str] = set()
         self.tool_failures: dict[str, list[str]] = {}
         self.model_failures: list[str] = []
         self.approvals: dict[str, str] = {}  # call id -> the approval event's id
+        self.watched: frozenset[str] = _FAILURE_EVENTS
 
     def feed(self, event: Event) -> None:
         data: dict[str, JsonValue] = event.data if isinstance(event.data, dict) else {}
         type_ = event.type
-        # Most events a long thread holds are calls and results while nothing has failed: they
-        # return early here, without work that would find nothing to resolve.
+        call_id = data.get("call_id")
         if type_ == "tool_response":
             if self.tool_failures:
                 self.hidden.update(self.tool_failures.pop(str(data.get("intent")), []))
-            return
-        if type_ in _MODEL_EVENTS:
+        elif type_ in _MODEL_EVENTS:
             if self.model_failures and not data.get("prefetch"):
                 self.hidden.update(self.model_failures)
                 self.model_failures.clear()
-            return
-        call_id = data.get("call_id")
-        if type_ == "approval":
+        elif type_ == "approval":
             if isinstance(call_id, str):
                 self.approvals[call_id] = event.id
         elif type_ != "error":
@@ -244,3 +245,4 @@ class Resolver:
             ids.append(event.id)
             if isinstance(call_id, str):
                 ids += [call_id, *([self.approvals[call_id]] if call_id in self.approvals else [])]
+        self.watched = _RESOLUTION_EVENTS if self.tool_failures or self.model_failures else _FAILURE_EVENTS

@@ -28,7 +28,7 @@ from typing import cast
 
 from pydantic import JsonValue
 
-__all__ = ["dump_yaml"]
+__all__ = ["dump_yaml", "flat_mapping"]
 
 # Plain scalars that a YAML parser would read as something other than the same string.
 _RESERVED = re.compile(
@@ -143,21 +143,21 @@ def dump_yaml(value: JsonValue, indent: int = 0, *, tables: bool = False) -> str
         ]
         ```
     """
-    if indent == 0 and type(value) is dict and (flat := _flat_mapping(value, tables)) is not None:
+    if indent == 0 and type(value) is dict and (flat := flat_mapping(value, tables)) is not None:
         return flat
     out: list[str] = []
     _emit(value, indent, tables, out)
     return "\n".join(out)
 
 
-def _flat_mapping(value: dict[str, JsonValue], tables: bool) -> str | None:
-    """`value` as `_emit` writes it at indent 0 when every value is a one-line string, a number or null.
+def flat_mapping(value: dict[str, JsonValue], tables: bool) -> str | None:
+    """`dump_yaml(value, tables=tables)` when every value is a one-line string, a number or null, else None.
 
     Most bodies a thread renders are such mappings (tool arguments, small results); this writes them
-    without `_emit`'s general cases. None when a value is anything else (or a key is long), for
-    `_emit` to write instead.
+    without `_emit`'s general cases. None when a value is anything else (or a key is long, or there
+    is none), for `dump_yaml` to write instead.
     """
-    lines: list[str] = []
+    text: str | None = None
     prefix = _table_key_prefix if tables else _key_prefix
     for key, item in value.items():
         kind = type(item)
@@ -173,8 +173,9 @@ def _flat_mapping(value: dict[str, JsonValue], tables: bool) -> str | None:
             return None
         if len(key) > _SHORT:
             return None
-        lines.append(prefix(key) + scalar)
-    return "\n".join(lines) if lines else None
+        # Most mappings have a few keys: the text grows without a list to join.
+        text = prefix(key) + scalar if text is None else f"{text}\n{prefix(key)}{scalar}"
+    return text
 
 
 def _emit(value: JsonValue, indent: int, tables: bool, out: list[str]) -> None:
