@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 from datetime import UTC, datetime
-from functools import partial
+from functools import cache, partial
 from typing import Any, NamedTuple
 
 from ..exceptions import AlreadyDelivered, IdempotencyKeyReused, LeaseLost, ThreadNotFound, VersionConflict
@@ -24,7 +24,7 @@ __all__ = ["Append", "append_work"]
 _STEP_ROWS = 100  # a step's append with at most this many events is one multi-row INSERT (999 parameters)
 _STEP = (
     "UPDATE threads SET status = ?, events = ?, wake_at = ?, retry_at = ?, updated_at = ?"
-    " WHERE thread_id = ? AND events = ? AND (? IS NULL OR lease_owner = ?) RETURNING status, lease_expires"
+    " WHERE thread_id = ? AND events = ? AND (? IS NULL OR lease_owner = ?)"
 )
 
 # About how many WAL pages a commit writes besides its events' data: the thread's row and its two
@@ -77,21 +77,28 @@ def _step(thread_id: str, after: int, owner: str | None, params: list[Any], rows
     """A step's append to a known thread without a key: three statements, in one transaction.
 
     The summary's update names the version and the lease holder; when it matched no row, one more
-    query says why (the version, or the lease) and nothing is written.
+    query says why (the version, or the lease) and nothing is written. Whether the thread is now
+    claimable is not read back: an append under its writer's lease leaves the thread the writer's
+    (its release announces it), and any other says so when the thread is ready, which is early
+    (allowed, `ThreadStore.wait_for_work`) only when someone else holds a lease on it.
     """
     db.execute("BEGIN IMMEDIATE")
     try:
-        row = db.execute(_STEP, params).fetchone()
-        if row is None:
+        if db.execute(_STEP, params).rowcount == 0:
             found = db.execute("SELECT events, lease_owner FROM threads WHERE thread_id = ?", (thread_id,)).fetchone()
             raise _refusal(thread_id, after, owner, found)
-        values = ", ".join(["(?, ?, ?, ?, ?, ?, ?)"] * len(rows))
-        db.execute(f"INSERT INTO events VALUES {values}", [v for r in rows for v in r])
+        db.execute(_insert(len(rows)), [v for r in rows for v in r])
         db.execute("COMMIT")
     except BaseException:
         db.execute("ROLLBACK")
         raise
-    return row[0] == "ready" and (row[1] is None or row[1] <= params[4])
+    return params[0] == "ready" and owner is None
+
+
+@cache
+def _insert(count: int) -> str:
+    """The INSERT of `count` event rows in one statement."""
+    return "INSERT INTO events VALUES " + ", ".join(["(?, ?, ?, ?, ?, ?, ?)"] * count)
 
 
 def _refusal(thread_id: str, after: int, owner: str | None, found: tuple[Any, ...] | None) -> Exception:
