@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 
 from ..exceptions import AlreadyDelivered, IdempotencyKeyReused, LeaseLost, ThreadNotFound, VersionConflict
 from ..thread import Thread
-from ._appends import check_version, key_scope, not_storable, summarise
+from ._appends import check_version, key_scope, not_storable, retry_time, summarise
 from ._codec import encode_event, encode_metadata, format_time
 from .base import ThreadSummary
 
@@ -60,17 +60,20 @@ def append_work(
         raise not_storable(thread, exc) from exc
     pages = _PAGES_A_COMMIT + sum(len(r[4]) for r in rows) // _PAGE_BYTES
     now = datetime.now(UTC)
-    summary = summarise(thread, now)
-    wake_at = format_time(summary.wake_at) if summary.wake_at else None
-    retry_at = format_time(summary.retry_at) if summary.retry_at else None
     if after > 0 and idempotency_key is None and 0 < len(rows) <= _STEP_ROWS:
         check_version(thread, after, after)  # `after` within the writer's own thread
-        params = [summary.status, summary.events, wake_at, retry_at, format_time(now), thread.id, after, owner]
-        params.append(owner)
+        # The summary's fields a step can change (`summarise`'s, without building the summary).
+        wake_at, retry_at = _time(thread.state.wake_at), _time(retry_time(thread))
+        params = [thread.status, len(thread), wake_at, retry_at, format_time(now), thread.id, after, owner, owner]
         return Append(partial(_step, thread.id, after, owner, params, rows), pages)
+    summary = summarise(thread, now)
     key = None if idempotency_key is None else (key_scope(thread, after), idempotency_key, request)
-    times = (wake_at, retry_at, format_time(now))
+    times = (_time(summary.wake_at), _time(summary.retry_at), format_time(now))
     return Append(partial(_write, thread, after, key, owner, summary, rows, times), pages)
+
+
+def _time(moment: datetime | None) -> str | None:
+    return None if moment is None else format_time(moment)
 
 
 def _step(thread_id: str, after: int, owner: str | None, params: list[Any], rows: Rows, db: sqlite3.Connection) -> bool:
