@@ -138,7 +138,10 @@ async def store_step(
     With `floor` (a file and its `synchronous`), the same step is also written by a bare `sqlite3`
     transaction into a second file (`floors.sqlite_step`), pair by pair with the store's (which goes
     first alternates), so that the host's drift is in both; `ratio` is the median of the pairs'
-    ratios, and the two files are checked to hold the same rows.
+    ratios, and the two files are checked to hold the same rows. The floor's rows are encoded
+    beforehand (`ratio`); `encoded_ratio` counts their encoding too (`json.dumps` of each event's
+    data, its time's `isoformat`, the thread row's time formatted), the work any store of these
+    events does before its transaction.
     """
     thread = history(length)
     await store.append(thread, after=0)
@@ -153,16 +156,17 @@ async def store_step(
     before = await size()
     times: list[float] = []
     floor_times: list[float] = []
+    encode_times: list[float] = []
     for i in range(STORE_STEPS):
         started, result = steps_of(thread, i)
         if db is not None and floor is not None and i % 2:  # the pairs alternate which goes first
-            floor_times.append(bare_step(db, floor[1], thread, started, result))
+            bare_step(db, floor[1], thread, started, result, encode_times, floor_times)
         start = time.perf_counter()
         await store.append(started, after=len(thread))
         await store.append(result, after=len(started), sync=False)  # as the loop saves a result it goes on from
         times.append(time.perf_counter() - start)
         if db is not None and floor is not None and not i % 2:
-            floor_times.append(bare_step(db, floor[1], thread, started, result))
+            bare_step(db, floor[1], thread, started, result, encode_times, floor_times)
         thread = result
     grown = await size() - before
     measured = {"step_ms": statistics.median(times) * 1e3, "bytes_per_step": grown / STORE_STEPS}
@@ -174,16 +178,30 @@ async def store_step(
             "floor_ms": statistics.median(floor_times) * 1e3,
             "floor_bytes_per_step": (sqlite_bytes(floor[0]) - floor_before) / STORE_STEPS,
             "ratio": statistics.median(a / b for a, b in zip(times, floor_times, strict=True)),
+            "encoded_floor_ms": statistics.median(map(sum, zip(encode_times, floor_times, strict=True))) * 1e3,
+            "encoded_ratio": statistics.median(
+                a / (e + b) for a, e, b in zip(times, encode_times, floor_times, strict=True)
+            ),
         }
     return measured
 
 
-def bare_step(db: sqlite3.Connection, synchronous: str, thread: Thread, started: Thread, result: Thread) -> float:
-    """Seconds of the floor's step: the same two appends as bare transactions (`floors.sqlite_step`)."""
-    synced, unsynced = floors.SQLiteStep(started, len(thread)), floors.SQLiteStep(result, len(started))
+def bare_step(
+    db: sqlite3.Connection,
+    synchronous: str,
+    thread: Thread,
+    started: Thread,
+    result: Thread,
+    encodes: list[float],
+    commits: list[float],
+) -> None:
+    """The floor's step: its rows encoded (seconds to `encodes`), then the two bare transactions (to `commits`)."""
     start = time.perf_counter()
+    synced, unsynced = floors.SQLiteStep(started, len(thread)), floors.SQLiteStep(result, len(started))
+    encoded = time.perf_counter()
     floors.sqlite_step(db, synchronous, synced, unsynced)
-    return time.perf_counter() - start
+    commits.append(time.perf_counter() - encoded)
+    encodes.append(encoded - start)
 
 
 # -- a whole step, and resume -------------------------------------------------------------------------
