@@ -248,9 +248,7 @@ class Agent:
             return _model_error(answer, completion)
         assert completion is not None  # an intent was parsed from it
         try:
-            event = self.to_event(answer)
-            assert isinstance(event.data, dict)
-            return Event(event.type, {**event.data, "model": completion.record()}, id=event.id, at=event.at)
+            return self._recorded(answer, completion.record())
         except UserError as exc:  # a value no store can hold (Event refuses it): the model's to fix
             problem = ParseError(f"the answer holds a value that cannot be stored: {exc}", text=completion.text)
             return _model_error(problem, completion)
@@ -294,12 +292,19 @@ class Agent:
 
     def to_event(self, intent: Intent) -> Event:
         """The event that records the model's choice: a `tool_call`, or the built-in intent itself."""
+        return self._recorded(intent, None)
+
+    def _recorded(self, intent: Intent, record: JsonValue) -> Event:
+        """`to_event`, with the model call's record under `model` unless it is None (one event made, checked once)."""
         name = intent_name(type(intent))
-        fields = intent.model_dump(mode="json", exclude={"intent"})
+        fields: dict[str, JsonValue] = intent.model_dump(mode="json", exclude={"intent"})
         tool = self.tools.get(name)
-        if tool is None:
-            return Event(name, fields)
-        return Event(TOOL_CALL, {"intent": name, "arguments": fields, "policy": tool.policy})
+        data: dict[str, JsonValue] = fields
+        if tool is not None:
+            data = {"intent": name, "arguments": fields, "policy": tool.policy}
+        if record is not None:
+            data["model"] = record
+        return Event(name if tool is None else TOOL_CALL, data)
 
     def reduce(self, thread: Thread, event: Event) -> Thread:
         """`(thread, event) -> thread` (factor 12): pure, the old thread is left as it was."""

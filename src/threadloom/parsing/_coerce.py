@@ -29,9 +29,12 @@ _TRUE = {"true", "yes", "y", "1"}
 _FALSE = {"false", "no", "n", "0"}
 
 
+_NOT_IN_NAMES = re.compile(r"[-_\s]")
+
+
 def norm(text: str) -> str:
     """A name for loose matching: case, dashes, underscores and spaces do not count."""
-    return re.sub(r"[-_\s]", "", text).lower()
+    return _NOT_IN_NAMES.sub("", text).lower()
 
 
 def resolve(schema: Schema | bool, defs: Schema) -> Schema:

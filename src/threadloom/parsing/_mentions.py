@@ -16,11 +16,13 @@ from pydantic import JsonValue
 
 __all__ = ["choose", "fold", "literal_names"]
 
+_PUNCTUATION = re.compile(r"[\W_]+")
+
 
 def fold(text: str, *, case: bool = False) -> str:
     """`text` without accents and punctuation (each run of non-alphanumerics becomes one space)."""
     stripped = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
-    spaced = re.sub(r"[\W_]+", " ", stripped).strip()
+    spaced = _PUNCTUATION.sub(" ", stripped).strip()
     return spaced if case else spaced.casefold()
 
 

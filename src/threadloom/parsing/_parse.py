@@ -18,7 +18,7 @@ from pydantic import JsonValue, TypeAdapter, ValidationError
 from ..exceptions import ParseError
 from ._candidates import NOTHING, Candidate, Finder
 from ._coerce import coerce, fits, member, norm, resolve
-from ._dialects import Call, as_call, read_calls, tools_of
+from ._dialects import Call, Tool, as_call, read_calls, tools_of
 from ._scan import MAX_DEPTH, TooDeep
 
 __all__ = ["MAX_TEXT_LENGTH", "parse", "parse_json_schema"]
@@ -27,7 +27,7 @@ T = TypeVar("T")
 MAX_TEXT_LENGTH = 200_000
 """Longer texts are refused rather than scanned: parsing must never hang."""
 _MAX_CALLS = 16
-_adapters: dict[Any, tuple[TypeAdapter[Any], dict[str, Any]]] = {}
+_adapters: dict[Any, tuple[TypeAdapter[Any], dict[str, Any], Mapping[str, Tool]]] = {}
 
 
 @overload
@@ -68,12 +68,12 @@ def parse(text: str, type_: Any) -> Any:
             is raised.
     """
     try:
-        adapter, schema = _adapter(type_)
+        adapter, schema, tools = _adapter(type_)
     except Exception as exc:  # an unsupported type is the caller's mistake; say which
         raise ParseError(f"cannot parse into {type_!r}: {exc}", text=_text(text)) from exc
     text = _checked(text)
     try:
-        return _parse(text, adapter, schema)
+        return _parse(text, adapter, schema, tools)
     except ParseError:
         raise
     except Exception as exc:  # a bug here must not become a model-visible traceback
@@ -82,12 +82,12 @@ def parse(text: str, type_: Any) -> Any:
         ) from exc
 
 
-def _parse(text: str, adapter: TypeAdapter[Any], schema: dict[str, Any]) -> Any:
+def _parse(text: str, adapter: TypeAdapter[Any], schema: dict[str, Any], tools: Mapping[str, Tool]) -> Any:
     if _is_plain_string(schema):
         return adapter.validate_python(text)  # a string target takes the text as it is
     defs = cast(Mapping[str, Any], schema.get("$defs", {}))
     finder = Finder()
-    candidates = _ordered(text, schema, defs, finder)
+    candidates = _ordered(text, schema, defs, finder, tools)
     errors: list[str] = []
     bare = text.strip()
     for candidate in candidates:
@@ -107,15 +107,24 @@ def _parse(text: str, adapter: TypeAdapter[Any], schema: dict[str, Any]) -> Any:
     raise _refusal(errors, candidates, finder, schema, text)
 
 
-def _ordered(text: str, schema: Mapping[str, Any], defs: Mapping[str, Any], finder: Finder) -> list[Candidate]:
+def _ordered(
+    text: str,
+    schema: Mapping[str, Any],
+    defs: Mapping[str, Any],
+    finder: Finder,
+    tools: Mapping[str, Tool] | None = None,
+) -> list[Candidate]:
     """The candidates, a tool call of an offered intent first (read from any dialect).
+
+    `tools`: the schema's offered intents (`tools_of`), when the caller has them already.
 
     Raises:
         ParseError: The answer calls several tools, or nests too deep.
     """
     try:
         found = finder.candidates(text, array=resolve(schema, defs).get("type") == "array")
-        tools = tools_of(schema, defs)
+        if tools is None:
+            tools = tools_of(schema, defs)
         if not tools:
             return found
         calls = read_calls(text, tools, lambda snippet: _load_one(finder, snippet))
@@ -220,14 +229,16 @@ def _checked(text: object) -> str:
     return text
 
 
-def _adapter(type_: Any) -> tuple[TypeAdapter[Any], dict[str, Any]]:
+def _adapter(type_: Any) -> tuple[TypeAdapter[Any], dict[str, Any], Mapping[str, Tool]]:
+    """What parsing into `type_` needs, made once per type: its adapter, JSON schema and offered intents."""
     try:
         cached = _adapters.get(type_)
     except TypeError:  # an unhashable type expression: build it each time
         cached = None
     if cached is None:
         adapter = TypeAdapter(type_)
-        cached = (adapter, adapter.json_schema())
+        schema = adapter.json_schema()
+        cached = (adapter, schema, tools_of(schema, cast(Mapping[str, Any], schema.get("$defs", {}))))
         try:
             _adapters[type_] = cached
         except TypeError:
