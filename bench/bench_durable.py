@@ -19,6 +19,7 @@ PostgreSQL rows say so.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import pickle
@@ -234,9 +235,11 @@ async def resume(
 ) -> dict[str, float]:
     """A fresh runtime loads a `length`-event thread and takes one step (the model finishes); best of 5.
 
-    Each round also times the load alone, the render alone, and the floor: `floor(thread_id)`, a
-    bare fetch and JSON decode of the same thread's rows (`floors`); `ratio` and `load_ratio` are the
-    medians of the rounds' resume ÷ floor and load ÷ floor.
+    Each round also times the floor, right after the resume: `floor(thread_id)`, a bare fetch and
+    JSON decode of the same thread's rows (`floors`); then the resume with a compacted context, the
+    load alone and the render alone. `ratio` and `load_ratio` are the medians of the rounds' resume ÷
+    floor and load ÷ floor. Each timed part starts from a collected heap (`gc.collect()` before it,
+    in this harness only), so that a full collection the one before it left due falls in neither.
     """
     totals: list[float] = []
     bare: list[float] = []
@@ -257,21 +260,26 @@ async def resume(
                 before_model=hook,
             )
             runtime = Runtime(store=fresh, agents=[agent], limits=UNBOUNDED)
+            gc.collect()
             start = time.perf_counter()
             done = await runtime.run_thread(thread.id)
             times.append(time.perf_counter() - start)
             assert done.status == "done"
             await fresh.aclose()
+            if not compact:
+                gc.collect()
+                bare.append(floor(thread.id))
         fresh = await reopen()
         agent = Agent(name="loop", model=ScriptedModel([]), tools=[])
+        gc.collect()
         start = time.perf_counter()
         loaded = await fresh.load(thread.id)
         loads.append(time.perf_counter() - start)
+        gc.collect()
         start = time.perf_counter()
         agent.render(loaded)
         renders.append(time.perf_counter() - start)
         await fresh.aclose()
-        bare.append(floor(thread.id))
     return {
         "floor_ms": min(bare) * 1e3,
         "ratio": statistics.median(a / b for a, b in zip(totals, bare, strict=True)),

@@ -55,14 +55,14 @@ def test_looking_as_the_run_appends_agrees_with_looking_at_the_whole_thread(
 def test_a_busy_minute_pauses_until_the_bounds_oldest_event_leaves_it() -> None:
     thread, times = thread_of([("tool_started", 1)] * 5)
     over = RecentActivity(thread, RunLimits(tool_runs_per_minute=3), now=times[-1]).over(thread, now=times[-1])
-    assert over == ("5 tool runs in the last minute (bound 3)", times[2] + timedelta(seconds=60))
+    assert over == ("3 tool runs in the last minute (the bound)", times[2] + timedelta(seconds=60))
 
 
 def test_only_the_models_own_errors_count_as_model_calls() -> None:
     thread, times = thread_of([("tool_error", 1), ("tool_error", 1), ("model_error", 1), ("tool_call", 1)])
     limits = RunLimits(model_calls_per_minute=2)
     assert RecentActivity(thread, limits, now=times[-1]).over(thread, now=times[-1]) == (
-        "2 model calls in the last minute (bound 2)",
+        "2 model calls in the last minute (the bound)",
         times[2] + timedelta(seconds=60),
     )
 

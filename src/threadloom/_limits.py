@@ -84,33 +84,30 @@ def failed_attempts(thread: Thread) -> int:
 class RecentActivity:
     """Whether a thread's last minute holds as many model calls or tool runs as `limits` allow, kept as a run appends.
 
-    Made from the thread as a run loads it (its events back to the first older than a minute); each
-    look reads only the events appended since the last one, so a step costs the same however busy
-    the thread's minute was.
+    Each look reads only the events appended since the last one, so a step costs the same however
+    busy the thread's minute was. The first reading goes back through the minute (to the first older
+    event); a thread with fewer events than the smaller bound cannot reach either, so it is put off
+    until the thread may. Of each kind only the bound's most recent times are kept: older ones leave
+    the minute first, so they never decide.
     """
 
     __slots__ = ("_calls", "_limits", "_read", "_runs")
 
     def __init__(self, thread: Thread, limits: RunLimits, now: datetime | None = None) -> None:
-        since = (now or datetime.now(UTC)) - _WINDOW
-        recent: list[Event] = []
-        for event in reversed(thread.events):  # back to the first event older than the minute
-            if event.at <= since:
-                break
-            recent.append(event)
         self._limits = limits
-        self._calls: deque[datetime] = deque()
-        self._runs: deque[datetime] = deque()
-        self._read = len(thread)
-        self._count(reversed(recent))
+        self._calls: deque[datetime] = deque(maxlen=limits.model_calls_per_minute)
+        self._runs: deque[datetime] = deque(maxlen=limits.tool_runs_per_minute)
+        self._read: int | None = None  # how many of the thread's events are counted; None: not read yet
+        self._catch_up(thread, now)
 
     def over(self, thread: Thread, now: datetime | None = None) -> tuple[str, datetime] | None:
         """Why `thread` (the one this was made from, grown by appends) must pause now, and until when; None if it need not.
 
         Until when: the moment the oldest of the bound's most recent events leaves the minute.
         """
-        self._count(thread.events[self._read :])
-        self._read = len(thread)
+        self._catch_up(thread, now)
+        if self._read is None:
+            return None
         since = (now or datetime.now(UTC)) - _WINDOW
         limits = self._limits
         for times, bound, what in (
@@ -120,8 +117,24 @@ class RecentActivity:
             while times and times[0] <= since:  # a run appends its events in time order
                 times.popleft()
             if len(times) >= bound:
-                return f"{len(times)} {what} in the last minute (bound {bound})", times[-bound] + _WINDOW
+                return f"{bound} {what} in the last minute (the bound)", times[0] + _WINDOW
         return None
+
+    def _catch_up(self, thread: Thread, now: datetime | None) -> None:
+        """Count the events not counted yet: the new ones, or at first the minute's (once the thread is long enough)."""
+        if self._read is not None:
+            self._count(thread.events[self._read :])
+        elif len(thread) >= min(self._limits.model_calls_per_minute, self._limits.tool_runs_per_minute):
+            since = (now or datetime.now(UTC)) - _WINDOW
+            recent: list[Event] = []
+            for event in reversed(thread.events):  # back to the first event older than the minute
+                if event.at <= since:
+                    break
+                recent.append(event)
+            self._count(reversed(recent))
+        else:
+            return
+        self._read = len(thread)
 
     def _count(self, events: Iterable[Event]) -> None:
         for event in events:
