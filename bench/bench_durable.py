@@ -118,9 +118,16 @@ async def postgres_bytes(url: str) -> int:
 
 
 def sqlite_bytes(path: str) -> int:
-    """The database file's size once its WAL is folded in."""
+    """The database file's size once its WAL is folded in.
+
+    The fold waits while it is busy: the store's own thread may be checkpointing right then, and a
+    WAL measured before its truncation counted its pages as growth.
+    """
     db = sqlite3.connect(path)
-    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    for _ in range(100):
+        if db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0] == 0:  # 1: busy, try again
+            break
+        time.sleep(0.01)
     db.close()
     return sum(os.path.getsize(p) for p in (path, path + "-wal") if os.path.exists(p))
 
