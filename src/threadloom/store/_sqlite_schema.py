@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 
 from ..exceptions import StoreError
 
-__all__ = ["MIGRATIONS", "migrate"]
+__all__ = ["MIGRATIONS", "migrate", "use_wal"]
 
 MIGRATIONS: tuple[str, ...] = (
     # 1: threads (what the runtime queries), events (one row each), idempotency keys.
@@ -90,3 +91,21 @@ def migrate(db: sqlite3.Connection, migrations: tuple[str, ...], path: str) -> N
     except BaseException:
         db.execute("ROLLBACK")
         raise
+
+
+def use_wal(db: sqlite3.Connection, seconds: float) -> None:
+    """`PRAGMA journal_mode=WAL`, tried again for up to `seconds` while another connection holds the lock it needs.
+
+    Switching a file to WAL takes an exclusive lock; two openers of a new file at once may find it
+    taken, and SQLite then answers "database is locked" at once, without waiting its busy timeout.
+    """
+    deadline, pause = time.monotonic() + seconds, 0.001
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY or time.monotonic() >= deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.05)

@@ -46,7 +46,7 @@ from ..thread import Thread
 from . import _sqlite_leases, _sqlite_reads
 from ._appends import not_storable
 from ._leases import WorkSignal, claim_then_load
-from ._sqlite_schema import MIGRATIONS, migrate
+from ._sqlite_schema import MIGRATIONS, migrate, use_wal
 from ._sqlite_thread import StoreThread
 from ._sqlite_writes import Append, append_work
 from .base import StoreCounts, ThreadSummary
@@ -92,7 +92,7 @@ class SQLiteStore:
         self._relaxed = False
         try:
             self._db = _connect(self.path, synchronous, _BUSY_MS)
-            self._db.execute("PRAGMA journal_mode=WAL")
+            use_wal(self._db, _BUSY_MS / 1000)
             (self._checkpoint_pages,) = self._db.execute("PRAGMA wal_autocheckpoint").fetchone()
             migrate(self._db, MIGRATIONS, self.path)  # MIGRATIONS as this module has it (tests replace it)
             self._now = _connect(self.path, "NORMAL", 0)  # for commits that wait for nothing (`_at_once`)

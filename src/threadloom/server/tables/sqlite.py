@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 from ...exceptions import StoreError, UserError
 from ...store._codec import format_time, parse_time
+from ...store._sqlite_schema import use_wal
 from .base import Delivery, StoredKey, scopes_text, stored_key
 
 __all__ = ["MIGRATIONS", "SQLiteTables"]
@@ -114,7 +115,7 @@ class SQLiteTables:
         def connect() -> sqlite3.Connection:
             db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=_BUSY_SECONDS)
             try:
-                db.execute("PRAGMA journal_mode=WAL")
+                use_wal(db, _BUSY_SECONDS)
                 db.execute("PRAGMA synchronous=FULL")
                 _migrate(db)
             except BaseException:
