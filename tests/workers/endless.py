@@ -1,9 +1,13 @@
 """An agent that never finishes: every step calls `tick`, which records its effect (see effects.py).
 
-For shutdown tests: a worker running it can only stop by ending the run between two steps.
+For shutdown tests: a worker running it can only stop by ending the run between two steps. Each tick
+takes 50 ms, so a worker needs seconds to reach the circuit breaker's 60 model calls a minute (a
+`run_error` the shutdown tests are not about), however long the test takes to send its SIGTERM.
 """
 
 from __future__ import annotations
+
+import time
 
 from effects import record
 
@@ -17,6 +21,7 @@ TICK = '{"intent": "tick", "n": 1}'
 def tick(n: int) -> int:
     """One more step."""
     record(f"tick:{n}")
+    time.sleep(0.05)
     return n
 
 
