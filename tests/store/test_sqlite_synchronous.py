@@ -1,7 +1,9 @@
 import asyncio
+import contextlib
 import signal
 import sys
 from asyncio.subprocess import PIPE
+from collections.abc import AsyncGenerator, Callable
 from pathlib import Path
 from typing import Literal
 
@@ -32,40 +34,58 @@ Traced = list[tuple[str, str, str]]
 def _trace(store: SQLiteStore) -> Traced:
     """The statements the store's two connections run from now on (see `Traced`).
 
-    The store's thread's connection starts as the store was opened and follows its `PRAGMA
-    synchronous=` statements; the one for commits made at once is always NORMAL.
+    The store's thread's connection starts as the store was opened, the one for commits made at
+    once as NORMAL; each follows its own `PRAGMA synchronous=` statements.
     """
     traced: Traced = []
-    mode = [store._synchronous]  # pyright: ignore[reportPrivateUsage]
+    modes = {"thread": store._synchronous, "now": "NORMAL"}  # pyright: ignore[reportPrivateUsage]
 
-    def on_thread(statement: str) -> None:
-        if statement.startswith("PRAGMA synchronous="):
-            mode[0] = statement.removeprefix("PRAGMA synchronous=")
-        traced.append(("thread", mode[0], statement))
+    def on(connection: str) -> Callable[[str], None]:
+        def record(statement: str) -> None:
+            if statement.startswith("PRAGMA synchronous="):
+                modes[connection] = statement.removeprefix("PRAGMA synchronous=")
+            traced.append((connection, modes[connection], statement))
 
-    store._db.set_trace_callback(on_thread)  # pyright: ignore[reportPrivateUsage]
-    store._now.set_trace_callback(lambda statement: traced.append(("now", "NORMAL", statement)))  # pyright: ignore[reportPrivateUsage]
+        return record
+
+    store._db.set_trace_callback(on("thread"))  # pyright: ignore[reportPrivateUsage]
+    store._now.set_trace_callback(on("now"))  # pyright: ignore[reportPrivateUsage]
     return traced
 
 
 def _commit_modes(traced: Traced) -> list[str]:
     """The `synchronous` setting in force at each COMMIT of the traced statements."""
-    return [mode for mode, _ in _commits(traced)]
+    return [mode for mode, _, _ in _commits(traced)]
 
 
-def _commits(traced: Traced) -> list[tuple[str, str]]:
-    """Each COMMIT's `synchronous` setting, with the first statement of its transaction after BEGIN."""
+def _commits(traced: Traced) -> list[tuple[str, str, str]]:
+    """Each COMMIT's `synchronous` setting, the first statement of its transaction after BEGIN, and its connection."""
     first: dict[str, str] = {}
     begun: dict[str, bool] = {}
-    commits: list[tuple[str, str]] = []
+    commits: list[tuple[str, str, str]] = []
     for connection, mode, statement in traced:
         if begun.get(connection):
             first[connection], begun[connection] = statement, False
         if statement.startswith("BEGIN"):
             begun[connection] = True
         elif statement == "COMMIT":
-            commits.append((mode, first[connection]))
+            commits.append((mode, first[connection], connection))
     return commits
+
+
+def _placed(traced: Traced) -> list[tuple[str, str]]:
+    """Each COMMIT's `synchronous` setting and the connection it ran on (`thread`, or `now` for at once)."""
+    return [(mode, connection) for mode, _, connection in _commits(traced)]
+
+
+@contextlib.asynccontextmanager
+async def _beside_another_task() -> AsyncGenerator[None]:
+    """Another task on the event loop meanwhile: a synced commit must not hold it up."""
+    other = asyncio.create_task(asyncio.Event().wait())
+    try:
+        yield
+    finally:
+        other.cancel()
 
 
 def _steps(thread: Thread, count: int) -> list[Thread]:
@@ -83,11 +103,12 @@ async def test_an_append_without_sync_is_the_one_commit_that_skips_the_disk(tmp_
     await store.append(thread, after=0)
     traced = _trace(store)
     first, second, third = _steps(thread, 3)
-    await store.append(first, after=1)
-    await store.append(second, after=2, sync=False)
-    await store.release(thread.id, "nobody")  # any other write syncs, as before
-    await store.append(third, after=3)
-    assert _commit_modes(traced) == ["FULL", "NORMAL", "FULL"]
+    async with _beside_another_task():
+        await store.append(first, after=1)
+        await store.append(second, after=2, sync=False)
+        await store.release(thread.id, "nobody")  # any other write syncs, as before
+        await store.append(third, after=3)
+    assert _placed(traced) == [("FULL", "thread"), ("NORMAL", "now"), ("FULL", "thread")]
     assert not any(s.startswith("PRAGMA") for _, _, s in traced)  # each connection is set up once
     assert store._db.execute("PRAGMA synchronous").fetchone() == (2,)  # pyright: ignore[reportPrivateUsage]
     assert await store.load(thread.id) == third
@@ -103,8 +124,25 @@ async def test_appends_queued_together_each_keep_their_own_sync(tmp_path: Path) 
     # Submitted at once, before any runs: each must still commit in its own mode.
     syncs = {t.id: i % 3 != 1 for i, t in enumerate(threads)}
     await asyncio.gather(*(store.append(_steps(t, 1)[0], after=1, sync=syncs[t.id]) for t in threads))
-    modes = {next(i for i in syncs if i in first): mode for mode, first in _commits(traced)}
+    modes = {next(i for i in syncs if i in first): mode for mode, first, _ in _commits(traced)}
     assert modes == {i: "FULL" if s else "NORMAL" for i, s in syncs.items()}
+    await store.aclose()
+
+
+async def test_a_lone_task_commits_a_synced_append_at_once_and_still_syncs(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "t.db")
+    thread = Thread.start("user_input", {"text": "hi"})
+    await store.append(thread, after=0)
+    traced = _trace(store)
+    first, second, third = _steps(thread, 3)
+    await store.append(first, after=1)  # this test is the event loop's only task: nothing to hold up
+    await store.append(second, after=2, sync=False)
+    async with _beside_another_task():
+        await store.append(third, after=3)
+    assert _placed(traced) == [("FULL", "now"), ("NORMAL", "now"), ("FULL", "thread")]
+    assert store._now.execute("PRAGMA synchronous").fetchone() == (1,)  # pyright: ignore[reportPrivateUsage] - NORMAL again
+    assert store._db.execute("PRAGMA synchronous").fetchone() == (2,)  # pyright: ignore[reportPrivateUsage]
+    assert await store.load(thread.id) == third
     await store.aclose()
 
 
@@ -162,6 +200,35 @@ async def test_an_append_that_would_commit_at_once_waits_for_another_process_off
     assert db.execute("PRAGMA synchronous").fetchone() == ({"FULL": 2, "NORMAL": 1}[synchronous],)
     assert now.execute("PRAGMA busy_timeout").fetchone() == (0,)
     assert now.execute("PRAGMA wal_autocheckpoint").fetchone() == (0,)
+    await store.aclose()
+
+
+_HOLD_THE_WRITE_LOCK_A_WHILE = """
+import sqlite3, sys, time
+db = sqlite3.connect(sys.argv[1], isolation_level=None)
+db.execute("BEGIN IMMEDIATE")
+print("locked", flush=True)
+time.sleep(0.3)
+db.execute("COMMIT")
+"""
+
+
+async def test_a_lone_tasks_synced_append_waits_for_another_process_on_the_stores_thread(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "t.db")
+    thread = Thread.start("user_input", {"text": "hi"})
+    await store.append(thread, after=0)
+    other = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", _HOLD_THE_WRITE_LOCK_A_WHILE, str(tmp_path / "t.db"), stdout=PIPE
+    )
+    assert other.stdout is not None
+    assert await other.stdout.readline() == b"locked\n"
+    traced = _trace(store)
+    (step,) = _steps(thread, 1)
+    await store.append(step, after=1)  # tried at once, found the lock taken: waited its turn, no SQLITE_BUSY
+    assert _placed(traced) == [("FULL", "thread")]
+    assert store._now.execute("PRAGMA synchronous").fetchone() == (1,)  # pyright: ignore[reportPrivateUsage] - NORMAL again
+    assert await other.wait() == 0
+    assert await store.load(thread.id) == step
     await store.aclose()
 
 

@@ -22,15 +22,18 @@ write lock is taken, it goes to the store's thread and waits its turn there. Its
 and every `wal_autocheckpoint` of them the store's thread checkpoints the WAL, as SQLite's automatic
 checkpoint would, so the WAL stays bounded without the event loop waiting for the disk.
 
-A synced commit stays on the store's thread, though the hop there and back costs 40-80 us of a
-step of ~0.4 ms: made on the caller's thread, its wait for the disk (0.3 ms on a fast disk, several
-on many) would hold up every other task of the event loop. Measured with 8 runs on one loop: a
-1 ms timer came 270-610 ms late (p99) instead of 6-12 ms, for as many steps a second or fewer
-(1,023 vs 1,012 on a fast disk, 204 vs 439 on a slow one); a run alone would have gained ~30%.
+A synced commit goes to the store's thread while the event loop has other tasks: made on the
+caller's thread, its wait for the disk (0.3 ms on a fast disk, several on many) would hold up every
+one of them. Measured with 8 runs on one loop: a 1 ms timer came 270-610 ms late (p99) instead of
+6-12 ms, for as many steps a second or fewer (1,023 vs 1,012 on a fast disk, 204 vs 439 on a slow
+one). When the appending task is its loop's only one (a run alone: `threadloom run`, a cron job,
+a script), nothing can be held up, and the hop there and back (100-300 us of a step of ~0.6 ms)
+is skipped: it commits at once on the second connection, switched to `synchronous=FULL` for it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import sqlite3
 import threading
@@ -134,13 +137,14 @@ class SQLiteStore:
 
         return await self._run(switched)
 
-    def _at_once(self, work: Append) -> bool | None:
-        """An append that does not sync, committed on this thread (the event loop's) on `_now`; None if it would wait.
+    def _at_once(self, work: Append, *, synced: bool = False) -> bool | None:
+        """An append committed on this thread (the event loop's) on `_now`; None if it would wait.
 
-        It would wait when another thread of this process is using `_now`, or when the write lock
-        is taken (by the store's thread, or another process: `_now`'s busy timeout is 0); it then
-        wrote nothing. Every `wal_autocheckpoint` pages committed here, the store's thread
-        checkpoints the WAL (`_now` does not, as a checkpoint syncs).
+        `synced` commits it with `synchronous=FULL` (switched back to NORMAL after). It would wait
+        when another thread of this process is using `_now`, or when the write lock is taken (by
+        the store's thread, or another process: `_now`'s busy timeout is 0); it then wrote nothing.
+        Every `wal_autocheckpoint` pages committed here, the store's thread checkpoints the WAL
+        (`_now` does not, as a checkpoint syncs).
 
         Raises:
             StoreError: The database failed.
@@ -148,7 +152,14 @@ class SQLiteStore:
         if self._checkpointing or not self._now_lock.acquire(blocking=False):
             return None
         try:
-            claimable = work.run(self._now)
+            if synced:
+                self._now.execute("PRAGMA synchronous=FULL")
+            try:
+                claimable = work.run(self._now)
+            finally:
+                if synced:  # a failure to switch back leaves it syncing: slower, never less safe
+                    with contextlib.suppress(sqlite3.Error):
+                        self._now.execute("PRAGMA synchronous=NORMAL")
             self._unchecked += work.pages
             if self._unchecked >= self._checkpoint_pages:
                 self._checkpointing = True
@@ -189,9 +200,10 @@ class SQLiteStore:
         """See `ThreadStore.append`. With `sync=False` the commit does not wait for the disk (see above)."""
         try:
             work = append_work(thread, after, idempotency_key, request, owner)
-            waits = (sync and self._synchronous == "FULL") or work.pages > _AT_ONCE_PAGES
-            claimable = None if waits else self._at_once(work)
-            if claimable is None:  # it waits for the disk, or a lock, or is too big to write at once
+            synced = sync and self._synchronous == "FULL"
+            at_once = work.pages <= _AT_ONCE_PAGES and (not synced or _alone())
+            claimable = self._at_once(work, synced=synced) if at_once else None
+            if claimable is None:  # it waits for the disk beside other tasks, or a lock, or is too big
                 claimable = await self._write(work.run, sync=sync)
         except (UnicodeEncodeError, OverflowError) as exc:  # a value sqlite3 cannot bind
             raise not_storable(thread, exc) from exc
@@ -267,3 +279,8 @@ class SQLiteStore:
             self._now.close()
         await self._run(lambda db: db.close())
         self._thread.stop()
+
+
+def _alone() -> bool:
+    """Whether the running task is its event loop's only one: then nothing waits while it waits for the disk."""
+    return len(asyncio.all_tasks()) <= 1
