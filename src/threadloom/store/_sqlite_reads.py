@@ -13,12 +13,16 @@ from ..events import ERROR, MODEL_RECORD_EVENTS
 from ..exceptions import ThreadNotFound
 from ..state import Status, Usage
 from ..thread import Thread
-from ._codec import decode_thread, format_time, parse_time
+from ._codec import SCHEMA_VERSION, decode_thread, format_time, parse_time
 from .base import ANSWERS, STATUSES, StoreCounts, ThreadSummary
 
 __all__ = ["counts", "find_key", "load", "summaries"]
 
-_LOAD_EVENTS = "SELECT event_id, type, data, at, schema_version FROM events WHERE thread_id = ? ORDER BY seq"
+# The current schema version reads as NULL: the driver makes None faster than an int (`decode_events`).
+_LOAD_EVENTS = (
+    f"SELECT event_id, type, data, at, NULLIF(schema_version, {SCHEMA_VERSION}) FROM events"
+    " WHERE thread_id = ? ORDER BY seq"
+)
 _SUMMARIES = (
     "SELECT thread_id, status, agent, parent_id, events, updated_at, wake_at, retry_at, unreadable FROM threads"
 )
