@@ -2,6 +2,8 @@ import asyncio
 import contextlib
 import signal
 import sys
+import threading
+import time
 from asyncio.subprocess import PIPE
 from collections.abc import AsyncGenerator, Callable
 from pathlib import Path
@@ -203,12 +205,13 @@ async def test_an_append_that_would_commit_at_once_waits_for_another_process_off
     await store.aclose()
 
 
-_HOLD_THE_WRITE_LOCK_A_WHILE = """
-import sqlite3, sys, time
+_HOLD_THE_WRITE_LOCK_UNTIL_FLAGGED = """
+import os, sqlite3, sys, time
 db = sqlite3.connect(sys.argv[1], isolation_level=None)
 db.execute("BEGIN IMMEDIATE")
 print("locked", flush=True)
-time.sleep(0.3)
+while not os.path.exists(sys.argv[2]):
+    time.sleep(0.01)
 db.execute("COMMIT")
 """
 
@@ -217,14 +220,24 @@ async def test_a_lone_tasks_synced_append_waits_for_another_process_on_the_store
     store = SQLiteStore(tmp_path / "t.db")
     thread = Thread.start("user_input", {"text": "hi"})
     await store.append(thread, after=0)
+    flag = tmp_path / "release"
     other = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", _HOLD_THE_WRITE_LOCK_A_WHILE, str(tmp_path / "t.db"), stdout=PIPE
+        sys.executable, "-c", _HOLD_THE_WRITE_LOCK_UNTIL_FLAGGED, str(tmp_path / "t.db"), str(flag), stdout=PIPE
     )
     assert other.stdout is not None
     assert await other.stdout.readline() == b"locked\n"
     traced = _trace(store)
+
+    def release_once_tried_at_once() -> None:  # a thread, not a task: the test stays its loop's only task
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and not any(c == "now" and s.startswith("BEGIN") for c, _, s in traced):
+            time.sleep(0.005)
+        flag.touch()
+
+    threading.Thread(target=release_once_tried_at_once, daemon=True).start()
     (step,) = _steps(thread, 1)
     await store.append(step, after=1)  # tried at once, found the lock taken: waited its turn, no SQLITE_BUSY
+    assert ("now", "FULL", "BEGIN IMMEDIATE") in traced  # it was tried at once first
     assert _placed(traced) == [("FULL", "thread")]
     assert store._now.execute("PRAGMA synchronous").fetchone() == (1,)  # pyright: ignore[reportPrivateUsage] - NORMAL again
     assert await other.wait() == 0
