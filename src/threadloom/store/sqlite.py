@@ -13,14 +13,15 @@ connection) or a checkpoint puts it on disk too; until then a power cut (not a c
 may lose it, and only it and other unsynced appends after the last sync.
 
 Where the work runs: the store's own thread does every read, and every write that may wait (for the
-disk, or for another process's write lock), on its connection (a busy timeout of 30 s, the WAL's
-automatic checkpoint). A commit that waits for neither takes tens of microseconds, less than the
-hop to that thread and back, so an append that does not sync (every append of a `NORMAL` store, a
-`sync=False` one of a `FULL` store) commits on the caller's thread instead, on a second connection
-set up for it once (`synchronous=NORMAL`, a busy timeout of 0, no automatic checkpoint); if the
-write lock is taken, it goes to the store's thread and waits its turn there. Its pages are counted,
-and every `wal_autocheckpoint` of them the store's thread checkpoints the WAL, as SQLite's automatic
-checkpoint would, so the WAL stays bounded without the event loop waiting for the disk.
+disk, unless the appending task is alone on its loop: below; or for another process's write lock),
+on its connection (a busy timeout of 30 s, the WAL's automatic checkpoint). A commit that waits for
+neither takes tens of microseconds, less than the hop to that thread and back, so an append that
+does not sync (every append of a `NORMAL` store, a `sync=False` one of a `FULL` store) commits on
+the caller's thread instead, on a second connection set up for it once (`synchronous=NORMAL`, a busy
+timeout of 0, no automatic checkpoint); if the write lock is taken, it goes to the store's thread
+and waits its turn there. Its pages are counted, and every `wal_autocheckpoint` of them the store's
+thread checkpoints the WAL, as SQLite's automatic checkpoint would, so the WAL stays bounded without
+the event loop waiting for the disk.
 
 A synced commit goes to the store's thread while the event loop has other tasks: made on the
 caller's thread, its wait for the disk (0.3 ms on a fast disk, several on many) would hold up every
@@ -98,7 +99,7 @@ class SQLiteStore:
             use_wal(self._db, _BUSY_MS / 1000)
             (self._checkpoint_pages,) = self._db.execute("PRAGMA wal_autocheckpoint").fetchone()
             migrate(self._db, MIGRATIONS, self.path)  # MIGRATIONS as this module has it (tests replace it)
-            self._now = _connect(self.path, "NORMAL", 0)  # for commits that wait for nothing (`_at_once`)
+            self._now = _connect(self.path, "NORMAL", 0)  # commits made at once (`_at_once`): no wait, or a lone task
             self._now.execute("PRAGMA wal_autocheckpoint = 0")
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open SQLite store {self.path!r}: {exc}") from exc
