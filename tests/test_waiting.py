@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 from threadloom import Agent, Event, Runtime, Thread, tool
 from threadloom.models import ScriptedModel
-from threadloom.store import ThreadStore
+from threadloom.store import ThreadStore, ThreadSummary
 
 DONE = '{"intent": "done_for_now", "message": "done"}'
 
@@ -37,6 +37,51 @@ async def test_the_model_can_wait_and_the_runtime_wakes_it_when_due(store: Threa
     assert thread.status == "done" and [e.type for e in thread.events] == [
         "user_input", "wait_until", "wake_up", "done_for_now"
     ]  # fmt: skip
+
+
+async def test_a_wake_due_listed_before_the_thread_moved_on_does_not_wake_it(store: ThreadStore) -> None:
+    # Between the listing of due sleepers and the wake-up, the thread was woken by a message and
+    # went on to ask a person; the late wake-up must not answer that question.
+    past = datetime.now(UTC) - timedelta(minutes=1)
+    thread = Thread.start("user_input", "later", agent="patient").append(
+        Event("wait_until", {"until": past.isoformat(), "reason": "r"})
+    )
+    await store.append(thread, after=0)
+    listed = await store.list(status="sleeping", wake_before=datetime.now(UTC))
+    asking = thread.append(Event("slack_message", {"text": "actually, now"})).append(
+        Event("request_human_input", {"question": "which environment?"})
+    )
+    await store.append(asking, after=len(thread))
+    runtime = Runtime(store=store, agents=[])
+
+    async def stale_list(**_: object) -> list[ThreadSummary]:
+        return listed
+
+    store.list = stale_list  # type: ignore[method-assign] - the listing as it was a moment ago
+    assert await runtime.wake_due() == []
+    stored = await runtime.get(thread.id)
+    assert stored.status == "waiting_human" and stored.events == asking.events
+
+
+async def test_a_wake_due_listed_before_the_thread_slept_again_leaves_it_asleep(store: ThreadStore) -> None:
+    past, tomorrow = datetime.now(UTC) - timedelta(minutes=1), datetime.now(UTC) + timedelta(days=1)
+    thread = Thread.start("user_input", "later", agent="patient").append(
+        Event("wait_until", {"until": past.isoformat(), "reason": "r"})
+    )
+    await store.append(thread, after=0)
+    listed = await store.list(status="sleeping", wake_before=datetime.now(UTC))
+    again = thread.append(Event("slack_message", {"text": "not yet"})).append(
+        Event("wait_until", {"until": tomorrow.isoformat(), "reason": "tomorrow"})
+    )
+    await store.append(again, after=len(thread))
+
+    async def stale_list(**_: object) -> list[ThreadSummary]:
+        return listed
+
+    store.list = stale_list  # type: ignore[method-assign] - the listing as it was a moment ago
+    assert await Runtime(store=store, agents=[]).wake_due() == []
+    stored = await store.load(thread.id)
+    assert stored.status == "sleeping" and stored.state.wake_at == tomorrow
 
 
 async def test_an_external_tool_sleeps_until_its_result_arrives(store: ThreadStore) -> None:

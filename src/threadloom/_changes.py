@@ -12,12 +12,13 @@ import asyncio
 import itertools
 import time
 from collections.abc import Callable, Mapping
+from datetime import datetime
 
 from pydantic import JsonValue, ValidationError
 
 from ._limits import contention_pause, fingerprint
 from .agent import Agent
-from .events import Event, is_bookkeeping
+from .events import WAKE_UP, Event, is_bookkeeping
 from .exceptions import (
     AlreadyDelivered,
     InvalidTransition,
@@ -31,7 +32,7 @@ from .state import FAILED
 from .store import ThreadStore
 from .thread import Thread
 
-__all__ = ["RETRIES", "append_event", "approve", "cancel", "change", "launch", "reject", "respond"]
+__all__ = ["RETRIES", "append_event", "approve", "cancel", "change", "launch", "reject", "respond", "wake"]
 
 RETRIES = 20
 """Writes lost to other writers before giving up."""
@@ -163,6 +164,25 @@ def _tool_running(thread: Thread) -> bool:
     """A call of the thread has started and its result is not saved (a worker runs it, or died in it)."""
     running = thread.state.runnable
     return thread.status == "ready" and running is not None and running.started is not None
+
+
+async def wake(store: ThreadStore, thread_id: str, now: datetime, key: str) -> Thread | None:
+    """Append `wake_up` if the thread still sleeps with its time come; None when it moved on since it was listed."""
+
+    def woken(thread: Thread) -> Thread:
+        wake_at = thread.state.wake_at
+        if thread.status != "sleeping" or wake_at is None or wake_at > now:
+            raise _NotDue  # woken by something else, answered, or put back to sleep
+        return thread.append(Event(WAKE_UP, {"wake_at": wake_at.isoformat()}))
+
+    try:
+        return await change(store, thread_id, woken, key, fingerprint("wake", thread_id))
+    except _NotDue:
+        return None
+
+
+class _NotDue(Exception):
+    """`wake`'s change found the thread not due: nothing is written."""
 
 
 async def cancel(store: ThreadStore, thread_id: str, reason: str, key: str | None) -> Thread:

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
-from ._changes import RETRIES, append_event
+from ._changes import RETRIES, wake
 from ._limits import RunLimits, contention_pause, failed_attempts, run_error
 from ._saving import patiently, run_saving
 from .agent import Agent
@@ -31,10 +31,7 @@ from .state import FAILED
 from .store import ThreadStore
 from .thread import Thread
 
-__all__ = ["WAKE_UP", "find_agent", "record_failure", "run_guarded", "run_until_idle", "to_run", "wake_due"]
-
-WAKE_UP = "wake_up"
-"""The event that ends a `wait_until` when its time has come."""
+__all__ = ["find_agent", "record_failure", "run_guarded", "run_until_idle", "to_run", "wake_due"]
 
 log = logging.getLogger("threadloom.runtime")
 
@@ -188,9 +185,10 @@ async def wake_due(store: ThreadStore, now: datetime) -> list[str]:
     woken: list[str] = []
     for summary in await store.list(status="sleeping", wake_before=now, limit=1000):
         key = f"wake:{summary.thread_id}:{summary.events}"
-        wake_at = None if summary.wake_at is None else summary.wake_at.isoformat()
         try:
-            await append_event(store, summary.thread_id, Event(WAKE_UP, {"wake_at": wake_at}), key)
+            # Checked again on the thread as stored: since the listing it may have moved on.
+            if await wake(store, summary.thread_id, now, key) is None:
+                continue
         except ThreadDecodeError as exc:  # left to the runs that set it aside
             log.error("cannot wake thread %s: %s", summary.thread_id, exc)
             continue

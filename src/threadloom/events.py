@@ -46,6 +46,7 @@ __all__ = [
     "TOOL_STARTED",
     "USER_INPUT",
     "WAIT_UNTIL",
+    "WAKE_UP",
     "Event",
     "is_bookkeeping",
     "new_id",
@@ -64,6 +65,8 @@ HUMAN_RESPONSE: Final = "human_response"
 DONE_FOR_NOW: Final = "done_for_now"
 WAIT_UNTIL: Final = "wait_until"
 FAILED: Final = "failed"
+WAKE_UP: Final = "wake_up"
+"""The event that ends a `wait_until` when its time has come."""
 
 MODEL_RECORD_EVENTS: Final = frozenset(
     {TOOL_CALL, ERROR, DONE_FOR_NOW, REQUEST_HUMAN_INPUT, REQUEST_MORE_INFORMATION, WAIT_UNTIL}

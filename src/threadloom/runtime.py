@@ -16,11 +16,10 @@ from pydantic import JsonValue
 
 from . import _changes, _running
 from ._limits import RunLimits
-from ._running import WAKE_UP
 from ._saving import run_saving
 from ._sync import SyncCalls, interruptible
 from .agent import Agent
-from .events import Event
+from .events import WAKE_UP, Event
 from .exceptions import UserError
 from .state import Status
 from .store import DEFAULT_URL, ThreadStore, ThreadSummary, open_store
