@@ -288,7 +288,10 @@ async def test_a_value_the_store_cannot_encode_is_not_storable_naming_the_thread
     thread = three_events()
     await durable.append(thread, after=0)
     event = Event("note", {"n": 1})
-    for value in (10**5000, "ok\ud800"):  # made past Event()'s checks, as a store's caller might
+    deep: JsonValue = []
+    for _ in range(100_000):
+        deep = [deep]
+    for value in (10**5000, "ok\ud800", deep):  # made past Event()'s checks, as a store's caller might
         poisoned = thread.append(restored_event("note", {"value": value}, event.id, event.at))
         with pytest.raises(NotStorable) as refused:
             await durable.append(poisoned, after=3)

@@ -355,14 +355,27 @@ def _count(record: Mapping[str, JsonValue], key: str) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
+_LATEST = datetime.max.replace(tzinfo=UTC)
+_EARLIEST = datetime.min.replace(tzinfo=UTC)
+
+
 def wake_time(event: Event) -> datetime | None:
-    """A `wait_until` event's `until` as a UTC-aware time (naive means UTC), or None if unreadable."""
+    """A `wait_until` event's `until` in UTC (naive means UTC), or None if unreadable.
+
+    A time whose UTC falls outside years 1-9999 (`9999-12-31T23:00-05:00`) is the nearest one
+    inside: every store can hold it, and a wake that far off or that long past means the same.
+    """
     until = data_field(event, "until")
     try:
         moment = datetime.fromisoformat(str(until))
     except ValueError:
         return None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        return _LATEST if moment.year == _LATEST.year else _EARLIEST
 
 
 def data_field(event: Event, key: str) -> JsonValue:

@@ -89,6 +89,17 @@ def test_a_bad_row_is_refused_as_decoding_it_alone_refuses_it(bad: EventRow, mes
     assert (batch.value.thread_id, batch.value.event_id) == ("th_1", "ev_bad")
 
 
+@pytest.mark.parametrize("where", [0, 2])
+def test_a_row_nested_too_deep_to_read_is_refused_naming_it(where: int) -> None:
+    rows: list[tuple[str, str, str, str | datetime, int | None]] = [good(n) for n in range(2)]
+    rows.insert(where, ("ev_deep", "note", "[" * 100_000 + "]" * 100_000, "2026-01-01T00:00:00+00:00", SCHEMA_VERSION))
+    with pytest.raises(ThreadDecodeError, match="recursion") as refused:
+        decode_events(rows, thread_id="th_1")
+    assert (refused.value.thread_id, refused.value.event_id) == ("th_1", "ev_deep")
+    with pytest.raises(ThreadDecodeError, match="metadata"):
+        decode_thread("th_1", "[" * 100_000 + "]" * 100_000, rows[:1])
+
+
 def test_rows_that_only_parse_together_are_refused() -> None:
     # Two halves of one array in two rows: joined they would parse, alone neither does.
     first, second = good(1), good(2)

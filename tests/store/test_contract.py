@@ -332,6 +332,26 @@ async def test_list_finds_due_sleepers(store: ThreadStore) -> None:
     ]
 
 
+@pytest.mark.parametrize(
+    "until",
+    [
+        "9999-12-31T23:00:00-05:00",  # past year 9999 in UTC
+        "0001-01-01T00:00:00+05:00",  # before year 1 in UTC
+        "0012-03-04T05:06:07+00:00",  # a year of fewer than four digits
+    ],
+)
+async def test_a_wake_time_at_the_edge_of_the_calendar_is_stored_and_listed(store: ThreadStore, until: str) -> None:
+    # The model writes `until`: whatever it writes, the thread sleeps and listing keeps working.
+    thread = Thread.start("user_input", "later").append(Event("wait_until", {"until": until, "reason": "r"}))
+    assert thread.status == "sleeping" and thread.state.wake_at is not None
+    await store.append(thread, after=0)
+    [summary] = await store.list(status="sleeping")
+    assert summary.wake_at == thread.state.wake_at
+    due = [s.thread_id for s in await store.list(wake_before=datetime.now(UTC))]
+    assert due == ([] if until.startswith("9999") else [thread.id])
+    assert await store.load(thread.id) == thread
+
+
 async def test_wait_for_work_returns_when_a_thread_becomes_claimable(store: ThreadStore) -> None:
     await store.wait_for_work(0)  # a PostgreSQL store starts listening here
     waiter = asyncio.create_task(store.wait_for_work(3600))

@@ -69,7 +69,7 @@ def decode_thread(
     """
     try:
         meta = decode_metadata(metadata)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise ThreadDecodeError(
             f"thread {thread_id!r} cannot be read: its metadata is not a JSON object: {exc}", thread_id=thread_id
         ) from exc
@@ -121,7 +121,7 @@ def decode_events(
         values = cast(list[JsonValue], _DECODER.decode(f"[{','.join(datas)}]"))
         if len(values) != len(rows):
             raise ValueError("a row is not one JSON value")
-    except (ValueError, TypeError):  # TypeError: a driver gave `at` as a datetime
+    except (ValueError, TypeError, RecursionError):  # TypeError: a driver gave `at` as a datetime
         return [_decode_row(thread_id, row) for row in rows]
     return restored_events(types, values, ids, moments)
 
@@ -130,7 +130,7 @@ def _decode_row(thread_id: str, row: tuple[str, str, str, str | datetime, int | 
     event_id, type_, data, at, version = row
     try:
         return decode_event(event_id, type_, data, at, SCHEMA_VERSION if version is None else version)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, RecursionError) as exc:  # RecursionError: JSON nested too deep to read
         raise ThreadDecodeError(
             f"thread {thread_id!r} cannot be read at event {event_id!r}: {exc}", thread_id=thread_id, event_id=event_id
         ) from exc
@@ -181,7 +181,8 @@ def decode_metadata(text: str) -> dict[str, JsonValue]:
 
 def format_time(moment: datetime) -> str:
     """A UTC time as fixed-width text, so that text order is time order (SQLite has no time type)."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    utc = moment.astimezone(UTC)
+    return f"{utc.year:04d}-" + utc.strftime("%m-%dT%H:%M:%S.%fZ")  # strftime's %Y does not pad years < 1000
 
 
 def parse_time(text: str) -> datetime:

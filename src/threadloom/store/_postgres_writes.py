@@ -40,7 +40,7 @@ async def append(
     try:
         events = enumerate(thread.events[after:], start=after + 1)
         rows = [(thread.id, seq, *encode_event(e)) for seq, e in events]
-    except ValueError as exc:  # json.dumps: an int too long to write
+    except (ValueError, RecursionError) as exc:  # json.dumps: an int too long, or values nested too deep
         raise not_storable(thread, exc) from exc
     now = datetime.now(UTC)
     summary = summarise(thread, now)

@@ -56,7 +56,7 @@ def append_work(
     try:
         events = enumerate(thread.events[after:], start=after + 1)
         rows = [(thread.id, seq, *encode_event(e)) for seq, e in events]
-    except ValueError as exc:  # json.dumps: an int too long to write
+    except (ValueError, RecursionError) as exc:  # json.dumps: an int too long, or values nested too deep
         raise not_storable(thread, exc) from exc
     pages = _PAGES_A_COMMIT + sum(len(r[4]) for r in rows) // _PAGE_BYTES
     now = datetime.now(UTC)
