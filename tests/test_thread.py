@@ -157,6 +157,22 @@ def test_fork_copies_a_prefix_and_records_where_it_came_from() -> None:
         thread.fork(at="ev_missing")
 
 
+def test_a_fork_never_runs_a_call_on_the_approval_of_the_thread_it_copies() -> None:
+    waiting = Thread.start("user_input", "deploy").append(deploy_call())
+    call_id = waiting.events[-1].id
+    approved = waiting.approve(call_id).append(Event("note", {"n": 1}))
+    for at in (approved.events[2].id, approved.events[3].id):  # the approval, and an event after it
+        with pytest.raises(UserError, match=f"fork at the call \\({call_id!r}\\)"):
+            approved.fork(at=at)
+    again = approved.fork(at=call_id)  # at the call: it waits for a decision of its own
+    assert again.status == "waiting_approval" and again.pending is not None and again.pending.id == call_id
+    auto = Thread.start("user_input", "deploy").append(deploy_call("auto"))
+    assert auto.fork(at=auto.events[-1].id).state.runnable is not None  # no approval to reuse
+    ran = approved.append(Event("tool_started", {"call_id": call_id, "intent": "deploy_backend"}))
+    ran = ran.append(Event("tool_response", {"call_id": call_id, "intent": "deploy_backend", "result": "ok"}))
+    assert ran.fork(at=ran.events[-1].id).state.runnable is None  # after its result: nothing to run
+
+
 def test_duplicate_event_ids_are_refused() -> None:
     event = Event("a", 1)
     with pytest.raises(UserError, match="appears twice"):

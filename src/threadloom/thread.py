@@ -15,7 +15,7 @@ from ._fold import fold
 from ._thread_json import dump_thread, load_thread
 from .events import APPROVAL, HUMAN_RESPONSE, Event, id_problem, json_problem, new_id, refuse_events
 from .exceptions import ThreadDecodeError, UserError
-from .state import Status, ThreadState, Usage
+from .state import Status, ThreadState, Usage, data_field
 
 __all__ = ["EventLog", "Thread"]
 
@@ -271,12 +271,25 @@ class Thread:
             The fork; its metadata records `forked_from` (this thread's id) and `forked_at`.
 
         Raises:
-            UserError: No event in this thread has id `at`.
+            UserError: No event in this thread has id `at`, or the fork would run a call on an
+                approval given in this thread (fork at the call itself to decide on it again).
         """
         for i in range(self._size):
             if self._items[i].id == at:
                 metadata = {**self._metadata, "forked_from": self.id, "forked_at": at}
-                return Thread(self._items[: i + 1], thread_id=thread_id, metadata=metadata)
+                fork = Thread(self._items[: i + 1], thread_id=thread_id, metadata=metadata)
+                runnable = fork.state.runnable
+                # An approval is for one run: a copy must not run the call again without a new one.
+                if (
+                    runnable is not None
+                    and runnable.started is None
+                    and data_field(runnable.call, "policy") == "approval"
+                ):
+                    raise UserError(
+                        f"cannot fork thread {self.id!r} at {at!r}: the fork would run call {runnable.call.id!r} "
+                        f"on this thread's approval; fork at the call ({runnable.call.id!r}) to decide on it again"
+                    )
+                return fork
         raise UserError(f"cannot fork thread {self.id!r} at {at!r}: no event has that id")
 
     # -- people ----------------------------------------------------------------------------
