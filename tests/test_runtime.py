@@ -9,7 +9,7 @@ import pytest
 from pydantic import JsonValue
 
 from threadloom import Agent, Event, InvalidTransition, LeaseLost, Runtime, Thread, UserError, tool
-from threadloom.exceptions import IdempotencyKeyReused
+from threadloom.exceptions import IdempotencyKeyReused, StoreError
 from threadloom.models import ScriptedModel
 from threadloom.store import MemoryStore, ThreadStore
 
@@ -164,6 +164,46 @@ async def test_a_model_that_cannot_answer_does_not_spin(store: ThreadStore) -> N
     assert [e.type for e in events[-2:]] == ["error", "run_error"]  # retried later, with backoff
     record = events[-1].data
     assert isinstance(record, dict) and (record["error_type"], record["attempt"]) == ("ScriptExhausted", 1)
+
+
+class _CommitsThenDrops(MemoryStore):
+    """A memory store whose next append commits and then loses its connection: the caller sees StoreError."""
+
+    drop_next = False
+
+    async def append(
+        self,
+        thread: Thread,
+        *,
+        after: int,
+        idempotency_key: str | None = None,
+        request: str | None = None,
+        owner: str | None = None,
+        sync: bool = True,
+    ) -> None:
+        await super().append(
+            thread, after=after, idempotency_key=idempotency_key, request=request, owner=owner, sync=sync
+        )
+        if self.drop_next:
+            self.drop_next = False
+            raise StoreError("connection lost after the commit")
+
+
+async def test_a_failed_run_whose_record_committed_before_the_connection_dropped_counts_once() -> None:
+    store = _CommitsThenDrops()
+    runtime = Runtime(store=store, agents=[Agent(name="deploy_bot", model=ScriptedModel([]))])
+    thread_id = await runtime.launch("deploy_bot", Event("user_input", {"text": "go"}))
+    real_append = store.append  # the run's error event goes through; its run_error commits, then the link drops
+
+    async def drop_at_the_run_error(thread: Thread, **kwargs: object) -> None:
+        store.drop_next = thread.events[-1].type == "run_error"
+        await real_append(thread, **kwargs)  # type: ignore[arg-type] - the same keywords, passed on
+
+    store.append = drop_at_the_run_error  # type: ignore[method-assign]
+    await runtime.run_until_idle()
+    events = (await runtime.get(thread_id)).events
+    records = [e.data for e in events if e.type == "run_error"]
+    assert len(records) == 1 and isinstance(records[0], dict) and records[0]["attempt"] == 1
 
 
 async def test_unknown_agents_are_clear(store: ThreadStore) -> None:

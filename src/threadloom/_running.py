@@ -125,6 +125,10 @@ async def record_failure(
         try:
             await patiently(partial(store.append, changed, after=len(stored), owner=owner))
         except VersionConflict:
+            now_stored = await patiently(lambda: store.load(thread_id))
+            mine = changed.events[len(stored) :]
+            if [e.id for e in now_stored.events[len(stored) : len(changed)]] == [e.id for e in mine]:
+                return now_stored  # a write that failed had committed after all: count the run once
             await contention_pause(attempt)
             continue
         return changed
