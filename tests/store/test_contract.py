@@ -286,6 +286,22 @@ async def test_claim_threads_leases_and_reads_the_threads(store: ThreadStore) ->
     assert await store.claim_threads("w2", lease_seconds=30, limit=5) == [long]
 
 
+async def test_a_released_lease_neither_renews_nor_passes_the_fencing_check(store: ThreadStore) -> None:
+    thread = Thread.start("user_input", "go")
+    await store.append(thread, after=0)
+    assert await store.claim("w1", lease_seconds=30, limit=1) == [thread.id]
+    stopped = thread.append(Event("done_for_now", {"message": "m"}))
+    await store.append(stopped, after=1, owner="w1")  # w1's run stops the thread, then releases it
+    await store.release(thread.id, "w1")
+    assert not await store.renew(thread.id, "w1", lease_seconds=30)
+    again = stopped.append(Event("user_input", {"text": "more"}))
+    await store.append(again, after=2)
+    assert not await store.renew(thread.id, "w1", lease_seconds=30)
+    with pytest.raises(LeaseLost):
+        await store.append(again.append(Event("note", {"n": 1})), after=3, owner="w1")
+    assert len(await store.load(thread.id)) == 3
+
+
 async def test_a_thread_a_worker_stopped_is_claimable_once_ready_again(store: ThreadStore) -> None:
     thread = Thread.start("user_input", "go")
     await store.append(thread, after=0)

@@ -148,8 +148,8 @@ async def _step(pool: Pool, thread: Thread, after: int, owner: str | None, rows:
     claimable. Nothing matched: one more query says why (the version, or the lease).
     """
     # A worker's append that stops the thread (done, waiting for a person, asleep) also ends its
-    # lease's time, keeping its name for the fencing check: the thread is claimable as soon as it
-    # is ready again, and the worker's `release` right after needs no round trip.
+    # lease's time, keeping its name for the fencing check until the worker's `release`: the
+    # thread is claimable as soon as it is ready again.
     ends = owner is not None and summary.status != "ready"
     params: list[Any] = [summary.status, summary.events, summary.wake_at, summary.retry_at, summary.updated_at]
     params += [ends, thread.id]

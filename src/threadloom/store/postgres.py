@@ -52,9 +52,6 @@ class PostgresStore:
         self.url = url
         self._work = WorkSignal()
         self._listener: asyncio.Task[None] | None = None
-        # (thread, owner) whose lease that owner's last append ended (`_postgres_writes.append`);
-        # `release` skips them.
-        self._ended: set[tuple[str, str]] = set()
 
     @classmethod
     async def open(cls, url: str, *, max_connections: int = 10, connect_timeout: float = 5) -> PostgresStore:
@@ -116,16 +113,10 @@ class PostgresStore:
         sync: bool = True,
     ) -> None:
         """See `ThreadStore.append`; `sync` changes nothing (commits follow the server's `synchronous_commit`)."""
-        if owner is not None:
-            self._ended.discard((thread.id, owner))
         try:
-            ended = await _postgres_writes.append(self._pool, thread, after, idempotency_key, request, owner)
+            await _postgres_writes.append(self._pool, thread, after, idempotency_key, request, owner)
         except UnicodeEncodeError as exc:  # a value psycopg cannot send
             raise not_storable(thread, exc) from exc
-        if ended and owner is not None:
-            if len(self._ended) > 10_000:  # owners that never release: forget (a release then asks)
-                self._ended.clear()
-            self._ended.add((thread.id, owner))
 
     async def load(self, thread_id: str) -> Thread:
         """See `ThreadStore.load`."""
@@ -166,9 +157,7 @@ class PostgresStore:
         self, owner: str, *, lease_seconds: float, limit: int, agents: Collection[str] | None = None
     ) -> list[str]:
         """See `ThreadStore.claim`. `FOR UPDATE SKIP LOCKED` lets many workers claim without waiting on each other."""
-        claimed = await _postgres_leases.claim(self._pool, owner, lease_seconds, limit, agents)
-        self._ended.difference_update((thread_id, owner) for thread_id in claimed)  # leased anew
-        return claimed
+        return await _postgres_leases.claim(self._pool, owner, lease_seconds, limit, agents)
 
     async def claim_threads(
         self, owner: str, *, lease_seconds: float, limit: int, agents: Collection[str] | None = None
@@ -180,7 +169,6 @@ class PostgresStore:
         longer than `CLAIM_EVENTS`, which `load` reads faster than one big result would.
         """
         claimed = await _postgres_leases.claim_rows(self._pool, owner, lease_seconds, limit, agents)
-        self._ended.difference_update((c[0], owner) for c in claimed)  # leased anew
         threads: list[Thread] = []
         for thread_id, metadata, events, event_rows in claimed:
             try:
@@ -203,11 +191,6 @@ class PostgresStore:
 
     async def release(self, thread_id: str, owner: str) -> None:
         """See `ThreadStore.release`."""
-        if (thread_id, owner) in self._ended:
-            # The owner's last append stopped the thread and ended the lease's time: claiming it (once
-            # it is ready again) and its NOTIFY are as after a release, so none is needed.
-            self._ended.discard((thread_id, owner))
-            return
         await _postgres_leases.release(self._pool, thread_id, owner)
 
     async def wait_for_work(self, seconds: float) -> None:
