@@ -12,7 +12,7 @@ from typing import Any, Literal
 import pytest
 from pydantic import JsonValue
 
-from threadloom import Agent, Event, Runtime, Thread, UserError, Worker, tool
+from threadloom import Agent, Event, Runtime, Thread, ThreadNotFound, UserError, Worker, tool
 from threadloom._limits import RunLimits
 from threadloom.exceptions import IdempotencyKeyReused, NotStorable, ThreadDecodeError
 from threadloom.models import ScriptedModel
@@ -297,6 +297,25 @@ async def test_a_value_the_store_cannot_encode_is_not_storable_naming_the_thread
             await durable.append(poisoned, after=3)
         assert refused.value.thread_id == thread.id
     assert len(await durable.load(thread.id)) == 3
+
+
+@pytest.mark.parametrize("bad", ["k\x00", "k\udc00", "k" * 10_000])
+async def test_a_key_or_agent_name_no_store_can_hold_is_a_user_error_on_every_store(
+    store: ThreadStore, bad: str
+) -> None:
+    runtime = Runtime(store=store)
+    thread_id = await runtime.launch("a", Event("user_input", "x"))
+    with pytest.raises(UserError, match="idempotency key"):
+        await runtime.launch("a", Event("user_input", "x"), idempotency_key=bad)
+    with pytest.raises(UserError, match="agent name"):
+        await runtime.launch(bad, Event("user_input", "x"))
+    with pytest.raises(UserError, match="idempotency key"):
+        await runtime.send_event(thread_id, Event("slack_message", {"text": "x"}), idempotency_key=bad)
+    with pytest.raises(UserError, match="idempotency key"):
+        await runtime.cancel(thread_id, idempotency_key=bad)
+    with pytest.raises(ThreadNotFound):
+        await runtime.get(bad)
+    assert [s.thread_id for s in await runtime.list()] == [thread_id] and len(await runtime.get(thread_id)) == 1
 
 
 def _summary_fields() -> set[str]:

@@ -18,7 +18,7 @@ from pydantic import JsonValue, ValidationError
 
 from ._limits import contention_pause, fingerprint
 from .agent import Agent
-from .events import WAKE_UP, Event, is_bookkeeping
+from .events import WAKE_UP, Event, id_problem, is_bookkeeping
 from .exceptions import (
     AlreadyDelivered,
     InvalidTransition,
@@ -48,6 +48,8 @@ async def launch(
     metadata: Mapping[str, JsonValue] | None,
 ) -> str:
     """Store a new thread for `agent` that starts with `event`, once per idempotency key (see `Runtime.launch`)."""
+    if problem := id_problem(agent, "agent name") or _key_problem(idempotency_key):
+        raise UserError(f"cannot launch: {problem}")
     meta: dict[str, JsonValue] = {**(metadata or {}), "agent": agent}
     request = fingerprint("launch", agent, event.type, event.data, thread_id, meta)
     if idempotency_key is not None:
@@ -72,6 +74,8 @@ async def change(
     A key belongs to the thread: `find_key` and the append raise `IdempotencyKeyReused` for a
     key this thread saw with another request.
     """
+    if problem := _key_problem(key):
+        raise UserError(problem)
     scope = f"thread:{thread_id}"
     for attempt in range(RETRIES):
         if key is not None and await store.find_key(key, scope=scope, request=request) is not None:
@@ -94,6 +98,25 @@ async def change(
             raise UserError(str(exc)) from exc
         return changed
     raise ThreadloomError(f"thread {thread_id!r} kept changing under {RETRIES} attempts to write to it")
+
+
+MAX_KEY_LENGTH = 400
+"""The longest idempotency key: with its scope it fits PostgreSQL's index row at four bytes a character."""
+
+
+def _key_problem(key: str | None) -> str | None:
+    """Why `key` cannot be an idempotency key every store keeps, or None if it can."""
+    if key is None:
+        return None
+    if not key or len(key) > MAX_KEY_LENGTH:
+        return f"idempotency key {key[:40]!r} is {len(key)} characters; from 1 to {MAX_KEY_LENGTH}"
+    if "\x00" in key:
+        return f"idempotency key {key!r} holds a NUL character, which a store's text cannot hold"
+    try:
+        key.encode("utf-8")
+    except UnicodeEncodeError:
+        return f"idempotency key {key!r} holds a lone surrogate, which UTF-8 cannot encode"
+    return None
 
 
 async def approve(

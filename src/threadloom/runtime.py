@@ -19,8 +19,8 @@ from ._limits import RunLimits
 from ._saving import run_saving
 from ._sync import SyncCalls, interruptible
 from .agent import Agent
-from .events import WAKE_UP, Event
-from .exceptions import UserError
+from .events import WAKE_UP, Event, id_problem
+from .exceptions import ThreadNotFound, UserError
 from .state import Status
 from .store import DEFAULT_URL, ThreadStore, ThreadSummary, open_store
 from .thread import Thread
@@ -140,6 +140,8 @@ class Runtime(SyncCalls):
         Raises:
             ThreadNotFound: No thread has this id.
         """
+        if id_problem(thread_id, "thread id"):
+            raise ThreadNotFound(thread_id)  # no store holds such an id (PostgreSQL would refuse to look)
         return await (await self.store()).load(thread_id)
 
     async def list(
