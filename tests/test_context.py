@@ -926,6 +926,21 @@ def test_the_secrets_redaction_used_to_miss() -> None:
     }
 
 
+def test_the_secrets_in_free_text_a_review_found_past_redaction() -> None:
+    data: JsonValue = {
+        "callback": "https://app.example.com/cb#access_token=ya29.SECRETSECRET&state=42",  # an OAuth fragment
+        "log": "curl -H 'Authorization: BEARER sk_live_SECRET123456'",  # any case
+        "shout": "AUTHORIZATION: BEARER SK_LIVE_SECRET123456",
+        "dsn": "postgresql://app:p@ssw0rd!!@db/prod",  # a password holding `@`
+    }
+    assert redact(data, DEFAULT_SECRET_PATTERN) == {
+        "callback": f"https://app.example.com/cb#access_token={REDACTED}&state=42",
+        "log": f"curl -H 'Authorization: BEARER {REDACTED}'",
+        "shout": f"AUTHORIZATION: BEARER {REDACTED}",
+        "dsn": f"postgresql://app:{REDACTED}@db/prod",
+    }
+
+
 def test_secret_str_values_are_redacted() -> None:
     from pydantic import SecretStr
 

@@ -35,9 +35,11 @@ _SECRET_TYPES = (SecretStr, SecretBytes)
 _NAME_FIELDS = ("name", "Name", "key", "Key", "header", "Header")
 _VALUE_FIELDS = ("value", "Value")
 # `scheme://user:password@`, and `?name=value` / `&name=value` in a URL's query.
-_URL_PASSWORD = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^\s/@:]*:)([^\s/@]+)(@)")
-_QUERY_PARAM = re.compile(r"([?&;])([^=&#\s]+)=([^&#\s]*)")
-_BEARER = re.compile(r"(\b[Bb]earer\s+)([A-Za-z0-9._~+/=-]{8,})")
+# The password runs to the last `@` before the host (a password may hold `@`); a fragment's
+# parameters (`#access_token=...`, OAuth's implicit flow) are read as a query's.
+_URL_PASSWORD = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^\s/@:]*:)([^\s/]+)(@)")
+_QUERY_PARAM = re.compile(r"([?&;#])([^=&#\s]+)=([^&#\s]*)")
+_BEARER = re.compile(r"(\bbearer\s+)([A-Za-z0-9._~+/=-]{8,})", re.IGNORECASE)
 
 
 def redact(
@@ -134,7 +136,7 @@ class Redactor:
                 named = named or key in _VALUE_FIELDS
             kind = type(item)
             if kind is str:
-                if "://" in item or "earer" in item:  # type: ignore[operator] - `kind is str`
+                if "://" in item or "earer" in item or "EARER" in item:  # type: ignore[operator] - `kind is str`
                     return self._rebuilt(value, found)
             elif kind in _SCALARS:
                 continue
@@ -178,8 +180,8 @@ _VERDICT_LIMIT = 4096
 
 
 def _may_hide(text: str) -> bool:
-    """Whether a string may hold a secret of its own (a URL's password, a bearer token): two substring tests."""
-    return "://" in text or "earer" in text
+    """Whether a string may hold a secret of its own (a URL's password, a bearer token): substring tests."""
+    return "://" in text or "earer" in text or "EARER" in text
 
 
 def _named_secret(value: dict[str, JsonValue], redactor: Redactor) -> str | None:
@@ -209,7 +211,7 @@ def _text(text: str, redactor: Redactor, found: set[str]) -> str:
         out = _URL_PASSWORD.sub(password, out)
         if "=" in out:
             out = _QUERY_PARAM.sub(parameter, out)
-    if "earer" in out:
+    if "earer" in out or "EARER" in out:
         out = _BEARER.sub(_keep_prefix(found), out)
     return text if out == text else out
 
