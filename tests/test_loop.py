@@ -325,6 +325,18 @@ async def test_a_model_answer_no_store_can_hold_is_a_model_error_then_escalated(
     assert Thread.from_json(thread.to_json()) == thread
 
 
+def test_an_error_is_redacted_before_it_is_cut_to_length() -> None:
+    from threadloom.loop import format_error
+
+    # The DSN straddles the 300-character cut: cut first, its `@` was gone and the password stayed.
+    error = ConnectionError("could not connect " + "x" * 265 + " postgresql://app:hunter2hunter2@db/prod")
+    text = format_error(error)
+    assert "hunter2" not in text and len(text) <= 300
+    assert format_error(ConnectionError("to postgresql://app:pw-123456@db/prod")) == (
+        "ConnectionError: to postgresql://app:[REDACTED]@db/prod"
+    )
+
+
 async def test_the_outcome_unknown_question_keeps_secrets_out() -> None:
     from pydantic import SecretStr
 

@@ -148,6 +148,7 @@ def format_error(exc: BaseException) -> str:
     else:
         message = str(exc).strip().splitlines()
         text = f"{type(exc).__name__}: {message[0]}" if message else type(exc).__name__
+    text = str(redact(text, DEFAULT_SECRET_PATTERN))  # before the cut, which could split a URL's password from its `@`
     return text if len(text) <= _MAX_ERROR_CHARS else text[: _MAX_ERROR_CHARS - 1] + "…"
 
 
