@@ -3,9 +3,10 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from threadloom import Thread, tool
+from threadloom import Agent, Thread, tool
 from threadloom.context import Message
 from threadloom.intents import BUILTIN_INTENTS
+from threadloom.models import ScriptedModel
 from threadloom.prompts import (
     NEXT_STEP_QUESTION,
     NEXT_TOOL_QUESTION,
@@ -44,6 +45,21 @@ def test_schema_to_text_covers_the_shapes() -> None:
     assert schema_to_text({"type": "object", "additionalProperties": {"type": "integer"}}) == "{string: integer}"
     assert schema_to_text({"const": 3}) == "3"
     assert schema_to_text({}) == "any"
+
+
+def test_a_type_that_holds_itself_is_written_once_then_by_name() -> None:
+    class Node(BaseModel):
+        name: str
+        children: list["Node"] = []
+
+    assert schema_to_text(Node.model_json_schema()) == '{"name": string, "children"?: [Node, ...]}'
+
+    @tool
+    def plan(root: Node) -> str:
+        """Plan a tree of work."""
+        return "ok"
+
+    Agent(name="planner", model=ScriptedModel([]), tools=[plan])  # it describes its tools: no RecursionError
 
 
 def test_default_prompt_ends_with_the_question() -> None:

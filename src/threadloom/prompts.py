@@ -134,35 +134,46 @@ def _plain(text: str) -> str:
 
 
 def schema_to_text(schema: Mapping[str, Any], defs: Mapping[str, Any] | None = None) -> str:
-    """A JSON Schema as a compact TypeScript-like type: `{"tag": string, "env": "a" | "b"}`."""
-    defs = defs if defs is not None else cast(Mapping[str, Any], schema.get("$defs", {}))
+    """A JSON Schema as a compact TypeScript-like type: `{"tag": string, "env": "a" | "b"}`.
+
+    A type that holds itself (`Node.children: list[Node]`) is written whole once, then by its name.
+    """
+    return _type_text(schema, defs if defs is not None else cast(Mapping[str, Any], schema.get("$defs", {})), ())
+
+
+def _type_text(schema: Mapping[str, Any], defs: Mapping[str, Any], expanding: tuple[str, ...]) -> str:
     if "$ref" in schema:
-        return schema_to_text(defs.get(str(schema["$ref"]).rsplit("/", 1)[-1], {}), defs)
+        name = str(schema["$ref"]).rsplit("/", 1)[-1]
+        if name in expanding:
+            return name
+        return _type_text(defs.get(name, {}), defs, (*expanding, name))
     if "const" in schema:
         return json.dumps(schema["const"])
     if "enum" in schema:
         return " | ".join(json.dumps(v) for v in schema["enum"])
     for key in ("anyOf", "oneOf"):
         if key in schema:
-            return " | ".join(schema_to_text(s, defs) for s in schema[key])
+            return " | ".join(_type_text(s, defs, expanding) for s in schema[key])
     kind = schema.get("type")
     if kind == "array":
-        return f"[{schema_to_text(schema.get('items', {}), defs)}, ...]"
+        return f"[{_type_text(schema.get('items', {}), defs, expanding)}, ...]"
     if kind == "object" and "properties" in schema:
-        return _object_to_text(schema, defs)
+        return _object_to_text(schema, defs, expanding=expanding)
     if kind == "object":
-        return f"{{string: {schema_to_text(schema.get('additionalProperties') or {}, defs)}}}"
+        return f"{{string: {_type_text(schema.get('additionalProperties') or {}, defs, expanding)}}}"
     return str(kind or "any")
 
 
-def _object_to_text(schema: Mapping[str, Any], defs: Mapping[str, Any], intent: str | None = None) -> str:
+def _object_to_text(
+    schema: Mapping[str, Any], defs: Mapping[str, Any], intent: str | None = None, expanding: tuple[str, ...] = ()
+) -> str:
     required = set(schema.get("required", ()))
     parts: list[str] = [f'"intent": "{intent}"'] if intent else []
     for key, sub in schema.get("properties", {}).items():
         if key == "intent" and intent:
             continue
         optional = "" if key in required else "?"
-        text = f'"{key}"{optional}: {schema_to_text(sub, defs)}'
+        text = f'"{key}"{optional}: {_type_text(sub, defs, expanding)}'
         if sub.get("description") and intent:
             text += f" /* {_plain(sub['description'])} */"
         parts.append(text)
