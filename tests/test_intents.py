@@ -4,7 +4,7 @@ from typing import Literal
 import pytest
 from pydantic import BaseModel, SecretStr, TypeAdapter, ValidationError
 
-from threadloom import UserError
+from threadloom import Agent, Event, Thread, UserError
 from threadloom.intents import (
     BUILTIN_INTENTS,
     DoneForNow,
@@ -15,6 +15,7 @@ from threadloom.intents import (
     intent_union,
     tool,
 )
+from threadloom.models import ScriptedModel
 
 
 class Issue(BaseModel):
@@ -72,6 +73,30 @@ def test_secret_arguments_are_found_anywhere_in_the_hint() -> None:
         """Log in."""
 
     assert login.secret_fields == {"password", "tokens"}
+
+
+def test_secret_fields_of_model_arguments_and_secret_bytes_are_found() -> None:
+    from pydantic import SecretBytes
+
+    class Pin(BaseModel):
+        digits: SecretStr
+
+    class Login(BaseModel):
+        user: str
+        pin: SecretStr
+        backup: Pin | None = None
+        friends: list["Login"] = []
+
+    @tool
+    def sign_in(login: Login, code: SecretBytes) -> str:
+        """Sign in."""
+        return "ok"
+
+    assert sign_in.secret_fields == {"pin", "digits", "code"}
+    agent = Agent(name="bot", model=ScriptedModel([]), tools=[sign_in])
+    call = {"intent": "sign_in", "arguments": {"login": {"user": "ada", "pin": "993311"}, "code": "opensesame77"}}
+    text = agent.render(Thread.start("user_input", "sign in").append(Event("tool_call", call)))[-1].content
+    assert "993311" not in text and "opensesame77" not in text and "ada" in text
 
 
 @pytest.mark.parametrize(

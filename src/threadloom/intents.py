@@ -25,6 +25,7 @@ from pydantic import (
     JsonValue,
     PydanticSchemaGenerationError,
     PydanticUserError,
+    SecretBytes,
     SecretStr,
     TypeAdapter,
     create_model,
@@ -162,7 +163,8 @@ class Tool:
     idempotent: bool = False
     """Safe to run twice with the same arguments (used by crash recovery)."""
     secret_fields: frozenset[str] = field(default_factory=frozenset[str])
-    """Argument names typed `SecretStr`: redacted wherever the thread is rendered."""
+    """Keys whose values are `SecretStr`/`SecretBytes` (an argument's name, or a field of a model
+    argument): redacted wherever the thread is rendered."""
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Call the wrapped function directly (tests, scripts)."""
@@ -279,8 +281,7 @@ def _build_tool(fn: ToolFunction, *, policy: Policy, name: str | None, idempoten
         _check_schema(tool_name, param.name, hint)
         default = ... if param.default is param.empty else param.default
         fields[param.name] = (hint, FieldInfo(default=default, description=arg_docs.get(param.name)))
-        if _mentions_secret(hint):
-            secrets.add(param.name)
+        secrets |= _secret_keys(param.name, hint, set())
     camel = "".join(part.title() for part in tool_name.split("_"))
     arguments = create_model(f"{camel}Arguments", __doc__=description or None, **fields)
     fields["intent"] = (Literal[tool_name], tool_name)  # a literal built at run time
@@ -313,9 +314,23 @@ def _type_name(hint: Any) -> str:
     return getattr(hint, "__qualname__", None) or repr(hint)
 
 
-def _mentions_secret(hint: Any) -> bool:
-    """Whether `SecretStr` appears anywhere in a type hint (`SecretStr | None`, `list[SecretStr]`)."""
-    return hint is SecretStr or any(_mentions_secret(arg) for arg in get_args(hint))
+def _secret_keys(name: str, hint: Any, seen: set[type]) -> set[str]:
+    """The keys under which a value of type `hint`, passed as `name`, holds a secret.
+
+    `name` itself when a secret type appears in the hint (`SecretStr | None`, `list[SecretBytes]`);
+    the fields of a pydantic model in it that do, at any depth (`Login.pin: SecretStr`: `pin`).
+    """
+    if hint in (SecretStr, SecretBytes):
+        return {name}
+    found: set[str] = set()
+    if isinstance(hint, type) and issubclass(hint, BaseModel) and hint not in seen:
+        seen.add(hint)  # a model that holds itself (a tree) is walked once
+        for field_name, info in hint.model_fields.items():
+            for key in {field_name, info.alias or field_name}:
+                found |= _secret_keys(key, info.annotation, seen)
+    for arg in get_args(hint):
+        found |= _secret_keys(name, arg, seen)
+    return found
 
 
 def _type_hints(fn: ToolFunction, tool_name: str) -> dict[str, Any]:
