@@ -294,6 +294,31 @@ async def test_a_run_under_a_lost_lease_takes_no_step(store: ThreadStore) -> Non
     assert effects == ["v1.2.3@production"]
 
 
+async def test_a_thread_cancelled_while_its_tool_runs_keeps_the_tool_s_result(store: ThreadStore) -> None:
+    started, cancelled, charged = asyncio.Event(), asyncio.Event(), list[int]()
+
+    @tool
+    async def charge(amount: int) -> str:
+        """Charge a card."""
+        started.set()
+        await cancelled.wait()
+        charged.append(amount)
+        return "charged"
+
+    agent = Agent(name="biller", model=ScriptedModel(['{"intent": "charge", "amount": 5}', DONE]), tools=[charge])
+    runtime = Runtime(store=store, agents=[agent])
+    thread_id = await runtime.launch("biller", Event("user_input", {"text": "charge 5"}))
+    run = asyncio.create_task(runtime.run_thread(thread_id))
+    await started.wait()
+    await runtime.cancel(thread_id, "a duplicate")
+    cancelled.set()
+    await run
+    thread = await runtime.get(thread_id)
+    assert charged == [5] and thread.status == "failed"
+    # The log says the charge ran: its result follows `failed`, which it does not undo.
+    assert [e.type for e in thread.events][-3:] == ["tool_started", "failed", "tool_response"]
+
+
 async def test_a_thread_cancelled_while_its_tool_is_about_to_start_runs_nothing(store: ThreadStore) -> None:
     runtime = Runtime(store=store)
 

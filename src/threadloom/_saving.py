@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, TypeVar
 
@@ -159,6 +159,8 @@ async def run_saving(
                 if [e.id for e in stored.events[saved : saved + len(mine)]] == [e.id for e in mine]:
                     current, saved = stored, len(stored)  # a failed write had committed after all
                 elif stored.status == FAILED:
+                    if result:  # cancelled while the tool ran: its outcome is kept, after `failed`
+                        stored = await _kept(store, stored, mine)
                     raise _Stopped(stored) from None  # cancelled: its next tool must not run
                 else:
                     current, saved = stored.extend(mine), len(stored)
@@ -178,6 +180,16 @@ async def run_saving(
         return await agent.run(thread, save=save)
     except _Stopped as stopped:
         return stopped.thread
+
+
+async def _kept(store: ThreadStore, stored: Thread, events: Sequence[Event]) -> Thread:
+    """`stored` with `events` appended, or as it is if another writer got there first (a failed thread's state stays)."""
+    kept = stored.extend(events)
+    try:
+        await patiently(partial(store.append, kept, after=len(stored)))
+    except VersionConflict:
+        return stored
+    return kept
 
 
 def _is_result(event: Event) -> bool:
