@@ -106,3 +106,13 @@ async def test_counts_read_odd_records_as_the_fold_does(store: ThreadStore, thre
         await store.append(Thread([Event("user_input", "x"), *events], metadata={"agent": "a"}), after=0)
     stored = [await store.load(s.thread_id) for s in await store.list(limit=10_000)]
     assert await store.counts() == count_threads(stored)  # no answers here, so no times to round
+
+
+async def test_token_counts_past_64_bits_in_total_are_counted_not_an_error(store: ThreadStore) -> None:
+    # Each count fits 64 bits; their sum does not (SQLite's sum() raised "integer overflow").
+    for _ in range(2):
+        done = Event("done_for_now", {"message": "m", "model": model("big", 2**62, 2**62)})
+        await store.append(Thread([Event("user_input", "x"), done]), after=0)
+    usage = (await store.counts()).usage["big"]
+    assert (usage.input_tokens, usage.output_tokens, usage.requests) == (2**63, 2**63, 2)
+    assert type(usage.input_tokens) is int

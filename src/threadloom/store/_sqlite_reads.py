@@ -97,9 +97,12 @@ def find_key(idempotency_key: str, scope: str | None, db: sqlite3.Connection) ->
 
 
 def _tokens(key: str) -> str:
-    """SQL for a model record's token count as `record_usage` reads it: a positive integer, else 0."""
+    """SQL for a model record's token count as `record_usage` reads it: a positive integer, else 0.
+
+    `total()`, not `sum()`: its float cannot overflow where a sum of 64-bit counts would raise.
+    """
     value = f"json_extract(data, '$.model.{key}')"
-    return f"sum(CASE WHEN json_type(data, '$.model.{key}') = 'integer' AND {value} > 0 THEN {value} ELSE 0 END)"
+    return f"total(CASE WHEN json_type(data, '$.model.{key}') = 'integer' AND {value} > 0 THEN {value} ELSE 0 END)"
 
 
 _MODEL_TYPES = tuple(sorted(MODEL_RECORD_EVENTS))
@@ -123,7 +126,8 @@ def counts(db: sqlite3.Connection) -> StoreCounts:
     try:
         threads = dict.fromkeys(STATUSES, 0)
         threads.update(db.execute("SELECT status, count(*) FROM threads GROUP BY status").fetchall())
-        usage = {r[0]: Usage(r[2], r[3], r[4], r[1]) for r in db.execute(_COUNT_USAGE, _MODEL_TYPES).fetchall()}
+        rows = db.execute(_COUNT_USAGE, _MODEL_TYPES).fetchall()
+        usage = {r[0]: Usage(int(r[2]), int(r[3]), int(r[4]), r[1]) for r in rows}
         (tool_errors,) = db.execute(_COUNT_TOOL_ERRORS, (ERROR,)).fetchone()
         answered, waited = 0, 0.0
         for answer, (key, types) in sorted(ANSWERS.items()):
