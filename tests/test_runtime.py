@@ -577,3 +577,17 @@ async def test_respond_takes_a_choice_as_thread_respond_reads_it(store: ThreadSt
     with pytest.raises(UserError, match="choose one of 'retry', 'mark_done'"):  # the one check, Thread.respond's
         await runtime.respond(thread_id, thread.pending.id, "maybe")
     assert (await runtime.respond(thread_id, thread.pending.id, " Mark done")).status == "ready"
+
+
+async def test_list_refuses_what_stores_would_read_differently(store: ThreadStore) -> None:
+    from datetime import datetime
+
+    runtime = Runtime(store=store)
+    await runtime.launch("a", Event("user_input", "x"))
+    with pytest.raises(UserError, match="limit must be 0 or more"):
+        await runtime.list(limit=-1)
+    with pytest.raises(UserError, match="updated_after must have a timezone"):
+        await runtime.list(updated_after=datetime(2026, 1, 1))  # noqa: DTZ001 - the mistake under test
+    with pytest.raises(UserError, match="before must have a timezone"):
+        await runtime.list(before=(datetime(2026, 1, 1), "th_x"))  # noqa: DTZ001
+    assert await runtime.list(limit=0) == [] and len(await runtime.list()) == 1

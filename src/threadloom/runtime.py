@@ -154,7 +154,16 @@ class Runtime(SyncCalls):
         newest_first: bool = False,
         limit: int = 100,
     ) -> list[ThreadSummary]:
-        """Summaries of matching threads, least recently updated first (see `ThreadStore.list`)."""
+        """Summaries of matching threads, least recently updated first (see `ThreadStore.list`).
+
+        Raises:
+            UserError: `limit` is negative, or a time has no timezone (stores would read it differently).
+        """
+        if limit < 0:
+            raise UserError(f"list: limit must be 0 or more, not {limit}")
+        for name, moment in (("updated_after", updated_after), ("before", before[0] if before else None)):
+            if moment is not None and moment.utcoffset() is None:
+                raise UserError(f"list: {name} must have a timezone (datetime.now(UTC), not datetime.now())")
         store = await self.store()
         return await store.list(
             status=status,
