@@ -2,7 +2,7 @@ import asyncio
 from typing import Literal
 
 import pytest
-from pydantic import BaseModel, SecretStr, TypeAdapter, ValidationError
+from pydantic import BaseModel, JsonValue, SecretStr, TypeAdapter, ValidationError
 
 from threadloom import Agent, Event, Thread, UserError
 from threadloom.intents import (
@@ -94,7 +94,10 @@ def test_secret_fields_of_model_arguments_and_secret_bytes_are_found() -> None:
 
     assert sign_in.secret_fields == {"pin", "digits", "code"}
     agent = Agent(name="bot", model=ScriptedModel([]), tools=[sign_in])
-    call = {"intent": "sign_in", "arguments": {"login": {"user": "ada", "pin": "993311"}, "code": "opensesame77"}}
+    call: dict[str, JsonValue] = {
+        "intent": "sign_in",
+        "arguments": {"login": {"user": "ada", "pin": "993311"}, "code": "opensesame77"},
+    }
     text = agent.render(Thread.start("user_input", "sign in").append(Event("tool_call", call)))[-1].content
     assert "993311" not in text and "opensesame77" not in text and "ada" in text
 

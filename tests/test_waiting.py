@@ -57,7 +57,7 @@ async def test_a_wake_due_listed_before_the_thread_moved_on_does_not_wake_it(sto
     async def stale_list(**_: object) -> list[ThreadSummary]:
         return listed
 
-    store.list = stale_list  # type: ignore[method-assign] - the listing as it was a moment ago
+    store.list = stale_list  # the listing as it was a moment ago
     assert await runtime.wake_due() == []
     stored = await runtime.get(thread.id)
     assert stored.status == "waiting_human" and stored.events == asking.events
@@ -78,7 +78,7 @@ async def test_a_wake_due_listed_before_the_thread_slept_again_leaves_it_asleep(
     async def stale_list(**_: object) -> list[ThreadSummary]:
         return listed
 
-    store.list = stale_list  # type: ignore[method-assign] - the listing as it was a moment ago
+    store.list = stale_list  # the listing as it was a moment ago
     assert await Runtime(store=store, agents=[]).wake_due() == []
     stored = await store.load(thread.id)
     assert stored.status == "sleeping" and stored.state.wake_at == tomorrow
