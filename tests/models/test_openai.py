@@ -32,13 +32,15 @@ from typing import Any, Literal, cast
 import httpx2
 import pytest
 from http_script import Reply, ScriptedServer, serving
+from hypothesis import given
+from hypothesis import strategies as st
 
 from threadloom import Agent, Event, Thread, UserError, tool
 from threadloom.context import Context, Message, ToolCall
 from threadloom.exceptions import ContextWindowExceeded, ModelTimeout, ProviderError, RateLimited, Refused
 from threadloom.intents import Intent, intent_name
 from threadloom.models import ModelRequest, Usage, infer_model
-from threadloom.models.openai import OpenAIModel
+from threadloom.models.openai import OpenAIModel, _one_call  # pyright: ignore[reportPrivateUsage]
 from threadloom.parsing import parse
 
 
@@ -330,6 +332,29 @@ async def test_broken_tool_arguments_go_to_the_tolerant_parser(provider: Provide
     agent = make_agent(model)
     intent = await agent.next_step(start())
     assert intent.model_dump() == {"intent": "deploy_backend", "tag": "v1.2.3", "environment": "production"}
+
+
+async def test_broken_tool_arguments_cannot_rename_the_called_tool(provider: Provider, wire: Wire) -> None:
+    # Broken JSON whose own `intent` key names another tool: the tool the model called wins.
+    hijack = '{"tag": "v1.2.3", "environment": "production", "intent": "list_git_tags",}'
+    provider.replies += [
+        Reply(chat(calls=[("deploy_backend", hijack)])),
+        Reply(chat(calls=[("deploy_backend", '"intent": "list_git_tags"} and more')])),
+    ]
+    model, _ = provider.model(wire)
+    agent = make_agent(model)
+    intent = await agent.next_step(start())
+    assert intent.model_dump() == {"intent": "deploy_backend", "tag": "v1.2.3", "environment": "production"}
+    # Arguments that cannot be read as an object are sent back to the model, still under its tool.
+    unreadable = await model.complete(agent.request(start()))
+    assert unreadable.error == "the arguments of your `deploy_backend` call are not one JSON object; call it again"
+    assert json.loads(unreadable.text)["intent"] == "deploy_backend"
+
+
+@given(arguments=st.one_of(st.text(), st.text().map("{".__add__)))
+def test_whatever_the_arguments_the_intent_is_the_called_tool(arguments: str) -> None:
+    text, error = _one_call([("deploy_backend", arguments)], "")
+    assert json.loads(text)["intent"] == "deploy_backend" and (error is None or "deploy_backend" in error)
 
 
 async def test_json_schema_sends_the_intent_union(provider: Provider, wire: Wire) -> None:

@@ -12,8 +12,11 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, cast
 
+from pydantic import JsonValue
+
 from ..exceptions import ContextWindowExceeded, ModelError, ModelTimeout, ProviderError, RateLimited, Refused, UserError
 from ..messages import Message
+from ..parsing._candidates import Finder
 from .base import Completion, ModelRequest, ModelSettings, Strategy, ToolDefinition, Usage
 
 try:
@@ -278,7 +281,7 @@ def _one_call(calls: Sequence[tuple[str, str]], prose: str) -> tuple[str, str | 
     """Exactly one tool call as intent text; otherwise the answer and what is wrong, for the model."""
     if len(calls) == 1:
         name, arguments = calls[0]
-        return _intent_text(name, arguments), None
+        return _intent_text(name, arguments)
     if calls:
         names = ", ".join(name for name, _ in calls)
         listed = json.dumps([{"intent": n, "arguments": a} for n, a in calls], ensure_ascii=False)
@@ -286,15 +289,21 @@ def _one_call(calls: Sequence[tuple[str, str]], prose: str) -> tuple[str, str | 
     return prose, "answer with exactly one tool call (one of the offered tools), not with text"
 
 
-def _intent_text(name: str, arguments: str) -> str:
-    """`{"intent": name, **arguments}`; arguments that are not valid JSON are left to the tolerant parser."""
+def _intent_text(name: str, arguments: str) -> tuple[str, str | None]:
+    """`{"intent": name, **arguments}`, or that with the error for the model when they are not one object.
+
+    Broken JSON is mended as the parser mends answers (within its repair budget), never pasted
+    after the name as text: an `intent` key of its own would then rename the call.
+    """
     try:
         decoded: object = json.loads(arguments or "{}")
-    except json.JSONDecodeError:
-        body = arguments.strip()
-        inner = body[1:] if body.startswith("{") else body
-        return f'{{"intent": {json.dumps(name)}, {inner}' if inner.strip() not in ("", "}") else _dump(name, {})
-    return _dump(name, cast(Mapping[str, object], decoded) if isinstance(decoded, dict) else {"value": decoded})
+    except (json.JSONDecodeError, RecursionError):
+        values: list[JsonValue] = Finder().load(arguments) if arguments.strip() else [{}]
+        if len(values) != 1 or not isinstance(values[0], dict):
+            unread = f"the arguments of your `{name}` call are not one JSON object; call it again"
+            return _dump(name, {"arguments": arguments}), unread
+        decoded = values[0]
+    return _dump(name, cast(Mapping[str, object], decoded) if isinstance(decoded, dict) else {"value": decoded}), None
 
 
 def _dump(name: str, arguments: Mapping[str, object]) -> str:
