@@ -47,7 +47,8 @@ def choose(text: str, names: Mapping[str, Sequence[str]], *, case_first: bool = 
 
 
 def _count(haystack: str, names: Mapping[str, Sequence[str]], case: bool) -> dict[str, int]:
-    spans: list[tuple[int, int]] = []
+    # 1 at each position a counted (longer) name covers: a check reads only its own match, not every span before it.
+    covered = bytearray(len(haystack))
     counts: dict[str, int] = {}
     pairs = [(fold(name, case=case), option) for option, option_names in names.items() for name in option_names]
     for needle, option in sorted(pairs, key=lambda pair: -len(pair[0])):
@@ -55,9 +56,9 @@ def _count(haystack: str, names: Mapping[str, Sequence[str]], case: bool) -> dic
             continue
         for match in re.finditer(rf"(?<!\w){re.escape(needle)}(?!\w)", haystack):
             start, end = match.span()
-            if any(s < end and start < e for s, e in spans):
+            if covered.find(1, start, end) != -1:
                 continue  # inside a longer name already counted
-            spans.append((start, end))
+            covered[start:end] = b"\x01" * (end - start)
             counts[option] = counts.get(option, 0) + 1
     return counts
 
