@@ -441,6 +441,18 @@ async def test_another_bad_request_is_a_provider_error(server: MessagesServer, m
     assert not isinstance(info.value, ContextWindowExceeded)
 
 
+@pytest.mark.parametrize("status", [401, 500, 529])
+async def test_an_api_key_the_provider_echoes_is_redacted(
+    server: MessagesServer, make_model: MakeModel, status: int
+) -> None:
+    key = "sk-ant-SECRETKEY1234567890"
+    server.reply(Reply(error("authentication_error", f"invalid x-api-key {key} (Bearer {key})"), status))
+    with pytest.raises(ModelHTTPError) as info:
+        await make_model(api_key=key).complete(request())
+    assert str(info.value) == f"claude-test-1: HTTP {status}: invalid x-api-key [REDACTED] (Bearer [REDACTED])"
+    assert key not in json.dumps(info.value.body) and "[REDACTED]" in json.dumps(info.value.body)
+
+
 async def test_no_answer_in_time_is_a_model_timeout(server: MessagesServer, make_model: MakeModel) -> None:
     server.reply(Reply(message(text("late")), hold=True), Reply(message(text("late")), hold=True))
     with pytest.raises(ModelTimeout):

@@ -439,6 +439,27 @@ async def test_http_errors_map_onto_the_model_error_tree(
     assert type(caught.value) is error and caught.value.status_code == status
 
 
+async def test_an_api_key_the_provider_echoes_never_reaches_the_thread(provider: Provider, wire: Wire) -> None:
+    key = "sk-live-SECRETKEY1234567890"
+    other = "sk-proj-AnotherKey0987654321"  # any key-like token the provider quotes goes too
+    echoed = {"error": {"message": f"Incorrect API key provided: {key}; not {other}", "key": key}}
+    provider.replies += [Reply(echoed, 401), Reply(echoed, 401)]
+    client, _ = wire.client()
+    model = OpenAIModel("gpt-test", base_url=provider.url, api_key=key, http_client=client, max_retries=0)
+    with pytest.raises(ProviderError) as caught:
+        await model.complete(make_agent(model).request(start()))
+    assert str(caught.value) == "gpt-test: HTTP 401: Incorrect API key provided: [REDACTED]; not [REDACTED]"
+    # The SDK keeps the inner `error` object as the body.
+    assert caught.value.body == {
+        "message": "Incorrect API key provided: [REDACTED]; not [REDACTED]",
+        "key": "[REDACTED]",
+    }
+    agent = make_agent(model)
+    thread = await agent.run(start())
+    seen = json.dumps([e.data for e in thread.events]) + json.dumps([m.to_dict() for m in agent.render(thread)])
+    assert key not in seen and other not in seen and "[REDACTED]" in seen
+
+
 async def test_no_answer_in_time_is_model_timeout(provider: Provider, wire: Wire) -> None:
     provider.replies += [Reply(hold=True), Reply(hold=True)]
     model, _ = provider.model(wire, timeout=0.2)

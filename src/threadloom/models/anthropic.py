@@ -20,6 +20,7 @@ from ..exceptions import (
     UserError,
 )
 from ..messages import Message
+from ._secrets import hide_keys
 from .base import Completion, ModelRequest, ModelSettings, Strategy, ToolDefinition, Usage
 
 try:
@@ -190,9 +191,10 @@ class AnthropicModel:
         except anthropic.APITimeoutError as exc:
             raise ModelTimeout(f"{self._model} did not answer in time") from exc
         except anthropic.APIStatusError as exc:
-            raise _status_error(exc, self._model) from exc
+            raise _status_error(exc, self._model, self.client.api_key) from exc
         except anthropic.APIConnectionError as exc:
-            raise ProviderError(f"could not reach {self._model}: {exc}", status_code=0, model=self._model) from exc
+            message = hide_keys(f"could not reach {self._model}: {exc}", self.client.api_key)
+            raise ProviderError(message, status_code=0, model=self._model) from exc
         except json.JSONDecodeError as exc:
             # A success status with a JSON content type but a broken body: the SDK's parser gives up.
             raise _not_a_message(self._model, 200, exc.doc) from exc
@@ -349,16 +351,16 @@ def _call_id(call_id: str) -> str:
     return _BAD_ID_CHARS.sub("_", call_id) or "call"
 
 
-def _status_error(exc: anthropic.APIStatusError, model: str) -> ModelHTTPError:
-    """The `ModelHTTPError` for an error status the SDK did not (or no longer) retry."""
-    status = exc.status_code
-    detail = exc.api_message or exc.message
+def _status_error(exc: anthropic.APIStatusError, model: str, api_key: str | None) -> ModelHTTPError:
+    """The `ModelHTTPError` for an error status the SDK did not (or no longer) retry, with no API key in it."""
+    status, body = exc.status_code, hide_keys(exc.body, api_key)
+    detail = hide_keys(exc.api_message or exc.message, api_key)
     message = f"{model}: HTTP {status}: {detail}"
     if status in (429, _OVERLOADED):
-        return RateLimited(message, status_code=status, body=exc.body, model=model)
+        return RateLimited(message, status_code=status, body=body, model=model)
     if status == 413 or (status == 400 and _TOO_LONG.search(detail)):
-        return ContextWindowExceeded(message, status_code=status, body=exc.body, model=model)
-    return ProviderError(message, status_code=status, body=exc.body, model=model)
+        return ContextWindowExceeded(message, status_code=status, body=body, model=model)
+    return ProviderError(message, status_code=status, body=body, model=model)
 
 
 def _is_message(response: object) -> bool:

@@ -17,6 +17,7 @@ from pydantic import JsonValue
 from ..exceptions import ContextWindowExceeded, ModelError, ModelTimeout, ProviderError, RateLimited, Refused, UserError
 from ..messages import Message
 from ..parsing._candidates import Finder
+from ._secrets import hide_keys
 from .base import Completion, ModelRequest, ModelSettings, Strategy, ToolDefinition, Usage
 
 try:
@@ -160,7 +161,8 @@ class OpenAIModel:
             else:
                 completion = await self._responses(request, settings)
         except openai.OpenAIError as exc:
-            raise _model_error(exc, self.model) from exc
+            key = self._client.api_key
+            raise _model_error(exc, self.model, None if key == _NO_KEY else key) from exc
         except json.JSONDecodeError as exc:  # the SDK lets a body that is not JSON through as is
             message = f"{self.model}: the answer is not JSON: {exc}"
             raise ProviderError(message, status_code=200, body=exc.doc[:500], model=self.model) from exc
@@ -324,23 +326,23 @@ def _response_input(messages: Sequence[Message]) -> list[dict[str, Any]]:
     return items
 
 
-def _model_error(exc: openai.OpenAIError, model: str) -> ModelError:
-    """The SDK's exception (after its retries) as the matching `ModelError`."""
+def _model_error(exc: openai.OpenAIError, model: str, api_key: str | None) -> ModelError:
+    """The SDK's exception (after its retries) as the matching `ModelError`, with no API key in it."""
     if isinstance(exc, openai.APITimeoutError):
         return ModelTimeout(f"{model} did not answer in time")
     if isinstance(exc, openai.APIStatusError):
-        status, body = exc.status_code, exc.body
+        status, body = exc.status_code, hide_keys(cast(object, exc.body), api_key)
         text = json.dumps(body, default=str).lower() if body is not None else str(exc).lower()
-        message = f"{model}: HTTP {status}: {_error_message(exc)}"
+        message = hide_keys(f"{model}: HTTP {status}: {_error_message(exc)}", api_key)
         if status == 429:
             return RateLimited(message, status_code=status, body=body, model=model)
         if status in (400, 413, 422) and any(marker in text for marker in _CONTEXT_MARKERS):
             return ContextWindowExceeded(message, status_code=status, body=body, model=model)
         return ProviderError(message, status_code=status, body=body, model=model)
     if isinstance(exc, openai.APIConnectionError):
-        return ProviderError(f"{model}: cannot connect: {exc}", status_code=0, model=model)
+        return ProviderError(hide_keys(f"{model}: cannot connect: {exc}", api_key), status_code=0, model=model)
     # Anything else the SDK raises (a response that fails its validation, ...) is the provider's fault.
-    return ProviderError(f"{model}: {type(exc).__name__}: {exc}", status_code=0, model=model)
+    return ProviderError(hide_keys(f"{model}: {type(exc).__name__}: {exc}", api_key), status_code=0, model=model)
 
 
 def _error_message(exc: openai.APIStatusError) -> str:
