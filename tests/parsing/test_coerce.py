@@ -1,8 +1,11 @@
-from typing import Any
+from typing import Any, Literal
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from pydantic import JsonValue
 
+from threadloom import Intent, ParseError, parse
 from threadloom.parsing._coerce import coerce, fits, norm, resolve
 
 TAGGED: dict[str, Any] = {
@@ -25,6 +28,14 @@ def test_norm_and_resolve() -> None:
     [
         ("42", {"type": "integer"}, 42),
         ("1,200", {"type": "integer"}, 1200),
+        ("-1,234,567.5", {"type": "number"}, -1234567.5),
+        ("1,5", {"type": "integer"}, "1,5"),  # a comma is a thousands separator or not a number
+        ("1,5", {"type": "number"}, "1,5"),
+        ("0,25", {"type": "number"}, "0,25"),
+        ("12,34,567", {"type": "integer"}, "12,34,567"),
+        ("1,2345", {"type": "number"}, "1,2345"),
+        ("e5", {"type": "number"}, "e5"),  # an exponent without a mantissa
+        ("1e3", {"type": "number"}, 1000.0),
         ("2.5", {"type": "number"}, 2.5),
         ("3.0", {"type": "integer"}, 3),
         ("No", {"type": "boolean"}, False),
@@ -62,3 +73,27 @@ def test_fits_checks_types_required_and_bounds() -> None:
     assert not fits({"n": 1, "x": 1}, schema, {})
     assert not fits(True, {"type": "integer"}, {})
     assert fits(1, {"type": "number"}, {})
+
+
+@given(n=st.integers(min_value=-(10**15), max_value=10**15))
+def test_thousands_separators_read_as_the_number(n: int) -> None:
+    assert coerce(f"{n:,}", {"type": "integer"}, {}) == n
+    assert coerce(f"{n:,}.5", {"type": "number"}, {}) == float(f"{n}.5")
+
+
+@given(text=st.text(alphabet="0123456789,._eE+- ", max_size=12))
+def test_numeric_looking_text_is_a_number_or_left_alone(text: str) -> None:
+    for schema in ({"type": "integer"}, {"type": "number"}):
+        coerced = coerce(text, schema, {})
+        assert coerced == text or isinstance(coerced, int | float)
+
+
+class Scale(Intent):
+    intent: Literal["scale"] = "scale"
+    factor: float
+
+
+def test_a_decimal_comma_fails_validation_instead_of_scaling_the_number() -> None:
+    with pytest.raises(ParseError, match="factor"):
+        parse('{"intent": "scale", "factor": "0,25"}', Scale)
+    assert parse('{"intent": "scale", "factor": "1,000.5"}', Scale) == Scale(factor=1000.5)

@@ -21,8 +21,10 @@ __all__ = ["coerce", "fits", "member", "norm", "resolve"]
 
 Schema = Mapping[str, Any]
 _MAX_DEPTH = 48
-_INT = re.compile(r"^[-+]?\d[\d,_]*$")
-_FLOAT = re.compile(r"^[-+]?(\d[\d,_]*)?(\.\d+)?([eE][-+]?\d+)?$")
+# Commas only as thousands separators ("1,200"): "0,25" is a decimal comma, not 25, and is left to fail.
+_DIGITS = r"(?:\d{1,3}(?:,\d{3})+|\d[\d_]*)"
+_INT = re.compile(rf"^[-+]?{_DIGITS}$")
+_FLOAT = re.compile(rf"^[-+]?(?:{_DIGITS}(?:\.\d+)?|\.\d+)(?:[eE][-+]?\d+)?$")  # a mantissa: "e5" is no number
 _NUMBER_IN_TEXT = re.compile(r"(?<![\w.])[-+]?\d+(?:\.\d+)?(?![\w.]\d)")
 _REFUSED: JsonValue = {"refused": "no option matches"}  # fits no enum or literal
 _TRUE = {"true", "yes", "y", "1"}
@@ -144,7 +146,7 @@ def _coerce_scalar(value: JsonValue, types: set[str]) -> JsonValue:
         if types & {"integer", "number"} and not _FLOAT.match(text) and not any(c in text for c in "{["):
             numbers = _NUMBER_IN_TEXT.findall(text)
             text = numbers[0] if len(numbers) == 1 else text  # "The answer is 42." -> 42; two numbers: no answer
-        if types & {"integer", "number"} and _FLOAT.match(text) and any(c.isdigit() for c in text):
+        if types & {"integer", "number"} and _FLOAT.match(text):
             number = float(text.replace(",", "").replace("_", ""))
             if "number" in types:
                 return number
