@@ -480,6 +480,43 @@ async def test_a_body_that_is_not_a_message_is_a_provider_error(
     assert info.value.status_code == reply.status
 
 
+MALFORMED: dict[str, Json] = {
+    "text block without text": message({"type": "text"}),
+    "block not an object": message(cast(Json, "x")),
+    "block null": message(cast(Json, None)),
+    "token counts null": message(text("hi"), usage={"input_tokens": None, "output_tokens": None}),
+    "usage empty": message(text("hi"), usage=cast(Json, {"_": 0})),
+    "usage a string": {**message(text("hi")), "usage": "x"},
+    "tool use without a name": message({"type": "tool_use", "id": "1", "input": {}}),
+    "tool input not an object": message(tool_use("deploy", cast(Json, "tag=v1"))),
+    "refusal details a string": {**message(stop_reason="refusal"), "stop_details": "x"},
+}
+
+
+@pytest.mark.parametrize("body", MALFORMED.values(), ids=MALFORMED.keys())
+@pytest.mark.parametrize("strategy", ["tools", "prompted"])
+async def test_a_malformed_message_is_a_provider_error(
+    server: MessagesServer, make_model: MakeModel, body: Json, strategy: str
+) -> None:
+    # The SDK builds its objects without checking them: None, strings and numbers reach our code.
+    server.reply(body)
+    try:
+        completion = await make_model(strategy=strategy).complete(request())
+    except ProviderError as exc:
+        assert exc.status_code == 200 and isinstance(exc.body, str) and "malformed" in str(exc)
+    else:  # prose reads no tool_use block: a malformed one is not read
+        assert strategy == "prompted" and "tool_use" in json.dumps(body) and isinstance(completion.text, str)
+
+
+async def test_an_error_message_that_is_not_text_is_still_a_provider_error(
+    server: MessagesServer, make_model: MakeModel
+) -> None:
+    server.reply(Reply({"type": "error", "error": {"type": "invalid_request_error", "message": ["a"]}}, 400))
+    with pytest.raises(ProviderError, match="HTTP 400") as info:
+        await make_model().complete(request())
+    assert info.value.status_code == 400
+
+
 async def test_an_unreachable_server_is_a_provider_error_with_status_0(make_model: MakeModel) -> None:
     with socket.socket() as sock:  # a port that was free a moment ago: nothing listens there
         sock.bind(("127.0.0.1", 0))

@@ -39,8 +39,8 @@ from threadloom import Agent, Event, Thread, UserError, tool
 from threadloom.context import Context, Message, ToolCall
 from threadloom.exceptions import ContextWindowExceeded, ModelTimeout, ProviderError, RateLimited, Refused
 from threadloom.intents import Intent, intent_name
-from threadloom.models import ModelRequest, Usage, infer_model
-from threadloom.models.openai import OpenAIModel, _one_call  # pyright: ignore[reportPrivateUsage]
+from threadloom.models import ModelRequest, Strategy, Usage, infer_model
+from threadloom.models.openai import Api, OpenAIModel, _one_call  # pyright: ignore[reportPrivateUsage]
 from threadloom.parsing import parse
 
 
@@ -613,6 +613,59 @@ async def test_responses_api_usage_without_token_details(provider: Provider, wir
     model, _ = provider.model(wire, api="responses", strategy="json_schema")
     done = await model.complete(make_agent(model).request(start()))
     assert done.usage == Usage(200, 12, 0)
+
+
+def with_message(**fields: Any) -> dict[str, Any]:
+    body = chat("x")
+    body["choices"][0]["message"] = {"role": "assistant", **fields}
+    return body
+
+
+def with_usage(**usage: Any) -> dict[str, Any]:
+    return {**chat("x"), "usage": usage}
+
+
+def with_part(**part: Any) -> dict[str, Any]:
+    return response({**output_text(""), "content": [{"type": "output_text", "annotations": [], **part}]})
+
+
+BAD_CALL = {"id": "c", "type": "function"}
+MALFORMED: dict[str, tuple[Api, Any]] = {
+    "message null": ("chat", {**chat("x"), "choices": [{"index": 0, "message": None}]}),
+    "choice not an object": ("chat", {**chat("x"), "choices": ["x"]}),
+    "body a list": ("chat", [1, 2]),
+    "body a string": ("chat", "hello"),
+    "function null": ("chat", with_message(content=None, tool_calls=[{**BAD_CALL, "function": None}])),
+    "tool calls not a list": ("chat", with_message(content=None, tool_calls={"a": 1})),
+    "arguments an object": (
+        "chat",
+        with_message(tool_calls=[{**BAD_CALL, "function": {"name": "list_git_tags", "arguments": {}}}]),
+    ),
+    "name null": ("chat", with_message(tool_calls=[{**BAD_CALL, "function": {"name": None, "arguments": "{}"}}])),
+    "content an object": ("chat", with_message(content={"a": 1})),
+    "token counts not numbers": ("chat", with_usage(prompt_tokens="x", completion_tokens=None)),
+    "token details a string": ("chat", with_usage(prompt_tokens=1, completion_tokens=1, prompt_tokens_details="x")),
+    "output text null": ("responses", with_part(text=None)),
+    "output not a list": ("responses", {**response(), "output": 5}),
+    "responses token counts": ("responses", {**response(), "usage": {"input_tokens": "x", "output_tokens": 1}}),
+}
+
+
+@pytest.mark.parametrize(("api", "body"), MALFORMED.values(), ids=MALFORMED.keys())
+@pytest.mark.parametrize("strategy", ["tools", "prompted"])
+async def test_a_malformed_answer_is_a_provider_error(
+    provider: Provider, wire: Wire, api: Api, body: Any, strategy: Strategy
+) -> None:
+    # The SDK builds its objects without checking them: None, strings and numbers reach our code.
+    provider.replies.append(Reply(json.dumps(body), headers=JSON_TYPE))
+    model, _ = provider.model(wire, api=api, strategy=strategy)
+    try:
+        completion = await model.complete(make_agent(model).request(start()))
+    except ProviderError as exc:
+        assert exc.status_code == 200 and isinstance(exc.body, str) and "malformed" in str(exc)
+    else:  # what a strategy does not read (the calls, in prose) may be malformed: the answer is still text
+        assert isinstance(completion.text, str) and isinstance(completion.usage.input_tokens, int)
+        assert strategy == "prompted" and "tool_calls" in json.dumps(body)
 
 
 # -- construction and model strings ----------------------------------------------------------------

@@ -20,6 +20,7 @@ from ..exceptions import (
     UserError,
 )
 from ..messages import Message
+from ._reading import reading, typed
 from ._secrets import hide_keys
 from .base import Completion, ModelRequest, ModelSettings, Strategy, ToolDefinition, Usage
 
@@ -202,33 +203,34 @@ class AnthropicModel:
         if not _is_message(response):
             # The SDK hands back the raw text of a non-JSON body, and a lax model of any other JSON.
             raise _not_a_message(self._model, 200, response if isinstance(response, str) else response.to_dict())
-        if response.stop_reason == "refusal":
-            details = response.stop_details
-            why = (details.explanation or details.category) if details is not None else None
-            raise Refused(f"{self._model} declined to answer" + (f": {why}" if why else ""))
-        if response.stop_reason == "model_context_window_exceeded":
-            # The prompt fit, but not the answer: the same step would fail again until the thread is compacted.
-            raise ContextWindowExceeded(
-                f"{self._model} ran out of context window while answering",
-                status_code=200,
-                body=response.to_dict(),
-                model=self._model,
+        with reading(self._model, response):
+            if response.stop_reason == "refusal":
+                details = response.stop_details
+                why = (details.explanation or details.category) if details is not None else None
+                raise Refused(f"{self._model} declined to answer" + (f": {why}" if why else ""))
+            if response.stop_reason == "model_context_window_exceeded":
+                # The prompt fit, but not the answer: the same step would fail again until the thread is compacted.
+                raise ContextWindowExceeded(
+                    f"{self._model} ran out of context window while answering",
+                    status_code=200,
+                    body=response.to_dict(),
+                    model=self._model,
+                )
+            usage = response.usage
+            # Anthropic counts cached and cache-writing tokens apart; ours are all input tokens.
+            cache_read = typed(usage.cache_read_input_tokens or 0, int)
+            written = typed(usage.cache_creation_input_tokens or 0, int)
+            used = Usage(
+                typed(usage.input_tokens, int) + written + cache_read, typed(usage.output_tokens, int), cache_read
             )
-        usage = response.usage
-        cache_read = usage.cache_read_input_tokens or 0
-        return Completion(
-            text=self._answer(response),
-            model=response.model or self._model,
-            usage=Usage(
-                # Anthropic counts cached and cache-writing tokens apart; ours are all input tokens.
-                input_tokens=usage.input_tokens + (usage.cache_creation_input_tokens or 0) + cache_read,
-                output_tokens=usage.output_tokens,
-                cached_tokens=cache_read,
-            ),
-            latency_ms=latency_ms,
-            stop_reason=response.stop_reason,
-            strategy=self.strategy,
-        )
+            return Completion(
+                text=self._answer(response),
+                model=typed(response.model or self._model, str),
+                usage=used,
+                latency_ms=latency_ms,
+                stop_reason=response.stop_reason,
+                strategy=self.strategy,
+            )
 
     def _tools(self, request: ModelRequest) -> list[ToolParam]:
         """The request's intents as Anthropic tools (`"tools"` strategy only), the last one a cache breakpoint."""
@@ -246,12 +248,12 @@ class AnthropicModel:
 
     def _answer(self, response: anthropic.types.Message) -> str:
         """The raw text `parsing.parse` gets: a tool call as the flat intent JSON."""
-        text = "".join(block.text for block in response.content if block.type == "text")
+        text = "".join(typed(block.text, str) for block in response.content if block.type == "text")
         if self.strategy != "tools":
             return text
         calls = [block for block in response.content if block.type == "tool_use"]
         if len(calls) == 1:
-            return _intent_json(calls[0].name, calls[0].input)
+            return _intent_json(typed(calls[0].name, str), calls[0].input)
         if not calls:
             raise ParseError("answer by calling exactly one of the tools; your answer called none", text=text)
         names = ", ".join(call.name for call in calls)
@@ -262,8 +264,12 @@ class AnthropicModel:
 
 
 def _intent_json(name: str, arguments: object) -> str:
-    """`{"intent": name, **arguments}`: the name wins over an argument of the same key."""
-    fields = cast(dict[str, object], arguments) if isinstance(arguments, dict) else {}
+    """`{"intent": name, **arguments}`: the name wins over an argument of the same key.
+
+    Raises:
+        TypeError: `arguments` is not an object (a malformed `tool_use` block).
+    """
+    fields = cast(dict[str, object], typed(arguments, dict))
     return json.dumps({"intent": name, **{k: v for k, v in fields.items() if k != "intent"}}, ensure_ascii=False)
 
 
@@ -354,7 +360,8 @@ def _call_id(call_id: str) -> str:
 def _status_error(exc: anthropic.APIStatusError, model: str, api_key: str | None) -> ModelHTTPError:
     """The `ModelHTTPError` for an error status the SDK did not (or no longer) retry, with no API key in it."""
     status, body = exc.status_code, hide_keys(exc.body, api_key)
-    detail = hide_keys(exc.api_message or exc.message, api_key)
+    said: object = exc.api_message  # the body's own message: a list or None from some gateways
+    detail = hide_keys(said if isinstance(said, str) and said else exc.message, api_key)
     message = f"{model}: HTTP {status}: {detail}"
     if status in (429, _OVERLOADED):
         return RateLimited(message, status_code=status, body=body, model=model)
