@@ -14,7 +14,7 @@ from .events import Event
 from .exceptions import InvalidTransition, UserError
 from .state import Status, ThreadState, call_arguments, data_field
 
-__all__ = ["check_choice", "check_edits", "check_pending", "decided"]
+__all__ = ["check_choice", "check_edits", "check_fork", "check_pending", "decided"]
 
 
 def check_pending(state: ThreadState, thread_id: str, event_id: str, status: Status, verb: str) -> Event:
@@ -51,6 +51,17 @@ def check_edits(call: Event, edits: Mapping[str, JsonValue]) -> None:
     raise UserError(
         f"cannot approve {call.id!r} with edits to {names}: `{data_field(call, 'intent')}` takes {parameters}"
     )
+
+
+def check_fork(state: ThreadState, thread_id: str, at: str) -> None:
+    """Refuse a fork (with `state`) that would run a call on an approval it copied: an approval is for one run."""
+    runnable = state.runnable
+    if runnable is not None and runnable.started is None and data_field(runnable.call, "policy") == "approval":
+        call = runnable.call.id
+        raise UserError(
+            f"cannot fork thread {thread_id!r} at {at!r}: the fork would run call {call!r} on this thread's "
+            f"approval; fork at the call ({call!r}) to decide on it again"
+        )
 
 
 def check_choice(request: Event, text: str) -> None:

@@ -23,6 +23,7 @@ from .events import WAKE_UP, Event, id_problem
 from .exceptions import ThreadNotFound, UserError
 from .state import Status
 from .store import DEFAULT_URL, ThreadStore, ThreadSummary, open_store
+from .store.base import check_listing
 from .thread import Thread
 
 __all__ = ["WAKE_UP", "Runtime"]
@@ -156,14 +157,9 @@ class Runtime(SyncCalls):
     ) -> list[ThreadSummary]:
         """Summaries of matching threads, least recently updated first (see `ThreadStore.list`).
 
-        Raises:
-            UserError: `limit` is negative, or a time has no timezone (stores would read it differently).
+        A negative `limit`, or a time without a timezone, is a `UserError`.
         """
-        if limit < 0:
-            raise UserError(f"list: limit must be 0 or more, not {limit}")
-        for name, moment in (("updated_after", updated_after), ("before", before[0] if before else None)):
-            if moment is not None and moment.utcoffset() is None:
-                raise UserError(f"list: {name} must have a timezone (datetime.now(UTC), not datetime.now())")
+        check_listing(limit, updated_after, before)
         store = await self.store()
         return await store.list(
             status=status,

@@ -10,12 +10,12 @@ from typing import Any, Final, overload
 
 from pydantic import JsonValue
 
-from ._answers import check_choice, check_edits, check_pending, decided
+from ._answers import check_choice, check_edits, check_fork, check_pending, decided
 from ._fold import fold
 from ._thread_json import dump_thread, load_thread
 from .events import APPROVAL, HUMAN_RESPONSE, Event, id_problem, json_problem, new_id, refuse_events
 from .exceptions import ThreadDecodeError, UserError
-from .state import Status, ThreadState, Usage, data_field
+from .state import Status, ThreadState, Usage
 
 __all__ = ["EventLog", "Thread"]
 
@@ -278,17 +278,7 @@ class Thread:
             if self._items[i].id == at:
                 metadata = {**self._metadata, "forked_from": self.id, "forked_at": at}
                 fork = Thread(self._items[: i + 1], thread_id=thread_id, metadata=metadata)
-                runnable = fork.state.runnable
-                # An approval is for one run: a copy must not run the call again without a new one.
-                if (
-                    runnable is not None
-                    and runnable.started is None
-                    and data_field(runnable.call, "policy") == "approval"
-                ):
-                    raise UserError(
-                        f"cannot fork thread {self.id!r} at {at!r}: the fork would run call {runnable.call.id!r} "
-                        f"on this thread's approval; fork at the call ({runnable.call.id!r}) to decide on it again"
-                    )
+                check_fork(fork.state, self.id, at)
                 return fork
         raise UserError(f"cannot fork thread {self.id!r} at {at!r}: no event has that id")
 

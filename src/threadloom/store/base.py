@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Final, Protocol, get_args
 
 from ..events import APPROVAL, ERROR, HUMAN_RESPONSE, REQUEST_HUMAN_INPUT, REQUEST_MORE_INFORMATION, TOOL_CALL
+from ..exceptions import UserError
 from ..state import Status, Usage
 from ..thread import Thread
 
@@ -19,6 +20,7 @@ __all__ = [
     "StoreCounts",
     "ThreadStore",
     "ThreadSummary",
+    "check_listing",
     "count_threads",
     "masked",
     "masked_url",
@@ -75,6 +77,15 @@ class StoreCounts:
     """Requests a person answered: decisions on a call waiting for approval, answers to a human request."""
     waited_seconds: float
     """How long those requests waited, in all: from the request's event to its answer's."""
+
+
+def check_listing(limit: int, updated_after: datetime | None, before: tuple[datetime, str] | None) -> None:
+    """Refuse `list` arguments the stores would read three ways: a negative limit, a time without a timezone."""
+    if limit < 0:
+        raise UserError(f"list: limit must be 0 or more, not {limit}")
+    for name, moment in (("updated_after", updated_after), ("before", before[0] if before else None)):
+        if moment is not None and moment.utcoffset() is None:
+            raise UserError(f"list: {name} must have a timezone (datetime.now(UTC), not datetime.now())")
 
 
 def count_threads(threads: Iterable[Thread]) -> StoreCounts:
