@@ -118,6 +118,19 @@ def test_get_shows_the_events_the_pending_call_with_its_answer_link_usage_and_co
         assert again["pending"]["answer_url"] == thread["pending"]["answer_url"]  # one link per request
 
 
+def test_only_a_key_that_may_approve_sees_the_answer_link(serve: Serve) -> None:
+    # The link answers with no key at all, so showing it to a read-only key would let that key approve.
+    with serve([deploy_bot()]) as client:
+        thread_id = wait_for(client, launch(client), "waiting_approval")["thread_id"]
+        reader = client.get(f"/v1/threads/{thread_id}", headers={"Authorization": f"Bearer {READER}"}).json()
+        writer = client.get(f"/v1/threads/{thread_id}", headers={"Authorization": f"Bearer {WRITER}"}).json()
+        admin = client.get(f"/v1/threads/{thread_id}").json()
+        assert (
+            reader["pending"] == {**admin["pending"], "answer_url": None} == {**writer["pending"], "answer_url": None}
+        )
+        assert admin["pending"]["answer_url"] == IsStr(regex=r".*/v1/answers/a1\.[\w-]+\.[\w-]+")
+
+
 def test_an_unknown_thread_is_404_everywhere(serve: Serve) -> None:
     with serve([deploy_bot()], worker=False) as client:
         for method, path, body in [

@@ -167,8 +167,11 @@ class PendingOut(_Response):
     """When it was asked."""
     reason: str | None
     """What the thread waits for, in one line."""
-    answer_url: str
-    """The answer link: whoever holds it may answer this one request, with no API key, until it expires."""
+    answer_url: str | None
+    """The answer link: whoever holds it may answer this one request, with no API key, until it expires.
+
+    Null for a key without the `approve` scope, since the link would let that key answer.
+    """
 
 
 class UsageOut(_Response):
@@ -306,7 +309,7 @@ def _event(event: Event) -> EventOut:
 
 
 def thread_out(thread: Thread, answer_url: str | None) -> ThreadOut:
-    """The body of `GET /v1/threads/{thread_id}`; `answer_url` is the pending request's link."""
+    """The body of `GET /v1/threads/{thread_id}`; `answer_url` is the pending request's link, or None."""
     pending = thread.pending
     spent = cost(thread)
     agent = thread.metadata.get("agent")
@@ -317,7 +320,7 @@ def thread_out(thread: Thread, answer_url: str | None) -> ThreadOut:
         metadata=dict(thread.metadata),
         events=[_event(e) for e in thread.events],
         pending=None
-        if pending is None or answer_url is None
+        if pending is None
         else PendingOut(
             id=pending.id,
             type=pending.type,

@@ -182,12 +182,19 @@ def _read_cursor(cursor: str) -> tuple[datetime, str]:
     },
 )
 async def get_thread(
-    thread_id: ThreadId, request: Request, _: Annotated[Caller, Depends(require("read"))]
+    thread_id: ThreadId, request: Request, caller: Annotated[Caller, Depends(require("read"))]
 ) -> ThreadOut:
-    """The thread's log and what is derived from it; a pending request comes with its answer link."""
+    """The thread's log and what is derived from it; a pending request comes with its answer link.
+
+    The link is shown only to a key with the `approve` scope (null for others): it answers with no key.
+    """
     config = config_of(request)
     thread = await config.runtime.get(thread_id)
-    return thread_out(thread, answer_url(config.public_url, config.secret, thread, config.answer_ttl))
+    # The link answers with no key, so only a key that could answer anyway may see it.
+    link = (
+        answer_url(config.public_url, config.secret, thread, config.answer_ttl) if "approve" in caller.scopes else None
+    )
+    return thread_out(thread, link)
 
 
 @router.post(
