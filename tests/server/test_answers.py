@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -196,6 +197,21 @@ def test_a_link_whose_thread_moved_on_says_so(serve: Serve, side: Side) -> None:
         side.call(lambda r: r.send_event_sync(thread_id, Event("slack_message", {"text": "never mind, staging"})))
         moved = client.post(link, json={"choice": "staging"})
         assert moved.status_code == 409 and moved.json()["error"]["code"] == "not_waiting"
+
+
+def test_json_nested_too_deep_is_a_422_and_the_log_never_shows_the_link(
+    serve: Serve, side: Side, caplog: pytest.LogCaptureFixture
+) -> None:
+    with serve([deploy_bot()]) as client, caplog.at_level(logging.DEBUG, logger="threadloom"):
+        thread = side.waiting(side.launch("deploy_bot", text="ship it"))
+        link = side.link(thread)
+        deep = b"[" * 100_000 + b"]" * 100_000  # past the parser's recursion limit
+        sent = client.post(link, content=deep, headers={"Content-Type": "application/json"})
+        assert (sent.status_code, sent.json()["error"]["code"]) == (422, "invalid_answer")
+        assert side.get(thread.id) == thread
+    token = link.rsplit("/", 1)[1]
+    ours = [record for record in caplog.records if record.name.startswith("threadloom")]  # not the test's client
+    assert all(token not in record.getMessage() for record in ours)
 
 
 def test_values_from_events_are_escaped_on_the_page(serve: Serve, side: Side) -> None:

@@ -288,8 +288,10 @@ async def answer(request: Request, token: str) -> Response:
 def _parsed(body: bytes) -> object:
     try:
         return json.loads(body)
-    except ValueError:
+    except ValueError:  # not JSON, or not UTF-8
         raise FormError("the body is not JSON") from None
+    except RecursionError:  # nested deeper than the parser goes: no answer is
+        raise FormError("the body is nested too deep") from None
 
 
 async def _settle(config: ServerConfig, thread: Thread, ask: Ask, given: Answer) -> Thread:

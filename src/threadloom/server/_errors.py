@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..exceptions import IdempotencyKeyReused, InvalidTransition, StoreError, ThreadNotFound, UserError
+from ._links import redact_tokens
 
 __all__ = ["ApiError", "error_body", "install_error_handlers"]
 
@@ -105,5 +106,6 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def bug(request: Request, exc: Exception) -> JSONResponse:
-        log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+        # Not only uvicorn's access log: this line names the path too, and an answer link's is a capability.
+        log.error("%s %s failed", request.method, redact_tokens(request.url.path), exc_info=exc)
         return _answer(500, "internal", "the server failed on this request; the log has the details")

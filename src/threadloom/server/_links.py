@@ -13,14 +13,16 @@ import binascii
 import hashlib
 import hmac
 import json
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from ..thread import Thread
 
-__all__ = ["AnswerToken", "BadToken", "answer_url", "read_token", "sign_token"]
+__all__ = ["AnswerToken", "BadToken", "answer_url", "read_token", "redact_tokens", "sign_token"]
 
 _VERSION = "a1"
+_IN_PATH = re.compile(r"(/v1/answers/)[^/?#\s\"]+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,3 +95,8 @@ def answer_url(public_url: str, secret: bytes, thread: Thread, ttl: timedelta) -
         return None
     token = AnswerToken(thread.id, pending.id, pending.at + ttl)
     return f"{public_url.rstrip('/')}/v1/answers/{sign_token(secret, token)}"
+
+
+def redact_tokens(text: str) -> str:
+    """`text` with every answer link's token shown as `***`: a token is a capability, so no log may carry one."""
+    return _IN_PATH.sub(r"\1***", text)

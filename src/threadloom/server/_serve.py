@@ -33,6 +33,7 @@ from ..runtime import Runtime
 from ._app import create_app
 from ._config import NOTIFIED_STATUSES, InboundHook, ServerConfig, Subscription
 from ._keys import KeyRing, parse_keys
+from ._links import redact_tokens
 from .tables import link_secret, open_tables
 
 __all__ = [
@@ -329,9 +330,7 @@ class _Server(uvicorn.Server):
 class _RedactTokens(logging.Filter):
     """An answer link's token is a capability: anyone with it may answer. Paths are logged without it."""
 
-    _TOKEN = re.compile(r"(/v1/answers/)[^/?#\s\"]+")
-
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple):
-            record.args = tuple(self._TOKEN.sub(r"\1***", a) if isinstance(a, str) else a for a in record.args)
+            record.args = tuple(redact_tokens(a) if isinstance(a, str) else a for a in record.args)
         return True
