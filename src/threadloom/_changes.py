@@ -209,9 +209,17 @@ class _NotDue(Exception):
 
 
 async def cancel(store: ThreadStore, thread_id: str, reason: str, key: str | None) -> Thread:
-    """Append `failed` with the reason (see `Runtime.cancel`)."""
+    """Append `failed` with the reason (see `Runtime.cancel`); a thread that has ended is refused."""
     failed = Event(FAILED, {"reason": reason})
-    return await change(store, thread_id, lambda t: t.append(failed), key, fingerprint("cancel", reason))
+
+    def cancel(thread: Thread) -> Thread:
+        # Another `failed` would end it twice in its log; `change` still replays a delivered key.
+        if thread.status in ("done", "failed"):
+            message = f"cannot cancel thread {thread_id!r}: it is {thread.status!r}, it has ended"
+            raise InvalidTransition(message, thread_id=thread_id)
+        return thread.append(failed)
+
+    return await change(store, thread_id, cancel, key, fingerprint("cancel", reason))
 
 
 def _check_edits(agent: Agent | None, thread: Thread, call_id: str, edits: Mapping[str, JsonValue]) -> None:

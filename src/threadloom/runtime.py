@@ -277,6 +277,10 @@ class Runtime(SyncCalls):
 
         Returns:
             The failed thread.
+
+        Raises:
+            InvalidTransition: The thread has ended already (`done` or `failed`); a repeat of the
+                delivery that ended it returns the thread instead.
         """
         return await _changes.cancel(await self.store(), thread_id, reason, idempotency_key)
 

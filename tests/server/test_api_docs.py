@@ -54,6 +54,7 @@ def test_the_examples_answer_what_the_doc_says(serve: Serve, tmp_path: Path) -> 
     with serve([deploy_bot(), asker()], hooks=hooks) as client:
         asked = wait_for(client, launch(client, "asker"), "waiting_human")
         linked = wait_for(client, launch(client), "waiting_approval")  # answered through its answer link
+        cancelled = wait_for(client, launch(client), "waiting_approval")
         env = {
             **os.environ,
             "THREADLOOM_URL": str(client.base_url).rstrip("/"),
@@ -62,6 +63,7 @@ def test_the_examples_answer_what_the_doc_says(serve: Serve, tmp_path: Path) -> 
             "ASKED_ID": asked["thread_id"],
             "REQUEST_ID": asked["pending"]["id"],
             "ANSWER_LINK": str(client.base_url).rstrip("/") + urlparse(str(linked["pending"]["answer_url"])).path,
+            "CANCEL_ID": cancelled["thread_id"],
             "GITHUB_HOOK_SECRET": HOOK_SECRET,
             "BODY": str(tmp_path / "body"),
         }

@@ -244,6 +244,33 @@ def test_cancel_ends_a_thread_for_good_with_its_reason(serve: Serve) -> None:
         assert bare.status_code == 200 and bare.json()["status"] == "failed"
 
 
+def test_a_thread_that_has_ended_is_not_cancelled_again_but_a_repeated_delivery_answers_as_before(
+    serve: Serve,
+) -> None:
+    with serve([deploy_bot()]) as client:
+        cancelled = wait_for(client, launch(client), "waiting_approval")["thread_id"]
+        first = client.post(f"/v1/threads/{cancelled}/cancel", headers={"Idempotency-Key": "c1"})
+        assert first.status_code == 200
+        done = wait_for(client, launch(client), "waiting_approval")
+        client.post(f"/v1/threads/{done['thread_id']}/approvals/{done['pending']['id']}", json={"decision": "approve"})
+        wait_for(client, done["thread_id"], "done")
+        for thread_id, status in [(cancelled, "failed"), (done["thread_id"], "done")]:
+            before = events_of(client, thread_id)
+            again = client.post(f"/v1/threads/{thread_id}/cancel", json={"reason": "again"})
+            assert again.status_code == 409, again.text
+            assert again.json()["error"] == {
+                "code": "not_waiting",
+                "message": f"cannot cancel thread {thread_id!r}: it is {status!r}, it has ended",
+                "thread_status": status,
+                "pending_id": None,
+                "waiting_for": None,
+            }
+            assert events_of(client, thread_id) == before
+        replay = client.post(f"/v1/threads/{cancelled}/cancel", headers={"Idempotency-Key": "c1"})
+        assert (replay.status_code, replay.json()) == (200, first.json())
+        assert events_of(client, cancelled).count("failed") == 1
+
+
 def test_a_body_over_the_limit_is_a_413_on_every_route_that_takes_one_and_nothing_is_written(serve: Serve) -> None:
     with serve([deploy_bot()], worker=False, max_body_bytes=300) as client:
         thread_id = launch(client)

@@ -16,7 +16,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Depends, Query, Request, Response
 
 from ..events import RUNTIME_EVENTS, Event
-from ..exceptions import ThreadBusy, VersionConflict
+from ..exceptions import InvalidTransition, ThreadBusy, VersionConflict
 from ..state import Status
 from . import _context, _decisions, _stream
 from ._auth import Caller, config_of, require
@@ -33,6 +33,7 @@ from ._bodies import (
     summary_out,
     thread_out,
 )
+from ._decisions import not_waiting
 from ._errors import ApiError
 from ._links import answer_url
 from ._params import IdempotencyKey, ThreadId, replayed
@@ -260,9 +261,13 @@ async def cancel(
     body: Annotated[CancelBody | None, Body()] = None,
     key: IdempotencyKey = None,
 ) -> ThreadStatus:
-    """End the thread for good (`failed`, with the reason); nothing runs after it."""
+    """End the thread for good (`failed`, with the reason); nothing runs after it. One that has ended is a 409."""
     reason = (body or CancelBody()).reason
-    thread = await config_of(request).runtime.cancel(thread_id, reason, idempotency_key=key)
+    runtime = config_of(request).runtime
+    try:
+        thread = await runtime.cancel(thread_id, reason, idempotency_key=key)
+    except InvalidTransition as exc:
+        raise await not_waiting(runtime, thread_id, exc) from None
     return ThreadStatus(thread_id=thread.id, status=thread.status)
 
 
