@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -13,9 +13,12 @@ import pytest
 from asking import Side, asker, deploy_bot, deployed, types
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pydantic import SecretStr
 from serving import SECRET, Serve
 
-from threadloom import Event
+from threadloom import Agent, Event, tool
+from threadloom.messages import Message
+from threadloom.models import ScriptedModel
 from threadloom.server._links import AnswerToken, sign_token
 
 
@@ -212,6 +215,40 @@ def test_json_nested_too_deep_is_a_422_and_the_log_never_shows_the_link(
     token = link.rsplit("/", 1)[1]
     ours = [record for record in caplog.records if record.name.startswith("threadloom")]  # not the test's client
     assert all(token not in record.getMessage() for record in ours)
+
+
+@tool(policy="approval")
+def connect(host: str, pin: SecretStr, password: str) -> str:
+    """Connect to a database.
+
+    Args:
+        host: where
+        pin: a secret by its type
+        password: a secret by its name
+    """
+    return f"connected to {host}"
+
+
+def _connect_step(messages: Sequence[Message]) -> str:
+    if "<connect_result>" in messages[-1].content:
+        return json.dumps({"intent": "done_for_now", "message": "Connected."})
+    return json.dumps({"intent": "connect", "host": "db1", "pin": "0000", "password": "placeholder"})
+
+
+def test_edited_secrets_are_redacted_where_the_link_shows_the_answer(serve: Serve, side: Side) -> None:
+    agent = Agent(name="connector", model=ScriptedModel([_connect_step] * 10), tools=[connect])
+    with serve([agent]) as client:
+        thread = side.waiting(side.launch("connector", text="connect"))
+        assert thread.pending is not None
+        edits = {"host": "db2", "pin": "4321-real-pin", "password": "Hunter2-real-pw"}
+        approved = client.post(
+            f"/v1/threads/{thread.id}/approvals/{thread.pending.id}", json={"decision": "approve", "edits": edits}
+        )
+        assert approved.status_code == 200
+        view = client.get(side.link(thread), headers={"Accept": "application/json"}).json()
+        assert view["answered"]["edits"] == {"host": "db2", "pin": "[REDACTED]", "password": "[REDACTED]"}
+        shown = client.get(side.link(thread), headers={"Accept": "text/html"}).text
+        assert "db2" in shown and "4321-real-pin" not in shown and "Hunter2-real-pw" not in shown
 
 
 def test_values_from_events_are_escaped_on_the_page(serve: Serve, side: Side) -> None:

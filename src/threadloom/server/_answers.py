@@ -137,16 +137,17 @@ async def _open(config: ServerConfig, token: str) -> tuple[AnswerToken, Thread, 
     return claim, thread, ask_of(config.runtime, thread, event, secret_keys=Redaction.of(config.runtime, thread).keys)
 
 
-def _answered(decision: Decision | None) -> Answered | None:
+def _answered(decision: Decision | None, redaction: Redaction) -> Answered | None:
     if decision is None:
         return None
     answer = decision.answer
-    edits = dict(answer.edits)
+    # Edits are arguments too: a secret typed into one is hidden as the call's own arguments are.
+    edits = redaction.apply(dict(answer.edits))
     return Answered(
         at=decision.event.at,
         by=decision.by,
         decision=answer.decision,
-        edits=edits,
+        edits=edits if isinstance(edits, dict) else {},
         feedback=answer.feedback,
         text=answer.text,
     )
@@ -168,7 +169,7 @@ def _view(config: ServerConfig, claim: AnswerToken, thread: Thread, ask: Ask) ->
         intent=ask.intent or None,
         arguments=arguments if isinstance(arguments, dict) else None,
         waiting=thread.pending is not None and thread.pending.id == ask.event.id,
-        answered=_answered(decision_of(thread, ask.event.id)),
+        answered=_answered(decision_of(thread, ask.event.id), redaction),
         expires_at=claim.expires,
     )
 
