@@ -17,6 +17,7 @@ from ..models import cost
 from ..state import Status, Usage
 from ..store import ThreadSummary
 from ..thread import Thread
+from ._params import NO_NUL
 
 __all__ = [
     "AnswerBody",
@@ -42,7 +43,7 @@ __all__ = [
     "thread_out",
 ]
 
-Id = Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH, pattern=r"^[^\x00]+$")]
+Id = Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH, pattern=NO_NUL)]
 """A thread's, an event's or an agent's id, as a store keeps it."""
 EventType = Annotated[
     str, Field(min_length=1, max_length=MAX_ID_LENGTH, pattern=r"^[a-z][a-z0-9_]*$", examples=["slack_message"])

@@ -6,12 +6,15 @@ from typing import Annotated
 
 from fastapi import Header, Path, Response
 
-__all__ = ["REPLAYED", "IdempotencyKey", "ThreadId", "replayed"]
+__all__ = ["NO_NUL", "REPLAYED", "IdempotencyKey", "ThreadId", "replayed"]
 
 REPLAYED = "Idempotent-Replayed"
 """The header a replayed request's answer carries (`true`)."""
 
-ThreadId = Annotated[str, Path(max_length=200, description="The thread's id.")]
+NO_NUL = r"^[^\x00]+$"
+"""What a text that reaches the store must match: PostgreSQL cannot hold a NUL, and would fail (a 503) on one."""
+
+ThreadId = Annotated[str, Path(max_length=200, pattern=NO_NUL, description="The thread's id.")]
 IdempotencyKey = Annotated[
     str | None,
     Header(

@@ -36,7 +36,7 @@ from ._bodies import (
 from ._decisions import not_waiting
 from ._errors import ApiError
 from ._links import answer_url
-from ._params import IdempotencyKey, ThreadId, replayed
+from ._params import NO_NUL, IdempotencyKey, ThreadId, replayed
 
 __all__ = ["outside_event", "router"]
 
@@ -122,7 +122,9 @@ async def list_threads(
     request: Request,
     _: Annotated[Caller, Depends(require("read"))],
     status: Annotated[Status | None, Query(description="Only threads with this status.")] = None,
-    agent: Annotated[str | None, Query(max_length=200, description="Only threads of this agent.")] = None,
+    agent: Annotated[
+        str | None, Query(max_length=200, pattern=NO_NUL, description="Only threads of this agent.")
+    ] = None,
     cursor: Annotated[str | None, Query(max_length=1_000, description="`next_cursor` of the page before.")] = None,
     limit: Annotated[int, Query(ge=1, le=200, description="Threads per page.")] = 50,
 ) -> ThreadPage:
@@ -152,7 +154,13 @@ def _read_cursor(cursor: str) -> tuple[datetime, str]:
     try:
         version, moment, thread_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         at = datetime.fromisoformat(moment)
-        if version != _CURSOR_VERSION or not isinstance(thread_id, str) or at.utcoffset() is None:
+        # A NUL would reach the store's query, where PostgreSQL fails on it.
+        if (
+            version != _CURSOR_VERSION
+            or not isinstance(thread_id, str)
+            or "\x00" in thread_id
+            or at.utcoffset() is None
+        ):
             raise ValueError(cursor)
     except (ValueError, TypeError, binascii.Error):
         raise ApiError(422, "invalid_cursor", "this cursor is not one a page of this API gave") from None
