@@ -141,6 +141,45 @@ def test_the_form_posts_with_its_csrf_token_and_edited_arguments(serve: Serve, s
         assert approval.data == {"call_id": call.id, "approved": True, "edits": edits, "by": "answer_link"}
 
 
+noted: list[tuple[str, str | None]] = []
+
+
+@tool(policy="approval")
+def post_note(message: str, note: str | None = None) -> str:
+    """Post a message.
+
+    Args:
+        message: what to post
+        note: a note beside it
+    """
+    noted.append((message, note))
+    return "posted"
+
+
+def _note_step(messages: Sequence[Message]) -> str:
+    if "<post_note_result>" in messages[-1].content:
+        return json.dumps({"intent": "done_for_now", "message": "Posted."})
+    return json.dumps({"intent": "post_note", "message": "line one\nline two"})
+
+
+def test_a_form_approved_as_shown_changes_no_argument(serve: Serve, side: Side) -> None:
+    noted.clear()
+    agent = Agent(name="noter", model=ScriptedModel([_note_step] * 10), tools=[post_note])
+    with serve([agent]) as client:
+        thread_id = side.launch("noter", text="post it")
+        link = side.link(side.waiting(thread_id))
+        page = client.get(link).text
+        assert 'name="arg.note" value=""' in page  # None, shown as an empty field
+        # As a browser sends the form untouched: a textarea's line breaks as CRLF, the empty field as "".
+        form = {"csrf": _csrf(page), "action": "approve", "arg.message": "line one\r\nline two", "arg.note": ""}
+        assert client.post(link, data=form).status_code == 303
+        done = side.wait(thread_id, lambda t: t.status == "done")
+        [call] = [e for e in done.events if e.type == "tool_call"]
+        [approval] = [e for e in done.events if e.type == "approval"]
+        assert approval.data == {"call_id": call.id, "approved": True, "edits": {}, "by": "answer_link"}
+        assert noted == [("line one\nline two", None)]
+
+
 @pytest.mark.parametrize("csrf", [None, "", "forged", "token-of-another-link"])
 def test_a_form_without_its_csrf_token_appends_nothing(serve: Serve, side: Side, csrf: str | None) -> None:
     with serve([deploy_bot()]) as client:

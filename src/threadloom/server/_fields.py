@@ -118,7 +118,7 @@ def _kind(spec: Mapping[str, Any], value: JsonValue) -> tuple[FieldKind, tuple[s
 
 
 def read_value(item: ArgumentField, raw: str) -> JsonValue:
-    """What `raw`, typed into `item`'s input, means.
+    """What `raw`, typed into `item`'s input, means; a field left as it was shown means its original value.
 
     Raises:
         FormError: It is not what the field's type needs (the message names the field).
@@ -129,7 +129,11 @@ def read_value(item: ArgumentField, raw: str) -> JsonValue:
     try:
         match item.kind:
             case "text":
-                return raw
+                # A browser sends a textarea's line breaks as CRLF (HTML's form encoding): the same text.
+                typed = raw.replace("\r\n", "\n")
+                if isinstance(item.original, str) and typed == item.original.replace("\r\n", "\n"):
+                    return item.original
+                return None if not typed and item.original is None else typed  # an empty field for a null: unchanged
             case "integer":
                 return int(text)
             case "number":
