@@ -99,6 +99,17 @@ def test_a_different_answer_is_refused_saying_when_the_first_was_given(serve: Se
         assert "Approved" in page and "by the answer link" in page and 'name="csrf"' not in page
 
 
+def test_a_rejection_without_feedback_is_recorded_as_rejected_but_the_form_asks_why(serve: Serve, side: Side) -> None:
+    # As the API's approvals route: a program may reject with no reason; a person on the page is asked for one.
+    with serve([deploy_bot()]) as client:
+        thread = side.waiting(side.launch("deploy_bot", text="ship it"))
+        link = side.link(thread)
+        form = client.post(link, data={"csrf": _csrf(client.get(link).text), "action": "reject", "feedback": " "})
+        assert form.status_code == 422 and "say why you reject it" in form.text and side.get(thread.id) == thread
+        rejected = client.post(link, json={"decision": "reject"})
+        assert rejected.status_code == 200 and rejected.json()["answered"]["feedback"] == "rejected"
+
+
 def test_a_question_is_answered_by_one_of_its_choices(serve: Serve, side: Side) -> None:
     with serve([asker()]) as client:
         thread_id = side.launch("asker", text="deploy")

@@ -107,3 +107,19 @@ def test_any_decision_or_answer_body_changes_nothing_it_should_not(serve: Serve)
             assert after == before or (answer.status_code == 200 and after == before + 1)
 
         deciding()
+
+
+def test_a_body_that_cannot_be_read_is_a_400_and_one_that_is_not_json_a_422(serve: Serve) -> None:
+    # docs/api.md says which: the JSON parser is FastAPI's, and it answers these two with a 400.
+    with serve([deploy_bot()], worker=False) as client:
+        thread_id = launch(client)
+        for content, status, code in [
+            (b'{"type": "slack_message", "data": "\xff"}', 400, "bad_request"),  # not UTF-8
+            (b"[" * 100_000 + b"]" * 100_000, 400, "bad_request"),  # nested too deep to parse
+            (b'{"type": ', 422, "invalid_request"),  # not JSON
+        ]:
+            answer = client.post(
+                f"/v1/threads/{thread_id}/events", content=content, headers={"Content-Type": "application/json"}
+            )
+            assert (answer.status_code, answer.json()["error"]["code"]) == (status, code)
+        assert len(client.get(f"/v1/threads/{thread_id}").json()["events"]) == 1
