@@ -285,11 +285,7 @@ class Runtime(SyncCalls):
         return await _changes.cancel(await self.store(), thread_id, reason, idempotency_key)
 
     async def fork(self, thread_id: str, at: str) -> str:
-        """Copy a thread up to and including event `at` into a new thread (see `Thread.fork`).
-
-        Returns:
-            The new thread's id.
-        """
+        """Copy a thread up to and including event `at` into a new thread (see `Thread.fork`); its id."""
         fork = (await self.get(thread_id)).fork(at=at)
         await (await self.store()).append(fork, after=0)
         return fork.id
@@ -374,13 +370,10 @@ class Runtime(SyncCalls):
         return await _running.run_until_idle(await self.store(), run, self.wake_due, stop)
 
     async def wake_due(self, now: datetime | None = None) -> list[str]:
-        """Wake every sleeping thread whose `wake_at` has come: append a `wake_up` event to each.
+        """Append a `wake_up` to every sleeping thread whose `wake_at` has come; the ids of those woken.
 
-        Each wake-up carries an idempotency key made of the thread and its version, so two workers
-        waking the same thread wake it once.
-
-        Returns:
-            The ids of the threads woken.
+        Each is checked again on the stored thread (still asleep, its time come), so two workers
+        waking the same thread wake it once and a thread that moved on since the listing is left alone.
         """
         return await _running.wake_due(await self.store(), now or datetime.now(UTC))
 
