@@ -106,3 +106,19 @@ async def test_a_waiting_thread_gets_a_heartbeat_and_events_appended_by_anyone()
     assert answer.data.type == "user_input" and failed.data.type == "failed" and end.event == "end"
     assert end.data == {"status": "failed"}
     await runtime.aclose()
+
+
+async def test_a_stream_ends_once_its_client_may_no_longer_read() -> None:
+    # A revoked key or an ended session: the stream already open must stop too, not run on.
+    runtime = Runtime(store="memory://")
+    thread = Thread.start("user_input", "hi", agent="bot").append(Event("request_more_information", {"message": "?"}))
+    await (await runtime.store()).append(thread, after=0)
+    verdicts = iter([True, False])
+
+    async def allowed() -> bool:
+        return next(verdicts)
+
+    stream = stream_events(runtime, thread, 2, poll_seconds=0.01, recheck_seconds=0.02, allowed=allowed)
+    sent = [s async for s in stream]  # ends by itself: the thread still waits
+    assert [s.event for s in sent] == ["unauthorized"] and sent[0].data == {"reason": "the key may no longer read"}
+    await runtime.aclose()

@@ -17,7 +17,7 @@ from ._config import ServerConfig
 from ._errors import ApiError
 from ._keys import Scope
 
-__all__ = ["Caller", "config_of", "require"]
+__all__ = ["Caller", "config_of", "holds", "require"]
 
 _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer tlk_...`")
 _header = APIKeyHeader(name="X-API-Key", auto_error=False, description="An API key, for clients that cannot set Bearer")
@@ -65,3 +65,11 @@ def require(scope: Scope) -> Callable[..., Awaitable[Caller]]:
         return Caller(key.name, key.scopes)
 
     return check
+
+
+async def holds(request: Request, scope: Scope) -> bool:
+    """Whether the request's key is still known and holds `scope`: a long request (a stream) asks again."""
+    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+    secret = credentials.strip() if scheme.lower() == "bearer" else request.headers.get("x-api-key")
+    key = await config_of(request).keys.find(secret) if secret else None
+    return key is not None and scope in key.scopes

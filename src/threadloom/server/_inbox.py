@@ -341,7 +341,12 @@ async def stream(request: Request, thread_id: str, after: str = "") -> AsyncIter
     known = Thread(thread.events[:start], thread_id=thread.id, metadata=thread.metadata)
     shown = _waits_for(known)
     redaction = Redaction.of(runtime, thread)
-    async for sent in stream_events(runtime, thread, start):
+    signed_out = ServerSentEvent(event="signed_out", data={"login": "/inbox/login"})
+
+    async def still_signed_in() -> bool:
+        return await viewer_of(request) is not None
+
+    async for sent in stream_events(runtime, thread, start, allowed=still_signed_in, refusal=signed_out):
         if isinstance(sent.data, EventOut):
             event = Event(sent.data.type, sent.data.data, id=sent.data.id, at=sent.data.at)
             known = known.append(event)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Request
@@ -20,7 +20,7 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from ..runtime import Runtime
 from ..thread import Thread
-from ._auth import Caller, config_of, require
+from ._auth import Caller, config_of, holds, require
 from ._bodies import EventOut, error_responses
 from ._errors import ApiError
 from ._params import ThreadId
@@ -54,6 +54,9 @@ async def stream_events(
     *,
     poll_seconds: float = 0.25,
     heartbeat_seconds: float = 15.0,
+    allowed: Callable[[], Awaitable[bool]] | None = None,
+    refusal: ServerSentEvent | None = None,
+    recheck_seconds: float = 5.0,
 ) -> AsyncIterator[ServerSentEvent]:
     """The events of `thread` from position `start` on, then each new one as the log gets it.
 
@@ -63,6 +66,10 @@ async def stream_events(
         start: How many of its events the client has (`resume_at`).
         poll_seconds: How often the log is read while nothing new comes.
         heartbeat_seconds: How long the stream may stay silent: a comment is sent after that.
+        allowed: Whether the client may still read (its key not revoked, its session not over),
+            asked every `recheck_seconds`; once it may not, `refusal` is sent and the stream ends.
+        refusal: The last event of a stream whose client may no longer read.
+        recheck_seconds: How often `allowed` is asked.
 
     Yields:
         One server-sent event per thread event (`id`: the event id, `data`: the event as JSON),
@@ -70,7 +77,7 @@ async def stream_events(
         the thread is `done` or `failed`.
     """
     position = start
-    quiet_since = time.monotonic()
+    quiet_since = checked = time.monotonic()
     while True:
         for event in thread.events[position:]:
             yield ServerSentEvent(
@@ -85,6 +92,11 @@ async def stream_events(
             yield ServerSentEvent(comment=thread.status)
             quiet_since = time.monotonic()
         await asyncio.sleep(poll_seconds)
+        if allowed is not None and time.monotonic() - checked >= recheck_seconds:
+            if not await allowed():
+                yield refusal or ServerSentEvent(event="unauthorized", data={"reason": "the key may no longer read"})
+                return
+            checked = time.monotonic()
         thread = await runtime.get(thread.id)
 
 
@@ -112,5 +124,5 @@ async def stream(
 ) -> AsyncIterator[ServerSentEvent]:
     """Every event of the thread (after `Last-Event-ID`), then new ones as they are appended, until it ends."""
     thread, start = streamed
-    async for sent in stream_events(config_of(request).runtime, thread, start):
+    async for sent in stream_events(config_of(request).runtime, thread, start, allowed=lambda: holds(request, "read")):
         yield sent
