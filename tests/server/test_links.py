@@ -54,3 +54,16 @@ def test_the_link_of_a_pending_request_is_the_same_every_time_and_none_when_noth
     token = read_token(SECRET, link.rsplit("/", 1)[1], now=asked.events[-1].at)
     assert (token.thread_id, token.event_id) == (asked.id, asked.events[-1].id)
     assert token.expires == (asked.events[-1].at + timedelta(days=1)).replace(microsecond=0)
+
+
+def test_once_the_link_has_expired_a_look_gives_a_new_one_good_for_another_ttl() -> None:
+    asked = Thread.start("user_input", "hi").append(Event("request_human_input", {"question": "which tag?"}))
+    made = asked.events[-1].at
+    later = made + timedelta(days=2)  # the first link, good for a day, has expired
+    old = answer_url("http://x", SECRET, asked, timedelta(days=1), now=made)
+    new = answer_url("http://x", SECRET, asked, timedelta(days=1), now=later)
+    assert old is not None and new is not None and new != old
+    with pytest.raises(BadToken, match="expired"):
+        read_token(SECRET, old.rsplit("/", 1)[1], now=later)
+    token = read_token(SECRET, new.rsplit("/", 1)[1], now=later)
+    assert token.event_id == asked.events[-1].id and token.expires == (later + timedelta(days=1)).replace(microsecond=0)

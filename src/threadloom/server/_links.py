@@ -88,12 +88,21 @@ def read_token(secret: bytes, text: str, *, now: datetime | None = None) -> Answ
     return token
 
 
-def answer_url(public_url: str, secret: bytes, thread: Thread, ttl: timedelta) -> str | None:
-    """The answer link of the thread's pending request, or None when nothing waits for a person."""
+def answer_url(
+    public_url: str, secret: bytes, thread: Thread, ttl: timedelta, *, now: datetime | None = None
+) -> str | None:
+    """The answer link of the thread's pending request, or None when nothing waits for a person.
+
+    The link expires `ttl` after the request was made, so every look gives the same one; once that
+    has passed, a look gives a new link, good for `ttl` from `now` (the refusal of the old one says
+    to ask for a new one).
+    """
     pending = thread.pending
     if pending is None:
         return None
-    token = AnswerToken(thread.id, pending.id, pending.at + ttl)
+    expires = pending.at + ttl
+    moment = now or datetime.now(UTC)
+    token = AnswerToken(thread.id, pending.id, expires if expires > moment else moment + ttl)
     return f"{public_url.rstrip('/')}/v1/answers/{sign_token(secret, token)}"
 
 
