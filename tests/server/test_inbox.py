@@ -207,6 +207,25 @@ def test_values_from_events_are_escaped_on_the_thread_page(serve: Serve, side: S
         assert "<script>alert" not in listing
 
 
+def test_a_thread_id_with_url_characters_is_linked_to_itself(serve: Serve, side: Side) -> None:
+    with serve([asker()]) as api, browser(api) as client:
+        sign_in(client, READER)
+        launched = side.call(
+            lambda r: r.launch_sync("asker", Event("user_input", {"text": "odd id"}), thread_id="q?x%41#y")
+        )
+        side.waiting(launched)
+        [href] = re.findall(r'href="(/inbox/threads/[^"]+)"', client.get("/inbox").text)
+        assert href == "/inbox/threads/q%3Fx%2541%23y"
+        page = client.get(href)
+        assert (
+            page.status_code == 200 and "q?x%41#y" in page.text and "/inbox/threads/q%3Fx%2541%23y/stream" in page.text
+        )
+        refused = api.post(
+            "/v1/threads", json={"agent": "asker", "thread_id": "team/a", "event": {"type": "user_input"}}
+        )
+        assert refused.status_code == 422  # a `/` could never be reached in a path
+
+
 def test_the_stream_sends_new_events_and_the_state_to_a_signed_in_page(serve: Serve, side: Side) -> None:
     with serve([deploy_bot()]) as api, browser(api) as client:
         thread = side.waiting(side.launch("deploy_bot", text="ship it"))

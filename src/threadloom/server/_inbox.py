@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
@@ -230,7 +231,9 @@ async def _steps(runtime: Runtime, thread: Thread) -> dict[str, Any]:
 
 def _panel(viewer: Viewer, thread: Thread, ask: Ask | None, values: dict[str, str]) -> str:
     """The pending request's controls, as the page shows them and the stream re-sends them when the request changes."""
-    action = f"/inbox/threads/{thread.id}/requests/{ask.event.id}" if ask is not None else ""
+    action = (
+        f"/inbox/threads/{quote(thread.id, safe='')}/requests/{quote(ask.event.id, safe='')}" if ask is not None else ""
+    )
     return render("_panel.html", viewer=viewer, thread=thread, ask=ask, action=action, values=values)
 
 
@@ -274,7 +277,7 @@ async def decide(request: Request, thread_id: str, event_id: str) -> Response:
             403,
             "Not sent",
             "this form is out of date or came from another site: open the thread again",
-            back=f"/inbox/threads/{thread_id}",
+            back=f"/inbox/threads/{quote(thread_id, safe='')}",
         )
     runtime = config_of(request).runtime
     try:
@@ -308,7 +311,9 @@ async def decide(request: Request, thread_id: str, event_id: str) -> Response:
         )
         return await _thread_page(request, viewer, thread, status=409, error=f"Not sent: {said}.")
     flash: dict[str, str] = {"approve": "approved", "reject": "rejected", "respond": "answered"}
-    return RedirectResponse(f"/inbox/threads/{thread_id}?flash={flash[answer.decision]}", status_code=303)
+    return RedirectResponse(
+        f"/inbox/threads/{quote(thread_id, safe='')}?flash={flash[answer.decision]}", status_code=303
+    )
 
 
 # -- live updates -----------------------------------------------------------------------------
