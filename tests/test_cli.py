@@ -112,10 +112,27 @@ def test_worker_needs_importable_agents(url: str) -> None:
 
 
 def test_the_worker_never_prints_the_store_password() -> None:
-    from threadloom.cli._app import shown
+    from threadloom.cli._app import hide_password, shown
 
     assert shown("postgresql://app:s3cret@db/app?sslmode=require") == "postgresql://app:***@db/app?sslmode=require"
     assert shown("sqlite:///threadloom.db") == "sqlite:///threadloom.db"
+    assert shown("postgresql://app@db/app?password=s3cret&sslmode=require") == (
+        "postgresql://app@db/app?password=***&sslmode=require"
+    )
+    # `keys create` and `keys revoke` name the store this way
+    in_query = "postgresql://app@db/app?password=s3cret"
+    assert hide_password(in_query, f"no key in {in_query}") == "no key in postgresql://app@db/app?password=***"
+
+
+def test_a_password_given_as_a_query_parameter_is_never_printed(tmp_path: Path) -> None:
+    # Nothing listens on port 1: the banner is printed, then the store fails to open.
+    store = "postgresql://app@127.0.0.1:1/app?password=S3cretPW"
+    result = CliRunner().invoke(app, ["worker", "--store", store, "--agents", "cli_support:agent"])
+    assert result.exit_code == 1
+    assert "S3cretPW" not in result.output
+    assert "postgresql://app@127.0.0.1:1/app?password=***" in result.stdout
+    keys = CliRunner().invoke(app, ["keys", "ls", "--store", "postgresql://app@127.0.0.1:1/app?password=S3cretPW"])
+    assert keys.exit_code == 1 and "S3cretPW" not in keys.output
 
 
 def test_a_worker_whose_store_cannot_open_says_so_in_one_line(url: str, tmp_path: Path) -> None:

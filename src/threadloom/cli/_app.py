@@ -11,7 +11,6 @@ import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar, cast
-from urllib.parse import urlsplit, urlunsplit
 
 try:
     import typer
@@ -26,6 +25,7 @@ from ..agent import Agent
 from ..exceptions import ThreadDecodeError, ThreadloomError, ThreadNotFound, UserError
 from ..runtime import Runtime
 from ..store import DEFAULT_URL
+from ..store.base import masked, masked_url
 from ..thread import Thread
 
 __all__ = [
@@ -172,12 +172,8 @@ def with_parameters(exc: UserError) -> str:
 
 
 def hide_password(url: str, text: str) -> str:
-    """`text` with the store URL's password, wherever it appears, replaced by `***`."""
-    try:
-        password = urlsplit(url).password
-    except ValueError:  # not a URL urllib can split: nothing to find in it
-        return text
-    return text.replace(password, "***") if password else text
+    """`text` with the store URL's password (`user:secret@` or `password=secret`), wherever it appears, as `***`."""
+    return masked(text, url)
 
 
 async def load(runtime: Runtime, thread_id: str) -> Thread:
@@ -222,8 +218,6 @@ def command_for(store: str, *words: str) -> str:
 
 
 def shown(url: str) -> str:
-    """The store URL without its password, for logs."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    return urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1)))
+    """The store URL without its password (`user:secret@` or `password=secret`), for banners and logs."""
+    # The stores' own errors mask with the same function: one masking, so no place shows what another hides.
+    return masked_url(url)
