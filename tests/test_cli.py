@@ -36,10 +36,34 @@ def test_approve_with_edits_and_a_key_decides_once(url: str) -> None:
     assert thread.status == "waiting_approval"
     out = invoke("threads", "approve", thread.id, "--edit", "amount_cents=100", "--key", "click-1")
     assert f"thread {thread.id} is ready" in out
-    assert f"thread {thread.id} is ready" in invoke("threads", "approve", thread.id, "--key", "click-1")
+    again = invoke("threads", "approve", thread.id, "--edit", "amount_cents=100", "--key", "click-1")
+    assert f"thread {thread.id} is ready" in again
     approved = get(url, thread.id)
     [approval] = [e for e in approved.events if e.type == "approval"]
     assert approval.data == {"call_id": thread.events[1].id, "approved": True, "edits": {"amount_cents": 100}}
+
+
+def test_a_key_reused_for_another_decision_is_refused_in_one_line(url: str) -> None:
+    asked = launch(url, ASK)
+    thread = launch(url)
+    invoke("threads", "approve", thread.id, "--edit", "amount_cents=100", "--key", "click-1")
+    decided = get(url, thread.id)
+    for command in (
+        ["threads", "approve", thread.id, "--edit", "amount_cents=999", "--key", "click-1"],
+        ["threads", "approve", thread.id, thread.events[1].id, "--key", "click-1"],
+        ["threads", "reject", thread.id, "--feedback", "no", "--key", "click-1"],
+        ["threads", "respond", thread.id, "yes", "--key", "click-1"],
+    ):
+        result = CliRunner().invoke(app, command)
+        assert (result.exit_code, result.stdout) == (1, ""), command
+        assert result.stderr == (
+            f"error: idempotency key 'click-1' was already used on thread {thread.id!r} for a different request;"
+            " use a new key for a new request\n"
+        )
+    assert get(url, thread.id).events == decided.events
+    invoke("threads", "respond", asked.id, "staging", "--key", "answer-1")
+    result = CliRunner().invoke(app, ["threads", "respond", asked.id, "production", "--key", "answer-1"])
+    assert result.exit_code == 1 and "already used" in result.stderr
 
 
 def test_reject_sends_feedback(url: str) -> None:

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Annotated
 
 import typer
 from pydantic import JsonValue, ValidationError
 
 from ..agent import Agent
-from ..events import Event
-from ..exceptions import ThreadloomError, UserError
+from ..events import APPROVAL, HUMAN_RESPONSE, Event
+from ..exceptions import IdempotencyKeyReused, ThreadloomError, UserError
 from ..runtime import Runtime
 from ..state import TOOL_CALL
 from ..store import DEFAULT_URL
+from ..store.base import ANSWERS
 from ..thread import Thread
 from ._app import KeyOption, OptionalAgentsOption, StoreOption, load, load_agents, run, say, status_line
 
@@ -52,8 +53,16 @@ def approve(
     loaded = load_agents(agents or [])
 
     async def work(runtime: Runtime) -> Thread:
-        if key is not None and await _delivered(runtime, thread_id, key):
-            return await load(runtime, thread_id)
+        repeat = await _repeat(
+            runtime,
+            thread_id,
+            key,
+            APPROVAL,
+            call_id,
+            lambda c: runtime.approve(thread_id, c, edits or None, idempotency_key=key),
+        )
+        if repeat is not None:
+            return repeat
         thread = await load(runtime, thread_id)
         pending = call_id or _pending(thread)
         agent = runtime.agents.get(str(thread.metadata.get("agent")))
@@ -112,8 +121,16 @@ def reject(
     """Reject the pending tool call; the feedback goes to the model."""
 
     async def work(runtime: Runtime) -> Thread:
-        if key is not None and await _delivered(runtime, thread_id, key):
-            return await load(runtime, thread_id)
+        repeat = await _repeat(
+            runtime,
+            thread_id,
+            key,
+            APPROVAL,
+            call_id,
+            lambda c: runtime.reject(thread_id, c, feedback, idempotency_key=key),
+        )
+        if repeat is not None:
+            return repeat
         pending = call_id or _pending(await load(runtime, thread_id))
         return await runtime.reject(thread_id, pending, feedback, idempotency_key=key)
 
@@ -124,8 +141,16 @@ def respond(thread_id: str, text: str, store: StoreOption = DEFAULT_URL, key: Ke
     """Answer the pending human request."""
 
     async def work(runtime: Runtime) -> Thread:
-        if key is not None and await _delivered(runtime, thread_id, key):
-            return await load(runtime, thread_id)
+        repeat = await _repeat(
+            runtime,
+            thread_id,
+            key,
+            HUMAN_RESPONSE,
+            None,
+            lambda r: runtime.respond(thread_id, r, text, idempotency_key=key),
+        )
+        if repeat is not None:
+            return repeat
         pending = _pending(await load(runtime, thread_id))
         return await runtime.respond(thread_id, pending, text, idempotency_key=key)
 
@@ -171,10 +196,40 @@ def cancel(
     status_line(run(store, [], work))
 
 
-async def _delivered(runtime: Runtime, thread_id: str, key: str) -> bool:
-    # A repeat of a delivery that went through: the thread has moved on, so there is no pending call
-    # to name any more, and nothing to do. A key belongs to its thread (another thread's is no repeat).
-    return await (await runtime.store()).find_key(key, scope=f"thread:{thread_id}") is not None
+async def _repeat(
+    runtime: Runtime,
+    thread_id: str,
+    key: str | None,
+    answer: str,
+    answered: str | None,
+    decide: Callable[[str], Awaitable[Thread]],
+) -> Thread | None:
+    """The thread, when `key` delivered this same decision before; None when the key is new to the thread.
+
+    A repeat of a delivery that went through finds the thread moved on: no pending call to name any
+    more. So the decision is tried, with the key, on each call (`answered`, or each one a person
+    decided before): the runtime changes nothing for the request the key carried, and raises
+    `IdempotencyKeyReused` for any other. A key belongs to its thread (another thread's is no repeat).
+
+    Raises:
+        IdempotencyKeyReused: The key delivered something else to this thread.
+    """
+    if key is None or await (await runtime.store()).find_key(key, scope=f"thread:{thread_id}") is None:
+        return None
+    field = ANSWERS[answer][0]
+    if answered is not None:
+        candidates = [answered]
+    else:
+        events = (await load(runtime, thread_id)).events
+        candidates = [str(e.data.get(field)) for e in events if e.type == answer and isinstance(e.data, dict)]
+    reused = IdempotencyKeyReused(key, thread_id=thread_id)
+    for candidate in candidates:
+        # The key is stored, so none of these calls writes: each returns the thread or refuses.
+        try:
+            return await decide(candidate)
+        except IdempotencyKeyReused as exc:
+            reused = exc
+    raise reused
 
 
 def _pending(thread: Thread) -> str:
