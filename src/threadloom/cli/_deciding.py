@@ -10,14 +10,14 @@ import typer
 from pydantic import JsonValue, ValidationError
 
 from ..agent import Agent
-from ..events import APPROVAL, HUMAN_RESPONSE, Event
+from ..events import APPROVAL, HUMAN_RESPONSE, RUNTIME_EVENTS, Event
 from ..exceptions import IdempotencyKeyReused, ThreadloomError, UserError
 from ..runtime import Runtime
 from ..state import TOOL_CALL
 from ..store import DEFAULT_URL
 from ..store.base import ANSWERS
 from ..thread import Thread
-from ._app import KeyOption, OptionalAgentsOption, StoreOption, load, load_agents, run, say, status_line
+from ._app import KeyOption, OptionalAgentsOption, StoreOption, fail, load, load_agents, run, say, status_line
 
 __all__ = ["approve", "cancel", "check_edits", "fork", "reject", "respond", "send_event"]
 
@@ -164,7 +164,18 @@ def send_event(
     store: StoreOption = DEFAULT_URL,
     key: KeyOption = None,
 ) -> None:
-    """Append an outside event (a webhook's result, a reply); a thread waiting for a person resumes."""
+    """Append an outside event (a webhook's result, a reply); a thread waiting for a person resumes.
+
+    threadloom's own types (`approval`, `tool_call`, `human_response`, ...) are refused, as the HTTP
+    API refuses them: decide with approve, reject, respond or cancel.
+    """
+    # An `approval` sent as an event would name any `by` and skip the check of its edits, and a worker
+    # would run the tool: a decision goes through the command that makes it.
+    if type_ in RUNTIME_EVENTS:
+        fail(
+            f"events of type {type_!r} are written by threadloom itself; "
+            "use threads approve, reject, respond or cancel instead"
+        )
     try:
         value: JsonValue = json.loads(data)
     except ValueError as exc:
