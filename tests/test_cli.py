@@ -150,6 +150,33 @@ def test_worker_needs_importable_agents(url: str) -> None:
     assert result.exit_code == 2 and "cannot import 'no_such_module:agent'" in result.output
 
 
+@pytest.mark.parametrize(
+    ("command", "error"),
+    [
+        (["worker", "--agents", "cli_support:refund"], "'cli_support:refund' gives a Tool, not an Agent"),
+        (["worker", "--agents", ":"], "cannot import ':': write module:attribute"),
+        (["worker", "--lease-seconds", "nan"], "error: --lease-seconds must be a number above 0, got nan\n"),
+        (["worker", "--lease-seconds", "0"], "error: --lease-seconds must be a number above 0, got 0.0\n"),
+        (["worker", "--poll-seconds", "-1"], "error: --poll-seconds must be a number above 0, got -1.0\n"),
+        (["worker", "--concurrency", "0"], "error: --concurrency must be at least 1, got 0\n"),
+        (["serve", "--port", "99999"], "error: --port must be 0 to 65535, got 99999\n"),
+        (["serve", "--concurrency", "0"], "error: --concurrency must be at least 1, got 0\n"),
+        (["serve", "--public-url", "inbox.example.com"], "error: --public-url must be an http(s) URL, got "),
+    ],
+    ids=["tool", "no-module", "lease-nan", "lease-0", "poll-negative", "concurrency", "port", "serve-concurrency", "url"],
+)
+def test_a_bad_option_is_misuse_in_one_line_and_starts_nothing(
+    url: str, tmp_path: Path, command: list[str], error: str
+) -> None:
+    store = f"sqlite:///{tmp_path}/new.db"
+    agents = [] if "--agents" in command else ["--agents", "cli_support:agent"]
+    result = CliRunner().invoke(app, [*command, *agents, "--store", store])
+    assert result.exit_code == 2, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)  # no traceback
+    assert error in result.stderr and "Traceback" not in result.output
+    assert result.stdout == "" and not (tmp_path / "new.db").exists()
+
+
 def test_the_worker_never_prints_the_store_password() -> None:
     from threadloom.cli._app import hide_password, shown
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import json
+import math
 import os
 import shlex
 import sys
@@ -23,6 +24,7 @@ from pydantic import JsonValue
 
 from ..agent import Agent
 from ..exceptions import ThreadDecodeError, ThreadloomError, ThreadNotFound, UserError
+from ..intents import Tool
 from ..runtime import Runtime
 from ..store import DEFAULT_URL
 from ..store.base import masked, masked_url
@@ -34,7 +36,9 @@ __all__ = [
     "KeyOption",
     "OptionalAgentsOption",
     "StoreOption",
+    "above_zero",
     "app",
+    "at_least_one",
     "command_for",
     "console",
     "decode_problem",
@@ -115,18 +119,36 @@ def load_agents(specs: list[str]) -> list[Agent]:
     sys.path.insert(0, ".")  # so `examples.deploy_bot:build_agent` works from a checkout
     for spec in specs:
         module_name, _, attribute = spec.partition(":")
+        if not module_name:
+            raise typer.BadParameter(f"cannot import {spec!r}: write module:attribute, e.g. examples.deploy_bot:agent")
         try:
             value: Any = getattr(importlib.import_module(module_name), attribute or "agent")
-        except (ImportError, AttributeError) as exc:
+        except (ImportError, AttributeError, ValueError) as exc:  # ValueError: `.` alone, a relative name
             raise typer.BadParameter(f"cannot import {spec!r}: {exc}") from exc
-        if callable(value) and not isinstance(value, Agent):
-            value = value()
+        # A tool is callable too: calling it would run it (with arguments it does not get), not build an agent.
+        if callable(value) and not isinstance(value, Agent | Tool):
+            try:
+                value = value()
+            except TypeError as exc:  # a function that needs arguments: not a factory of agents
+                raise typer.BadParameter(f"cannot call {spec!r} without arguments: {exc}") from exc
         items: list[Any] = list(value) if isinstance(value, list | tuple) else [value]  # pyright: ignore[reportUnknownArgumentType]
         for item in items:
             if not isinstance(item, Agent):
                 raise typer.BadParameter(f"{spec!r} gives a {type(item).__name__}, not an Agent")
             found.append(item)
     return found
+
+
+def at_least_one(value: int, option: str) -> None:
+    """End the command as misuse (exit 2, one line) unless `value` is 1 or more."""
+    if value < 1:
+        fail(f"{option} must be at least 1, got {value}", code=2)
+
+
+def above_zero(value: float, option: str) -> None:
+    """End the command as misuse (exit 2, one line) unless `value` is a finite number above 0."""
+    if not (math.isfinite(value) and value > 0):  # NaN compares false with everything: check it by name
+        fail(f"{option} must be a number above 0, got {value}", code=2)
 
 
 def existing_store(url: str) -> str:

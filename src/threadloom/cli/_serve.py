@@ -7,6 +7,7 @@ import logging
 import os
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
 
 import typer
 
@@ -15,7 +16,7 @@ from ..runtime import Runtime
 from ..server._serve import INBOX_PATH, address, listen, read_settings, server_config
 from ..server._serve import serve as run_server
 from ..store import DEFAULT_URL
-from ._app import AgentsOption, StoreOption, fail, hide_password, load_agents, say, shown
+from ._app import AgentsOption, StoreOption, at_least_one, fail, hide_password, load_agents, say, shown
 from ._worker import configure_logging
 
 __all__ = ["serve"]
@@ -67,6 +68,11 @@ def serve(
     """
     if log_format not in ("text", "json"):
         raise typer.BadParameter("must be text or json", param_hint="--log-format")
+    if not 0 <= port <= 65535:
+        fail(f"--port must be 0 to 65535, got {port}", code=2)
+    at_least_one(concurrency, "--concurrency")
+    if public_url is not None and not _is_http_url(public_url):
+        fail(f"--public-url must be an http(s) URL, got {public_url!r}", code=2)
     configure_logging(verbose - quiet, "json" if log_format == "json" else "text", ("threadloom", "uvicorn"))
     log = logging.getLogger("threadloom.cli")
     path = config if config is not None else (_DEFAULT_CONFIG if _DEFAULT_CONFIG.exists() else None)
@@ -116,3 +122,12 @@ def serve(
     finally:
         sock.close()
     log.info("server stopped: every request answered, every run ended after its step", extra={"store": where})
+
+
+def _is_http_url(url: str) -> bool:
+    # What a threadloom.toml's `public_url` must be too: answer links start with it.
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.netloc)

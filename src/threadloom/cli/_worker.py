@@ -15,7 +15,7 @@ from ..exceptions import ThreadloomError
 from ..runtime import Runtime
 from ..store import DEFAULT_URL
 from ..worker import Worker
-from ._app import AgentsOption, StoreOption, fail, hide_password, load_agents, say, shown
+from ._app import AgentsOption, StoreOption, above_zero, at_least_one, fail, hide_password, load_agents, say, shown
 
 __all__ = ["JsonFormatter", "configure_logging", "worker"]
 
@@ -81,6 +81,9 @@ def worker(
     """
     if log_format not in ("text", "json"):
         raise typer.BadParameter("must be text or json", param_hint="--log-format")
+    at_least_one(concurrency, "--concurrency")
+    above_zero(lease_seconds, "--lease-seconds")
+    above_zero(poll_seconds, "--poll-seconds")
     configure_logging(verbose - quiet, "json" if log_format == "json" else "text")
     log = logging.getLogger("threadloom.cli")
     runtime = Runtime(store=store, agents=load_agents(agents))
