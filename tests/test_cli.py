@@ -163,7 +163,17 @@ def test_worker_needs_importable_agents(url: str) -> None:
         (["serve", "--concurrency", "0"], "error: --concurrency must be at least 1, got 0\n"),
         (["serve", "--public-url", "inbox.example.com"], "error: --public-url must be an http(s) URL, got "),
     ],
-    ids=["tool", "no-module", "lease-nan", "lease-0", "poll-negative", "concurrency", "port", "serve-concurrency", "url"],
+    ids=[
+        "tool",
+        "no-module",
+        "lease-nan",
+        "lease-0",
+        "poll-negative",
+        "concurrency",
+        "port",
+        "serve-concurrency",
+        "url",
+    ],
 )
 def test_a_bad_option_is_misuse_in_one_line_and_starts_nothing(
     url: str, tmp_path: Path, command: list[str], error: str

@@ -10,8 +10,8 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from threadloom import Agent, Thread
-from threadloom.evals import load_cases
+from threadloom import Agent, Thread, tool
+from threadloom.evals import Case, NextIntent, Suite, load_cases
 from threadloom.evals._cli import app, parse_expect_options
 from threadloom.models import ScriptedModel
 from threadloom.store import SQLiteStore
@@ -109,3 +109,48 @@ def test_a_suite_spec_that_is_not_a_suite_is_refused() -> None:
     assert result.exit_code != 0 and "not a threadloom.evals.Suite" in result.output
     missing = CliRunner().invoke(app, ["eval", "run", "no_such_module:suite"])
     assert missing.exit_code != 0 and "cannot import" in missing.output
+
+
+def slack_suite() -> Suite:
+    """A one-case suite that passes (imported by `eval run` as `test_evals_cli:slack_suite`)."""
+    model = ScriptedModel([DEPLOY] * 20, name="scripted")
+    case = Case("deploy", Thread.start("slack_message", {"text": "deploy"}), [NextIntent("deploy_backend")])
+    return Suite([Agent(name="bot", model=model, tools=[deploy_backend])], [case])
+
+
+@tool(policy="approval")
+def deploy_backend(tag: str, environment: str) -> str:
+    """Deploy a tag."""
+    return f"deployed {tag} to {environment}"
+
+
+@pytest.mark.parametrize(
+    ("options", "error"),
+    [
+        (["--baseline", "/nonexistent/b.json"], "error: cannot read baseline '/nonexistent/b.json': "),
+        (["--baseline", "{bad}"], "is not a baseline: it needs a `cases` mapping"),
+        (["--json", "/nonexistent/r.json"], "error: --json: no directory /nonexistent to write r.json in\n"),
+        (["--html", "/nonexistent/r.html"], "error: --html: no directory /nonexistent to write r.html in\n"),
+        (["--save-baseline", "/nonexistent/b.json"], "error: --save-baseline: no directory /nonexistent to write"),
+        (["--repeats", "0"], "error: --repeats must be at least 1, got 0\n"),
+    ],
+    ids=["no-baseline", "bad-baseline", "json-dir", "html-dir", "save-dir", "repeats"],
+)
+def test_eval_run_refuses_bad_options_in_one_line_before_running(
+    tmp_path: Path, options: list[str], error: str
+) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"not": "a baseline"}')
+    options = [str(bad) if o == "{bad}" else o for o in options]
+    result = CliRunner().invoke(app, ["eval", "run", f"{Path(__file__)}:slack_suite", "--no-progress", *options])
+    assert result.exit_code == 2, result.output
+    assert error in result.stderr and result.stderr.count("\n") == 1
+    assert result.stdout == ""  # refused before the suite ran: no tables
+
+
+def test_eval_add_refuses_a_file_in_no_directory_before_reading_the_store(tmp_path: Path) -> None:
+    thread = stored(tmp_path / "t.db")
+    args = ["eval", "add", thread.id, "--expect", "intent=deploy_backend", "--store", f"sqlite:///{tmp_path}/t.db"]
+    result = CliRunner().invoke(app, [*args, "--file", "/nonexistent/c.yaml"])
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr == "error: --file: no directory /nonexistent to write c.yaml in\n"

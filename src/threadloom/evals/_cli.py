@@ -15,14 +15,14 @@ import importlib.util
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any, cast
+from typing import Annotated, Any, NoReturn, cast
 
 import typer
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from threadloom import Agent, ThreadloomError
+from threadloom import Agent, ThreadloomError, UserError
 
 from ._case import case_from_store, case_record
 from ._replay import compare_decisions
@@ -80,6 +80,17 @@ def run(
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
     """Run an eval suite: print the tables, write the reports, compare with a baseline."""
+    # Everything that can be refused is refused before the suite runs: a run can take minutes and
+    # money, and a report with nowhere to go would be lost at the end of it.
+    if repeats is not None and repeats < 1:
+        _fail(f"--repeats must be at least 1, got {repeats}", code=2)
+    for option, path in (("--json", json_path), ("--html", html_path), ("--save-baseline", save_baseline)):
+        if path is not None:
+            _writable(option, path)
+    try:
+        expected = load_baseline(baseline) if baseline is not None else None
+    except UserError as exc:
+        _fail(str(exc), code=2)
     suite = load_object(suite_spec, "suite")
     if not isinstance(suite, Suite):
         raise typer.BadParameter(f"{suite_spec!r} gives a {type(suite).__name__}, not a threadloom.evals.Suite")
@@ -94,7 +105,6 @@ def run(
             prices=suite.prices,
         )
     console = Console()
-    expected = load_baseline(baseline) if baseline is not None else None
     report = suite.run_sync(progress=progress)
     report.print(console)
     if json_path is not None:
@@ -136,6 +146,7 @@ def add(
     from threadloom.store import open_store
 
     expectation = parse_expect_options(expect)
+    _writable("--file", file)
 
     async def load() -> dict[str, Any]:
         opened = await open_store(store)
@@ -154,6 +165,20 @@ def add(
     existing.append(record)
     file.write_text(dump(existing), encoding="utf-8")  # the cassettes' YAML: text blocks read as written
     Console().print(f"added case {record['name']!r} to {file}", markup=False)
+
+
+def _writable(option: str, path: Path) -> None:
+    """End the command as misuse unless `path`'s directory is there to write the file in."""
+    if not path.parent.is_dir():
+        _fail(f"{option}: no directory {path.parent} to write {path.name} in", code=2)
+
+
+def _fail(message: str, code: int = 1) -> NoReturn:
+    """`error: message` on one line of stderr, and exit `code` (1: it failed, 2: misuse), as every command does."""
+    # Imported here, not at the top: the `threadloom` command imports this module to mount it.
+    from threadloom.cli._app import fail
+
+    fail(message, code)
 
 
 def parse_expect_options(options: list[str]) -> dict[str, Any]:
