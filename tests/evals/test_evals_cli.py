@@ -154,3 +154,26 @@ def test_eval_add_refuses_a_file_in_no_directory_before_reading_the_store(tmp_pa
     result = CliRunner().invoke(app, [*args, "--file", "/nonexistent/c.yaml"])
     assert (result.exit_code, result.stdout) == (2, "")
     assert result.stderr == "error: --file: no directory /nonexistent to write c.yaml in\n"
+
+
+def test_eval_add_and_replay_refuse_a_store_that_is_not_there_and_create_none(tmp_path: Path) -> None:
+    missing = f"sqlite:///{tmp_path}/typo.db"
+    for command in (
+        ["eval", "add", "th_1", "--expect", "intent=x", "--file", str(tmp_path / "c.yaml"), "--store", missing],
+        [
+            "replay",
+            "th_1",
+            "--agent",
+            f"{Path(__file__)}:agent",
+            "--model",
+            f"{Path(__file__)}:OTHER",
+            "--store",
+            missing,
+        ],
+    ):
+        result = CliRunner().invoke(app, command)
+        assert (result.exit_code, result.stdout) == (1, ""), result.output
+        assert result.stderr == (
+            f"error: no SQLite store at {tmp_path}/typo.db ({missing}); pass --store or set THREADLOOM_STORE\n"
+        )
+    assert list(tmp_path.iterdir()) == []

@@ -147,9 +147,10 @@ def add(
 
     expectation = parse_expect_options(expect)
     _writable("--file", file)
+    url = _existing_store(store)
 
     async def load() -> dict[str, Any]:
-        opened = await open_store(store)
+        opened = await open_store(url)
         try:
             return case_record(await case_from_store(opened, thread_id, at=at, name=name, expect=expectation))
         finally:
@@ -171,6 +172,13 @@ def _writable(option: str, path: Path) -> None:
     """End the command as misuse unless `path`'s directory is there to write the file in."""
     if not path.parent.is_dir():
         _fail(f"{option}: no directory {path.parent} to write {path.name} in", code=2)
+
+
+def _existing_store(url: str) -> str:
+    """`url`, once it names a store that exists: reading a mistyped SQLite path must not create it."""
+    from threadloom.cli._app import existing_store  # imported here for the reason `_fail` gives
+
+    return existing_store(url)
 
 
 def _fail(message: str, code: int = 1) -> NoReturn:
@@ -238,6 +246,7 @@ def replay(
     from threadloom.models import Model, infer_model
     from threadloom.store import open_store
 
+    url = _existing_store(store)
     agent = load_object(agent_spec, "agent")
     if not isinstance(agent, Agent):
         raise typer.BadParameter(f"{agent_spec!r} gives a {type(agent).__name__}, not an Agent")
@@ -249,7 +258,7 @@ def replay(
             raise typer.BadParameter(str(exc)) from exc
 
     async def work() -> list[Any]:
-        opened = await open_store(store)
+        opened = await open_store(url)
         try:
             thread = await opened.load(thread_id)
         finally:
