@@ -6,8 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import typer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from rich._emoji_codes import EMOJI
+from typer.core import TyperGroup
 from typer.testing import CliRunner
 
 from cli_support import cli, store_thread
@@ -75,3 +78,25 @@ def test_any_bracketed_text_is_shown_as_it_is(url: str, text: str) -> None:
 def test_a_bad_option_value_with_markup_is_shown_as_written(url: str) -> None:
     result = CliRunner().invoke(app, ["threads", "approve", "th_1", "--edit", "[/bold][link]x"])
     assert result.exit_code == 2 and "got '[/bold][link]x'" in result.output
+
+
+def _commands(group: TyperGroup, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    found: list[tuple[str, ...]] = [path]
+    for name, command in group.commands.items():
+        if isinstance(command, TyperGroup):
+            found += _commands(command, (*path, name))
+        else:
+            found.append((*path, name))
+    return found
+
+
+def test_no_help_text_turns_into_an_emoji(monkeypatch: pytest.MonkeyPatch) -> None:
+    # rich reads `:name:` as an emoji code: `NAME:SECRET:SCOPES` came out as `NAME㊙SCOPES`.
+    monkeypatch.setenv("COLUMNS", "500")
+    root = typer.main.get_command(app)
+    assert isinstance(root, TyperGroup)
+    emoji = [e for e in EMOJI.values() if not e.isascii()]  # not the digits of the keycaps
+    for path in _commands(root):
+        shown = invoke(*path, "--help")
+        assert [e for e in emoji if e in shown] == [], path
+    assert "ops:tlk_...:read+write" in invoke("serve", "--help")

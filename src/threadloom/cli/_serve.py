@@ -24,6 +24,8 @@ __all__ = ["serve"]
 _DEFAULT_CONFIG = Path("threadloom.toml")
 
 
+# typer's help reads docstrings as rich markup, where `:name:` is an emoji code: `:SECRET:` printed
+# as a single glyph. The key format below is written so that no colon pair names an emoji.
 def serve(
     agents: AgentsOption,
     store: StoreOption = DEFAULT_URL,
@@ -61,8 +63,8 @@ def serve(
 ) -> None:
     """Serve the API, the answer links and the inbox, with a worker, until SIGTERM / Ctrl-C.
 
-    API keys: those `threadloom keys create` stored, and THREADLOOM_API_KEYS (NAME:SECRET:SCOPES,
-    comma-separated); with neither it refuses to start. On SIGTERM it finishes the requests in
+    API keys: those `threadloom keys create` stored, and THREADLOOM_API_KEYS (entries of a name, a
+    secret and scopes, such as ops:tlk_...:read+write, comma-separated); with neither it refuses to start. On SIGTERM it finishes the requests in
     flight, then each run ends after its current step, and it exits 0. Logs go to stderr and never
     show a secret.
     """
