@@ -1,9 +1,12 @@
 """The `threadloom threads` commands on a real SQLite file: decide, answer, fork, list, with idempotency keys."""
 
+import re
 import sys
 from pathlib import Path
 
 import pytest
+import typer
+from typer.core import TyperGroup
 from typer.testing import CliRunner
 
 import threadloom
@@ -138,6 +141,20 @@ def test_an_edit_is_checked_against_the_tool_when_the_agents_are_given(url: str)
         "approved": True,
         "edits": {"amount_cents": 100},
     }
+
+
+def test_every_command_the_docs_and_docstrings_name_exists() -> None:
+    root = Path(__file__).parent.parent
+    group = typer.main.get_command(app)
+    assert isinstance(group, TyperGroup)
+    commands = set(group.commands)
+    texts = [root / "README.md", *(root / "docs").glob("*.md"), *(root / "src").rglob("*.py")]
+    named = {
+        (path.name, word)
+        for path in texts
+        for word in re.findall(r"`threadloom ([a-z][a-z-]*)", " ".join(path.read_text().split()))
+    }
+    assert sorted((name, word) for name, word in named if word not in commands) == []
 
 
 def test_version() -> None:

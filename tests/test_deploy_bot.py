@@ -6,6 +6,7 @@ The default run, with the real local model, is `make demo` in CI; tests/models/t
 import asyncio
 import importlib.util
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -49,6 +50,16 @@ def test_approving_deploys_and_finishes(flags: tuple[str, ...], tmp_path: Path) 
     assert '  model -> done_for_now {"message": "Deployed v1.2.3 to production."}\n' in out  # no usage record
     assert final_thread(out).endswith("done_for_now  {'message': 'Deployed v1.2.3 to production.'}")
     assert out.rstrip().endswith("scripted: 2 model calls, 0 tokens in, 0 tokens out")  # from thread.usage
+
+
+def test_the_readme_quotes_the_approve_command_the_demo_prints(tmp_path: Path) -> None:
+    out = run("--store", f"sqlite:///{tmp_path}/t.db")
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    quoted = re.search(r"the printed `([^`]*threads approve) TH_ID([^`]*)` command", readme)
+    assert quoted is not None
+    printed = re.search(r"^  (\S.*threads approve) th_\w+( --store .*)$", out, re.M)
+    assert printed is not None and printed[1] == quoted[1]
+    assert printed[2] == quoted[2].replace("sqlite:///threadloom.db", f"sqlite:///{tmp_path}/t.db")
 
 
 def test_rejecting_sends_the_feedback_to_the_model_and_nothing_runs(tmp_path: Path) -> None:

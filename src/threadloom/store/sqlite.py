@@ -27,7 +27,7 @@ A synced commit goes to the store's thread while the event loop has other tasks:
 caller's thread, its wait for the disk (0.3 ms on a fast disk, several on many) would hold up every
 one of them. Measured with 8 runs on one loop: a 1 ms timer came 270-610 ms late (p99) instead of
 6-12 ms, for as many steps a second or fewer (1,023 vs 1,012 on a fast disk, 204 vs 439 on a slow
-one). When the appending task is its loop's only one (a run alone: `threadloom run`, a cron job,
+one). When the appending task is its loop's only one (a run alone: `Runtime.run_thread`, a cron job,
 a script), nothing can be held up, and the hop there and back (100-300 us of a step of ~0.6 ms)
 is skipped: it commits at once on the second connection, switched to `synchronous=FULL` for it.
 """
