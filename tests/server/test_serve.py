@@ -77,11 +77,14 @@ def _get(url: str, thread_id: str) -> Thread:
 
 
 def test_without_a_key_it_refuses_to_start_and_says_how_to_make_one(tmp_path: Path) -> None:
-    refused = _serve("--store", f"sqlite:///{tmp_path}/t.db", env={"THREADLOOM_API_KEYS": ""})
+    store = f"sqlite:///{tmp_path}/t.db"
+    refused = _serve("--store", store, env={"THREADLOOM_API_KEYS": ""})
     assert refused.returncode == 2 and refused.stdout == ""
     [line] = refused.stderr.splitlines()
     assert line.startswith("error: no API key")
-    assert "threadloom keys create NAME --scopes read,write,approve" in line and "THREADLOOM_API_KEYS=" in line
+    # the command to paste makes the key in the store this server reads, not in ./threadloom.db
+    assert f"`threadloom keys create NAME --scopes read,write,approve --store {store}`" in line
+    assert "THREADLOOM_API_KEYS=" in line
 
 
 def test_a_key_made_with_threadloom_keys_create_is_enough_to_start(store_url: str, tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from ..runtime import Runtime
 from ..server._serve import INBOX_PATH, address, listen, read_settings, server_config
 from ..server._serve import serve as run_server
 from ..store import DEFAULT_URL
-from ._app import AgentsOption, StoreOption, at_least_one, fail, hide_password, load_agents, say, shown
+from ._app import AgentsOption, StoreOption, at_least_one, command_for, fail, hide_password, load_agents, say, shown
 from ._worker import configure_logging
 
 __all__ = ["serve"]
@@ -108,6 +108,7 @@ def serve(
                 public_url=base,
                 worker=worker,
                 worker_concurrency=concurrency,
+                keys_command=command_for(store, "keys", "create", "NAME", "--scopes", "read,write,approve"),
             )
             await runtime.store()  # a store that cannot be opened ends the command here, in one line
         except BaseException:

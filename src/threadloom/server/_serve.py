@@ -56,9 +56,9 @@ log = logging.getLogger("threadloom.server")
 _Status = Literal["waiting_approval", "waiting_human", "done", "failed"]
 _STATUSES: tuple[_Status, ...] = get_args(_Status)
 assert frozenset(_STATUSES) == NOTIFIED_STATUSES
+_KEYS_COMMAND = "threadloom keys create NAME --scopes read,write,approve"
 _NO_KEY = (
-    "no API key: the server would refuse every request. Make one with "
-    "`threadloom keys create NAME --scopes read,write,approve`, or set "
+    "no API key: the server would refuse every request. Make one with `{command}`, or set "
     "THREADLOOM_API_KEYS=NAME:SECRET:read+write+approve"
 )
 
@@ -149,6 +149,7 @@ async def server_config(
     public_url: str,
     worker: bool = True,
     worker_concurrency: int = 4,
+    keys_command: str = _KEYS_COMMAND,
 ) -> ServerConfig:
     """The configuration of a server on `runtime`: its keys, link secret, webhooks and limits.
 
@@ -160,6 +161,8 @@ async def server_config(
         public_url: The server's address as people reach it (answer links start with it).
         worker: Run a worker in the server's process.
         worker_concurrency: Threads that worker runs at once.
+        keys_command: The shell command that makes a key in this store, for the error that says
+            there is none (`threadloom serve` adds its `--store`).
 
     Raises:
         UserError: No API key at all, or a setting that cannot work; the message says how to fix it.
@@ -174,7 +177,7 @@ async def server_config(
     tables = await open_tables(await runtime.store())  # in the store's database: one backup holds both
     try:
         if not keys and not await tables.keys():
-            raise UserError(_NO_KEY)
+            raise UserError(_NO_KEY.format(command=keys_command))
         return ServerConfig(
             runtime=runtime,
             keys=KeyRing(keys, stored=tables.keys),
