@@ -53,22 +53,15 @@ def approve(
     loaded = load_agents(agents or [])
 
     async def work(runtime: Runtime) -> Thread:
-        repeat = await _repeat(
-            runtime,
-            thread_id,
-            key,
-            APPROVAL,
-            call_id,
-            lambda c: runtime.approve(thread_id, c, edits or None, idempotency_key=key),
-        )
-        if repeat is not None:
-            return repeat
-        thread = await load(runtime, thread_id)
-        pending = call_id or _pending(thread)
-        agent = runtime.agents.get(str(thread.metadata.get("agent")))
-        if edits and agent is not None:
-            check_edits(agent, thread, pending, edits)  # a UserError: exit 2, nothing recorded
-        return await runtime.approve(thread_id, pending, edits or None, idempotency_key=key)
+        def check(thread: Thread, pending: str) -> None:
+            agent = runtime.agents.get(str(thread.metadata.get("agent")))
+            if edits and agent is not None:
+                check_edits(agent, thread, pending, edits)  # a UserError: exit 2, nothing recorded
+
+        async def decide(call: str) -> Thread:
+            return await runtime.approve(thread_id, call, edits or None, idempotency_key=key)
+
+        return await _decided(runtime, thread_id, key, APPROVAL, call_id, decide, check)
 
     status_line(run(store, loaded, work))
 
@@ -121,18 +114,10 @@ def reject(
     """Reject the pending tool call; the feedback goes to the model."""
 
     async def work(runtime: Runtime) -> Thread:
-        repeat = await _repeat(
-            runtime,
-            thread_id,
-            key,
-            APPROVAL,
-            call_id,
-            lambda c: runtime.reject(thread_id, c, feedback, idempotency_key=key),
-        )
-        if repeat is not None:
-            return repeat
-        pending = call_id or _pending(await load(runtime, thread_id))
-        return await runtime.reject(thread_id, pending, feedback, idempotency_key=key)
+        async def decide(call: str) -> Thread:
+            return await runtime.reject(thread_id, call, feedback, idempotency_key=key)
+
+        return await _decided(runtime, thread_id, key, APPROVAL, call_id, decide)
 
     status_line(run(store, [], work))
 
@@ -141,18 +126,10 @@ def respond(thread_id: str, text: str, store: StoreOption = DEFAULT_URL, key: Ke
     """Answer the pending human request."""
 
     async def work(runtime: Runtime) -> Thread:
-        repeat = await _repeat(
-            runtime,
-            thread_id,
-            key,
-            HUMAN_RESPONSE,
-            None,
-            lambda r: runtime.respond(thread_id, r, text, idempotency_key=key),
-        )
-        if repeat is not None:
-            return repeat
-        pending = _pending(await load(runtime, thread_id))
-        return await runtime.respond(thread_id, pending, text, idempotency_key=key)
+        async def decide(request: str) -> Thread:
+            return await runtime.respond(thread_id, request, text, idempotency_key=key)
+
+        return await _decided(runtime, thread_id, key, HUMAN_RESPONSE, None, decide)
 
     status_line(run(store, [], work))
 
@@ -205,6 +182,29 @@ def cancel(
         return await runtime.cancel(thread_id, reason, idempotency_key=key)
 
     status_line(run(store, [], work))
+
+
+async def _decided(
+    runtime: Runtime,
+    thread_id: str,
+    key: str | None,
+    answer: str,
+    call_id: str | None,
+    decide: Callable[[str], Awaitable[Thread]],
+    check: Callable[[Thread, str], None] | None = None,
+) -> Thread:
+    """Deliver a decision on `call_id` (the pending one by default) once: a repeat of `key` answers as before.
+
+    `check(thread, pending)` may refuse the decision before anything is recorded.
+    """
+    repeat = await _repeat(runtime, thread_id, key, answer, call_id, decide)
+    if repeat is not None:
+        return repeat
+    thread = await load(runtime, thread_id)
+    pending = call_id or _pending(thread)
+    if check is not None:
+        check(thread, pending)
+    return await decide(pending)
 
 
 async def _repeat(
