@@ -17,12 +17,14 @@ import json
 import time
 import uuid
 import zlib
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, cast
 
 import httpx
 import hypothesis
+import hypothesis.errors
 import pytest
 import schemathesis
 from bots import asker, deploy_bot
@@ -129,6 +131,16 @@ def call(case: Case) -> None:
     case.validate_response(response, checks=checks(case), headers=AUTH)
 
 
+@contextmanager
+def noted(case: Case, failures: list[str]) -> Generator[None]:
+    """Note a failing check or settle of a case, which a flaky replay would otherwise hide."""
+    try:
+        yield
+    except Exception as exc:
+        failures.append(f"{case.as_curl_command(headers={})}\n  {type(exc).__name__}: {str(exc)[:1500]}")
+        raise
+
+
 def test_every_operation_answers_as_documented(api: schemathesis.BaseSchema) -> None:
     before = len(calls)
     for result in api.get_all_operations():
@@ -163,8 +175,9 @@ def test_linked_scenarios_answer_as_documented(api: schemathesis.BaseSchema) -> 
             calls.append(case.operation.label)
 
         def after_call(self, response: Any, case: Case) -> None:
-            super().after_call(response, case)
-            settle(api.get_base_url())
+            with noted(case, failures):
+                super().after_call(response, case)
+                settle(api.get_base_url())
 
         def get_call_kwargs(self, case: Case) -> dict[str, Any]:
             return {"headers": AUTH, "timeout": 60}
@@ -172,18 +185,25 @@ def test_linked_scenarios_answer_as_documented(api: schemathesis.BaseSchema) -> 
         def validate_response(
             self, response: Any, case: Case, additional_checks: list[Any] | None = None, **kwargs: Any
         ) -> None:
-            case.validate_response(response, checks=checks(case), headers=AUTH)
+            with noted(case, failures):
+                case.validate_response(response, checks=checks(case), headers=AUTH)
 
-    Scenarios.run(
-        settings=hypothesis.settings(
-            max_examples=60,
-            stateful_step_count=8,
-            deadline=None,
-            database=None,
-            phases=[Phase.generate],
-            suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+    failures: list[str] = []
+    try:
+        Scenarios.run(
+            settings=hypothesis.settings(
+                max_examples=60,
+                stateful_step_count=8,
+                deadline=None,
+                database=None,
+                phases=[Phase.generate],
+                suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+            )
         )
-    )
+    except hypothesis.errors.Flaky as exc:
+        # The replay of a failing scenario drew other data (the server's state moved on), and
+        # hypothesis reports only that: say what failed first.
+        raise AssertionError("the scenarios failed, then replayed otherwise:\n" + "\n".join(failures)) from exc
     assert len(calls) - before >= 400
     linked = set(calls[before:])
     assert {"GET /v1/threads/{thread_id}", "POST /v1/threads/{thread_id}/events"} <= linked
