@@ -34,6 +34,12 @@ def test_norm_and_resolve() -> None:
         ("0,25", {"type": "number"}, "0,25"),
         ("12,34,567", {"type": "integer"}, "12,34,567"),
         ("1,2345", {"type": "number"}, "1,2345"),
+        (",5", {"type": "integer"}, ",5"),  # no digit before the comma: not 5
+        (",5", {"type": "number"}, ",5"),
+        ("about 3,5 replicas", {"type": "number"}, "about 3,5 replicas"),  # a decimal comma in text: not 3 or 5
+        ("scale to 3, then 5", {"type": "integer"}, "scale to 3, then 5"),  # two numbers: no answer
+        ("roughly 1,200 rows", {"type": "integer"}, 1200),
+        ("about 1,2345 rows", {"type": "integer"}, "about 1,2345 rows"),
         ("e5", {"type": "number"}, "e5"),  # an exponent without a mantissa
         ("1e3", {"type": "number"}, 1000.0),
         ("2.5", {"type": "number"}, 2.5),

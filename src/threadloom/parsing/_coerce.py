@@ -25,7 +25,8 @@ _MAX_DEPTH = 48
 _DIGITS = r"(?:\d{1,3}(?:,\d{3})+|\d[\d_]*)"
 _INT = re.compile(rf"^[-+]?{_DIGITS}$")
 _FLOAT = re.compile(rf"^[-+]?(?:{_DIGITS}(?:\.\d+)?|\.\d+)(?:[eE][-+]?\d+)?$")  # a mantissa: "e5" is no number
-_NUMBER_IN_TEXT = re.compile(r"(?<![\w.])[-+]?\d+(?:\.\d+)?(?![\w.]\d)")
+# A number in words ("about 1,200 rows"): not part of a longer token such as ",5", "3,5" or "v1.2.3".
+_NUMBER_IN_TEXT = re.compile(r"(?<![\w.,])[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?!\d|[\w.,]\d)")
 _REFUSED: JsonValue = {"refused": "no option matches"}  # fits no enum or literal
 _TRUE = {"true", "yes", "y", "1"}
 _FALSE = {"false", "no", "n", "0"}
