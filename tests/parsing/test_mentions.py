@@ -10,9 +10,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from threadloom import parse
+from threadloom import Intent, ParseError, parse
 from threadloom.parsing import _mentions
-from threadloom.parsing._mentions import _count, choose, fold, literal_names  # pyright: ignore[reportPrivateUsage]
+from threadloom.parsing._mentions import (
+    _count,  # pyright: ignore[reportPrivateUsage]
+    choose,
+    fold,
+    literal_names,
+    negated,
+)
 
 if TYPE_CHECKING:
     from _typeshed import TraceFunction
@@ -46,6 +52,38 @@ def test_a_longer_name_hides_the_shorter_inside_it() -> None:
     assert choose("not car or car-2", names) is None
 
 
+ENVIRONMENTS = {"staging": ["staging"], "production": ["production"]}
+
+
+@pytest.mark.parametrize(
+    ("text", "chosen"),
+    [
+        ("not production", None),  # a refusal chooses nothing, neither the refused nor the other
+        ("do not use production", None),
+        ("never staging!", None),
+        ("staging, not production", "staging"),
+        ("Don't deploy to production; use staging", "staging"),
+        ("production, no rollback", "production"),  # the negation comes after
+        ("not now, later we go to production", "production"),  # more than three words before
+    ],
+)
+def test_a_negated_mention_is_no_vote(text: str, chosen: str | None) -> None:
+    assert choose(text, ENVIRONMENTS) == chosen
+
+
+def test_a_refused_value_fails_to_parse_rather_than_reading_as_itself() -> None:
+    class Deploy(Intent):
+        intent: Literal["deploy"] = "deploy"
+        environment: Literal["staging", "production"]
+
+    with pytest.raises(ParseError, match="environment"):
+        parse('{"intent": "deploy", "environment": "not production"}', Deploy)
+    assert parse('{"intent": "deploy", "environment": "staging, not production"}', Deploy).environment == "staging"
+    assert parse("The answer is true.", bool) is True
+    with pytest.raises(ParseError):
+        parse("The answer is not true.", bool)
+
+
 def test_aliases_replace_names() -> None:
     names = literal_names(["ONE", "TWO", 3], {"ONE": "k1"})
     assert names == {"ONE": ["k1"], "TWO": ["TWO"]}
@@ -65,7 +103,8 @@ def old_count(haystack: str, names: dict[str, list[str]], case: bool) -> dict[st
             if any(s < end and start < e for s, e in spans):
                 continue
             spans.append((start, end))
-            counts[option] = counts.get(option, 0) + 1
+            if not negated(haystack, start):
+                counts[option] = counts.get(option, 0) + 1
     return counts
 
 

@@ -3,7 +3,9 @@
 Models often answer a choice with a sentence. A value counts as chosen when it is mentioned more
 often than any other, first comparing case-sensitively, then case-insensitively; accents and
 punctuation never count (`cafe` is `café`, `k-2-3 1_1` is `k-2-3.1_1`). A longer name hides the
-shorter names inside it (`car-2` is not also a mention of `car`). A tie is no answer.
+shorter names inside it (`car-2` is not also a mention of `car`). A tie is no answer. A mention
+within three words after a negation (`not production`, `don't use staging`) is no vote for it: a
+text that only refuses options chooses none, rather than the one it refused.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from pydantic import JsonValue
 __all__ = ["choose", "fold", "literal_names"]
 
 _PUNCTUATION = re.compile(r"[\W_]+")
+_NEGATIONS = frozenset({"not", "no", "never", "nor", "without", "except", "dont", "cannot"})
+_WINDOW = 48  # characters before a mention in which its three words before are looked for
 
 
 def fold(text: str, *, case: bool = False) -> str:
@@ -59,8 +63,22 @@ def _count(haystack: str, names: Mapping[str, Sequence[str]], case: bool) -> dic
             if covered.find(1, start, end) != -1:
                 continue  # inside a longer name already counted
             covered[start:end] = b"\x01" * (end - start)
-            counts[option] = counts.get(option, 0) + 1
+            if not negated(haystack, start):
+                counts[option] = counts.get(option, 0) + 1
     return counts
+
+
+def negated(haystack: str, start: int) -> bool:
+    """Whether one of the three words before `start` of a folded text negates what follows."""
+    words = haystack[max(0, start - _WINDOW) : start].casefold().split()
+    if start > _WINDOW:
+        words = words[1:]  # the window may have cut its first word
+    words = words[-4:]  # the three words before, and the one before them (for "don t")
+    for i in range(max(0, len(words) - 3), len(words)):
+        # "don't" folds to "don t": a lone `t` after a word ending in `n`
+        if words[i] in _NEGATIONS or (words[i] == "t" and i > 0 and words[i - 1].endswith("n")):
+            return True
+    return False
 
 
 def literal_names(options: Sequence[JsonValue], aliases: Mapping[str, JsonValue]) -> dict[str, list[str]]:
