@@ -1,7 +1,8 @@
 """The pages' shared pieces: how a thread's events are shown, and what of them is hidden."""
 
 from threadloom import Event, Runtime, Thread
-from threadloom.server._pages import Redaction, timeline
+from threadloom.server._pages import timeline
+from threadloom.server._redaction import Redaction
 
 LEAK = "sk-live-9f8e7d6c5b4a"
 

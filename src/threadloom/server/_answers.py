@@ -26,7 +26,8 @@ from ._config import ServerConfig
 from ._errors import error_body
 from ._fields import FormError
 from ._links import AnswerToken, BadToken, read_token
-from ._pages import Redaction, page, timeline
+from ._pages import page, timeline
+from ._redaction import Redaction
 from ._session import csrf_ok, csrf_token
 
 __all__ = ["ANSWER_LINK", "router"]

@@ -18,6 +18,7 @@ from ..state import Status, Usage
 from ..store import ThreadSummary
 from ..thread import Thread
 from ._params import NO_NUL
+from ._redaction import Redaction
 
 __all__ = [
     "AnswerBody",
@@ -39,6 +40,7 @@ __all__ = [
     "ThreadSummaryOut",
     "UsageOut",
     "error_responses",
+    "event_out",
     "summary_out",
     "thread_out",
 ]
@@ -152,6 +154,7 @@ class EventOut(_Response):
     id: str
     type: str
     data: JsonValue
+    """The event's data, its secrets shown as `[REDACTED]` (its model record, `model`, as it is)."""
     at: datetime
 
 
@@ -163,7 +166,7 @@ class PendingOut(_Response):
     type: str
     """`tool_call`, `request_human_input` or `request_more_information`."""
     data: JsonValue
-    """The call's intent and arguments, or the question and its choices."""
+    """The call's intent and arguments, or the question and its choices; secrets shown as `[REDACTED]`."""
     at: datetime
     """When it was asked."""
     reason: str | None
@@ -201,6 +204,7 @@ class ThreadOut(_Response):
     status: Status
     agent: str | None
     metadata: dict[str, JsonValue]
+    """The facts kept with the thread, its secrets shown as `[REDACTED]`."""
     events: list[EventOut]
     pending: PendingOut | None
     wake_at: datetime | None
@@ -305,27 +309,33 @@ def _usage(used: Usage) -> UsageOut:
     )
 
 
-def _event(event: Event) -> EventOut:
-    return EventOut(id=event.id, type=event.type, data=event.data, at=event.at)
+def event_out(event: Event, redaction: Redaction) -> EventOut:
+    """One event as the API shows it (a thread read, its stream): its secrets redacted."""
+    return EventOut(id=event.id, type=event.type, data=redaction.event_data(event), at=event.at)
 
 
-def thread_out(thread: Thread, answer_url: str | None) -> ThreadOut:
-    """The body of `GET /v1/threads/{thread_id}`; `answer_url` is the pending request's link, or None."""
+def thread_out(thread: Thread, answer_url: str | None, redaction: Redaction) -> ThreadOut:
+    """The body of `GET /v1/threads/{thread_id}`; `answer_url` is the pending request's link, or None.
+
+    Event data, the pending request's and the metadata are shown through `redaction`: any key that
+    may read would otherwise see a tool's secret arguments.
+    """
     pending = thread.pending
     spent = cost(thread)
     agent = thread.metadata.get("agent")
+    metadata = redaction.apply(dict(thread.metadata))
     return ThreadOut(
         thread_id=thread.id,
         status=thread.status,
         agent=agent if isinstance(agent, str) else None,
-        metadata=dict(thread.metadata),
-        events=[_event(e) for e in thread.events],
+        metadata=metadata if isinstance(metadata, dict) else {},
+        events=[event_out(e, redaction) for e in thread.events],
         pending=None
         if pending is None
         else PendingOut(
             id=pending.id,
             type=pending.type,
-            data=pending.data,
+            data=redaction.event_data(pending),
             at=pending.at,
             reason=thread.waiting_reason,
             answer_url=answer_url,

@@ -30,7 +30,8 @@ from ._auth import config_of
 from ._bodies import EventOut
 from ._errors import ApiError, error_body
 from ._fields import FormError
-from ._pages import STATIC, Redaction, fragment, page, render, status_label, ticks, timeline, view
+from ._pages import STATIC, fragment, page, render, status_label, ticks, timeline, view
+from ._redaction import Redaction
 from ._session import LOGIN_COOKIE, Viewer, csrf_ok, keep_login_nonce, login_token, sign_in, sign_out, viewer_of
 from ._steps import model_steps
 from ._stream import resume_at, stream_events
@@ -351,7 +352,9 @@ async def stream(request: Request, thread_id: str, after: str = "") -> AsyncIter
     async def still_signed_in() -> bool:
         return await viewer_of(request) is not None
 
-    async for sent in stream_events(runtime, thread, start, allowed=still_signed_in, refusal=signed_out):
+    # Raw: the fold below needs the events as logged; `view` redacts what the page shows of each.
+    streamed = stream_events(runtime, thread, start, allowed=still_signed_in, refusal=signed_out, raw=True)
+    async for sent in streamed:
         if isinstance(sent.data, EventOut):
             event = Event(sent.data.type, sent.data.data, id=sent.data.id, at=sent.data.at)
             known = known.append(event)

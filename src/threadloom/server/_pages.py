@@ -10,7 +10,6 @@ token in the URL).
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,16 +21,13 @@ from fastapi.responses import HTMLResponse
 from markupsafe import Markup
 from pydantic import JsonValue
 
-from .._redact import Redactor
-from ..context import DEFAULT_SECRET_PATTERN, redact
 from ..events import APPROVAL, HUMAN_RESPONSE, Event, is_bookkeeping
-from ..runtime import Runtime
 from ..thread import Thread
+from ._redaction import Redaction
 
 __all__ = [
     "STATIC",
     "EventView",
-    "Redaction",
     "fragment",
     "page",
     "render",
@@ -130,38 +126,6 @@ def page(request: Request, template: str, *, status: int = 200, **values: Any) -
 def fragment(markup: str) -> HTMLResponse:
     """A piece of a page (fetched by the page's script), with the headers every page carries."""
     return HTMLResponse(markup, headers=_HEADERS)
-
-
-@dataclass(frozen=True, slots=True)
-class Redaction:
-    """How one agent's context redacts: its key pattern and secret keys (the default pattern for unknown agents)."""
-
-    pattern: Any
-    """The compiled pattern, or None."""
-    keys: frozenset[str]
-    """Keys always secret (the tools' secret fields)."""
-    secrets: frozenset[str] = frozenset()
-    """The secret strings found anywhere in the thread: hidden wherever else they appear, as the context does."""
-
-    @classmethod
-    def of(cls, runtime: Runtime, thread: Thread) -> Redaction:
-        """The redaction of the thread's agent, as its rendered context applies it, with the thread's secrets."""
-        agent = runtime.agents.get(str(thread.metadata.get("agent")))
-        # A context compiles a pattern given as text in its __post_init__: here it is always compiled.
-        pattern = DEFAULT_SECRET_PATTERN if agent is None else cast(re.Pattern[str] | None, agent.context.redact)
-        keys = frozenset[str]() if agent is None else frozenset(agent.context.secret_keys)
-        found: set[str] = set()
-        if pattern is not None or keys:
-            redactor = Redactor(pattern, keys)
-            for event in thread.events:
-                redactor.redact(event.data, found)
-        return cls(pattern, keys, frozenset(found))
-
-    def apply(self, value: JsonValue) -> JsonValue:
-        """`value` with its secrets replaced by `[REDACTED]`."""
-        if self.pattern is None and not self.keys:
-            return value
-        return redact(value, self.pattern, self.keys, secrets=self.secrets)
 
 
 @dataclass(frozen=True, slots=True)

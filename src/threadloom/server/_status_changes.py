@@ -22,6 +22,7 @@ from ..state import Status, ThreadState, advance
 from ..thread import Thread
 from ._config import ServerConfig, Subscription
 from ._links import answer_url
+from ._redaction import Redaction
 from .tables import Delivery
 
 __all__ = ["Change", "body", "changes", "delivery_id", "deliveries"]
@@ -65,7 +66,8 @@ def delivery_id(subscription: Subscription, thread_id: str, change: Change) -> s
 def body(config: ServerConfig, thread: Thread, change: Change) -> str:
     """The JSON a subscriber gets: `{type, thread_id, agent, status, pending?, answer_url?, at}`.
 
-    `pending` and `answer_url` (the link that answers without an API key) come with `waiting_*`.
+    `pending` and `answer_url` (the link that answers without an API key) come with `waiting_*`;
+    the pending request's data shows its secrets as `[REDACTED]`, as the API's reads do.
     """
     message: dict[str, JsonValue] = {
         "type": f"thread.{change.status}",
@@ -80,7 +82,8 @@ def body(config: ServerConfig, thread: Thread, change: Change) -> str:
             message["pending"] = {
                 "id": pending.id,
                 "type": pending.type,
-                "data": pending.data,
+                # Redacted with what the whole thread knows: a receiver is no more trusted than a read key.
+                "data": Redaction.of(config.runtime, thread).event_data(pending),
                 "at": pending.at.isoformat(),
             }
             message["answer_url"] = answer_url(config.public_url, config.secret, then, config.answer_ttl)

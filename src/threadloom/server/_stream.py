@@ -21,9 +21,10 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 from ..runtime import Runtime
 from ..thread import Thread
 from ._auth import Caller, config_of, holds, require
-from ._bodies import EventOut, error_responses
+from ._bodies import EventOut, error_responses, event_out
 from ._errors import ApiError
 from ._params import ThreadId
+from ._redaction import Redaction
 
 __all__ = ["ENDED", "resume_at", "router", "stream_events"]
 
@@ -57,6 +58,7 @@ async def stream_events(
     allowed: Callable[[], Awaitable[bool]] | None = None,
     refusal: ServerSentEvent | None = None,
     recheck_seconds: float = 5.0,
+    raw: bool = False,
 ) -> AsyncIterator[ServerSentEvent]:
     """The events of `thread` from position `start` on, then each new one as the log gets it.
 
@@ -70,19 +72,26 @@ async def stream_events(
             asked every `recheck_seconds`; once it may not, `refusal` is sent and the stream ends.
         refusal: The last event of a stream whose client may no longer read.
         recheck_seconds: How often `allowed` is asked.
+        raw: Send each event's data as logged, for a caller that redacts it itself (the inbox);
+            otherwise its secrets are `[REDACTED]`, as a thread read shows them.
 
     Yields:
-        One server-sent event per thread event (`id`: the event id, `data`: the event as JSON),
+        One server-sent event per thread event (`id`: the event id, `data`: the event as `EventOut`),
         comments while the thread waits, and a last `end` event (its `data` the final status) once
         the thread is `done` or `failed`.
     """
     position = start
     quiet_since = checked = time.monotonic()
     while True:
-        for event in thread.events[position:]:
-            yield ServerSentEvent(
-                id=event.id, data=EventOut(id=event.id, type=event.type, data=event.data, at=event.at)
-            )
+        new = thread.events[position:]
+        # Redacted as the thread stands now, so a secret any of its events holds is hidden in these too.
+        redaction = None if raw or not new else Redaction.of(runtime, thread)
+        for event in new:
+            if redaction is None:
+                sent = EventOut(id=event.id, type=event.type, data=event.data, at=event.at)
+            else:
+                sent = event_out(event, redaction)
+            yield ServerSentEvent(id=event.id, data=sent)
         if len(thread) > position:
             position, quiet_since = len(thread), time.monotonic()
         if thread.status in ENDED:
@@ -122,7 +131,10 @@ async def stream(
     _: Annotated[Caller, Depends(require("read"))],  # before the thread is read: 401 / 403 come first
     streamed: Annotated[tuple[Thread, int], Depends(_streamed)],
 ) -> AsyncIterator[ServerSentEvent]:
-    """Every event of the thread (after `Last-Event-ID`), then new ones as they are appended, until it ends."""
+    """Every event of the thread (after `Last-Event-ID`), then new ones as they are appended, until it ends.
+
+    Secrets in event data show as `[REDACTED]`, as a thread read shows them.
+    """
     thread, start = streamed
     async for sent in stream_events(config_of(request).runtime, thread, start, allowed=lambda: holds(request, "read")):
         yield sent

@@ -37,6 +37,7 @@ from ._decisions import not_waiting
 from ._errors import ApiError
 from ._links import answer_url
 from ._params import NO_NUL, IdempotencyKey, ThreadId, replayed
+from ._redaction import Redaction
 
 __all__ = ["outside_event", "router"]
 
@@ -195,7 +196,10 @@ async def get_thread(
 ) -> ThreadOut:
     """The thread's log and what is derived from it; a pending request comes with its answer link.
 
-    The link is shown only to a key with the `approve` scope (null for others): it answers with no key.
+    Secrets in event data, the pending request and the metadata show as `[REDACTED]`, to every key
+    (as the thread's agent hides them from its model: secret-looking keys, its tools' secret parameters,
+    and secret values wherever else they appear). The link is shown only to a key with the `approve`
+    scope (null for others): it answers with no key.
     """
     config = config_of(request)
     thread = await config.runtime.get(thread_id)
@@ -203,7 +207,7 @@ async def get_thread(
     link = (
         answer_url(config.public_url, config.secret, thread, config.answer_ttl) if "approve" in caller.scopes else None
     )
-    return thread_out(thread, link)
+    return thread_out(thread, link, Redaction.of(config.runtime, thread))
 
 
 @router.post(

@@ -1,0 +1,111 @@
+"""Secrets in what the API shows: a thread read, its stream and the webhook bodies show `[REDACTED]`, as the pages do."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from bots import wait_for
+from pydantic import SecretStr
+from serving import KEYS, READER, SECRET, Serve
+from test_stream import read
+
+from threadloom import Agent, Event, Runtime, tool
+from threadloom.context import Message
+from threadloom.models import ScriptedModel
+from threadloom.server import KeyRing, ServerConfig, parse_keys
+from threadloom.server._status_changes import body, changes
+
+PIN = "4321-real-pin"
+TOKEN = "tok-real-123456"
+META = "sk-meta-secret-99"
+
+
+@tool(policy="approval")
+def connect(host: str, pin: SecretStr, api_token: str) -> str:
+    """Connect to a database.
+
+    Args:
+        host: where
+        pin: a secret by its type
+        api_token: a secret by its name
+    """
+    return f"connected to {host}"
+
+
+def _connect_step(messages: Sequence[Message]) -> str:
+    if "<connect_result>" in messages[-1].content:
+        return json.dumps({"intent": "done_for_now", "message": "Connected."})
+    return json.dumps({"intent": "connect", "host": "db1", "pin": PIN, "api_token": TOKEN})
+
+
+def connector() -> Agent:
+    """Asks to connect with a pin (a SecretStr parameter) and an `api_token` (a secret by its name)."""
+    return Agent(name="connector", model=ScriptedModel([_connect_step] * 100), tools=[connect])
+
+
+# The launch event quotes the token in free text: a secret the tool call holds, hidden wherever else it appears.
+LAUNCH = {
+    "agent": "connector",
+    "event": {"type": "user_input", "data": f"connect with token {TOKEN}"},
+    "metadata": {"api_key": META, "team": "ops"},
+}
+
+
+def _no_secret_in(text: str) -> None:
+    for secret in (PIN, TOKEN, META):
+        assert secret not in text, secret
+
+
+def _redacted_call(data: dict[str, Any]) -> None:
+    """A `tool_call`'s data as the API shows it: secrets hidden, the rest and the model record as they are."""
+    assert data["arguments"] == {"host": "db1", "pin": "[REDACTED]", "api_token": "[REDACTED]"}
+    # threadloom's bookkeeping is not mangled: `*_tokens` look like secret keys, but are counts.
+    assert isinstance(data["model"]["input_tokens"], int) and isinstance(data["model"]["output_tokens"], int)
+
+
+def test_a_thread_read_shows_secrets_as_redacted_to_any_key(serve: Serve) -> None:
+    with serve([connector()]) as client:
+        thread_id = client.post("/v1/threads", json=LAUNCH).json()["thread_id"]
+        wait_for(client, thread_id, "waiting_approval")
+        for key in (READER, None):  # a read-only key, and the admin's (which may approve)
+            headers = {"Authorization": f"Bearer {key}"} if key else {}
+            answer = client.get(f"/v1/threads/{thread_id}", headers=headers)
+            _no_secret_in(answer.text)
+            thread = answer.json()
+            assert thread["metadata"] == {"api_key": "[REDACTED]", "team": "ops", "agent": "connector"}
+            assert thread["events"][0]["data"] == "connect with token [REDACTED]"
+            (call,) = [e for e in thread["events"] if e["type"] == "tool_call"]
+            _redacted_call(call["data"])
+            _redacted_call(thread["pending"]["data"])
+            assert thread["pending"]["id"] == call["id"]
+
+
+def test_the_stream_shows_secrets_as_redacted(serve: Serve) -> None:
+    with serve([connector()]) as client:
+        thread_id = client.post("/v1/threads", json=LAUNCH).json()["thread_id"]
+        wait_for(client, thread_id, "waiting_approval")
+        sent: list[dict[str, Any]] = []
+        with client.stream(
+            "GET", f"/v1/threads/{thread_id}/stream", headers={"Authorization": f"Bearer {READER}"}
+        ) as stream:
+            for event in read(stream.iter_lines()):
+                sent.append(event.data)
+                if event.data["type"] == "tool_call":
+                    break
+        _no_secret_in(json.dumps(sent))
+        assert sent[0]["data"] == "connect with token [REDACTED]"
+        _redacted_call(sent[-1]["data"])
+
+
+def test_a_webhook_body_shows_pending_secrets_as_redacted() -> None:
+    with Runtime(store="memory://", agents=[connector()]) as runtime:
+        thread_id = runtime.launch_sync("connector", Event("user_input", f"connect with token {TOKEN}"))
+        runtime.run_until_idle_sync()
+        thread = runtime.get_sync(thread_id)
+        config = ServerConfig(runtime=runtime, keys=KeyRing(parse_keys(KEYS)), secret=SECRET)
+        (waiting,) = [c for c in changes(thread) if c.status == "waiting_approval"]
+        text = body(config, thread, waiting)
+    _no_secret_in(text)
+    _redacted_call(json.loads(text)["pending"]["data"])
