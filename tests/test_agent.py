@@ -183,3 +183,22 @@ def test_offer_naming_an_unknown_intent_is_a_user_error() -> None:
     agent = Agent(name="bot", model=ScriptedModel([]), offer=lambda thread: ["deploy"])
     with pytest.raises(UserError, match=r"offer\(\) named \['deploy'\]"):
         agent.render(Thread.start("user_input", "hi"))
+
+
+async def test_a_secret_argument_reaches_the_tool_as_the_model_wrote_it() -> None:
+    # Before: the call was recorded with pydantic's JSON dump, which writes a SecretStr as
+    # "**********", so the tool ran on the mask.
+    got: list[str] = []
+
+    @tool
+    def rotate(user: str, api_password: SecretStr, pins: list[SecretStr]) -> str:
+        """Rotate a password."""
+        got.extend([api_password.get_secret_value(), *(p.get_secret_value() for p in pins)])
+        return "rotated"
+
+    call = '{"intent": "rotate", "user": "ada", "api_password": "hunter2", "pins": ["1234"]}'
+    bot = Agent(name="bot", model=ScriptedModel([call, '{"intent": "done_for_now", "message": "ok"}']), tools=[rotate])
+    thread = await bot.run(Thread.start("user_input", "rotate it"))
+    assert thread.status == "done" and got == ["hunter2", "1234"]
+    rendered = "".join(m.content for m in bot.render(thread))
+    assert "hunter2" not in rendered  # the log holds it; what the model sees does not

@@ -13,7 +13,16 @@ from pydantic import JsonValue
 from .context import Context
 from .events import Event, storable_text
 from .exceptions import ParseError, UserError
-from .intents import BUILTIN_INTENTS, Intent, Tool, WaitUntil, intent_name, intent_schema, intent_union
+from .intents import (
+    BUILTIN_INTENTS,
+    Intent,
+    Tool,
+    WaitUntil,
+    intent_arguments,
+    intent_name,
+    intent_schema,
+    intent_union,
+)
 from .intents import tool as make_tool
 from .loop import MAX_OUTPUT_CHARS, AfterStep, Limits, Save
 from .loop import run as run_loop
@@ -297,7 +306,7 @@ class Agent:
     def _recorded(self, intent: Intent, record: JsonValue) -> Event:
         """`to_event`, with the model call's record under `model` unless it is None (one event made, checked once)."""
         name = intent_name(type(intent))
-        fields: dict[str, JsonValue] = intent.model_dump(mode="json", exclude={"intent"})
+        fields = intent_arguments(intent)
         tool = self.tools.get(name)
         data: dict[str, JsonValue] = fields
         if tool is not None:
