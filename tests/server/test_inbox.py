@@ -273,3 +273,19 @@ def test_a_thread_of_an_agent_this_server_does_not_run_is_shown_without_its_step
         thread_id = side.launch("elsewhere", text="hello")
         page = client.get(f"/inbox/threads/{thread_id}").text
         assert "This server does not run the agent of this thread" in page and "hello" in page
+
+
+def test_a_thread_id_with_a_nul_is_refused_with_a_422_on_every_store(serve: Serve, side: Side) -> None:
+    # PostgreSQL cannot hold a NUL: an id with one must not reach the store's query (it may fail it, a 503).
+    # The API's routes refuse it with a 422 first; the inbox's do the same.
+    with serve([deploy_bot()]) as api, browser(api) as admin:
+        sign_in(admin, ADMIN)
+        thread = side.waiting(side.launch("deploy_bot", text="ship it"))
+        assert thread.pending is not None
+        csrf = _csrf(admin.get(f"/inbox/threads/{thread.id}").text)
+        refused = admin.post("/inbox/threads/a%00b/requests/ev_1", data={"csrf": csrf, "action": "approve"})
+        assert (refused.status_code, refused.json()["error"]["code"]) == (422, "invalid_request")
+        for path in ("/inbox/threads/a%00b", "/inbox/threads/a%00b/steps", "/inbox/threads/a%00b/stream"):
+            shown = admin.get(path)
+            assert (shown.status_code, shown.json()["error"]["code"]) == (422, "invalid_request"), path
+        assert side.get(thread.id) == thread

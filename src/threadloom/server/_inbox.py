@@ -31,6 +31,7 @@ from ._bodies import EventOut
 from ._errors import ApiError, error_body
 from ._fields import FormError
 from ._pages import STATIC, fragment, page, render, status_label, ticks, timeline, view
+from ._params import ThreadId
 from ._redaction import Redaction
 from ._session import LOGIN_COOKIE, Viewer, csrf_ok, keep_login_nonce, login_token, sign_in, sign_out, viewer_of
 from ._steps import model_steps
@@ -41,6 +42,8 @@ __all__ = ["router"]
 log = logging.getLogger("threadloom.server")
 
 router = APIRouter(include_in_schema=False)
+# Thread ids come as `ThreadId`, as in the API: one with a NUL is a 422 before the store sees it
+# (PostgreSQL cannot hold a NUL and would fail the query).
 
 WAITING: tuple[Status, ...] = ("waiting_approval", "waiting_human")
 _LISTED = 200
@@ -239,7 +242,7 @@ def _panel(viewer: Viewer, thread: Thread, ask: Ask | None, values: dict[str, st
 
 
 @router.get("/inbox/threads/{thread_id}")
-async def thread_page(request: Request, thread_id: str, flash: str = "") -> Response:
+async def thread_page(request: Request, thread_id: ThreadId, flash: str = "") -> Response:
     """A thread: its status, what it waits for (with the controls), its timeline, live."""
     viewer = await viewer_of(request)
     if viewer is None:
@@ -252,7 +255,7 @@ async def thread_page(request: Request, thread_id: str, flash: str = "") -> Resp
 
 
 @router.get("/inbox/threads/{thread_id}/steps")
-async def steps(request: Request, thread_id: str) -> Response:
+async def steps(request: Request, thread_id: ThreadId) -> Response:
     """The model-steps section alone: the thread page fetches it again when the stream brings a new step."""
     if await viewer_of(request) is None:
         return JSONResponse(error_body("unauthorized", "sign in to the inbox first"), status_code=401)
@@ -265,7 +268,7 @@ async def steps(request: Request, thread_id: str) -> Response:
 
 
 @router.post("/inbox/threads/{thread_id}/requests/{event_id}")
-async def decide(request: Request, thread_id: str, event_id: str) -> Response:
+async def decide(request: Request, thread_id: ThreadId, event_id: str) -> Response:
     """Approve (with the edited arguments), reject with feedback, or answer the thread's pending request."""
     viewer = await viewer_of(request)
     if viewer is None:
@@ -321,7 +324,7 @@ async def decide(request: Request, thread_id: str, event_id: str) -> Response:
 
 
 @router.get("/inbox/threads/{thread_id}/stream", response_class=EventSourceResponse)
-async def stream(request: Request, thread_id: str, after: str = "") -> AsyncIterator[ServerSentEvent]:
+async def stream(request: Request, thread_id: ThreadId, after: str = "") -> AsyncIterator[ServerSentEvent]:
     """The API's event stream of the thread, each event as a timeline entry, and the thread's state when it changes.
 
     Sends `append` (an event's entry, its id the SSE id: the browser resumes with `Last-Event-ID`),
