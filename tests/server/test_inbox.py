@@ -231,10 +231,10 @@ def test_the_stream_sends_new_events_and_the_state_to_a_signed_in_page(serve: Se
         thread = side.waiting(side.launch("deploy_bot", text="ship it"))
         assert thread.pending is not None
         with client.stream("GET", f"/inbox/threads/{thread.id}/stream") as response:
-            assert next(_messages(response))["event"] == "signed_out"
+            assert next(sse_messages(response))["event"] == "signed_out"
         sign_in(client, ADMIN)
         with client.stream("GET", f"/inbox/threads/{thread.id}/stream?after={thread.events[0].id}") as response:
-            messages = _messages(response)
+            messages = sse_messages(response)
             first = next(messages)
             assert first["event"] == "append" and first["id"] == thread.events[1].id
             assert "Calls deploy" in json.loads(first["data"])["html"]
@@ -254,7 +254,7 @@ def test_the_stream_sends_new_events_and_the_state_to_a_signed_in_page(serve: Se
         assert types(side.get(thread.id))[-1] == "done_for_now" and "append" in seen
 
 
-def _messages(response: httpx.Response) -> Iterator[dict[str, str]]:
+def sse_messages(response: httpx.Response) -> Iterator[dict[str, str]]:
     """The server-sent events of a response, each as its fields."""
     fields: dict[str, str] = {}
     for line in response.iter_lines():

@@ -6,9 +6,11 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+import httpx
 from bots import wait_for
 from pydantic import SecretStr
-from serving import KEYS, READER, SECRET, Serve
+from serving import ADMIN, KEYS, READER, SECRET, Serve
+from test_inbox import sign_in, sse_messages
 from test_stream import read
 
 from threadloom import Agent, Event, Runtime, tool
@@ -109,3 +111,59 @@ def test_a_webhook_body_shows_pending_secrets_as_redacted() -> None:
         text = body(config, thread, waiting)
     _no_secret_in(text)
     _redacted_call(json.loads(text)["pending"]["data"])
+
+
+LATER = "tok-later-654321"
+
+
+@tool
+def log_in(api_token: str) -> str:
+    """Log in.
+
+    Args:
+        api_token: a secret by its name
+    """
+    return "logged in"
+
+
+def _log_in_step(messages: Sequence[Message]) -> str:
+    context = messages[-1].content
+    if "<log_in_result>" in context:
+        return json.dumps({"intent": "done_for_now", "message": f"Logged in with {LATER}."})
+    if "<human_response>" in context:
+        return json.dumps({"intent": "log_in", "api_token": LATER})
+    return json.dumps({"intent": "request_human_input", "question": "May I log in?"})
+
+
+def logger_in() -> Agent:
+    """Asks, then logs in with a token (a secret by its name) that its last message quotes."""
+    return Agent(name="logger_in", model=ScriptedModel([_log_in_step] * 100), tools=[log_in])
+
+
+def test_a_secret_first_seen_after_a_stream_began_is_hidden_in_later_events(serve: Serve) -> None:
+    with serve([logger_in()]) as client:
+        launched = client.post(
+            "/v1/threads", json={"agent": "logger_in", "event": {"type": "user_input", "data": "go"}}
+        )
+        thread = wait_for(client, launched.json()["thread_id"], "waiting_human")
+        url = f"/v1/threads/{thread['thread_id']}/responses/{thread['pending']['id']}"
+        pages: list[str] = []
+        sent: list[dict[str, Any]] = []
+        with httpx.Client(base_url=client.base_url, timeout=30) as browser:
+            sign_in(browser, ADMIN)
+            with (
+                browser.stream("GET", f"/inbox/threads/{thread['thread_id']}/stream") as page,
+                client.stream("GET", f"/v1/threads/{thread['thread_id']}/stream") as api,
+            ):
+                messages, events = sse_messages(page), read(api.iter_lines())
+                assert client.post(url, json={"text": "yes"}).status_code == 200
+                for event in events:
+                    sent.append(event.data)
+                    if event.event == "end":
+                        break
+                for message in messages:
+                    pages.append(message.get("data", ""))
+                    if message["event"] == "end":
+                        break
+        assert LATER not in json.dumps(sent) and "Logged in with [REDACTED]." in json.dumps(sent)
+        assert LATER not in "".join(pages) and "Logged in with [REDACTED]." in "".join(pages)

@@ -361,6 +361,7 @@ async def stream(request: Request, thread_id: ThreadId, after: str = "") -> Asyn
         if isinstance(sent.data, EventOut):
             event = Event(sent.data.type, sent.data.data, id=sent.data.id, at=sent.data.at)
             known = known.append(event)
+            redaction = redaction.seeing((event,))  # a secret first logged now is hidden from here on
             entry = {"html": render("_event.html", v=view(event, redaction)), "step": model_record(event) is not None}
             yield ServerSentEvent(event="append", id=event.id, data=entry)
             if _waits_for(known) != shown:

@@ -8,7 +8,8 @@ event data redacted as the thread's agent redacts its model's context.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from typing import Any, cast
 
 from pydantic import JsonValue
@@ -41,12 +42,17 @@ class Redaction:
         # A context compiles a pattern given as text in its __post_init__: here it is always compiled.
         pattern = DEFAULT_SECRET_PATTERN if agent is None else cast(re.Pattern[str] | None, agent.context.redact)
         keys = frozenset[str]() if agent is None else frozenset(agent.context.secret_keys)
-        found: set[str] = set()
-        if pattern is not None or keys:
-            redactor = Redactor(pattern, keys)
-            for event in thread.events:
-                redactor.redact(event.data, found)
-        return cls(pattern, keys, frozenset(found))
+        return cls(pattern, keys).seeing(thread.events)
+
+    def seeing(self, events: Iterable[Event]) -> Redaction:
+        """This redaction, also hiding the secret strings `events` hold (for a view that grows event by event)."""
+        if self.pattern is None and not self.keys:
+            return self
+        found = set(self.secrets)
+        redactor = Redactor(self.pattern, self.keys)
+        for event in events:
+            redactor.redact(event.data, found)
+        return self if len(found) == len(self.secrets) else replace(self, secrets=frozenset(found))
 
     def apply(self, value: JsonValue) -> JsonValue:
         """`value` with its secrets replaced by `[REDACTED]`."""

@@ -82,10 +82,14 @@ async def stream_events(
     """
     position = start
     quiet_since = checked = time.monotonic()
+    # Each batch is redacted with the secrets of the whole thread as it stands, so a secret any of its
+    # events holds is hidden in these too; only the new events are scanned for new secrets.
+    redaction = None if raw else Redaction.of(runtime, thread)
+    seen = len(thread)
     while True:
         new = thread.events[position:]
-        # Redacted as the thread stands now, so a secret any of its events holds is hidden in these too.
-        redaction = None if raw or not new else Redaction.of(runtime, thread)
+        if redaction is not None and len(thread) > seen:
+            redaction, seen = redaction.seeing(thread.events[seen:]), len(thread)
         for event in new:
             if redaction is None:
                 sent = EventOut(id=event.id, type=event.type, data=event.data, at=event.at)
