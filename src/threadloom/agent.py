@@ -10,6 +10,7 @@ from typing import Any
 
 from pydantic import JsonValue
 
+from ._arguments import intent_arguments
 from .context import Context
 from .events import Event, storable_text
 from .exceptions import ParseError, UserError
@@ -18,7 +19,6 @@ from .intents import (
     Intent,
     Tool,
     WaitUntil,
-    intent_arguments,
     intent_name,
     intent_schema,
     intent_union,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import re
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -45,7 +45,6 @@ __all__ = [
     "Tool",
     "WaitUntil",
     "idempotency_key",
-    "intent_arguments",
     "intent_name",
     "intent_schema",
     "intent_union",
@@ -369,27 +368,3 @@ def _read_docstring(doc: str) -> tuple[str, dict[str, str]]:
         elif current and line.strip():
             args[current] = f"{args[current]} {line.strip()}"
     return " ".join(description), args
-
-
-def intent_arguments(intent: Intent) -> dict[str, JsonValue]:
-    """The intent's fields as JSON, secrets as the model wrote them: the tool runs on the log's copy.
-
-    pydantic's JSON dump writes a `SecretStr` as `**********`; the log keeps the value, and what
-    reaches a model or a page is redacted when it renders (the field is a secret key of the agent).
-    """
-    dumped: dict[str, JsonValue] = intent.model_dump(mode="json", exclude={"intent"})
-    return cast(dict[str, JsonValue], _revealed(intent.model_dump(exclude={"intent"}), dumped))
-
-
-def _revealed(python: object, dumped: JsonValue) -> JsonValue:
-    """`dumped` with the value of each secret that `python` (the same dump in python mode) holds."""
-    if isinstance(python, SecretStr):
-        return python.get_secret_value()
-    if isinstance(python, SecretBytes):
-        return python.get_secret_value().decode("utf-8", "replace")
-    if isinstance(python, dict) and isinstance(dumped, dict):
-        items = cast(dict[object, object], python)
-        return {key: _revealed(items.get(key), value) for key, value in dumped.items()}
-    if isinstance(python, list | tuple) and isinstance(dumped, list):
-        return [_revealed(a, b) for a, b in zip(cast(Iterable[object], python), dumped, strict=False)]
-    return dumped
