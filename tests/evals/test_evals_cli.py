@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 import sys
 from pathlib import Path
+from typing import cast
 
+import click
 import pytest
 import typer
+from pydantic import SecretStr
 from typer.testing import CliRunner
 
 from threadloom import Agent, Thread, tool
@@ -19,11 +22,8 @@ from threadloom.store import SQLiteStore
 DEPLOY = '{"intent": "deploy_backend", "tag": "v1.2.3", "environment": "production"}'
 
 
-def stored(path: Path) -> Thread:
-    """A finished deploy-bot thread saved in a SQLite file."""
-    from examples.deploy_bot import build_agent
-
-    thread = build_agent().run_sync(Thread.start("slack_message", {"text": "deploy the backend to production"}))
+def saved(path: Path, thread: Thread) -> Thread:
+    """`thread`, once saved in a SQLite file."""
 
     async def save() -> None:
         store = SQLiteStore(path)
@@ -32,6 +32,14 @@ def stored(path: Path) -> Thread:
 
     asyncio.run(save())
     return thread
+
+
+def stored(path: Path) -> Thread:
+    """A finished deploy-bot thread saved in a SQLite file."""
+    from examples.deploy_bot import build_agent
+
+    thread = build_agent().run_sync(Thread.start("slack_message", {"text": "deploy the backend to production"}))
+    return saved(path, thread)
 
 
 def test_eval_add_cuts_a_stored_thread_into_a_case_that_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -177,3 +185,46 @@ def test_eval_add_and_replay_refuse_a_store_that_is_not_there_and_create_none(tm
             f"error: no SQLite store at {tmp_path}/typo.db ({missing}); pass --store or set THREADLOOM_STORE\n"
         )
     assert list(tmp_path.iterdir()) == []
+
+
+@tool
+def set_password(user: str, password: SecretStr) -> str:
+    """Set a user's password."""
+    return f"password set for {user}"
+
+
+def stored_secret(path: Path) -> Thread:
+    """A thread whose tool call holds a password (kept as the model wrote it), quoted again in the answer."""
+    model = ScriptedModel(
+        [
+            '{"intent": "set_password", "user": "ada", "password": "hunter22-rotated"}',
+            '{"intent": "done_for_now", "message": "ada can log in with hunter22-rotated"}',
+        ]
+    )
+    thread = Agent(name="admin", model=model, tools=[set_password]).run_sync(
+        Thread.start("user_input", {"text": "reset ada", "api_token": "tok-1234567"})
+    )
+    return saved(path, thread)
+
+
+@pytest.mark.parametrize("keep", [False, True], ids=["redacted", "keep-secrets"])
+def test_eval_add_writes_secrets_redacted_unless_told_to_keep_them(tmp_path: Path, keep: bool) -> None:
+    thread = stored_secret(tmp_path / "t.db")
+    cases = tmp_path / "cases.yaml"
+    args = ["eval", "add", thread.id, "--file", str(cases), "--store", f"sqlite:///{tmp_path}/t.db"]
+    result = CliRunner().invoke(app, [*args, "--expect", "status=done", *(["--keep-secrets"] if keep else [])])
+    assert result.exit_code == 0, result.output
+    text = cases.read_text()
+    assert ("hunter22-rotated" in text, "tok-1234567" in text, "[REDACTED]" in text) == (keep, keep, not keep)
+    [case] = load_cases(cases)
+    assert [e.id for e in case.thread.events] == [e.id for e in thread.events]
+    call, original = case.thread.events[1].data, thread.events[1].data
+    assert isinstance(call, dict) and isinstance(original, dict) and call["model"] == original["model"]
+    assert call["arguments"] == {"user": "ada", "password": "hunter22-rotated" if keep else "[REDACTED]"}
+
+
+def test_eval_add_says_keep_secrets_puts_them_in_the_file() -> None:
+    group = cast("click.Group", typer.main.get_command(app))
+    add = cast("click.Group", group.commands["eval"]).commands["add"]
+    [option] = [p for p in add.params if "--keep-secrets" in p.opts]
+    assert "the file will hold them" in str(getattr(option, "help", ""))

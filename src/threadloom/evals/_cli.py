@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import importlib
 import importlib.util
 import json
@@ -137,11 +138,23 @@ def add(
     file: Annotated[Path, typer.Option("--file", help="The YAML case file to append to.")],
     at: Annotated[str | None, typer.Option("--at", help="The last event the case keeps.")] = None,
     name: Annotated[str | None, typer.Option(help="The case's name (THREAD_ID@EVENT_ID).")] = None,
+    keep_secrets: Annotated[
+        bool,
+        typer.Option(
+            "--keep-secrets",
+            help="Copy secret values (secret-looking keys, SecretStr arguments) as they are: the file will hold them.",
+        ),
+    ] = False,
     store: StoreOption = _DEFAULT_STORE,
 ) -> None:
-    """Add a case to a case file from a stored thread, cut after event --at, with what should come next."""
+    """Add a case to a case file from a stored thread, cut after event --at, with what should come next.
+
+    Secrets are written as [REDACTED], as `threads show` prints them: a case file is committed.
+    """
     import yaml
 
+    from threadloom._thread_redaction import ThreadRedaction
+    from threadloom.context import DEFAULT_SECRET_PATTERN
     from threadloom.models.cassette import dump
     from threadloom.store import open_store
 
@@ -152,9 +165,13 @@ def add(
     async def load() -> dict[str, Any]:
         opened = await open_store(url)
         try:
-            return case_record(await case_from_store(opened, thread_id, at=at, name=name, expect=expectation))
+            case = await case_from_store(opened, thread_id, at=at, name=name, expect=expectation)
         finally:
             await opened.aclose()
+        if not keep_secrets:  # no agent named here: secrets by the default pattern, as `threads show` finds them
+            redaction = ThreadRedaction.found_in(case.thread.events, DEFAULT_SECRET_PATTERN)
+            case = dataclasses.replace(case, thread=redaction.thread(case.thread))
+        return case_record(case)
 
     try:
         record = asyncio.run(load())

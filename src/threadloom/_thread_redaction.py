@@ -1,0 +1,73 @@
+"""A thread's secrets, hidden alike wherever the thread is shown outside the model's context.
+
+The API, the stream, webhook bodies and the pages (server), and an eval case file or report
+(evals) show event data as the thread's agent redacts its model's context: by its key pattern and
+secret keys, with every secret string found anywhere in the thread hidden wherever else it appears.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass, replace
+from typing import Any, Self
+
+from pydantic import JsonValue
+
+from ._redact import Redactor, redact
+from .events import Event
+from .state import model_record
+from .thread import Thread
+
+__all__ = ["ThreadRedaction"]
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadRedaction:
+    """How one agent's context redacts: its key pattern and secret keys, with the secrets found so far."""
+
+    pattern: Any
+    """The compiled pattern, or None."""
+    keys: frozenset[str]
+    """Keys always secret (the tools' secret fields)."""
+    secrets: frozenset[str] = frozenset()
+    """The secret strings found anywhere in the thread: hidden wherever else they appear, as the context does."""
+
+    @classmethod
+    def found_in(cls, events: Iterable[Event], pattern: re.Pattern[str] | None, keys: Collection[str] = ()) -> Self:
+        """The redaction by `pattern` and `keys`, with the secrets of `events`."""
+        return cls(pattern, frozenset(keys)).seeing(events)
+
+    def seeing(self, events: Iterable[Event]) -> Self:
+        """This redaction, also hiding the secret strings `events` hold (for a view that grows event by event)."""
+        if self.pattern is None and not self.keys:
+            return self
+        found = set(self.secrets)
+        redactor = Redactor(self.pattern, self.keys)
+        for event in events:
+            redactor.redact(event.data, found)
+        return self if len(found) == len(self.secrets) else replace(self, secrets=frozenset(found))
+
+    def apply(self, value: JsonValue) -> JsonValue:
+        """`value` with its secrets replaced by `[REDACTED]`."""
+        if self.pattern is None and not self.keys:
+            return value
+        return redact(value, self.pattern, self.keys, secrets=self.secrets)
+
+    def event_data(self, event: Event) -> JsonValue:
+        """The event's data redacted, its model record (`data.model`) kept as it is.
+
+        The record is threadloom's own bookkeeping, token counts and not secrets, though its
+        `*_tokens` keys look like secrets to the pattern (as `threads show` keeps it too).
+        """
+        record = model_record(event)
+        if record is None or not isinstance(event.data, dict):
+            return self.apply(event.data)
+        shown = self.apply({k: v for k, v in event.data.items() if k != "model"})
+        return {**shown, "model": dict(record)} if isinstance(shown, dict) else shown
+
+    def thread(self, thread: Thread) -> Thread:
+        """`thread` with every event's data and its metadata redacted; ids and times kept."""
+        events = [Event(e.type, self.event_data(e), id=e.id, at=e.at) for e in thread.events]
+        metadata = self.apply(dict(thread.metadata))
+        return Thread(events, thread_id=thread.id, metadata=metadata if isinstance(metadata, dict) else {})
