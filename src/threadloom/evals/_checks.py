@@ -11,7 +11,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel
 
-from threadloom import Message, ParseError, Thread, parse
+from threadloom import Message, ModelError, ParseError, Thread, UserError, parse
 from threadloom.models import Completion, Model, ModelRequest, Usage
 
 __all__ = [
@@ -118,8 +118,15 @@ class Regex:
     """The regular expression."""
 
     def matches(self, value: object) -> bool:
-        """Whether `value` is a string the pattern finds a match in."""
-        return isinstance(value, str) and re.search(self.pattern, value) is not None
+        """Whether `value` is a string the pattern finds a match in.
+
+        Raises:
+            UserError: The pattern is not a regular expression (`NextIntent` fails the field with it).
+        """
+        try:
+            return isinstance(value, str) and re.search(self.pattern, value) is not None
+        except re.error as exc:
+            raise UserError(f"the pattern {self.pattern!r} is not a regular expression ({exc})") from exc
 
     def __str__(self) -> str:
         return f"matches /{self.pattern}/"
@@ -184,11 +191,15 @@ class NextIntent:
         if sample.intent is None or not _field_ok(self.intent, sample.intent):
             got = sample.intent or f"no valid intent ({sample.answer[:200]})"
             return CheckResult(str(self), False, f"intent: expected {self.intent}, got {got}")
-        wrong = [
-            f"{name}: expected {_show(want)}, got {json.dumps(sample.fields.get(name, '<missing>'))}"
-            for name, want in self.fields.items()
-            if name not in sample.fields or not _field_ok(want, sample.fields[name])
-        ]
+        wrong: list[str] = []
+        for name, want in self.fields.items():
+            try:
+                ok = name in sample.fields and _field_ok(want, sample.fields[name])
+            except UserError as exc:  # a matcher that cannot judge (a bad pattern): this field fails with why
+                wrong.append(f"{name}: {exc}")
+                continue
+            if not ok:
+                wrong.append(f"{name}: expected {_show(want)}, got {json.dumps(sample.fields.get(name, '<missing>'))}")
         return CheckResult(str(self), not wrong, "; ".join(wrong))
 
     def __str__(self) -> str:
@@ -329,7 +340,10 @@ class Judge:
             intent_names=(),
         )
         name = self.name or f"judge: {self.criterion}"
-        completion: Completion = await self.model.complete(request)
+        try:
+            completion: Completion = await self.model.complete(request)
+        except ModelError as exc:  # the judge could not judge: this check fails, the run goes on
+            return CheckResult(name, False, f"the judge's model failed: {type(exc).__name__}: {exc}")
         try:
             verdict = parse(completion.text, Verdict)
         except ParseError as exc:

@@ -12,7 +12,7 @@ from threadloom import Agent, Event, ModelError, Thread, UserError
 from threadloom.models import Usage, cost
 
 from ._case import Case
-from ._checks import CheckResult, Sample
+from ._checks import Check, CheckResult, Sample
 from ._report import Report, summarise
 from ._results import Attempt, CaseReport
 
@@ -182,7 +182,7 @@ async def _attempt(agent: Agent, case: Case, retries: int, delay: float, prices:
             tries += 1
         except Exception as exc:  # a cassette mismatch, a broken tool: the case fails with why
             return Attempt(False, (), "", messages, error=f"{type(exc).__name__}: {exc}", retries=tries)
-    results: list[CheckResult] = [await check.check(sample) for check in case.checks]
+    results: list[CheckResult] = [await _judged(check, sample) for check in case.checks]
     spent = cost(dict.fromkeys(sample.models[:1], sample.usage), prices=prices) if sample.models else None
     priced = spent is not None and not spent.unpriced
     return Attempt(
@@ -197,6 +197,14 @@ async def _attempt(agent: Agent, case: Case, retries: int, delay: float, prices:
         cost=spent.total if priced and spent is not None else None,
         retries=tries,
     )
+
+
+async def _judged(check: Check, sample: Sample) -> CheckResult:
+    """The check's verdict; a check that raises fails with why, and the run goes on to the other cases."""
+    try:
+        return await check.check(sample)
+    except Exception as exc:  # a check of your own, or one that cannot judge: its error is its verdict
+        return CheckResult(str(getattr(check, "name", "") or check), False, f"{type(exc).__name__}: {exc}")
 
 
 async def _sample(agent: Agent, case: Case) -> Sample:

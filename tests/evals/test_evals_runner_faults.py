@@ -1,0 +1,53 @@
+"""What one case's trouble must not do to the run: abort it, lose its cassette, or leak its secrets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from threadloom import Agent, RateLimited, Thread
+from threadloom.evals import Case, Judge, NextIntent, Regex, case_from_record, evaluate
+from threadloom.models import Completion, ModelRequest, ScriptedModel
+from threadloom.models.cassette import Cassette
+
+DONE = '{"intent": "done_for_now", "message": "hi"}'
+
+
+def greeter(model: object = None) -> Agent:
+    return Agent(name="greeter", model=model or ScriptedModel([DONE] * 10))  # pyright: ignore[reportArgumentType]
+
+
+def hello() -> Thread:
+    return Thread.start("user_input", {"text": "hi"})
+
+
+class Down:
+    """A judge's model that is rate limited on every call."""
+
+    name = "down"
+
+    async def complete(self, request: ModelRequest) -> Completion:
+        raise RateLimited("down: HTTP 429", status_code=429)
+
+
+async def test_a_failing_judge_or_a_bad_regex_fails_its_check_and_the_run_goes_on(tmp_path: Path) -> None:
+    judge = Judge("Greets.", model=Down())
+    bad = case_from_record(
+        {
+            "name": "bad regex",
+            "events": [{"type": "user_input", "data": {"text": "hi"}}],
+            "expect": {"intent": "done_for_now", "fields": {"message": {"regex": "["}}},
+        }
+    )
+    cases = [
+        Case("judged", hello(), [judge]),
+        bad,
+        Case("fine", hello(), [NextIntent("done_for_now", message=Regex("^h"))]),
+    ]
+    path = tmp_path / "cassette.yaml"
+    report = await evaluate(greeter(Cassette(path, ScriptedModel([DONE] * 10), mode="record")), cases)
+    [judged], [regex], [fine] = (c.attempts for c in report.cases)
+    assert not judged.passed and judged.results[0].detail == "the judge's model failed: RateLimited: down: HTTP 429"
+    assert not regex.passed and regex.results[0].detail.startswith(
+        "message: the pattern '[' is not a regular expression"
+    )
+    assert fine.passed and path.exists()  # the other case was judged, the cassette saved
