@@ -51,3 +51,16 @@ async def test_a_failing_judge_or_a_bad_regex_fails_its_check_and_the_run_goes_o
         "message: the pattern '[' is not a regular expression"
     )
     assert fine.passed and path.exists()  # the other case was judged, the cassette saved
+
+
+async def test_an_instrumented_agent_saves_the_cassette_it_recorded_into(tmp_path: Path) -> None:
+    from threadloom.otel import instrument
+
+    path = tmp_path / "cassette.yaml"
+    agent = instrument(greeter(Cassette(path, ScriptedModel([DONE]), mode="record")))
+    report = await evaluate(agent, [Case("greets", hello(), [NextIntent("done_for_now")])])
+    assert report.pass_rate == 1.0 and path.exists()
+    replayed = await evaluate(
+        greeter(Cassette(path, mode="replay")), [Case("greets", hello(), [NextIntent("done_for_now")])]
+    )
+    assert replayed.pass_rate == 1.0

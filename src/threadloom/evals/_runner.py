@@ -145,8 +145,14 @@ def _save_cassettes(agents: Sequence[Agent]) -> None:
     from threadloom.models.cassette import Cassette
 
     for agent in agents:
-        if isinstance(agent.model, Cassette):
-            agent.model.save()
+        model: object = agent.model
+        seen: set[int] = set()
+        # A wrapper (tracing's TracedModel) holds the cassette as `.inner`; a cassette's own is what it records.
+        while not isinstance(model, Cassette) and id(model) not in seen:
+            seen.add(id(model))
+            model = getattr(model, "inner", None)
+        if isinstance(model, Cassette):
+            model.save()
 
 
 class _Progress:
