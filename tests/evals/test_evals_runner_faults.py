@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
-from threadloom import Agent, RateLimited, Thread
-from threadloom.evals import Case, Judge, NextIntent, Regex, case_from_record, evaluate
+from pydantic import SecretStr
+
+from threadloom import Agent, RateLimited, Thread, tool
+from threadloom.evals import Case, Judge, NextIntent, Outcome, Regex, case_from_record, evaluate
 from threadloom.models import Completion, ModelRequest, ScriptedModel
 from threadloom.models.cassette import Cassette
 
@@ -64,3 +67,24 @@ async def test_an_instrumented_agent_saves_the_cassette_it_recorded_into(tmp_pat
         greeter(Cassette(path, mode="replay")), [Case("greets", hello(), [NextIntent("done_for_now")])]
     )
     assert replayed.pass_rate == 1.0
+
+
+@tool
+def login(user: str, pin: SecretStr) -> str:
+    """Log a user in."""
+    return "logged in"
+
+
+async def test_reports_show_secret_tool_arguments_redacted() -> None:
+    answers = ['{"intent": "login", "user": "ada", "pin": "4711-0815", "api_token": "x"}', DONE] * 2
+    agent = Agent(name="door", model=ScriptedModel(answers), tools=[login])
+    cases = [
+        Case("step", hello(), [NextIntent("login", user="ada", pin="0000-0000")]),
+        Case("run", hello(), [Outcome(status="done", tools=["login"])]),
+    ]
+    report = await evaluate(agent, cases, concurrency=1)
+    for shown in (report.to_json(), report.to_html()):
+        assert "4711-0815" not in shown and "[REDACTED]" in shown
+    step = report.cases[0].attempts[0]
+    assert json.loads(step.answer) == {"intent": "login", "user": "ada", "pin": "[REDACTED]"}
+    assert not step.passed and step.results[0].detail == 'pin: expected "0000-0000", got "[REDACTED]"'

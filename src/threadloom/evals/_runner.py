@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import KW_ONLY, dataclass
 from typing import Any, cast
 
+from pydantic import JsonValue
+
 from threadloom import Agent, Event, ModelError, Thread, UserError
+from threadloom._thread_redaction import ThreadRedaction
 from threadloom.models import Usage, cost
 
 from ._case import Case
@@ -179,7 +183,7 @@ async def _attempt(agent: Agent, case: Case, retries: int, delay: float, prices:
     tries = 0
     while True:
         try:
-            sample = await _sample(agent, case)
+            sample, redaction = await _sample(agent, case)
             break
         except (ModelError, _ProviderFailed) as exc:
             if tries >= retries:
@@ -188,7 +192,8 @@ async def _attempt(agent: Agent, case: Case, retries: int, delay: float, prices:
             tries += 1
         except Exception as exc:  # a cassette mismatch, a broken tool: the case fails with why
             return Attempt(False, (), "", messages, error=f"{type(exc).__name__}: {exc}", retries=tries)
-    results: list[CheckResult] = [await _judged(check, sample) for check in case.checks]
+    # A verdict may quote a field (`got "..."`): a secret one is shown as the answer shows it.
+    results = [_redacted(await _judged(check, sample), redaction) for check in case.checks]
     spent = cost(dict.fromkeys(sample.models[:1], sample.usage), prices=prices) if sample.models else None
     priced = spent is not None and not spent.unpriced
     return Attempt(
@@ -213,11 +218,19 @@ async def _judged(check: Check, sample: Sample) -> CheckResult:
         return CheckResult(str(getattr(check, "name", "") or check), False, f"{type(exc).__name__}: {exc}")
 
 
-async def _sample(agent: Agent, case: Case) -> Sample:
+def _redacted(result: CheckResult, redaction: ThreadRedaction) -> CheckResult:
+    detail = redaction.apply(result.detail)
+    return result if detail == result.detail else CheckResult(result.check, result.passed, str(detail))
+
+
+async def _sample(agent: Agent, case: Case) -> tuple[Sample, ThreadRedaction]:
+    """What the attempt produced, and how its report hides secrets: as the agent's context does."""
     messages = tuple(agent.render(case.thread))
+    pattern = cast("re.Pattern[str] | None", agent.context.redact)  # a context compiles a pattern given as text
     if not case.needs_run:
         event = await agent.step(case.thread)
-        return _sample_of(case.thread, messages, event, [event], None)
+        redaction = ThreadRedaction.found_in([*case.thread.events, event], pattern, agent.context.secret_keys)
+        return _sample_of(case.thread, messages, event, [event], None, redaction), redaction
     run = await agent.run(case.thread)
     new = list(run.events[len(case.thread.events) :])
     for event in new:
@@ -225,11 +238,17 @@ async def _sample(agent: Agent, case: Case) -> Sample:
         if event.type == "error" and data.get("source") == "model" and data.get("error_type") != "ParseError":
             raise _ProviderFailed(str(data.get("message")))
     decided = next((e for e in new if _decided_by_model(e)), None)
-    return _sample_of(case.thread, messages, decided, new, run)
+    redaction = ThreadRedaction.found_in(run.events, pattern, agent.context.secret_keys)
+    return _sample_of(case.thread, messages, decided, new, run, redaction), redaction
 
 
 def _sample_of(
-    thread: Thread, messages: tuple[Any, ...], event: Event | None, new: list[Event], run: Thread | None
+    thread: Thread,
+    messages: tuple[Any, ...],
+    event: Event | None,
+    new: list[Event],
+    run: Thread | None,
+    redaction: ThreadRedaction,
 ) -> Sample:
     usage, latency, models = Usage(requests=0), 0.0, list[str]()
     for item in new:
@@ -240,25 +259,31 @@ def _sample_of(
             latency += float(model.get("latency_ms") or 0.0)
             if model["name"] not in models:
                 models.append(str(model["name"]))
-    intent, fields, answer = _decision(event)
+    intent, fields, answer = _decision(event, redaction)
     return Sample(
         thread, messages, intent, fields, answer, run=run, usage=usage, latency_ms=latency, models=tuple(models)
     )
 
 
-def _decision(event: Event | None) -> tuple[str | None, dict[str, Any], str]:
-    """The intent, its fields and the answer as shown in reports, from the event that records it."""
+def _decision(event: Event | None, redaction: ThreadRedaction) -> tuple[str | None, dict[str, Any], str]:
+    """The intent, its fields (as written, for the checks) and the answer as reports show it (redacted)."""
     if event is None:
         return None, {}, "(the model was not asked)"
-    data = {k: v for k, v in _data(event).items() if k != "model"}
+    shown = redaction.event_data(event)
+    fields, shown_fields = _fields(event.type, event.data), _fields(event.type, shown)
     if event.type == "error":
+        data = cast("dict[str, Any]", shown) if isinstance(shown, dict) else {}
         return None, {}, f"{data.get('message')}\n{data.get('output', '')}".strip()
-    if event.type == "tool_call":
-        fields = cast("dict[str, Any]", data.get("arguments") or {})
-        name = str(data.get("intent"))
-    else:
-        fields, name = data, event.type
-    return name, fields, json.dumps({"intent": name, **fields}, ensure_ascii=False)
+    name = str(_data(event).get("intent")) if event.type == "tool_call" else event.type
+    return name, fields, json.dumps({"intent": name, **shown_fields}, ensure_ascii=False)
+
+
+def _fields(event_type: str, data: JsonValue) -> dict[str, Any]:
+    """An event's intent fields: a tool call's arguments, or the data, without the model record."""
+    record = cast("dict[str, Any]", data) if isinstance(data, dict) else {}
+    if event_type == "tool_call":
+        return cast("dict[str, Any]", record.get("arguments") or {})
+    return {k: v for k, v in record.items() if k != "model"}
 
 
 def _decided_by_model(event: Event) -> bool:
