@@ -137,19 +137,21 @@ def deploy_backend(tag: str, environment: str) -> str:
     [
         (["--baseline", "/nonexistent/b.json"], "error: cannot read baseline '/nonexistent/b.json': "),
         (["--baseline", "{bad}"], "is not a baseline: it needs a `cases` mapping"),
+        (["--baseline", "{bad-rate}"], "bad-rate.json' is not a baseline: case 'deploy', model 'scripted': '1' is not"),
         (["--json", "/nonexistent/r.json"], "error: --json: no directory /nonexistent to write r.json in\n"),
         (["--html", "/nonexistent/r.html"], "error: --html: no directory /nonexistent to write r.html in\n"),
         (["--save-baseline", "/nonexistent/b.json"], "error: --save-baseline: no directory /nonexistent to write"),
         (["--repeats", "0"], "error: --repeats must be at least 1, got 0\n"),
     ],
-    ids=["no-baseline", "bad-baseline", "json-dir", "html-dir", "save-dir", "repeats"],
+    ids=["no-baseline", "bad-baseline", "bad-rate", "json-dir", "html-dir", "save-dir", "repeats"],
 )
 def test_eval_run_refuses_bad_options_in_one_line_before_running(
     tmp_path: Path, options: list[str], error: str
 ) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text('{"not": "a baseline"}')
-    options = [str(bad) if o == "{bad}" else o for o in options]
+    (tmp_path / "bad-rate.json").write_text('{"cases": {"deploy": {"scripted": "1"}}}')
+    options = [str(tmp_path / f"{o[1:-1]}.json") if o.startswith("{") else o for o in options]
     result = CliRunner().invoke(app, ["eval", "run", f"{Path(__file__)}:slack_suite", "--no-progress", *options])
     assert result.exit_code == 2, result.output
     assert error in result.stderr and result.stderr.count("\n") == 1

@@ -74,3 +74,28 @@ def test_a_file_that_is_not_a_baseline_is_refused(tmp_path: Path) -> None:
         load_baseline(tmp_path / "b.json")
     with pytest.raises(UserError, match="cannot read baseline"):
         load_baseline(tmp_path / "missing.json")
+
+
+@pytest.mark.parametrize(
+    ("cases", "problem"),
+    [
+        ({"asks": 0.5}, "case 'asks' holds 0.5, not a mapping of model -> pass rate"),
+        (
+            {"asks": {"gpt-4.1-mini": "high"}},
+            "case 'asks', model 'gpt-4.1-mini': 'high' is not a pass rate from 0 to 1",
+        ),
+        ({"asks": {"gpt-4.1-mini": True}}, "case 'asks', model 'gpt-4.1-mini': True is not a pass rate from 0 to 1"),
+        ({"asks": {"gpt-4.1-mini": 50}}, "case 'asks', model 'gpt-4.1-mini': 50 is not a pass rate from 0 to 1"),
+    ],
+    ids=["case", "text", "bool", "percent"],
+)
+def test_a_baseline_with_a_bad_rate_is_refused_before_anything_runs(
+    tmp_path: Path, cases: dict[str, object], problem: str
+) -> None:
+    path = tmp_path / "b.json"
+    path.write_text(json.dumps({"version": 1, "cases": cases}))
+    with pytest.raises(UserError) as refused:
+        load_baseline(path)
+    assert str(refused.value) == f"{str(path)!r} is not a baseline: {problem}"
+    with pytest.raises(UserError, match="is not a baseline"):  # a mapping given in code is judged alike
+        report([DONE, DONE]).regressions({"cases": cases})

@@ -75,8 +75,11 @@ class Report:
         Args:
             baseline: What `baseline()` returned, or `load_baseline(path)`.
             tolerance: How far a pass rate may drop before it counts (e.g. 0.1 for stochastic models).
+
+        Raises:
+            UserError: `baseline` is not a baseline's shape (the report itself is kept).
         """
-        rates = cast("Mapping[str, Mapping[str, float]]", baseline.get("cases", {}))
+        rates = _rates(baseline, "the baseline")
         found: list[Regression] = []
         for report in self.cases:
             before = rates.get(report.case, {}).get(report.model)
@@ -179,6 +182,27 @@ def load_baseline(path: str | os.PathLike[str]) -> dict[str, Any]:
         document = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
         raise UserError(f"cannot read baseline {str(path)!r}: {exc}") from exc
-    if not isinstance(document, dict) or not isinstance(cast("dict[str, Any]", document).get("cases"), dict):
-        raise UserError(f"{str(path)!r} is not a baseline: it needs a `cases` mapping of case -> model -> pass rate")
+    _rates(document, repr(str(path)))
     return cast("dict[str, Any]", document)
+
+
+def _rates(document: object, where: str) -> Mapping[str, Mapping[str, float]]:
+    """The pass rates of a baseline, case -> model -> rate, checked whole so that no comparison fails halfway.
+
+    Raises:
+        UserError: `document` is not a baseline; the message names the case and model.
+    """
+    cases = cast("dict[str, Any]", document).get("cases") if isinstance(document, dict) else None
+    if not isinstance(cases, dict):
+        raise UserError(f"{where} is not a baseline: it needs a `cases` mapping of case -> model -> pass rate")
+    for case, models in cast("dict[str, Any]", cases).items():
+        if not isinstance(models, dict):
+            raise UserError(
+                f"{where} is not a baseline: case {case!r} holds {models!r}, not a mapping of model -> pass rate"
+            )
+        for model, rate in cast("dict[str, Any]", models).items():
+            if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 <= rate <= 1:
+                raise UserError(
+                    f"{where} is not a baseline: case {case!r}, model {model!r}: {rate!r} is not a pass rate from 0 to 1"
+                )
+    return cast("Mapping[str, Mapping[str, float]]", cases)
