@@ -113,3 +113,42 @@ async def test_a_case_from_a_stored_thread_is_cut_after_the_event_and_written_ba
     assert loaded.thread == case.thread and loaded.checks == parse_expect({"intent": "request_more_information"})
     with pytest.raises(UserError, match="nothing to check"):
         await case_from_store(store, thread.id, expect={})
+
+
+CASE = "- {name: a, events: [{type: user_input}], expect: %s}"
+
+
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        ("- just a line", "cases.yaml[0]: a case is a mapping with a `name`, got 'just a line'"),
+        ("- {name: a, events: [{data: 1}], expect: {intent: x}}", "case 'a': event 0 needs a `type`"),
+        ("- {name: a, events: [hi], expect: {intent: x}}", "case 'a': event 0 is 'hi', not a {type, data} mapping"),
+        ("- {name: a, events: {type: x}, expect: {intent: x}}", "case 'a': `events` is a list of {type, data}"),
+        ("- {name: a, events: [{type: A B}], expect: {intent: x}}", "case 'a': event type 'A B' must be snake_case"),
+        ("- {name: a, events: [{type: a}], metadata: [1], expect: {intent: x}}", "case 'a': `metadata` is a mapping"),
+        ("- {name: a, thread: {events: 3}, expect: {intent: x}}", "case 'a': its `thread` is not a thread: "),
+        (CASE % "[intent]", "case 'a': `expect` is a mapping of intent, fields and outcome, got ['intent']"),
+        (CASE % "{intent: x, fields: [tag]}", "case 'a': expect.fields is a mapping of field -> value, got ['tag']"),
+        (CASE % "{outcome: done}", "case 'a': expect.outcome is a mapping of status and tools, got 'done'"),
+        (CASE % "{outcome: {tools: deploy}}", "case 'a': expect.outcome.tools is a list of tool names, got 'deploy'"),
+        (CASE % "{intent: x, fields: {n: {range: [1]}}}", "case 'a': expect 'n': range is [min, max] (null for an"),
+        (CASE % "{intent: x, fields: {n: {range: [a, 2]}}}", "case 'a': expect 'n': range is [min, max] (null for"),
+        (CASE % "{intent: x, fields: {n: {one_of: 3}}}", "case 'a': expect 'n': one_of is a list of values, got 3"),
+        (CASE % "{intent: x, fields: {n: {regex: [a]}}}", "case 'a': expect 'n': regex is a pattern, got ['a']"),
+        ("- {name: a, events: [{type: a}]\n", "'cases.yaml' is not YAML: "),
+    ],
+)
+def test_a_malformed_case_record_is_a_user_error_that_names_it(tmp_path: Path, text: str, error: str) -> None:
+    path = tmp_path / "cases.yaml"
+    path.write_text(text)
+    with pytest.raises(UserError) as refused:
+        load_cases(path)
+    assert str(refused.value).startswith(error), str(refused.value)
+
+
+def test_a_jsonl_line_that_is_not_json_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "cases.jsonl"
+    path.write_text('{"name": "a"}\n\n{"name": \n')
+    with pytest.raises(UserError, match=r"^'cases.jsonl' line 3 is not JSON: "):
+        load_cases(path)

@@ -9,7 +9,7 @@ from dataclasses import KW_ONLY, dataclass
 from pathlib import Path
 from typing import Any, cast
 
-from threadloom import Event, Thread, UserError
+from threadloom import Event, Thread, ThreadDecodeError, UserError
 
 from ._checks import Check, NextIntent, OneOf, Outcome, Range, Regex
 
@@ -62,25 +62,45 @@ def parse_expect(expect: Mapping[str, Any]) -> list[Check]:
         ```
 
     Raises:
-        UserError: An unknown key or matcher.
+        UserError: An unknown key or matcher, or a value of the wrong shape.
     """
+    given = cast(object, expect)  # read from a file: any shape
+    if not isinstance(given, Mapping):
+        raise UserError(f"`expect` is a mapping of intent, fields and outcome, got {given!r}")
     unknown = set(expect) - {"intent", "fields", "outcome"}
     if unknown:
         raise UserError(f"expect: unknown keys {sorted(unknown)}; use intent, fields and outcome")
     checks: list[Check] = []
-    fields = cast("Mapping[str, Any]", expect.get("fields") or {})
+    given: object = expect.get("fields") or {}
+    if not isinstance(given, Mapping):
+        raise UserError(f"expect.fields is a mapping of field -> value, got {given!r}")
+    fields = cast("Mapping[str, Any]", given)
     if "intent" in expect:
         checks.append(
             NextIntent(_matcher(expect["intent"], "intent"), **{k: _matcher(v, k) for k, v in fields.items()})
         )
     elif fields:
         raise UserError("expect: `fields` needs an `intent`")
-    outcome = cast("Mapping[str, Any] | None", expect.get("outcome"))
+    outcome: object = expect.get("outcome")
     if outcome is not None:
-        if set(outcome) - {"status", "tools"}:
-            raise UserError(f"expect.outcome: unknown keys {sorted(set(outcome) - {'status', 'tools'})}")
-        checks.append(Outcome(status=outcome.get("status"), tools=outcome.get("tools")))
+        checks.append(_outcome(outcome))
     return checks
+
+
+def _outcome(given: object) -> Outcome:
+    if not isinstance(given, Mapping):
+        raise UserError(f"expect.outcome is a mapping of status and tools, got {given!r}")
+    outcome = cast("Mapping[str, Any]", given)
+    if set(outcome) - {"status", "tools"}:
+        raise UserError(f"expect.outcome: unknown keys {sorted(set(outcome) - {'status', 'tools'})}")
+    status, tools = outcome.get("status"), outcome.get("tools")
+    if status is not None and not isinstance(status, str):
+        raise UserError(f"expect.outcome.status is a thread status such as done, got {status!r}")
+    if tools is not None and not (
+        isinstance(tools, list) and all(isinstance(t, str) for t in cast("list[Any]", tools))
+    ):
+        raise UserError(f"expect.outcome.tools is a list of tool names, got {tools!r}")
+    return Outcome(status=status, tools=cast("list[str] | None", tools))
 
 
 def _matcher(value: Any, name: str) -> Any:
@@ -91,13 +111,25 @@ def _matcher(value: Any, name: str) -> Any:
         return spec
     [(kind, argument)] = spec.items()
     if kind == "one_of":
-        return OneOf(*argument)
+        if not isinstance(argument, list):
+            raise UserError(f"expect {name!r}: one_of is a list of values, got {argument!r}")
+        return OneOf(*cast("list[Any]", argument))
     if kind == "regex":
-        return Regex(str(argument))
+        if not isinstance(argument, str):
+            raise UserError(f"expect {name!r}: regex is a pattern, got {argument!r}")
+        return Regex(argument)
     if kind == "range":
-        low, high = argument
+        ends = cast("list[Any]", argument) if isinstance(argument, list) else []
+        if len(ends) != 2 or not all(_bound(end) for end in ends):
+            raise UserError(f"expect {name!r}: range is [min, max] (null for an open end), got {argument!r}")
+        low, high = ends
         return Range(float("-inf") if low is None else low, float("inf") if high is None else high)
     raise UserError(f"expect {name!r}: unknown matcher {kind!r}; use one_of, regex or range")
+
+
+def _bound(value: object) -> bool:
+    """A range's end: a number (not a bool), or None for an open end."""
+    return value is None or (isinstance(value, int | float) and not isinstance(value, bool))
 
 
 def load_cases(path: str | os.PathLike[str]) -> list[Case]:
@@ -113,11 +145,21 @@ def load_cases(path: str | os.PathLike[str]) -> list[Case]:
     text = file.read_text(encoding="utf-8")
     loaded: Any
     if file.suffix == ".jsonl":
-        loaded = [json.loads(line) for line in text.splitlines() if line.strip()]
+        loaded = []
+        for number, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                loaded.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise UserError(f"{file.name!r} line {number} is not JSON: {exc}") from exc
     else:
         import yaml
 
-        loaded = yaml.safe_load(text)
+        try:
+            loaded = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise UserError(f"{file.name!r} is not YAML: {exc}") from exc
     if not isinstance(loaded, list | None):
         raise UserError(f"{str(file)!r}: a case file holds a list of cases")
     records = cast("list[Any]", loaded or [])
@@ -135,23 +177,50 @@ def case_from_record(record: Mapping[str, Any], where: str = "case") -> Case:
     """A case from one record of a case file (see `load_cases`).
 
     Raises:
-        UserError: A record without a name, a thread or an expectation.
+        UserError: A record without a name, a thread or an expectation, or with one of the wrong
+            shape; the message names the case.
     """
+    given = cast(object, record)  # read from a file: any shape
+    if not isinstance(given, Mapping):
+        raise UserError(f"{where}: a case is a mapping with a `name`, got {given!r}")
     name = record.get("name")
     if not isinstance(name, str) or not name:
         raise UserError(f"{where}: a case needs a `name`")
-    if "thread" in record:
-        thread = Thread.from_json(json.dumps(record["thread"]))
-    elif record.get("events"):
-        events = [Event(str(e["type"]), e.get("data")) for e in cast("list[dict[str, Any]]", record["events"])]
-        thread = Thread(events, metadata=cast("dict[str, Any]", record.get("metadata") or {}))
-    else:
-        raise UserError(f"case {name!r}: give its thread as `events` or `thread`")
-    expect = cast("Mapping[str, Any]", record.get("expect") or {})
-    checks = parse_expect(expect)
+    try:
+        thread = _thread(record)
+        expect = cast("Mapping[str, Any]", record.get("expect") or {})
+        checks = parse_expect(expect)
+    except UserError as exc:
+        raise UserError(f"case {name!r}: {exc}") from exc
     if not checks:
         raise UserError(f"case {name!r}: `expect` has nothing to check")
     return Case(name, thread, checks, expect=expect)
+
+
+def _thread(record: Mapping[str, Any]) -> Thread:
+    """A case record's thread, from its `thread` (a thread's JSON) or its `events` and `metadata`."""
+    if "thread" in record:
+        try:
+            return Thread.from_json(json.dumps(record["thread"]))
+        except (ThreadDecodeError, TypeError, ValueError) as exc:
+            raise UserError(f"its `thread` is not a thread: {exc}") from exc
+    items = record.get("events")
+    if not items:
+        raise UserError("give its thread as `events` or `thread`")
+    if not isinstance(items, list):
+        raise UserError(f"`events` is a list of {{type, data}}, got {items!r}")
+    events: list[Event] = []
+    for i, item in enumerate(cast("list[Any]", items)):
+        if not isinstance(item, dict):
+            raise UserError(f"event {i} is {item!r}, not a {{type, data}} mapping")
+        event = cast("dict[str, Any]", item)
+        if "type" not in event:
+            raise UserError(f"event {i} needs a `type`")
+        events.append(Event(str(event["type"]), event.get("data")))
+    metadata: object = record.get("metadata") or {}
+    if not isinstance(metadata, dict):
+        raise UserError(f"`metadata` is a mapping, got {metadata!r}")
+    return Thread(events, metadata=cast("dict[str, Any]", metadata))
 
 
 def case_record(case: Case) -> dict[str, Any]:
