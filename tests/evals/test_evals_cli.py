@@ -230,3 +230,35 @@ def test_eval_add_says_keep_secrets_puts_them_in_the_file() -> None:
     add = cast("click.Group", group.commands["eval"]).commands["add"]
     [option] = [p for p in add.params if "--keep-secrets" in p.opts]
     assert "the file will hold them" in str(getattr(option, "help", ""))
+
+
+@pytest.mark.parametrize(
+    ("expect", "error"),
+    [
+        (
+            "n=range:abc",
+            "error: --expect 'n=range:abc': range is MIN,MAX, numbers (either may be left out), got 'abc'\n",
+        ),
+        ("n=range:1,2,3", "error: --expect 'n=range:1,2,3': range is MIN,MAX, numbers (either may be left out), got"),
+    ],
+)
+def test_eval_add_refuses_an_expectation_it_cannot_read_in_one_line(tmp_path: Path, expect: str, error: str) -> None:
+    thread = stored(tmp_path / "t.db")
+    args = ["eval", "add", thread.id, "--file", str(tmp_path / "c.yaml"), "--store", f"sqlite:///{tmp_path}/t.db"]
+    result = CliRunner().invoke(app, [*args, "--expect", "intent=deploy_backend", "--expect", expect])
+    assert (result.exit_code, result.stdout) == (2, ""), result.output
+    assert result.stderr.startswith(error) and result.stderr.count("\n") == 1
+    assert not (tmp_path / "c.yaml").exists()
+
+
+def bad_case_suite() -> Suite:
+    """A suite built from a malformed record (imported by `eval run`)."""
+    from threadloom.evals import case_from_record
+
+    return Suite([agent()], [case_from_record({"name": "a", "events": [{"data": 1}], "expect": {"intent": "x"}})])
+
+
+def test_eval_run_says_in_one_line_what_is_wrong_with_a_suite_s_cases() -> None:
+    result = CliRunner().invoke(app, ["eval", "run", f"{Path(__file__)}:bad_case_suite", "--no-progress"])
+    assert (result.exit_code, result.stdout) == (2, ""), result.output
+    assert result.stderr == "error: case 'a': event 0 needs a `type`\n"

@@ -25,7 +25,7 @@ from rich.text import Text
 
 from threadloom import Agent, ThreadloomError, UserError
 
-from ._case import case_from_store, case_record
+from ._case import case_from_store, case_record, parse_expect
 from ._replay import compare_decisions
 from ._report import load_baseline
 from ._runner import Suite
@@ -92,7 +92,10 @@ def run(
         expected = load_baseline(baseline) if baseline is not None else None
     except UserError as exc:
         _fail(str(exc), code=2)
-    suite = load_object(suite_spec, "suite")
+    try:
+        suite = load_object(suite_spec, "suite")
+    except UserError as exc:  # the suite's own cases are misused (a broken case file): one line, as the rest
+        _fail(str(exc), code=2)
     if not isinstance(suite, Suite):
         raise typer.BadParameter(f"{suite_spec!r} gives a {type(suite).__name__}, not a threadloom.evals.Suite")
     if repeats is not None:
@@ -158,7 +161,11 @@ def add(
     from threadloom.models.cassette import dump
     from threadloom.store import open_store
 
-    expectation = parse_expect_options(expect)
+    try:
+        expectation = parse_expect_options(expect)
+        parse_expect(expectation)  # refused before the store is read, as a case file's would be
+    except UserError as exc:
+        _fail(str(exc), code=2)
     _writable("--file", file)
     url = _existing_store(store)
 
@@ -211,6 +218,7 @@ def parse_expect_options(options: list[str]) -> dict[str, Any]:
 
     Raises:
         typer.BadParameter: An option without `=`.
+        UserError: A matcher it cannot read (`range:abc`).
     """
     expect: dict[str, Any] = {}
     fields: dict[str, Any] = {}
@@ -219,14 +227,17 @@ def parse_expect_options(options: list[str]) -> dict[str, Any]:
         key, sep, value = option.partition("=")
         if not sep or not key:
             raise typer.BadParameter(f"--expect {option!r}: write KEY=VALUE, e.g. intent=deploy_backend")
-        if key == "intent":
-            expect["intent"] = _value(value)
-        elif key == "status":
-            outcome["status"] = value
-        elif key == "tools":
-            outcome["tools"] = [t for t in value.split(",") if t]
-        else:
-            fields[key] = _value(value)
+        try:
+            if key == "intent":
+                expect["intent"] = _value(value)
+            elif key == "status":
+                outcome["status"] = value
+            elif key == "tools":
+                outcome["tools"] = [t for t in value.split(",") if t]
+            else:
+                fields[key] = _value(value)
+        except ValueError as exc:
+            raise UserError(f"--expect {option!r}: {exc}") from exc
     if fields:
         expect["fields"] = fields
     if outcome:
@@ -242,7 +253,10 @@ def _value(text: str) -> Any:
         return {"regex": rest}
     if sep and kind == "range":
         low, _, high = rest.partition(",")
-        return {"range": [float(low) if low else None, float(high) if high else None]}
+        try:
+            return {"range": [float(low) if low else None, float(high) if high else None]}
+        except ValueError as exc:
+            raise ValueError(f"range is MIN,MAX, numbers (either may be left out), got {rest!r}") from exc
     return _scalar(text)
 
 
