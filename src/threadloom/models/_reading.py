@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from typing import TypeVar
 
 from ..exceptions import ProviderError
+from ._secrets import hide_keys, redacted_cause
 
 __all__ = ["reading", "typed"]
 
@@ -19,17 +20,22 @@ _MAX_BODY = 2_000  # characters of a malformed answer kept in the error
 
 
 @contextmanager
-def reading(model: str, response: object) -> Generator[None]:
+def reading(model: str, response: object, api_key: str | None) -> Generator[None]:
     """Read `response` in this block: an `AttributeError` or `TypeError` in it becomes a `ProviderError`.
 
     Raises:
-        ProviderError: With status 200 and the answer (its text, or its repr) as the body.
+        ProviderError: With status 200 and the answer (its text, or its repr) as the body, `api_key`
+            (and key-like tokens) hidden in it and in the message.
     """
     try:
         yield
     except (AttributeError, TypeError, KeyError, IndexError) as exc:
-        body = response if isinstance(response, str) else repr(response)[:_MAX_BODY]
-        raise ProviderError(f"{model}: a malformed response: {exc}", status_code=200, body=body, model=model) from exc
+        # Hidden before the repr is cut, so no key is cut into a piece the patterns miss.
+        body = hide_keys(response if isinstance(response, str) else repr(response), api_key)
+        body = body if isinstance(response, str) else body[:_MAX_BODY]
+        message = hide_keys(f"{model}: a malformed response: {exc}", api_key)
+        # `exc` stays the `__context__` (a with block's exit cannot drop it): Python's or `typed`'s, no SDK's.
+        raise ProviderError(message, status_code=200, body=body, model=model) from redacted_cause(exc, api_key)
 
 
 def typed(value: object, kind: type[_T]) -> _T:

@@ -21,7 +21,7 @@ from ..exceptions import (
 )
 from ..messages import Message
 from ._reading import reading, typed
-from ._secrets import hide_keys
+from ._secrets import hide_keys, redacted_cause
 from .base import Completion, ModelRequest, ModelSettings, Strategy, ToolDefinition, Usage
 
 try:
@@ -174,7 +174,7 @@ class AnthropicModel:
             output = {"format": {"type": "json_schema", "schema": _output_schema(request)}}
         # This SDK version has no named sampling parameters; what the user set goes in the body as given.
         sampling = {key: value for key, value in settings.items() if key in ("temperature", "top_p")}
-        started = time.perf_counter()
+        started, api_key = time.perf_counter(), self.client.api_key
         try:
             response = await self.client.messages.create(
                 model=self._model,
@@ -190,20 +190,30 @@ class AnthropicModel:
                 timeout=settings["timeout"] if "timeout" in settings else self.client.timeout,
             )
         except anthropic.APITimeoutError as exc:
-            raise ModelTimeout(f"{self._model} did not answer in time") from exc
+            failure, cause = ModelTimeout(f"{self._model} did not answer in time"), exc
         except anthropic.APIStatusError as exc:
-            raise _status_error(exc, self._model, self.client.api_key) from exc
+            failure, cause = _status_error(exc, self._model, api_key), exc
         except anthropic.APIConnectionError as exc:
-            message = hide_keys(f"could not reach {self._model}: {exc}", self.client.api_key)
-            raise ProviderError(message, status_code=0, model=self._model) from exc
+            message = hide_keys(f"could not reach {self._model}: {exc}", api_key)
+            failure, cause = ProviderError(message, status_code=0, model=self._model), exc
         except json.JSONDecodeError as exc:
             # A success status with a JSON content type but a broken body: the SDK's parser gives up.
-            raise _not_a_message(self._model, 200, exc.doc) from exc
-        latency_ms = (time.perf_counter() - started) * 1000
+            failure, cause = _not_a_message(self._model, 200, exc.doc, api_key), exc
+        else:
+            return self._completion(response, (time.perf_counter() - started) * 1000)
+        # Raised outside the except blocks, so the SDK's exception (which may quote the key and holds
+        # the request's headers) is neither the traceback's cause nor its context.
+        raise failure from redacted_cause(cause, api_key)
+
+    def _completion(self, response: anthropic.types.Message, latency_ms: float) -> Completion:
+        """The SDK's answer as a `Completion`, or the error it is."""
+        api_key = self.client.api_key
         if not _is_message(response):
             # The SDK hands back the raw text of a non-JSON body, and a lax model of any other JSON.
-            raise _not_a_message(self._model, 200, response if isinstance(response, str) else response.to_dict())
-        with reading(self._model, response):
+            raise _not_a_message(
+                self._model, 200, response if isinstance(response, str) else response.to_dict(), api_key
+            )
+        with reading(self._model, response, api_key):
             if response.stop_reason == "refusal":
                 details = response.stop_details
                 why = (details.explanation or details.category) if details is not None else None
@@ -380,7 +390,6 @@ def _is_message(response: object) -> bool:
     )
 
 
-def _not_a_message(model: str, status: int, body: object) -> ProviderError:
-    return ProviderError(
-        f"{model} answered with a body that is not a Messages response", status_code=status, body=body, model=model
-    )
+def _not_a_message(model: str, status: int, body: object, api_key: str | None) -> ProviderError:
+    message = f"{model} answered with a body that is not a Messages response"
+    return ProviderError(message, status_code=status, body=hide_keys(body, api_key), model=model)

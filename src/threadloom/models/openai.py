@@ -18,7 +18,7 @@ from ..exceptions import ContextWindowExceeded, ModelError, ModelTimeout, Provid
 from ..messages import Message
 from ..parsing._candidates import Finder
 from ._reading import reading, typed
-from ._secrets import hide_keys
+from ._secrets import hide_keys, redacted_cause
 from .base import Completion, ModelRequest, ModelSettings, Strategy, ToolDefinition, Usage
 
 try:
@@ -163,21 +163,31 @@ class OpenAIModel:
             else:
                 completion = await self._responses(request, settings)
         except openai.OpenAIError as exc:
-            key = self._client.api_key
-            raise _model_error(exc, self.model, None if key == _NO_KEY else key) from exc
+            failure, cause = _model_error(exc, self.model, self._key), exc
         except json.JSONDecodeError as exc:  # the SDK lets a body that is not JSON through as is
             message = f"{self.model}: the answer is not JSON: {exc}"
-            raise ProviderError(message, status_code=200, body=exc.doc[:500], model=self.model) from exc
-        latency_ms = (time.perf_counter() - started) * 1000
-        return Completion(
-            completion.text,
-            completion.model,
-            usage=completion.usage,
-            latency_ms=latency_ms,
-            stop_reason=completion.stop_reason,
-            strategy=self.strategy,
-            error=completion.error,
-        )
+            body = hide_keys(exc.doc, self._key)[:500]
+            failure, cause = ProviderError(message, status_code=200, body=body, model=self.model), exc
+        else:
+            latency_ms = (time.perf_counter() - started) * 1000
+            return Completion(
+                completion.text,
+                completion.model,
+                usage=completion.usage,
+                latency_ms=latency_ms,
+                stop_reason=completion.stop_reason,
+                strategy=self.strategy,
+                error=completion.error,
+            )
+        # Raised outside the except blocks, so the SDK's exception (which may quote the key and holds
+        # the request's Authorization header) is neither the traceback's cause nor its context.
+        raise failure from redacted_cause(cause, self._key)
+
+    @property
+    def _key(self) -> str | None:
+        """The key sent, to hide in errors (None for a self-hosted server's placeholder)."""
+        key = self._client.api_key
+        return None if key == _NO_KEY else key
 
     # -- Chat Completions ------------------------------------------------------------------
 
@@ -194,7 +204,7 @@ class OpenAIModel:
                 params["response_format"] = {"type": "json_schema", "json_schema": _json_schema(request)}
         create: Any = self._client.chat.completions.create
         response = cast("ChatCompletion", await create(**params))
-        with reading(self.model, response):
+        with reading(self.model, response, self._key):
             if not response.choices:
                 raise ProviderError("the server answered with no choices", status_code=200, model=self.model)
             choice = response.choices[0]
@@ -232,7 +242,7 @@ class OpenAIModel:
             params["text"] = {"format": {"type": "json_schema", **_json_schema(request)}}
         create: Any = self._client.responses.create
         response = cast("Response", await create(**params))
-        with reading(self.model, response):
+        with reading(self.model, response, self._key):
             if response.error is not None:
                 raise ProviderError(
                     f"{response.error.code}: {response.error.message}", status_code=200, model=self.model
