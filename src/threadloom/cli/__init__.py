@@ -11,8 +11,9 @@
     threadloom eval run examples/deploy_bot_evals.py --baseline examples/evals/deploy_bot.baseline.json
 
 The store comes from `--store` or `THREADLOOM_STORE`, default `sqlite:///threadloom.db`; only
-`worker` creates a SQLite store that is not there. Errors are one line on stderr: exit 1 when the
-command failed, 2 when it was misused.
+`worker` and `serve` create a store or upgrade its schema: the other commands refuse a database that
+holds no threadloom store of this version, and leave it unchanged. Errors are one line on stderr:
+exit 1 when the command failed, 2 when it was misused.
 """
 
 from __future__ import annotations

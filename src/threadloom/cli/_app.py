@@ -26,7 +26,7 @@ from ..agent import Agent
 from ..exceptions import ThreadDecodeError, ThreadloomError, ThreadNotFound, UserError
 from ..intents import Tool
 from ..runtime import Runtime
-from ..store import DEFAULT_URL
+from ..store import DEFAULT_URL, open_store
 from ..store.base import masked, masked_url
 from ..thread import Thread
 
@@ -165,15 +165,19 @@ def existing_store(url: str) -> str:
 
 
 def run(store: str, agents: list[Agent], work: Callable[[Runtime], Awaitable[_T]]) -> _T:
-    """Run `work` on a runtime over an existing store; a threadloom error ends the command in one line."""
+    """Run `work` on a runtime over an existing store; a threadloom error ends the command in one line.
+
+    The store is opened as it is: a database that is no store of this threadloom's schema is
+    refused unchanged (only `worker` and `serve` create or upgrade one).
+    """
     url = existing_store(store)
 
     async def main() -> _T:
-        runtime = Runtime(store=url, agents=agents)
+        opened = await open_store(url, upgrade=False)
         try:
-            return await work(runtime)
+            return await work(Runtime(store=opened, agents=agents))
         finally:
-            await runtime.aclose()
+            await opened.aclose()
 
     try:
         return asyncio.run(main())

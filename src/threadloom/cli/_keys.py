@@ -20,7 +20,8 @@ from rich.text import Text
 
 from ..exceptions import ThreadloomError, UserError
 from ..server._keys import SCOPES, Scope, digest, new_secret, parse_scopes
-from ..server.tables import StoredKey, Tables, open_tables
+from ..server.tables import StoredKey, Tables, open_tables, stored_tables
+from ..server.tables.memory import MemoryTables
 from ..store import DEFAULT_URL
 from ._app import StoreOption, console, existing_store, fail, hide_password, say, write_json
 
@@ -32,13 +33,17 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")
 keys = typer.Typer(help="Create, list and revoke the API keys `threadloom serve` accepts.", no_args_is_help=True)
 
 
-def _with_tables(store: str, work: Callable[[Tables], Awaitable[_T]]) -> _T:
-    """Run `work` on the store's server tables; a threadloom error ends the command in one line."""
+def _with_tables(store: str, work: Callable[[Tables], Awaitable[_T]], *, create: bool = False) -> _T:
+    """Run `work` on the store's server tables; a threadloom error ends the command in one line.
+
+    Only `create` makes the tables: otherwise they are read as they are, a database that is not
+    threadloom's is refused unchanged, and a store without them holds no keys.
+    """
     if store == "memory://":
         fail("memory:// keeps nothing once this command ends; use --store sqlite:///path.db or postgresql://", code=2)
 
     async def main() -> _T:
-        tables = await open_tables(store)
+        tables = await open_tables(store) if create else (await stored_tables(store) or MemoryTables())
         try:
             return await work(tables)
         finally:
@@ -84,7 +89,7 @@ def create_key(
             return False
         return True
 
-    if not _with_tables(store, add):
+    if not _with_tables(store, add, create=True):
         fail(
             f"a key named {name!r} exists already; revoke it first (threadloom keys revoke {name}) or pick another name"
         )

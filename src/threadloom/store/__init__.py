@@ -23,11 +23,19 @@ DEFAULT_URL = "sqlite:///threadloom.db"
 """The embedded default: `./threadloom.db`."""
 
 
-async def open_store(url: str = DEFAULT_URL) -> ThreadStore:
+async def open_store(url: str = DEFAULT_URL, *, upgrade: bool = True) -> ThreadStore:
     """The store a URL names: `memory://`, `sqlite:///relative.db`, `sqlite:////absolute.db`, `postgresql://...`.
+
+    Args:
+        url: The store's URL.
+        upgrade: True (what a worker or server does) creates the store if it is not there and
+            migrates an older one; False opens it as it is, refusing a database that holds no
+            store of this threadloom's schema without changing it (what reading commands do).
 
     Raises:
         UserError: The URL's scheme is not one of these.
+        StoreError: The store cannot be opened; without `upgrade`, it is not there as a store of
+            this threadloom's schema.
         ImportError: `postgresql://` without the `postgres` extra installed.
     """
     if url == "memory://":
@@ -36,11 +44,11 @@ async def open_store(url: str = DEFAULT_URL) -> ThreadStore:
         path = url.removeprefix("sqlite:///")
         if not path:
             raise UserError("sqlite:/// needs a file name, e.g. sqlite:///threadloom.db")
-        return SQLiteStore(Path(path))
+        return SQLiteStore(Path(path), upgrade=upgrade)
     if url.startswith(("postgresql://", "postgres://")):
         from .postgres import PostgresStore  # imported only here: psycopg is an extra
 
-        return await PostgresStore.open(url)
+        return await PostgresStore.open(url, upgrade=upgrade)
     raise UserError(
         f"unknown store URL {masked_url(url)!r}; use memory://, sqlite:///path.db or postgresql://user@host/db"
     )

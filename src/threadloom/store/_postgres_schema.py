@@ -8,8 +8,9 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from ..exceptions import StoreError
+from ._schemas import not_a_store, unusable_schema
 
-__all__ = ["CHANNEL", "MIGRATIONS", "Pool", "migrate"]
+__all__ = ["CHANNEL", "MIGRATIONS", "Pool", "check", "migrate"]
 
 Pool = AsyncConnectionPool[psycopg.AsyncConnection[Any]]
 """The store's pool: autocommit connections (work of several statements opens a transaction)."""
@@ -98,3 +99,22 @@ async def migrate(conn: psycopg.AsyncConnection[Any], migrations: tuple[str, ...
             await cur.execute("INSERT INTO threadloom_schema VALUES (%s)", (len(migrations),))
         else:
             await cur.execute("UPDATE threadloom_schema SET version = %s", (len(migrations),))
+
+
+async def check(conn: psycopg.AsyncConnection[Any], migrations: tuple[str, ...], where: str) -> None:
+    """Refuse a database that holds no store of these migrations, reading only (nothing is created).
+
+    Raises:
+        StoreError: No `threadloom_schema` table on the search path (an empty database too), or a
+            store of another schema.
+    """
+    async with conn.cursor() as cur:
+        await cur.execute("SELECT to_regclass('threadloom_schema') IS NOT NULL")
+        found = await cur.fetchone()
+        if found is None or not found[0]:
+            raise not_a_store(where)
+        await cur.execute("SELECT version FROM threadloom_schema")
+        row = await cur.fetchone()
+    problem = unusable_schema(where, 0 if row is None else int(row[0]), len(migrations))
+    if problem is not None:
+        raise problem

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from pathlib import Path
+from urllib.request import pathname2url
 
 from ..exceptions import StoreError
+from ._schemas import not_a_store, unusable_schema
 
-__all__ = ["MIGRATIONS", "migrate", "use_wal"]
+__all__ = ["MIGRATIONS", "STORE_TABLES", "check", "file_uri", "look", "migrate", "shown_path", "use_wal"]
 
 MIGRATIONS: tuple[str, ...] = (
     # 1: threads (what the runtime queries), events (one row each), idempotency keys.
@@ -70,6 +73,58 @@ MIGRATIONS: tuple[str, ...] = (
     """,
 )
 """Forward-only schema migrations; `PRAGMA user_version` records how many are applied."""
+
+
+STORE_TABLES = frozenset({"threads", "events", "idempotency_keys"})
+"""The tables every version of the store has: a file with them (and a `user_version`) is a store."""
+
+
+def file_uri(path: str, mode: str) -> str:
+    """The `file:` URI of `path` opened in `mode` (`ro`, `rw`: neither creates the file), for `uri=True`."""
+    return f"file:{pathname2url(path)}?mode={mode}"
+
+
+def shown_path(path: str) -> str:
+    """The file's absolute path, quoted, as errors name it: a relative one says nothing of where it was looked for."""
+    return repr(str(Path(path).absolute()))
+
+
+def look(path: str) -> tuple[int, frozenset[str]]:
+    """The file's `user_version` and its tables' names, read without writing (nor creating) anything.
+
+    Raises:
+        StoreError: No file is there, or it is not a SQLite database.
+    """
+    where = shown_path(path)
+    if not Path(path).is_file():
+        raise StoreError(f"no SQLite file at {where}")
+    try:
+        db = sqlite3.connect(file_uri(path, "ro"), uri=True)
+        try:
+            (version,) = db.execute("PRAGMA user_version").fetchone()
+            names = db.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+        finally:
+            db.close()
+    except sqlite3.OperationalError as exc:  # a file it may not read, ...
+        raise StoreError(f"cannot open SQLite store {where}: {exc}") from exc
+    except sqlite3.DatabaseError as exc:  # "file is not a database"
+        raise not_a_store(where) from exc
+    return int(version), frozenset(str(name) for (name,) in names)
+
+
+def check(path: str, migrations: tuple[str, ...]) -> None:
+    """Refuse a file that is not a store of these migrations, looking without changing it (see `look`).
+
+    Raises:
+        StoreError: No file, not a SQLite database, no store's tables, or a store of another schema.
+    """
+    version, names = look(path)
+    where = shown_path(path)
+    if version == 0 or not STORE_TABLES <= names:
+        raise not_a_store(where)
+    problem = unusable_schema(where, version, len(migrations))
+    if problem is not None:
+        raise problem
 
 
 def migrate(db: sqlite3.Connection, migrations: tuple[str, ...], path: str) -> None:

@@ -35,7 +35,7 @@ from . import _postgres_leases, _postgres_reads, _postgres_writes
 from ._appends import not_storable
 from ._codec import decode_thread
 from ._leases import WorkSignal, release_all
-from ._postgres_schema import CHANNEL, MIGRATIONS, Pool, migrate
+from ._postgres_schema import CHANNEL, MIGRATIONS, Pool, check, migrate
 from .base import StoreCounts, ThreadSummary, masked, masked_url
 
 __all__ = ["CHANNEL", "MIGRATIONS", "PostgresStore"]
@@ -54,17 +54,23 @@ class PostgresStore:
         self._listener: asyncio.Task[None] | None = None
 
     @classmethod
-    async def open(cls, url: str, *, max_connections: int = 10, connect_timeout: float = 5) -> PostgresStore:
+    async def open(
+        cls, url: str, *, max_connections: int = 10, connect_timeout: float = 5, upgrade: bool = True
+    ) -> PostgresStore:
         """Connect, apply pending migrations and return the store.
 
         Args:
             url: A libpq URL. A schema other than `public`: `?options=-csearch_path%3Dmyschema`.
             max_connections: The pool's size.
             connect_timeout: Seconds to wait for the server before giving up.
+            upgrade: False opens the store as it is: a database without the store's tables (an
+                empty one too) or with a store of another schema is refused, and nothing is
+                created or migrated. For commands that only read or decide.
 
         Raises:
             StoreError: The database cannot be reached (the server's reason in one line, the URL's
-                password masked), or was written by a newer threadloom.
+                password masked), or was written by a newer threadloom; without `upgrade`, it holds
+                no store of this threadloom's schema.
         """
         # One connection first: a server that cannot be reached fails here at once with its reason
         # (the pool would retry until its timeout and then say only "pool initialization incomplete").
@@ -76,8 +82,11 @@ class PostgresStore:
             reason = " ".join(str(exc).split())
             raise StoreError(f"cannot open PostgreSQL store {masked_url(url)}: {masked(reason, url)}") from None
         try:
-            async with first.transaction():
-                await migrate(first, MIGRATIONS)  # MIGRATIONS as this module has it (tests replace it)
+            if not upgrade:
+                await check(first, MIGRATIONS, masked_url(url))
+            else:
+                async with first.transaction():
+                    await migrate(first, MIGRATIONS)  # MIGRATIONS as this module has it (tests replace it)
         except psycopg.Error as exc:
             raise StoreError(f"cannot open PostgreSQL store {masked_url(url)}: {masked(str(exc), url)}") from None
         finally:

@@ -50,7 +50,7 @@ from ..thread import Thread
 from . import _sqlite_leases, _sqlite_reads
 from ._appends import not_storable
 from ._leases import WorkSignal, claim_then_load
-from ._sqlite_schema import MIGRATIONS, migrate, use_wal
+from ._sqlite_schema import MIGRATIONS, check, file_uri, migrate, use_wal
 from ._sqlite_thread import StoreThread
 from ._sqlite_writes import Append, append_work
 from .base import StoreCounts, ThreadSummary
@@ -63,8 +63,10 @@ _BUSY_MS = 30_000  # how long a write waits for another process's write lock
 _AT_ONCE_PAGES = 16  # a bigger append (~64 KiB of events) is written on the store's thread, the loop running on
 
 
-def _connect(path: str, synchronous: str, busy_ms: int) -> sqlite3.Connection:
-    db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=busy_ms / 1000)
+def _connect(path: str, synchronous: str, busy_ms: int, *, create: bool = True) -> sqlite3.Connection:
+    # Not `create`: a `mode=rw` URI, so that a file removed meanwhile is not made anew.
+    where, uri = (path, False) if create else (file_uri(path, "rw"), True)
+    db = sqlite3.connect(where, check_same_thread=False, isolation_level=None, timeout=busy_ms / 1000, uri=uri)
     db.execute(f"PRAGMA synchronous={synchronous}")
     db.execute("PRAGMA foreign_keys=ON")
     return db
@@ -73,7 +75,13 @@ def _connect(path: str, synchronous: str, busy_ms: int) -> sqlite3.Connection:
 class SQLiteStore:
     """Threads in one SQLite file. Safe for several processes on one machine."""
 
-    def __init__(self, path: str | Path = "threadloom.db", *, synchronous: Literal["FULL", "NORMAL"] = "FULL") -> None:
+    def __init__(
+        self,
+        path: str | Path = "threadloom.db",
+        *,
+        synchronous: Literal["FULL", "NORMAL"] = "FULL",
+        upgrade: bool = True,
+    ) -> None:
         """Open (creating if needed) the database at `path` and apply pending migrations.
 
         Args:
@@ -82,9 +90,13 @@ class SQLiteStore:
                 survives a power cut; `NORMAL` syncs only at WAL checkpoints: an append then costs
                 microseconds instead of a disk sync, and survives a crash of the process but not of
                 the machine.
+            upgrade: False opens the store as it is: a file that is not there, is not a store, or
+                holds one of another schema is refused (looked at read-only, left unchanged),
+                and nothing is created or migrated. For commands that only read or decide.
 
         Raises:
-            StoreError: The file cannot be opened, or was written by a newer threadloom.
+            StoreError: The file cannot be opened, or was written by a newer threadloom; without
+                `upgrade`, it is no store of this threadloom's schema.
             UserError: `synchronous` is not `FULL` or `NORMAL`.
         """
         if synchronous not in ("FULL", "NORMAL"):
@@ -94,12 +106,16 @@ class SQLiteStore:
         # Whether the connection may still be in `synchronous=NORMAL` after an append with
         # `sync=False` (it is switched back at once; this is in case switching back failed).
         self._relaxed = False
+        if not upgrade:
+            check(self.path, MIGRATIONS)  # before anything writes: WAL mode alone would change a file
         try:
-            self._db = _connect(self.path, synchronous, _BUSY_MS)
+            self._db = _connect(self.path, synchronous, _BUSY_MS, create=upgrade)
             use_wal(self._db, _BUSY_MS / 1000)
             (self._checkpoint_pages,) = self._db.execute("PRAGMA wal_autocheckpoint").fetchone()
-            migrate(self._db, MIGRATIONS, self.path)  # MIGRATIONS as this module has it (tests replace it)
-            self._now = _connect(self.path, "NORMAL", 0)  # commits made at once (`_at_once`): no wait, or a lone task
+            if upgrade:
+                migrate(self._db, MIGRATIONS, self.path)  # MIGRATIONS as this module has it (tests replace it)
+            # Commits made at once (`_at_once`): no wait, or a lone task.
+            self._now = _connect(self.path, "NORMAL", 0, create=upgrade)
             self._now.execute("PRAGMA wal_autocheckpoint = 0")
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open SQLite store {self.path!r}: {exc}") from exc

@@ -30,6 +30,7 @@ __all__ = [
     "open_tables",
     "scopes_text",
     "stored_key",
+    "stored_tables",
     "tables_url",
     "webhook_secret",
 ]
@@ -63,6 +64,32 @@ async def open_tables(where: str | ThreadStore) -> Tables:
 
         return await PostgresTables.open(url)
     raise UserError(f"unknown store URL {masked_url(url)!r}; use memory://, sqlite:///path.db or postgresql://...")
+
+
+async def stored_tables(url: str) -> Tables | None:
+    """The server's tables as they are in the database a store URL names; None in a store that has none yet.
+
+    For commands that only read them (`threadloom keys ls`, `revoke`): nothing is created or
+    upgraded, and a database that is not threadloom's is left unchanged.
+
+    Raises:
+        UserError: Not a URL of these kinds.
+        StoreError: The database cannot be opened, holds none of threadloom's tables (neither the
+            store's nor these; an empty one too), or these of another schema.
+    """
+    if url == "memory://":
+        from .memory import MemoryTables
+
+        return MemoryTables()
+    if url.startswith("sqlite:///") and url != "sqlite:///":
+        from .sqlite import stored
+
+        return await stored(Path(url.removeprefix("sqlite:///")))
+    if url.startswith(("postgresql://", "postgres://")):
+        from .postgres import stored as stored_in_postgres  # psycopg is an extra
+
+        return await stored_in_postgres(url)
+    return await open_tables(url)  # a URL of no known kind: its error
 
 
 def tables_url(store: ThreadStore) -> str:

@@ -7,9 +7,19 @@ from dataclasses import KW_ONLY, dataclass
 from datetime import datetime
 from typing import Literal, Protocol
 
+from ...exceptions import StoreError
 from .._keys import SCOPES, ApiKey, Scope, parse_scopes
 
-__all__ = ["LINK_SECRET", "WEBHOOK_SECRET", "Delivery", "StoredKey", "Tables", "scopes_text", "stored_key"]
+__all__ = [
+    "LINK_SECRET",
+    "WEBHOOK_SECRET",
+    "Delivery",
+    "StoredKey",
+    "Tables",
+    "scopes_text",
+    "stored_key",
+    "unusable_tables",
+]
 
 LINK_SECRET = "answer_link_secret"
 """The setting that holds the key answer links (and inbox sessions) are signed with."""
@@ -134,3 +144,15 @@ class Tables(Protocol):
     async def aclose(self) -> None:
         """Close the connections."""
         ...
+
+
+def unusable_tables(version: int, known: int) -> StoreError | None:
+    """Why tables of schema `version` cannot be used as they are (opened without upgrading); None when `known`."""
+    if version == known:
+        return None
+    if version > known:
+        return StoreError(f"the server's tables have schema {version}; this threadloom knows {known}")
+    return StoreError(
+        f"the server's tables have schema {version}, older than this threadloom's {known}; "
+        "they are left as they are: `threadloom serve` upgrades them"
+    )

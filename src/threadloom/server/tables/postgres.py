@@ -21,10 +21,11 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
     ) from exc
 
 from ...exceptions import StoreError, UserError
+from ...store._schemas import not_a_store
 from ...store.base import masked, masked_url
-from .base import Delivery, StoredKey, scopes_text, stored_key
+from .base import Delivery, StoredKey, scopes_text, stored_key, unusable_tables
 
-__all__ = ["MIGRATIONS", "PostgresTables"]
+__all__ = ["MIGRATIONS", "PostgresTables", "stored"]
 
 MIGRATIONS: tuple[str, ...] = (
     # 1: API keys (the SHA-256 of the secret, hex), settings, and the webhook outbox.
@@ -102,6 +103,40 @@ async def _migrate(conn: psycopg.AsyncConnection[Any]) -> None:
         await cur.execute("INSERT INTO threadloom_server_schema VALUES (%s)", (len(MIGRATIONS),))
 
 
+async def _check(conn: psycopg.AsyncConnection[Any]) -> None:
+    """Refuse the tables unless they are there at this threadloom's schema; nothing is written."""
+    async with conn.cursor() as cur:
+        await cur.execute("SELECT version FROM threadloom_server_schema")
+        row = await cur.fetchone()
+    problem = unusable_tables(0 if row is None else int(row[0]), len(MIGRATIONS))
+    if problem is not None:
+        raise problem
+
+
+async def stored(url: str) -> PostgresTables | None:
+    """The server's tables in the database as they are; None in a store that has none yet. Nothing is created.
+
+    Raises:
+        StoreError: The database cannot be reached, holds none of threadloom's tables (neither the
+            store's nor the server's; an empty database too), or server tables of another schema.
+    """
+    try:
+        async with await psycopg.AsyncConnection.connect(url, autocommit=True, connect_timeout=5) as conn:
+            cur = await conn.execute(
+                "SELECT to_regclass('threadloom_server_schema') IS NOT NULL, to_regclass('threadloom_schema') IS NOT NULL"
+            )
+            found = await cur.fetchone()
+    except psycopg.Error as exc:
+        reason = masked(" ".join(str(exc).split()), url)
+        raise StoreError(f"cannot open the server's tables in {masked_url(url)}: {reason}") from None
+    tables, store = found or (False, False)
+    if tables:
+        return await PostgresTables.open(url, upgrade=False)
+    if store:
+        return None
+    raise not_a_store(masked_url(url))
+
+
 class PostgresTables:
     """The server's tables in PostgreSQL. Build one with `await PostgresTables.open(url)`."""
 
@@ -111,19 +146,27 @@ class PostgresTables:
         self.url = url
 
     @classmethod
-    async def open(cls, url: str, *, max_connections: int = 4, connect_timeout: float = 5) -> PostgresTables:
+    async def open(
+        cls, url: str, *, max_connections: int = 4, connect_timeout: float = 5, upgrade: bool = True
+    ) -> PostgresTables:
         """Connect, create or migrate the tables, and return them.
+
+        Args:
+            url: A libpq URL (the store's).
+            max_connections: The pool's size.
+            connect_timeout: Seconds to wait for the server before giving up.
+            upgrade: False opens the tables as they are: nothing is created or migrated (see `stored`).
 
         Raises:
             StoreError: The database cannot be reached (the URL's password masked), or its tables are
-                of a newer threadloom.
+                of a newer threadloom; without `upgrade`, they are not there or of another schema.
         """
         try:
             first = await psycopg.AsyncConnection.connect(
                 url, autocommit=True, connect_timeout=max(1, round(connect_timeout))
             )
             try:
-                await _migrate(first)
+                await (_migrate(first) if upgrade else _check(first))
             finally:
                 await first.close()
         except psycopg.Error as exc:

@@ -18,10 +18,11 @@ from typing import Any, TypeVar
 
 from ...exceptions import StoreError, UserError
 from ...store._codec import format_time, parse_time
-from ...store._sqlite_schema import use_wal
-from .base import Delivery, StoredKey, scopes_text, stored_key
+from ...store._schemas import not_a_store
+from ...store._sqlite_schema import STORE_TABLES, file_uri, look, shown_path, use_wal
+from .base import Delivery, StoredKey, scopes_text, stored_key, unusable_tables
 
-__all__ = ["MIGRATIONS", "SQLiteTables"]
+__all__ = ["MIGRATIONS", "SQLiteTables", "stored"]
 
 _T = TypeVar("_T")
 
@@ -94,6 +95,29 @@ def _migrate(db: sqlite3.Connection) -> None:
         raise
 
 
+def _check(db: sqlite3.Connection) -> None:
+    """Refuse the tables unless they are there at this threadloom's schema; nothing is written."""
+    row = db.execute("SELECT version FROM threadloom_server_schema").fetchone()
+    problem = unusable_tables(0 if row is None else int(row[0]), len(MIGRATIONS))
+    if problem is not None:
+        raise problem
+
+
+async def stored(path: str | Path) -> SQLiteTables | None:
+    """The server's tables in the file as they are; None in a store that has none yet. Nothing is created.
+
+    Raises:
+        StoreError: No file, not a SQLite database, none of threadloom's tables (neither the
+            store's nor the server's), or server tables of another schema.
+    """
+    version, names = await asyncio.to_thread(look, str(path))
+    if "threadloom_server_schema" in names:
+        return await SQLiteTables.open(path, upgrade=False)
+    if version and STORE_TABLES <= names:
+        return None
+    raise not_a_store(shown_path(str(path)))
+
+
 class SQLiteTables:
     """The server's tables in one SQLite file. Build one with `await SQLiteTables.open(path)`."""
 
@@ -104,20 +128,32 @@ class SQLiteTables:
         self._thread = thread
 
     @classmethod
-    async def open(cls, path: str | Path) -> SQLiteTables:
+    async def open(cls, path: str | Path, *, upgrade: bool = True) -> SQLiteTables:
         """Open (creating if needed) the file at `path` and its server tables.
 
+        Args:
+            path: The store's SQLite file.
+            upgrade: False opens the tables as they are: nothing is created or migrated (see `stored`).
+
         Raises:
-            StoreError: The file cannot be opened, or its tables are of a newer threadloom.
+            StoreError: The file cannot be opened, or its tables are of a newer threadloom; without
+                `upgrade`, the file or its tables are not there, or of another schema.
         """
         thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="threadloom-tables")
+        # Not `upgrade`: a `mode=rw` URI, which never creates the file.
+        where = str(path) if upgrade else file_uri(str(path), "rw")
 
         def connect() -> sqlite3.Connection:
-            db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=_BUSY_SECONDS)
+            db = sqlite3.connect(
+                where, check_same_thread=False, isolation_level=None, timeout=_BUSY_SECONDS, uri=not upgrade
+            )
             try:
                 use_wal(db, _BUSY_SECONDS)
                 db.execute("PRAGMA synchronous=FULL")
-                _migrate(db)
+                if upgrade:
+                    _migrate(db)
+                else:
+                    _check(db)
             except BaseException:
                 db.close()
                 raise

@@ -1,0 +1,169 @@
+"""The commands that read or decide open a store as it is: a file that is no store is refused and left unchanged.
+
+Only `threadloom worker` and `serve` own a store: they create it and upgrade its schema. Every other
+command refuses a SQLite file or PostgreSQL database without threadloom's tables, and a store of an
+older schema, without writing a byte.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import sqlite3
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from cli_support import launch
+from threadloom.cli import app
+from threadloom.store import SQLiteStore
+from threadloom.store.sqlite import MIGRATIONS
+
+COMMANDS = [
+    ["threads", "ls"],
+    ["threads", "show", "th_1"],
+    ["threads", "render", "th_1", "--agents", "cli_support:agent"],
+    ["threads", "approve", "th_1"],
+    ["threads", "reject", "th_1", "--feedback", "no"],
+    ["threads", "respond", "th_1", "staging"],
+    ["threads", "send-event", "th_1", "ticket_note"],
+    ["threads", "cancel", "th_1"],
+    ["threads", "fork", "th_1", "--at", "ev_1"],
+    ["usage"],
+    ["keys", "ls"],
+    ["keys", "revoke", "ops"],
+]
+
+
+@pytest.fixture(autouse=True)
+def _importable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("THREADLOOM_STORE", raising=False)
+    monkeypatch.setenv("COLUMNS", "200")
+
+
+def invoke(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(app, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def tables(path: Path) -> set[str]:
+    with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+        return {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+
+
+def app_database(path: Path) -> Path:
+    """A user's own SQLite file: a table of theirs, a schema version of theirs."""
+    with closing(sqlite3.connect(path)) as db:
+        db.executescript("CREATE TABLE users (name TEXT); INSERT INTO users VALUES ('ada'); PRAGMA user_version = 7;")
+    return path
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c[:2]))
+def test_a_sqlite_file_that_is_no_store_is_refused_and_left_unchanged(tmp_path: Path, command: list[str]) -> None:
+    path = app_database(tmp_path / "my_app.db")
+    before = digest(path)
+    code, out, err = invoke(*command, "--store", f"sqlite:///{path}")
+    assert (code, out) == (1, "")
+    assert err.startswith(f"error: '{path}' is not a threadloom store") and err.count("\n") == 1
+    assert digest(path) == before and sorted(tmp_path.iterdir()) == [path]  # no -wal, no -shm
+
+
+@pytest.mark.parametrize("contents", [b"", b"hello, not a database at all\n" * 100])
+def test_an_empty_file_or_one_of_text_is_no_store(tmp_path: Path, contents: bytes) -> None:
+    path = tmp_path / "threads.db"
+    path.write_bytes(contents)
+    code, _, err = invoke("threads", "ls", "--store", f"sqlite:///{path}")
+    assert code == 1 and "is not a threadloom store" in err
+    assert path.read_bytes() == contents and sorted(tmp_path.iterdir()) == [path]
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c[:2]))
+def test_a_path_that_is_not_there_is_refused_and_nothing_is_created(tmp_path: Path, command: list[str]) -> None:
+    code, _, err = invoke(*command, "--store", f"sqlite:///{tmp_path}/typo.db")
+    assert code == 1 and f"no SQLite store at {tmp_path}/typo.db" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_store_of_an_older_schema_is_not_upgraded_by_a_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "threads.db"
+    with monkeypatch.context() as older:
+        older.setattr("threadloom.store.sqlite.MIGRATIONS", MIGRATIONS[:2])  # a store of an earlier release
+        asyncio.run(SQLiteStore(path).aclose())
+    before = digest(path)
+    for command in (["threads", "ls"], ["usage"], ["threads", "approve", "th_1"]):
+        code, _, err = invoke(*command, "--store", f"sqlite:///{path}")
+        assert code == 1, err
+        assert f"'{path}' has threadloom store schema 2, older than this threadloom's {len(MIGRATIONS)}" in err
+        assert "`threadloom worker` or `threadloom serve` upgrades it" in err
+    assert digest(path) == before
+    with closing(sqlite3.connect(path)) as db:
+        assert db.execute("PRAGMA user_version").fetchone() == (2,)
+    asyncio.run(SQLiteStore(path).aclose())  # as a worker opens it: upgraded
+    code, out, _ = invoke("threads", "ls", "--store", f"sqlite:///{path}", "--json")
+    assert (code, out) == (0, "")
+
+
+def test_a_real_store_still_works_and_keys_ls_creates_no_key_tables(tmp_path: Path) -> None:
+    path = tmp_path / "threads.db"
+    url = f"sqlite:///{path}"
+    thread = launch(url)
+    made = tables(path)
+    code, out, _ = invoke("threads", "ls", "--store", url)
+    assert code == 0 and thread.id in out
+    code, out, _ = invoke("keys", "ls", "--store", url)
+    assert (code, out) == (
+        0,
+        "no keys stored; create one with: threadloom keys create NAME --scopes read,write,approve\n",
+    )
+    code, out, _ = invoke("keys", "revoke", "ops", "--store", url)
+    assert code == 1
+    assert tables(path) == made  # no server tables made by a command that only reads them
+    code, out, _ = invoke("threads", "approve", thread.id, "--store", url)
+    assert code == 0 and "is ready" in out
+
+
+def test_keys_work_on_a_file_that_holds_only_the_server_tables_and_threads_commands_say_what_is_missing(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path}/threads.db"
+    assert invoke("keys", "create", "ops", "--scopes", "read", "--store", url)[0] == 0
+    code, out, _ = invoke("keys", "ls", "--store", url)
+    assert code == 0 and "ops" in out
+    code, _, err = invoke("threads", "ls", "--store", url)
+    assert code == 1 and "is not a threadloom store" in err and "`threadloom worker`" in err
+
+
+def schema_tables(url: str) -> set[str]:
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        rows = conn.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()")
+        return {name for (name,) in rows.fetchall()}
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c[:2]))
+def test_an_empty_postgresql_database_is_no_store_and_gets_no_tables(postgres_url: str, command: list[str]) -> None:
+    code, _, err = invoke(*command, "--store", postgres_url)
+    assert code == 1 and "is not a threadloom store" in err, err
+    assert schema_tables(postgres_url) == set()
+
+
+def test_keys_ls_on_a_postgresql_store_creates_no_key_tables(postgres_url: str) -> None:
+    from threadloom.store.postgres import PostgresStore
+
+    async def make() -> None:
+        await (await PostgresStore.open(postgres_url)).aclose()
+
+    asyncio.run(make())
+    made = schema_tables(postgres_url)
+    code, out, _ = invoke("keys", "ls", "--store", postgres_url)
+    assert code == 0 and out.startswith("no keys stored")
+    assert schema_tables(postgres_url) == made
+    code, out, _ = invoke("threads", "ls", "--store", postgres_url, "--json")
+    assert (code, out) == (0, "")
