@@ -11,7 +11,9 @@ Two loops run beside the requests (`create_app`'s lifespan starts `deliver`):
   restart rescans from there and loses nothing.
 - the sender claims due deliveries with a lease (two servers never send one at once), signs each
   attempt anew (Standard Webhooks: `webhook-id` is the delivery's id, the same on every retry),
-  and retries failures with exponential backoff, capped, for up to three days.
+  and retries failures with exponential backoff, capped, for up to three days. Each attempt runs
+  on its own, bounded as a whole (a receiver trickling its answer is a failed attempt), so a
+  slow receiver holds up no other delivery.
 
 Delivery is at least once: a receiver that answered 2xx just as this process died gets the message
 again, with the same `webhook-id`, after the lease ends.
@@ -56,9 +58,8 @@ _SLACK = timedelta(minutes=10)  # changes made by events this much older than th
 _KEEP = timedelta(days=7)  # delivered and given-up deliveries are deleted after this (well past _SLACK)
 _SAVE_EVERY = timedelta(seconds=30)  # the watermark is written at most this often (a restart rescans the rest)
 _PAGE = 500  # summaries per list call
-_BATCH = 16  # deliveries claimed, and sent concurrently, at once
-_LEASE_SECONDS = 60.0  # well past an attempt's timeout
-_TIMEOUT = httpx.Timeout(10.0)
+_BATCH = 16  # attempts in flight at once, at most
+_LEASE_SECONDS = 60.0  # at least; always well past an attempt's bound
 # Where a thread rests (all but `ready`, which a worker is about to run or runs): a scan lists these.
 _RESTING: tuple[Status, ...] = tuple(s for s in get_args(Status) if s != "ready")
 
@@ -110,10 +111,11 @@ async def deliver(
     *,
     poll_seconds: float = 1.0,
     backoff: Backoff | None = None,
+    attempt_seconds: float = 10.0,
 ) -> None:
     """Queue and send webhooks for `config.subscriptions` until `stop` is set.
 
-    A store that cannot be reached is logged and tried again; the deliveries in flight when `stop`
+    A store that cannot be reached is logged and tried again; the attempts in flight when `stop`
     is set finish (or time out) first, so none is cut off half sent.
 
     Args:
@@ -121,6 +123,7 @@ async def deliver(
         stop: Set to end.
         poll_seconds: How often to look for changes and due deliveries.
         backoff: When failed deliveries are retried.
+        attempt_seconds: How long one attempt may take in all, from connecting to the answer's status.
     """
     subscriptions = _usable(config.subscriptions)
     if not subscriptions:
@@ -130,11 +133,17 @@ async def deliver(
     tables = config.tables or await _open(config, stop, poll_seconds)
     if tables is None:
         return
-    outbox = _Outbox(config, subscriptions, tables, backoff or Backoff())
+    outbox = _Outbox(config, subscriptions, tables, backoff or Backoff(), attempt_seconds)
+    timeout = httpx.Timeout(attempt_seconds)  # bounds each read; `_attempt` bounds the whole
     try:
-        async with httpx.AsyncClient(timeout=_TIMEOUT, follow_redirects=False) as client, asyncio.TaskGroup() as jobs:
+        # Left in reverse: the loops end at `stop`, then the attempts in flight, then the client.
+        async with (
+            httpx.AsyncClient(timeout=timeout, follow_redirects=False) as client,
+            asyncio.TaskGroup() as attempts,
+            asyncio.TaskGroup() as jobs,
+        ):
             jobs.create_task(_every(poll_seconds, stop, outbox.scan))
-            jobs.create_task(_every(poll_seconds, stop, lambda: outbox.send(client, stop)))
+            jobs.create_task(_every(poll_seconds, stop, lambda: outbox.send(client, stop, attempts)))
     finally:
         if tables is not config.tables:
             await tables.aclose()
@@ -182,11 +191,19 @@ async def _every(seconds: float, stop: asyncio.Event, work: Callable[[], Awaitab
 
 class _Outbox:
     def __init__(
-        self, config: ServerConfig, subscriptions: tuple[Subscription, ...], tables: Tables, backoff: Backoff
+        self,
+        config: ServerConfig,
+        subscriptions: tuple[Subscription, ...],
+        tables: Tables,
+        backoff: Backoff,
+        attempt_seconds: float,
     ) -> None:
         self.config = config
         self.tables = tables
         self.backoff = backoff
+        self.attempt_seconds = attempt_seconds
+        self.lease_seconds = max(_LEASE_SECONDS, 3 * attempt_seconds)  # no claim takes a delivery mid-attempt
+        self.in_flight: set[str] = set()  # ids of the deliveries being attempted
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.by_url = {s.url: s for s in subscriptions}
         self.subscriptions = subscriptions
@@ -250,15 +267,33 @@ class _Outbox:
                 log.debug("webhooks queued %d for thread %r", len(new), thread.id)
         self.seen[summary.thread_id] = (summary.events, summary.updated_at)
 
-    async def send(self, client: httpx.AsyncClient, stop: asyncio.Event) -> bool:
-        """Send a batch of due deliveries; whether there may be more due at once."""
-        if stop.is_set():
+    async def send(self, client: httpx.AsyncClient, stop: asyncio.Event, attempts: asyncio.TaskGroup) -> bool:
+        """Start an attempt of each due delivery, up to `_BATCH` in flight; whether there may be more due at once.
+
+        Each attempt is a task of its own, not awaited here: a slow receiver's attempt holds up
+        no other delivery, and the next call claims more as soon as there is room.
+        """
+        room = _BATCH - len(self.in_flight)
+        if stop.is_set() or room <= 0:
             return False
         claimed = await self.tables.claim(
-            self.owner, urls=list(self.by_url), lease_seconds=_LEASE_SECONDS, limit=_BATCH
+            self.owner, urls=list(self.by_url), lease_seconds=self.lease_seconds, limit=room
         )
-        await asyncio.gather(*(self._attempt(client, delivery) for delivery in claimed))
-        return len(claimed) == _BATCH
+        for delivery in claimed:
+            self.in_flight.add(delivery.delivery_id)
+            attempts.create_task(self._attempt_alone(client, delivery))
+        return len(claimed) == room
+
+    async def _attempt_alone(self, client: httpx.AsyncClient, delivery: Delivery) -> None:
+        """`_attempt`, whose errors are logged, not raised (they would end every other attempt): its lease ends and it is claimed again."""
+        try:
+            await self._attempt(client, delivery)
+        except StoreError as exc:
+            log.warning("webhook %s: %s", delivery.delivery_id, exc)
+        except Exception:  # a bug: said loudly; the delivery is tried again when its lease ends
+            log.exception("webhook %s failed", delivery.delivery_id)
+        finally:
+            self.in_flight.discard(delivery.delivery_id)
 
     async def _attempt(self, client: httpx.AsyncClient, delivery: Delivery) -> None:
         subscription = self.by_url[delivery.url]
@@ -269,17 +304,20 @@ class _Outbox:
             "user-agent": f"threadloom/{__version__}",
         }
         retry_after: float | None = None
+        status: int | None = None
         try:
-            # Streamed and closed unread: a receiver's answer is its status, whatever it sends after.
-            async with client.stream("POST", delivery.url, content=content, headers=headers) as answer:
-                status = answer.status_code
-                if 200 <= status < 300:
-                    await self.tables.delivered(delivery.delivery_id)
-                    return
-                error = f"HTTP {status}"
-                retry_after = _retry_after(answer.headers.get("retry-after"), datetime.now(UTC))
-        except httpx.HTTPError as exc:
+            # Bounded as a whole: httpx's timeout bounds each read, and a trickle of bytes is many reads.
+            async with asyncio.timeout(self.attempt_seconds):
+                # Streamed and closed unread: a receiver's answer is its status, whatever it sends after.
+                async with client.stream("POST", delivery.url, content=content, headers=headers) as answer:
+                    status = answer.status_code
+                    retry_after = _retry_after(answer.headers.get("retry-after"), datetime.now(UTC))
+            error = f"HTTP {status}"
+        except (httpx.HTTPError, TimeoutError) as exc:
             error = type(exc).__name__  # its text can hold the URL, which can hold a token
+        if status is not None and 200 <= status < 300:
+            await self.tables.delivered(delivery.delivery_id)
+            return
         retry_at = self.backoff.retry_at(delivery, datetime.now(UTC), retry_after=retry_after)
         await self.tables.failed(delivery.delivery_id, self.owner, error=error, retry_at=retry_at)
         attempt = delivery.attempts + 1
