@@ -30,6 +30,7 @@ from threadloom.server import (
 from threadloom.server._links import read_token
 from threadloom.server._outbox import WATERMARK, Backoff, where
 from threadloom.server._status_changes import changes, delivery_id
+from threadloom.store import open_store
 from threadloom.thread import Thread
 
 PUBLIC = "https://threads.example"
@@ -243,3 +244,35 @@ def test_backoff_doubles_up_to_its_cap_and_gives_up() -> None:
 def test_logs_show_a_subscribers_host_never_its_path() -> None:
     assert where("https://hooks.slack.com/services/T0/B0/secret-token?x=1") == "https://hooks.slack.com/..."
     assert where("http://127.0.0.1:8080/hook") == "http://127.0.0.1:8080/..."
+
+
+def test_a_wait_approved_before_any_scan_saw_it_is_reported_however_long_its_tool_runs(store_url: str) -> None:
+    # A wait that began 15 minutes ago and was approved at once, before any scan saw it; the outbox
+    # has run for 20 minutes; the approved tool runs until now (the thread is `ready`, unlisted).
+    then = datetime.now(UTC) - timedelta(minutes=15)
+    call = Event("tool_call", {"intent": "deploy", "arguments": {"tag": "v2"}, "policy": "approval"}, at=then)
+    approval = Event("approval", {"call_id": call.id, "approved": True, "edits": {}}, at=then)
+    thread = Thread([Event("user_input", {"text": "ship v2"}, at=then), call, approval], metadata={"agent": "deployer"})
+
+    async def before() -> None:
+        store = await open_store(store_url)
+        tables = await open_tables(store)
+        try:
+            await store.append(thread, after=0)
+            await tables.put_setting(WATERMARK, (then - timedelta(minutes=5)).isoformat())
+        finally:
+            await tables.aclose()
+            await store.aclose()
+
+    asyncio.run(before())
+    secret = new_webhook_secret()
+    receiver = Receiver(secret)
+    started = datetime.now(UTC)
+    with receiving(receiver) as url, server(store_url, url, secret, worker=False):
+        wait_for(lambda: datetime.fromisoformat(setting(store_url, WATERMARK) or "") > started, "a scan")
+        with Runtime(store=store_url, agents=[deployer()]) as runtime:
+            runtime.run_until_idle_sync()  # the tool's result, then done
+            assert runtime.get_sync(thread.id).status == "done"
+        wait_for(lambda: receiver.delivered("thread.done"), "the done webhook")
+        wait_for(lambda: all(d.state == "delivered" for d in outbox(store_url)), "the outbox to drain")
+    assert sorted(r.body["type"] for r in receiver.requests) == ["thread.done", "thread.waiting_approval"]

@@ -8,7 +8,9 @@ Two loops run beside the requests (`create_app`'s lifespan starts `deliver`):
   process (`threadloom serve --no-worker`) is found the same way. Delivery ids are derived from
   the change, so a rescan, or a second server scanning the same store, queues nothing twice; the
   watermark is kept in the settings table, written only after what it covers is queued, so a
-  restart rescans from there and loses nothing.
+  restart rescans from there and loses nothing. How far each thread's log has been read is kept
+  there too (`webhook_read:<thread id>`), so a thread's next read reports every change after
+  that, however long it ran, unlisted (`ready`), in between.
 - the sender claims due deliveries with a lease (two servers never send one at once), signs each
   attempt anew (Standard Webhooks: `webhook-id` is the delivery's id, the same on every retry),
   and retries failures with exponential backoff, capped, for up to three days. Each attempt runs
@@ -46,16 +48,18 @@ from ._signing import sign
 from ._status_changes import changes, deliveries, delivery_id
 from .tables import Delivery, Tables, open_tables
 
-__all__ = ["WATERMARK", "Backoff", "deliver", "where"]
+__all__ = ["ORIGIN", "WATERMARK", "Backoff", "deliver", "where"]
 
 log = logging.getLogger("threadloom.server.webhooks")
 
 WATERMARK = "webhook_watermark"
 """The setting that holds when the last complete scan began (ISO 8601, UTC)."""
+ORIGIN = "webhook_origin"
+"""The setting that holds when the first scan ever began: of a thread never read, changes from then on count."""
 
 _OVERLAP = timedelta(minutes=1)  # a scan re-reads this far before its watermark: appends committed late
-_SLACK = timedelta(minutes=10)  # changes made by events this much older than the watermark still count
-_KEEP = timedelta(days=7)  # delivered and given-up deliveries are deleted after this (well past _SLACK)
+_SLACK = timedelta(minutes=10)  # of a thread never read, changes this much older than ORIGIN still count
+_KEEP = timedelta(days=7)  # delivered and given-up deliveries are deleted after this
 _SAVE_EVERY = timedelta(seconds=30)  # the watermark is written at most this often (a restart rescans the rest)
 _PAGE = 500  # summaries per list call
 _BATCH = 16  # attempts in flight at once, at most
@@ -208,6 +212,7 @@ class _Outbox:
         self.by_url = {s.url: s for s in subscriptions}
         self.subscriptions = subscriptions
         self.watermark: datetime | None = None  # when the last complete scan began
+        self.origin = datetime.min.replace(tzinfo=UTC)  # ORIGIN, once the first scan read it
         self.saved: datetime | None = None  # the watermark as last written
         self.seen: dict[str, tuple[int, datetime]] = {}  # thread -> (events looked at, its updated_at)
         self.pruned = datetime.min.replace(tzinfo=UTC)
@@ -220,6 +225,8 @@ class _Outbox:
             # The first scan ever begins now: a new subscription hears of changes from its start on.
             self.saved = datetime.fromisoformat(stored) if stored else None
             self.watermark = self.saved or began
+            # A store that kept only a watermark (from before ORIGIN) begins where it was.
+            self.origin = datetime.fromisoformat(await self.tables.add_setting(ORIGIN, self.watermark.isoformat()))
         since = self.watermark - _OVERLAP
         # Threads that rest (the status index finds them): one that passed through a status someone
         # hears about (approved at once) is read when it next rests, its log holding every change.
@@ -228,7 +235,7 @@ class _Outbox:
             while True:
                 page = await self.config.runtime.list(status=status, updated_after=cursor, limit=_PAGE)
                 for summary in page:
-                    await self._look_at(summary, self.watermark - _SLACK)
+                    await self._look_at(summary)
                 if len(page) < _PAGE:
                     break
                 # Ties at the page's end are read again (the next page starts a microsecond
@@ -245,7 +252,7 @@ class _Outbox:
             self.pruned = began
         return False
 
-    async def _look_at(self, summary: ThreadSummary, not_before: datetime) -> None:
+    async def _look_at(self, summary: ThreadSummary) -> None:
         seen = self.seen.get(summary.thread_id)
         if seen is not None and seen[0] == summary.events:
             return
@@ -254,7 +261,12 @@ class _Outbox:
         except (ThreadNotFound, ThreadDecodeError) as exc:
             log.warning("webhooks skip thread %r: %s", summary.thread_id, exc)
         else:
-            found = list(changes(thread, since=not_before))
+            # The changes after what was read of it before; of a thread never read, those since ORIGIN.
+            name = f"webhook_read:{thread.id}"
+            read = await self.tables.get_setting(name)
+            start = 0 if read is None else int(read)
+            since = self.origin - _SLACK if read is None else None
+            found = [change for change in changes(thread, since=since) if change.position >= start]
             ids = [
                 delivery_id(s, thread.id, change)
                 for change in found
@@ -265,6 +277,8 @@ class _Outbox:
             new = deliveries(self.config, self.subscriptions, thread, found, skip=known)
             if new and await self.tables.queue(new):
                 log.debug("webhooks queued %d for thread %r", len(new), thread.id)
+            if len(thread) > start:  # written after the queue: a crash between rereads, and `known` skips
+                await self.tables.put_setting(name, str(len(thread)))
         self.seen[summary.thread_id] = (summary.events, summary.updated_at)
 
     async def send(self, client: httpx.AsyncClient, stop: asyncio.Event, attempts: asyncio.TaskGroup) -> bool:
