@@ -54,6 +54,10 @@ class ThreadRedaction:
             return value
         return redact(value, self.pattern, self.keys, secrets=self.secrets)
 
+    def hides(self, key: str, value: JsonValue) -> bool:
+        """Whether `value`, under `key`, would show redacted (a secret key, or a secret within it)."""
+        return self.apply({key: value}) != {key: value}
+
     def event_data(self, event: Event) -> JsonValue:
         """The event's data redacted, its model record (`data.model`) kept as it is.
 

@@ -14,11 +14,13 @@ from typing import Any, Literal, cast
 
 from pydantic import JsonValue, ValidationError
 
+from .._redact import REDACTED
 from ..events import APPROVAL, HUMAN_RESPONSE, REQUEST_MORE_INFORMATION, TOOL_CALL, Event
 from ..runtime import Runtime
 from ..thread import Thread
 from ._bodies import AnswerBody, DecisionBody
 from ._fields import ArgumentField, FormError, fields_of, read_value
+from ._redaction import Redaction
 
 __all__ = ["URGENCY_RANK", "Answer", "Ask", "Decision", "ask_of", "decision_of", "give", "read_form", "read_json"]
 
@@ -107,14 +109,14 @@ def _data(event: Event) -> dict[str, Any]:
     return cast(dict[str, Any], event.data) if isinstance(event.data, dict) else {}
 
 
-def ask_of(runtime: Runtime, thread: Thread, event: Event, *, secret_keys: frozenset[str] = frozenset()) -> Ask:
+def ask_of(runtime: Runtime, thread: Thread, event: Event, *, redaction: Redaction) -> Ask:
     """What `event` (a call waiting for approval, or a human request) asks, typed by the agent's tool when known.
 
     Args:
         runtime: Its agents type the arguments (`agents[name].tools[intent].arguments`).
         thread: The thread the event belongs to.
         event: The request.
-        secret_keys: Argument names to show redacted besides the tool's own secret fields.
+        redaction: The thread's: an argument it would redact (and a tool's secret field) is a secret field.
     """
     data = _data(event)
     if event.type == TOOL_CALL:
@@ -122,9 +124,13 @@ def ask_of(runtime: Runtime, thread: Thread, event: Event, *, secret_keys: froze
         agent = runtime.agents.get(str(thread.metadata.get("agent")))
         tool = agent.tools.get(intent) if agent is not None else None
         schema: dict[str, Any] = tool.arguments.model_json_schema() if tool is not None else {}
-        secrets = secret_keys | (tool.secret_fields if tool is not None else frozenset[str]())
+        typed = tool.secret_fields if tool is not None else frozenset[str]()
         arguments = data.get("arguments")
         values = cast(dict[str, JsonValue], arguments) if isinstance(arguments, dict) else {}
+
+        def secret(name: str, value: JsonValue) -> bool:
+            return name in typed or redaction.hides(name, value)
+
         return Ask(
             event,
             "approval",
@@ -132,7 +138,7 @@ def ask_of(runtime: Runtime, thread: Thread, event: Event, *, secret_keys: froze
             urgency="high",
             format="approval",
             intent=intent,
-            fields=fields_of(values, schema, secrets),
+            fields=fields_of(values, schema, secret),
         )
     if event.type == REQUEST_MORE_INFORMATION:
         return Ask(event, "question", str(data.get("message", "")))
@@ -171,8 +177,8 @@ def read_form(ask: Ask, form: Mapping[str, str]) -> Answer:
         edits: dict[str, JsonValue] = {}
         for item in ask.fields:
             raw = form.get(f"arg.{item.name}")
-            if item.secret or raw is None:
-                continue  # a secret, or an argument the form left out, keeps its value
+            if raw is None or (item.secret and raw == REDACTED):
+                continue  # an argument the form left out, or a secret left as shown, keeps its value
             value = read_value(item, raw)
             if value != item.original:
                 edits[item.name] = value
@@ -195,7 +201,10 @@ def read_json(ask: Ask, body: object) -> Answer:
             decision = DecisionBody.model_validate(body)
             if decision.decision == "reject":
                 return Answer("reject", feedback=decision.feedback or "rejected")  # as the API records it
-            return Answer("approve", edits=decision.edits or {})
+            # A secret sent back as shown (`[REDACTED]`, from a read of the call) keeps its value.
+            secrets = {f.name for f in ask.fields if f.secret}
+            edits = {k: v for k, v in (decision.edits or {}).items() if not (k in secrets and v == REDACTED)}
+            return Answer("approve", edits=edits)
         answer = AnswerBody.model_validate(body)
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors())

@@ -135,7 +135,7 @@ async def _open(config: ServerConfig, token: str) -> tuple[AnswerToken, Thread, 
     event = thread.find(claim.event_id)
     if event is None:
         raise _Refused(404, "request_not_found", "the request this link answers is not in its thread")
-    return claim, thread, ask_of(config.runtime, thread, event, secret_keys=Redaction.of(config.runtime, thread).keys)
+    return claim, thread, ask_of(config.runtime, thread, event, redaction=Redaction.of(config.runtime, thread))
 
 
 def _answered(decision: Decision | None, redaction: Redaction) -> Answered | None:

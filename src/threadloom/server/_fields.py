@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import KW_ONLY, dataclass
 from typing import Any, Literal, cast
 
@@ -44,11 +44,11 @@ class ArgumentField:
     nullable: bool = False
     """An empty input means null."""
     secret: bool = False
-    """Shown redacted, never editable."""
+    """Shown as `[REDACTED]`, never its value; kept unless the person types another."""
 
 
 def fields_of(
-    values: Mapping[str, JsonValue], schema: Mapping[str, Any], secrets: frozenset[str]
+    values: Mapping[str, JsonValue], schema: Mapping[str, Any], secret: Callable[[str, JsonValue], bool]
 ) -> tuple[ArgumentField, ...]:
     """One field per argument the call has, then per parameter it left out; typed by the schema, else by the value."""
     properties = cast(dict[str, Any], schema.get("properties") or {})
@@ -71,7 +71,7 @@ def fields_of(
                 choices=choices,
                 description=str(spec.get("description") or ""),
                 nullable=nullable,
-                secret=name in secrets,
+                secret=secret(name, value),
             )
         )
     return tuple(fields)

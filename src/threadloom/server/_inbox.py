@@ -179,7 +179,7 @@ async def _waiting(request: Request) -> tuple[list[Row], bool]:
     rows: list[Row] = []
     for thread in await asyncio.gather(*(load(s.thread_id) for s in summaries)):
         if thread is not None and thread.pending is not None and thread.status in WAITING:
-            rows.append(Row(thread, ask_of(runtime, thread, thread.pending)))
+            rows.append(Row(thread, ask_of(runtime, thread, thread.pending, redaction=Redaction.of(runtime, thread))))
     rows.sort(key=lambda row: (URGENCY_RANK[row.ask.urgency], row.since, row.thread.id))
     return rows, any(len(listed) >= _LISTED for listed in pages)
 
@@ -203,7 +203,7 @@ async def _thread_page(
     runtime = config_of(request).runtime
     redaction = Redaction.of(runtime, thread)
     pending = thread.pending if thread.status in WAITING else None
-    ask = ask_of(runtime, thread, pending, secret_keys=redaction.keys) if pending is not None else None
+    ask = ask_of(runtime, thread, pending, redaction=redaction) if pending is not None else None
     return page(
         request,
         "thread.html",
@@ -299,7 +299,7 @@ async def decide(request: Request, thread_id: ThreadId, event_id: str) -> Respon
     event = thread.find(event_id)
     if event is None:
         return await _thread_page(request, viewer, thread, status=404, error="This thread has no such request.")
-    ask = ask_of(runtime, thread, event, secret_keys=Redaction.of(runtime, thread).keys)
+    ask = ask_of(runtime, thread, event, redaction=Redaction.of(runtime, thread))
     try:
         answer = read_form(ask, form)
         await give(runtime, thread_id, ask, answer, by=viewer.by)
@@ -379,7 +379,7 @@ def _waits_for(thread: Thread) -> tuple[str, str | None]:
 
 def _state(runtime: Runtime, viewer: Viewer, thread: Thread, redaction: Redaction) -> dict[str, str]:
     status, pending = _waits_for(thread)
-    ask = ask_of(runtime, thread, thread.pending, secret_keys=redaction.keys) if pending and thread.pending else None
+    ask = ask_of(runtime, thread, thread.pending, redaction=redaction) if pending and thread.pending else None
     return {
         "status": status,
         "label": status_label(status),
