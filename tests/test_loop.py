@@ -361,3 +361,22 @@ async def test_the_outcome_unknown_question_keeps_secrets_out() -> None:
     assert "sk-live-1" not in question and "t-9" not in question and '"customer": "c1"' in question
     rendered = "".join(m.content for m in agent.render(thread))
     assert "sk-live-1" not in rendered and "t-9" not in rendered
+
+
+async def test_a_tool_error_quoting_a_secret_argument_is_recorded_without_it() -> None:
+    from pydantic import SecretStr
+
+    @tool
+    def login(user: str, api_key: SecretStr, token: str) -> str:
+        """Log in."""
+        if user == "retry":
+            raise ToolRetry(f"token {token} expired")
+        raise PermissionError("x" * 270 + f" key {api_key.get_secret_value()} rejected")  # the key straddles the cut
+
+    call = '{"intent": "login", "user": "%s", "api_key": "sk-live-abcdef", "token": "tok-987654"}'
+    model = ScriptedModel([call % "ada", call % "retry", '{"intent": "done_for_now", "message": "k"}'])
+    thread = await Agent(name="bot", model=model, tools=[login]).run(start())
+    # Before: the error event kept the exception's text as raised, so every reader of the thread saw the key.
+    messages = [str(e.data["message"]) for e in thread.events if e.type == "error" and isinstance(e.data, dict)]
+    assert "sk-live" not in messages[0] and messages[0].startswith("PermissionError: xxx")
+    assert messages[1] == "token [REDACTED] expired"

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 from pydantic import JsonValue, ValidationError
 from pydantic_core import PydanticSerializationError, to_jsonable_python
 
+from ._redact import Redactor
 from .context import DEFAULT_SECRET_PATTERN, redact
 from .events import Event
 from .exceptions import ModelError, OverTokenBudget, ToolRetry, UserError
@@ -131,8 +132,11 @@ async def run(
             thread = await _record(r, thread, event)
 
 
-def format_error(exc: BaseException) -> str:
+def format_error(exc: BaseException, *, secrets: Iterable[str] = ()) -> str:
     """An exception as one line for the model: no traceback, at most 300 characters.
+
+    Secrets in it are redacted: a URL's password, a bearer token, and each of `secrets` (the secret
+    arguments of the call that raised it, which its message may quote).
 
     Example:
         ```python
@@ -148,7 +152,8 @@ def format_error(exc: BaseException) -> str:
     else:
         message = str(exc).strip().splitlines()
         text = f"{type(exc).__name__}: {message[0]}" if message else type(exc).__name__
-    text = str(redact(text, DEFAULT_SECRET_PATTERN))  # before the cut, which could split a URL's password from its `@`
+    # Before the cut, which could split a URL's password from its `@` or keep a secret's head.
+    text = str(redact(text, DEFAULT_SECRET_PATTERN, secrets=secrets))
     return text if len(text) <= _MAX_ERROR_CHARS else text[: _MAX_ERROR_CHARS - 1] + "…"
 
 
@@ -219,13 +224,15 @@ async def _execute(r: _Run, thread: Thread, call: RunnableCall) -> Thread:
         try:
             result = to_jsonable_python(await tool.invoke(call.arguments, key=call.call.id))
         except ToolRetry as exc:
-            error = _tool_error(call, "ToolRetry", str(exc) or "try again with other arguments")
+            message = str(redact(str(exc), None, secrets=_secret_arguments(call, tool)))
+            error = _tool_error(call, "ToolRetry", message or "try again with other arguments")
         except ValidationError as exc:
-            error = _tool_error(call, "ValidationError", format_error(exc))
+            error = _tool_error(call, "ValidationError", format_error(exc, secrets=_secret_arguments(call, tool)))
         except PydanticSerializationError as exc:
             error = _tool_error(call, "ResultNotJSON", f"the result cannot be turned into JSON: {exc}")
         except Exception as exc:  # the tool is user code: any failure becomes context (factor 9)
-            error = _tool_error(call, type(exc).__name__, format_error(exc))
+            message = format_error(exc, secrets=_secret_arguments(call, tool))
+            error = _tool_error(call, type(exc).__name__, message)
         else:
             try:
                 response = Event(TOOL_RESPONSE, {"call_id": call.call.id, "intent": call.intent, "result": result})
@@ -264,6 +271,17 @@ def _outcome_unknown(call: RunnableCall, tool: Tool) -> Event:
             "call_id": call.call.id,
         },
     )
+
+
+def _secret_arguments(call: RunnableCall, tool: Tool) -> set[str]:
+    """The call's secret argument values (by key or `SecretStr` field), which an error message may quote.
+
+    They are scrubbed where the error event is made, so that no reader of the thread (a log, a span,
+    the store) sees them, not only the model's rendering.
+    """
+    found: set[str] = set()
+    Redactor(DEFAULT_SECRET_PATTERN, tool.secret_fields).redact(dict(call.arguments), found)
+    return found
 
 
 def _tool_error(call: RunnableCall, error_type: str, message: str) -> Event:
