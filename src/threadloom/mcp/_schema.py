@@ -3,34 +3,41 @@
 Objects with properties become models; string, number, integer, boolean, null, arrays, maps,
 enums, consts, `anyOf` / `oneOf`, type lists and local `$ref`s map to their Python types, with
 descriptions, defaults and the simple numeric and length bounds. Whatever cannot be expressed (a
-recursive reference, `allOf` of several schemas, tuples) becomes a permissive `JsonValue` field:
-the model may send anything there and the server, which holds the real schema, judges it.
+recursive reference, `allOf` of several schemas, tuples, objects nested deeper than `MAX_DEPTH`)
+becomes a permissive `JsonValue` field: the model may send anything there and the server, which
+holds the real schema, judges it. A keyword with a value it cannot have (`required: 5`, a negative
+length) is ignored.
 """
 
 from __future__ import annotations
 
 import keyword
+import math
 import re
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal, Optional, Union, cast
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, create_model
 
-__all__ = ["ArgumentsBase", "Fields", "SchemaConverter", "camel", "secret_properties"]
+__all__ = ["MAX_DEPTH", "ArgumentsBase", "Fields", "SchemaConverter", "camel", "secret_properties"]
 
 Schema = Mapping[str, Any]
 Fields = dict[str, Any]
 
+MAX_DEPTH = 16
+"""Schemas nested deeper than this (objects in arrays in objects...) take any JSON value below it."""
+
 _SCALARS = (str, int, float, bool, type(None))
+# JSON Schema's bound -> pydantic's constraint, and which values the bound can have.
 _NUMBER_BOUNDS = {
-    "minimum": "ge",
-    "maximum": "le",
-    "exclusiveMinimum": "gt",
-    "exclusiveMaximum": "lt",
-    "multipleOf": "multiple_of",
+    "minimum": ("ge", "number"),
+    "maximum": ("le", "number"),
+    "exclusiveMinimum": ("gt", "number"),
+    "exclusiveMaximum": ("lt", "number"),
+    "multipleOf": ("multiple_of", "positive"),
 }
-_LENGTH_BOUNDS = {"minLength": "min_length", "maxLength": "max_length"}
-_ITEM_BOUNDS = {"minItems": "min_length", "maxItems": "max_length"}
+_LENGTH_BOUNDS = {"minLength": ("min_length", "count"), "maxLength": ("max_length", "count")}
+_ITEM_BOUNDS = {"minItems": ("min_length", "count"), "maxItems": ("max_length", "count")}
 _PRIMITIVES: dict[str, Any] = {"string": str, "integer": int, "number": float, "boolean": bool, "null": None}
 
 
@@ -57,8 +64,9 @@ class SchemaConverter:
         """Field name -> property name, for reserved properties that could keep no alias."""
         self._models: dict[str, Any] = {}
         self._resolving: set[str] = set()
+        self._depth = 0
 
-    def fields(self, schema: Schema, *, reserved: frozenset[str] = frozenset[str]()) -> Fields:
+    def fields(self, schema: Schema, *, reserved: frozenset[str] = frozenset[str](), loose: bool = False) -> Fields:
         """The fields of an object schema: required ones without a default, optional ones with one.
 
         An optional property without a default is `T | None = None`, and left out of the call
@@ -67,12 +75,16 @@ class SchemaConverter:
         Args:
             schema: An object schema (`properties`, `required`).
             reserved: Property names that cannot be field names or aliases here (`intent`).
+            loose: Make every property a `JsonValue` field (for a schema the converter failed on).
         """
-        required: set[str] = set(schema.get("required") or ())
+        listed = schema.get("required")
+        required = (
+            {n for n in cast(list[object], listed) if isinstance(n, str)} if isinstance(listed, list) else set[str]()
+        )
         fields: Fields = {}
         for prop, value in _schema(schema.get("properties")).items():
             sub = _schema(value)
-            hint = self.type_of(sub, f"{self.owner}_{prop}")
+            hint = JsonValue if loose else self.type_of(sub, f"{self.owner}_{prop}")
             kwargs: dict[str, Any] = {}
             description = sub.get("description") or self._ref_target(sub).get("description")
             if isinstance(description, str):
@@ -101,7 +113,16 @@ class SchemaConverter:
         )
 
     def type_of(self, schema: Schema, name: str) -> Any:
-        """The Python type for one schema; `JsonValue` where it cannot say more."""
+        """The Python type for one schema; `JsonValue` where it cannot say more (or below `MAX_DEPTH`)."""
+        if self._depth >= MAX_DEPTH:
+            return JsonValue
+        self._depth += 1
+        try:
+            return self._type_of(schema, name)
+        finally:
+            self._depth -= 1
+
+    def _type_of(self, schema: Schema, name: str) -> Any:
         if "$ref" in schema:
             return self._ref(str(schema["$ref"]))
         for key in ("anyOf", "oneOf"):
@@ -182,12 +203,23 @@ def secret_properties(schema: Schema) -> frozenset[str]:
     )
 
 
-def _bounded(hint: Any, schema: Schema, bounds: Mapping[str, str]) -> Any:
-    """`hint` with the schema's bounds as pydantic constraints (`minimum` -> `ge`, ...)."""
-    constraints = {
-        ours: schema[theirs] for theirs, ours in bounds.items() if isinstance(schema.get(theirs), int | float)
-    }
+def _bounded(hint: Any, schema: Schema, bounds: Mapping[str, tuple[str, str]]) -> Any:
+    """`hint` with the schema's bounds as pydantic constraints (`minimum` -> `ge`, ...).
+
+    A bound that is no bound (`multipleOf: 0`, `minLength: -1`, `maxLength: 3.5`) is left out:
+    the server, which wrote it, judges the value.
+    """
+    constraints = {ours: schema[theirs] for theirs, (ours, kind) in bounds.items() if _valid(schema.get(theirs), kind)}
     return Annotated[hint, Field(**constraints)] if constraints else hint
+
+
+def _valid(bound: object, kind: str) -> bool:
+    """Whether `bound` is a `kind` of bound: a finite number, a positive one, or a count."""
+    if not isinstance(bound, int | float) or isinstance(bound, bool) or not math.isfinite(bound):
+        return False
+    if kind == "count":
+        return isinstance(bound, int) and bound >= 0
+    return bound > 0 if kind == "positive" else True
 
 
 def _schema(value: object) -> Schema:

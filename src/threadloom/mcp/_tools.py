@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import logging
 import re
 from collections.abc import Collection, Mapping
 from dataclasses import KW_ONLY, dataclass
@@ -10,7 +11,7 @@ from typing import Any, Literal, get_args
 
 from mcp_types import CallToolResult, ContentBlock, EmbeddedResource, TextContent, TextResourceContents
 from mcp_types import Tool as MCPToolDefinition
-from pydantic import ConfigDict, JsonValue, create_model
+from pydantic import BaseModel, ConfigDict, JsonValue, create_model
 
 from ..exceptions import UserError
 from ..intents import Intent, Policy, Tool, idempotency_key
@@ -18,6 +19,8 @@ from ._schema import ArgumentsBase, SchemaConverter, camel, secret_properties
 from ._server import MCPServer
 
 __all__ = ["MCPTool", "mcp_tools", "tool_name"]
+
+log = logging.getLogger("threadloom.mcp")
 
 _PREFIX = re.compile(r"^[a-z][a-z0-9_]*$")
 _POLICIES: tuple[str, ...] = get_args(Policy)
@@ -107,7 +110,7 @@ async def mcp_tools(
             )
         seen[name] = definition.name
         chosen = (policies or {}).get(definition.name) or (policies or {}).get(name) or default_policy
-        tools.append(_build(server, definition, name, chosen))
+        tools.append(build_tool(server, definition, name, chosen))
     return tools
 
 
@@ -131,20 +134,22 @@ def tool_name(mcp_name: str, prefix: str | None = None) -> str:
     return name if name[:1].isalpha() else f"tool_{name}".rstrip("_")
 
 
-def _build(server: MCPServer, definition: MCPToolDefinition, name: str, policy: Policy | None) -> MCPTool:
+def build_tool(server: MCPServer, definition: MCPToolDefinition, name: str, policy: Policy | None) -> MCPTool:
+    """One listed tool as a threadloom tool named `name`; `mcp_tools` builds each with it."""
     hints = definition.annotations
     read_only = bool(hints and hints.read_only_hint)
     idempotent = read_only or bool(hints and hints.idempotent_hint)
     title = definition.title or (hints.title if hints else None)
     description = inspect.cleandoc(definition.description or title or "")
-    converter = SchemaConverter(definition.input_schema, owner=camel(name))
-    # `intent` names the intent itself, so a property of that name gets another field name.
-    fields = converter.fields(definition.input_schema, reserved=frozenset({"intent"}))
-    renames = dict(converter.renames)
     doc = description or None
-    arguments = create_model(f"{camel(name)}Arguments", __base__=ArgumentsBase, __doc__=doc, **fields)
-    fields["intent"] = (Literal[name], name)  # a literal built at run time
-    intent = create_model(camel(name), __base__=_MCPIntent, __doc__=doc, **fields)
+    try:
+        arguments, intent, renames = _models(definition, name, doc, loose=False)
+    except Exception as exc:  # one odd schema must not cost the agent the server's other tools
+        log.warning(
+            "each argument of MCP tool %r of %r takes any JSON value: its input schema cannot be converted (%s: %s)",
+            definition.name, server.name, type(exc).__name__, str(exc)[:200],
+        )  # fmt: skip
+        arguments, intent, renames = _models(definition, name, doc, loose=True)
 
     async def call(**kwargs: Any) -> JsonValue:
         # Dumped under the server's names; optional fields left empty are left out.
@@ -168,6 +173,22 @@ def _build(server: MCPServer, definition: MCPToolDefinition, name: str, policy: 
         mcp_name=definition.name,
         definition=definition,
     )
+
+
+def _models(
+    definition: MCPToolDefinition, name: str, doc: str | None, *, loose: bool
+) -> tuple[type[BaseModel], type[Intent], dict[str, str]]:
+    """The tool's arguments model, its intent, and the field names its converter had to rename.
+
+    `loose` makes every property a `JsonValue` field, for a schema the converter failed on.
+    """
+    converter = SchemaConverter(definition.input_schema, owner=camel(name))
+    # `intent` names the intent itself, so a property of that name gets another field name.
+    fields = converter.fields(definition.input_schema, reserved=frozenset({"intent"}), loose=loose)
+    arguments = create_model(f"{camel(name)}Arguments", __base__=ArgumentsBase, __doc__=doc, **fields)
+    fields["intent"] = (Literal[name], name)  # a literal built at run time
+    intent = create_model(camel(name), __base__=_MCPIntent, __doc__=doc, **fields)
+    return arguments, intent, dict(converter.renames)
 
 
 def result_value(result: CallToolResult) -> JsonValue:
