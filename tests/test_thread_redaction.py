@@ -1,0 +1,49 @@
+"""A thread's redaction: what every view outside the model's context hides, and how it grows with the thread."""
+
+from __future__ import annotations
+
+from pydantic import JsonValue
+
+from threadloom import Event, Thread
+from threadloom._thread_redaction import ThreadRedaction
+from threadloom.context import DEFAULT_SECRET_PATTERN
+
+TOKEN = "tok-abcdef-123"
+
+
+def _thread() -> Thread:
+    record: dict[str, JsonValue] = {"name": "scripted", "input_tokens": 3}
+    call: dict[str, JsonValue] = {"intent": "log_in", "arguments": {"user": "ada", "api_token": TOKEN}, "model": record}
+    return Thread.start("user_input", f"use {TOKEN}", password="hunter22", team="ops").append(Event("tool_call", call))
+
+
+def test_a_secret_is_hidden_under_its_key_and_wherever_else_it_is_quoted() -> None:
+    thread = _thread()
+    shown = ThreadRedaction.found_in(thread.events, DEFAULT_SECRET_PATTERN).thread(thread)
+    assert shown.events[0].data == "use [REDACTED]"
+    assert shown.events[1].data == {
+        "intent": "log_in",
+        "arguments": {"user": "ada", "api_token": "[REDACTED]"},
+        "model": {
+            "name": "scripted",
+            "input_tokens": 3,
+        },  # threadloom's own record: counts, kept though `*_tokens` looks secret
+    }
+    assert shown.metadata == {"password": "[REDACTED]", "team": "ops"}
+    assert [e.id for e in shown.events] == [e.id for e in thread.events]
+
+
+def test_seeing_new_events_adds_their_secrets_and_nothing_new_keeps_the_same_redaction() -> None:
+    thread = _thread()
+    early = ThreadRedaction.found_in(thread.events[:1], DEFAULT_SECRET_PATTERN)
+    assert early.apply("use " + TOKEN) == "use " + TOKEN  # not known yet
+    later = early.seeing(thread.events[1:])
+    assert later.apply("use " + TOKEN) == "use [REDACTED]"
+    assert later.seeing(thread.events[:1]) is later
+
+
+def test_hides_says_whether_a_value_would_show_redacted() -> None:
+    redaction = ThreadRedaction.found_in(_thread().events, DEFAULT_SECRET_PATTERN)
+    assert redaction.hides("password", "x") and redaction.hides("note", f"it is {TOKEN}")
+    assert not redaction.hides("note", "plain")
+    assert not ThreadRedaction(None, frozenset()).hides("password", "x")  # redaction turned off
