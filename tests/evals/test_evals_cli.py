@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import sqlite3
 import sys
 from pathlib import Path
 from typing import cast
@@ -187,6 +189,24 @@ def test_eval_add_and_replay_refuse_a_store_that_is_not_there_and_create_none(tm
             f"error: no SQLite store at {tmp_path}/typo.db ({missing}); pass --store or set THREADLOOM_STORE\n"
         )
     assert list(tmp_path.iterdir()) == []
+
+
+def test_eval_add_and_replay_refuse_a_sqlite_file_that_is_no_store_and_leave_it_as_it_was(tmp_path: Path) -> None:
+    path = tmp_path / "app.db"
+    with contextlib.closing(sqlite3.connect(path)) as db, db:
+        db.execute("CREATE TABLE users (name TEXT)")
+    before = path.read_bytes()
+    url = f"sqlite:///{path}"
+    for command in (
+        ["eval", "add", "th_1", "--expect", "intent=x", "--file", str(tmp_path / "c.yaml"), "--store", url],
+        ["replay", "th_1", "--agent", f"{Path(__file__)}:agent", "--model", f"{Path(__file__)}:OTHER", "--store", url],
+    ):
+        result = CliRunner().invoke(app, command)
+        assert (result.exit_code, result.stdout) == (1, ""), result.output
+        assert result.stderr.startswith(f"error: {str(path)!r} is not a threadloom store"), result.stderr
+        assert "\n" not in result.stderr.rstrip("\n")
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["app.db"]  # no -wal, no -shm, no case file
 
 
 @tool

@@ -16,19 +16,22 @@ import importlib.util
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, cast
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, cast
 
 import typer
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from threadloom import Agent, ThreadloomError, UserError
+from threadloom import Agent, StoreError, ThreadloomError, UserError
 
 from ._case import case_from_store, case_record, parse_expect
 from ._replay import compare_decisions
 from ._report import load_baseline
 from ._runner import Suite
+
+if TYPE_CHECKING:
+    from threadloom.store import ThreadStore
 
 __all__ = ["app", "eval_app", "replay"]
 
@@ -159,7 +162,6 @@ def add(
     from threadloom._thread_redaction import ThreadRedaction
     from threadloom.context import DEFAULT_SECRET_PATTERN
     from threadloom.models.cassette import dump
-    from threadloom.store import open_store
 
     try:
         expectation = parse_expect_options(expect)
@@ -170,7 +172,7 @@ def add(
     url = _existing_store(store)
 
     async def load() -> dict[str, Any]:
-        opened = await open_store(url)
+        opened = await _opened(url)
         try:
             case = await case_from_store(opened, thread_id, at=at, name=name, expect=expectation)
         finally:
@@ -203,6 +205,17 @@ def _existing_store(url: str) -> str:
     from threadloom.cli._app import existing_store  # imported here for the reason `_fail` gives
 
     return existing_store(url)
+
+
+async def _opened(url: str) -> ThreadStore:
+    """The store at `url` as it is: a database that is no store is refused unchanged (no tables added)."""
+    from threadloom.cli._app import hide_password
+    from threadloom.store import open_store
+
+    try:
+        return await open_store(url, upgrade=False)
+    except StoreError as exc:
+        _fail(hide_password(url, str(exc)))
 
 
 def _fail(message: str, code: int = 1) -> NoReturn:
@@ -275,7 +288,6 @@ def replay(
 ) -> None:
     """Re-ask a stored thread's model steps with another model and show, step by step, where decisions differ."""
     from threadloom.models import Model, infer_model
-    from threadloom.store import open_store
 
     url = _existing_store(store)
     agent = load_object(agent_spec, "agent")
@@ -289,7 +301,7 @@ def replay(
             raise typer.BadParameter(str(exc)) from exc
 
     async def work() -> list[Any]:
-        opened = await open_store(url)
+        opened = await _opened(url)
         try:
             thread = await opened.load(thread_id)
         finally:
