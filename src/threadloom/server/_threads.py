@@ -254,7 +254,10 @@ async def send_event(
 async def fork(
     thread_id: ThreadId, body: ForkBody, request: Request, _: Annotated[Caller, Depends(require("write"))]
 ) -> ThreadStatus:
-    """A new thread with this one's events up to and including `at`; it runs from there."""
+    """A new thread with this one's events up to and including `at`; it runs from there.
+
+    The status is the copy's as read right after it was stored: a worker may already have run it on.
+    """
     runtime = config_of(request).runtime
     forked = await runtime.get(await runtime.fork(thread_id, body.at))
     return ThreadStatus(thread_id=forked.id, status=forked.status)
