@@ -18,7 +18,7 @@ from opentelemetry.trace import SpanContext, SpanKind, StatusCode
 
 from threadloom import Agent, Event, RateLimited, Runtime, Thread, tool
 from threadloom.models import Completion, ModelRequest, Usage
-from threadloom.otel import TracedStore, instrument, thread_span_context
+from threadloom.otel import TracedModel, TracedStore, instrument, thread_span_context
 
 ROOT = Path(__file__).parent.parent
 
@@ -235,3 +235,24 @@ async def test_a_run_resumed_in_another_process_continues_the_threads_trace(tmp_
 def test_the_threads_span_context_is_valid_and_the_same_everywhere(thread_id: str) -> None:
     context = thread_span_context(thread_id)
     assert context.is_valid and context.is_remote and context == thread_span_context(thread_id)
+
+
+class Closing(Counting):
+    """A provider model holding a client's connections, which `aclose` lets go."""
+
+    def __init__(self, answers: Sequence[str]) -> None:
+        super().__init__(answers)
+        self.closed = 0
+        self.api = "responses"
+
+    async def aclose(self) -> None:
+        self.closed += 1
+
+
+async def test_a_traced_model_closes_the_model_it_wraps_and_shows_its_attributes() -> None:
+    model = Closing([DONE])
+    traced_model = TracedModel(model)
+    await traced_model.aclose()
+    assert model.closed == 1  # before: AttributeError, the client's connections left open
+    assert traced_model.api == "responses"
+    await TracedModel(Counting([DONE])).aclose()  # a model with nothing to close: nothing to do

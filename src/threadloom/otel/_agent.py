@@ -65,6 +65,18 @@ class TracedModel:
                 span.set_attribute("gen_ai.response.finish_reasons", [completion.stop_reason])
             return completion
 
+    async def aclose(self) -> None:
+        """Close the wrapped model (its client's connections), if it has anything to close."""
+        close = getattr(self.inner, "aclose", None)
+        if close is not None:
+            await close()
+
+    def __getattr__(self, name: str) -> Any:
+        """The wrapped model's other attributes (`settings`, `api`, ...), as they are."""
+        if name == "inner":  # not set yet (a copy being made): no lookup of itself, forever
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
 
 def instrument(agent: Agent, *, tracer_provider: Any = None) -> Agent:
     """Make `agent` trace its runs, model calls and tool calls; returns the same agent.
