@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 
+import pytest
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -43,3 +45,107 @@ def test_a_tool_error_quoting_its_secret_argument_keeps_it_out_of_the_span() -> 
     assert span.status.status_code == StatusCode.ERROR
     assert span.status.description == "PermissionError: key [REDACTED] was rejected for ada"
     assert "sk-live-abcdef123456" not in str(thread.events[-2].data)  # the error event itself
+
+
+FETCH = '{"intent": "fetch", "url": "https://example.com"}'
+
+
+def named(spans: Sequence[ReadableSpan], name: str) -> list[ReadableSpan]:
+    return [s for s in spans if s.name == name]
+
+
+def parent_of(span: ReadableSpan) -> int | None:
+    return None if span.parent is None else span.parent.span_id
+
+
+def span_id(span: ReadableSpan) -> int:
+    assert span.context is not None
+    return span.context.span_id
+
+
+@pytest.mark.parametrize("where", ["in the tool", "in the save before it"])
+async def test_a_run_stopped_before_a_tools_outcome_ends_its_span_and_the_rerun_has_its_own(where: str) -> None:
+    stopped = asyncio.Event()
+    runs: list[str] = []
+
+    @tool(idempotent=True)
+    async def fetch(url: str) -> str:
+        """Fetch a page."""
+        runs.append(url)
+        if where == "in the tool" and len(runs) == 1:
+            stopped.set()
+            await asyncio.Event().wait()  # hangs until the run is cancelled
+        return "a page"
+
+    saved: list[Thread] = []
+
+    async def save(thread: Thread) -> Thread:
+        saved.append(thread)
+        if where == "in the save before it" and len(saved) == 1:
+            stopped.set()  # the save of the call and its `tool_started`: the tool has not run yet
+            await asyncio.Event().wait()
+        return thread
+
+    agent, exporter = traced(Agent(name="ops", model=ScriptedModel([FETCH, DONE]), tools=[fetch]))
+    running = asyncio.create_task(agent.run(Thread.start("user_input", {"text": "go"}), save=save))
+    await stopped.wait()
+    running.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await running
+    # Before: the span stayed open for good (never exported), and the agent kept it.
+    [first] = tool_spans(exporter.get_finished_spans())
+    [first_run] = named(exporter.get_finished_spans(), "invoke_agent ops")
+    assert first.status.status_code == StatusCode.ERROR and parent_of(first) == span_id(first_run)
+    assert (first.attributes or {})["threadloom.tool.outcome"] == "interrupted"
+    assert (first.attributes or {})["error.type"] == "CancelledError"
+
+    # Resumed, the idempotent call runs again (no second `tool_started`): a span of its own, under
+    # the run that made it. Before: none, and the result ended the first run's span.
+    interrupted = saved[-1]
+    assert interrupted.events[-1].type == "tool_started"
+    done = await agent.run(interrupted)
+    assert done.status == "done" and runs == ["https://example.com"] * (2 if where == "in the tool" else 1)
+    spans = exporter.get_finished_spans()
+    _, second = tool_spans(spans)
+    second_run = named(spans, "invoke_agent ops")[1]
+    assert parent_of(second) == span_id(second_run) and second.start_time is not None
+    assert first.end_time is not None and second.start_time > first.end_time
+    assert (second.attributes or {})["threadloom.tool.outcome"] == "ok"
+    assert (second.attributes or {})["gen_ai.tool.call.id"] == (first.attributes or {})["gen_ai.tool.call.id"]
+
+
+@pytest.mark.parametrize("kind", ["async", "sync"])
+def test_a_span_a_tool_starts_is_a_child_of_its_execute_tool_span(kind: str) -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    inside = provider.get_tracer("an http client")
+
+    def get() -> str:
+        with inside.start_as_current_span("GET"):
+            return "a page"
+
+    async def fetch_async(url: str) -> str:
+        """Fetch a page."""
+        return get()
+
+    def fetch_sync(url: str) -> str:
+        """Fetch a page."""
+        return get()
+
+    fetch = tool(name="fetch")(fetch_async if kind == "async" else fetch_sync)
+    agent = instrument(Agent(name="ops", model=ScriptedModel([FETCH, DONE]), tools=[fetch]), tracer_provider=provider)
+    agent.run_sync(Thread.start("user_input", {"text": "go"}))
+    spans = exporter.get_finished_spans()
+    [get_span] = named(spans, "GET")
+    [tool_span] = tool_spans(spans)
+    # Before: the tool's span was never current, so GET hung under invoke_agent.
+    assert parent_of(get_span) == span_id(tool_span)
+    assert parent_of(tool_span) == span_id(named(spans, "invoke_agent ops")[0])
+    assert [s.name for s in spans] == [
+        "chat scripted",
+        "GET",
+        "execute_tool fetch",
+        "chat scripted",
+        "invoke_agent ops",
+    ]

@@ -1,8 +1,9 @@
 """Spans for an agent's runs, model calls, tool calls and the human waits between its runs.
 
 `instrument(agent)` wraps its model (one `chat MODEL` span per call, the GenAI semantic
-conventions), its `after_step` hook (an `execute_tool NAME` span from a tool's start to its outcome)
-and its `run` (an `invoke_agent NAME` span, the parent of the rest).
+conventions), its `after_step` hook and its tools (an `execute_tool NAME` span from a tool's start to
+its outcome, current while the tool runs: see `_tools.py`) and its `run` (an `invoke_agent NAME`
+span, the parent of the rest).
 """
 
 from __future__ import annotations
@@ -11,12 +12,14 @@ from collections.abc import Iterable, Mapping
 from typing import Any, cast
 
 from opentelemetry import trace
-from opentelemetry.trace import Link, Span, SpanKind, StatusCode
+from opentelemetry.trace import Link, SpanKind, Tracer
 
 from threadloom import Agent, Event, Thread
+from threadloom.loop import Save
 from threadloom.models import Completion, Model, ModelRequest
 
 from ._context import TRACER, thread_parent, thread_span_context
+from ._tools import ToolSpans
 
 __all__ = ["TracedModel", "instrument"]
 
@@ -101,76 +104,49 @@ def instrument(agent: Agent, *, tracer_provider: Any = None) -> Agent:
     """
     tracer = trace.get_tracer(TRACER, tracer_provider=tracer_provider)
     agent.model = TracedModel(agent.model, tracer_provider=tracer_provider)
-    agent.after_step = _ToolSpans(tracer, agent.after_step)
-    inner_run = agent.run
+    tools = ToolSpans(tracer, agent.after_step)
+    agent.after_step = tools
+    agent.tools = {name: tools.traced(item) for name, item in agent.tools.items()}
+    agent.prefetch = tuple(tools.traced(item) for item in agent.prefetch)
+    # The instance's own `run` shadows the method, so a Runtime or Worker driving it is traced too.
+    setattr(agent, "run", _TracedRun(agent, tracer, tools))  # noqa: B010
+    return agent
 
-    async def run(thread: Thread, *, save: Any = None) -> Thread:
+
+class _TracedRun:
+    """An instrumented agent's `run`: an `invoke_agent NAME` span around the agent's own."""
+
+    def __init__(self, agent: Agent, tracer: Tracer, tools: ToolSpans) -> None:
+        self._agent = agent
+        self._inner = agent.run  # the method, bound before the instance's `run` shadows it
+        self._tracer = tracer
+        self._tools = tools
+
+    async def __call__(self, thread: Thread, *, save: Save | None = None) -> Thread:
         parent = thread_parent(thread.id)
         # Inside the caller's span (parent None), that span is the parent and the thread's trace is linked.
         links = [Link(thread_span_context(thread.id))] if parent is None else []
         attributes = {
             "gen_ai.operation.name": "invoke_agent",
-            "gen_ai.agent.name": agent.name,
+            "gen_ai.agent.name": self._agent.name,
             "threadloom.thread.id": thread.id,
             "threadloom.thread.events": len(thread),
         }
-        span_name = f"invoke_agent {agent.name}"
-        with tracer.start_as_current_span(span_name, context=parent, links=links, attributes=attributes) as span:
-            _human_waits(tracer, thread)
-            done = await inner_run(thread, save=save)
+        span_name = f"invoke_agent {self._agent.name}"
+        with (
+            self._tracer.start_as_current_span(span_name, context=parent, links=links, attributes=attributes) as span,
+            self._tools.running(),
+        ):
+            _human_waits(self._tracer, thread)
+            done = await self._inner(thread, save=save)
             usage = _usage(done.events[len(thread) :])
             span.set_attribute("threadloom.thread.status", done.status)
             span.set_attribute("gen_ai.usage.input_tokens", usage[0])
             span.set_attribute("gen_ai.usage.output_tokens", usage[1])
             return done
 
-    # The instance's own `run` shadows the method, so a Runtime or Worker driving it is traced too.
-    setattr(agent, "run", run)  # noqa: B010
-    return agent
 
-
-class _ToolSpans:
-    """An `after_step` hook: a span from each `tool_started` to the tool's result or error."""
-
-    def __init__(self, tracer: Any, inner: Any) -> None:
-        self._tracer = tracer
-        self._inner = inner
-        self._open: dict[str, Span] = {}
-
-    def __call__(self, thread: Thread, event: Event) -> Any:
-        data = cast("dict[str, Any]", event.data) if isinstance(event.data, dict) else {}
-        call_id = str(data.get("call_id", ""))
-        if event.type == "tool_started":
-            call = thread.find(call_id)
-            policy = (
-                cast("dict[str, Any]", call.data).get("policy")
-                if call is not None and isinstance(call.data, dict)
-                else None
-            )
-            attributes = {
-                "gen_ai.operation.name": "execute_tool",
-                "gen_ai.tool.name": str(data.get("intent")),
-                "gen_ai.tool.call.id": call_id,
-                "threadloom.tool.policy": str(policy or "auto"),
-            }
-            self._open[call_id] = self._tracer.start_span(
-                f"execute_tool {data.get('intent')}", kind=SpanKind.INTERNAL, attributes=attributes
-            )
-        elif call_id in self._open and event.type in ("tool_response", "error"):
-            span = self._open.pop(call_id)
-            if event.type == "error":
-                span.set_attribute("threadloom.tool.outcome", "error")
-                span.set_attribute("error.type", str(data.get("error_type")))
-                span.set_status(StatusCode.ERROR, str(data.get("message", "")))
-            else:
-                span.set_attribute("threadloom.tool.outcome", "ok")
-            span.end()
-        if self._inner is None:
-            return None
-        return self._inner(thread, event)
-
-
-def _human_waits(tracer: Any, thread: Thread) -> None:
+def _human_waits(tracer: Tracer, thread: Thread) -> None:
     """A `wait_for_human` span for each answer that came in since the last run, from request to answer.
 
     The wait happened between two runs, perhaps in no process at all, so its span is made when the
