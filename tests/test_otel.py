@@ -237,6 +237,22 @@ def test_the_threads_span_context_is_valid_and_the_same_everywhere(thread_id: st
     assert context.is_valid and context.is_remote and context == thread_span_context(thread_id)
 
 
+def test_instrumenting_an_agent_twice_leaves_it_instrumented_once() -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    agent = Agent(name="ops", model=Counting([HEALTH, DONE]), tools=[check_health])
+    assert instrument(instrument(agent, tracer_provider=provider), tracer_provider=provider) is agent
+    agent.run_sync(Thread.start("user_input", {"text": "is staging healthy?"}))
+    # Before: every span twice, each copy nested in the other.
+    assert [s.name for s in exporter.get_finished_spans()] == [
+        "chat gpt-4.1-mini",
+        "execute_tool check_health",
+        "chat gpt-4.1-mini",
+        "invoke_agent ops",
+    ]
+
+
 class Closing(Counting):
     """A provider model holding a client's connections, which `aclose` lets go."""
 

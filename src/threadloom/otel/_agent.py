@@ -84,6 +84,8 @@ class TracedModel:
 def instrument(agent: Agent, *, tracer_provider: Any = None) -> Agent:
     """Make `agent` trace its runs, model calls and tool calls; returns the same agent.
 
+    An agent instrumented already is returned as it is (its spans go where the first call sent them).
+
     Example:
         ```python
         from opentelemetry.sdk.trace import TracerProvider
@@ -102,6 +104,8 @@ def instrument(agent: Agent, *, tracer_provider: Any = None) -> Agent:
         assert [s.name for s in exporter.get_finished_spans()] == ["chat scripted", "invoke_agent greeter"]
         ```
     """
+    if isinstance(vars(agent).get("run"), _TracedRun):
+        return agent  # instrumented already: wrapping it again would make every span twice
     tracer = trace.get_tracer(TRACER, tracer_provider=tracer_provider)
     agent.model = TracedModel(agent.model, tracer_provider=tracer_provider)
     tools = ToolSpans(tracer, agent.after_step)
