@@ -4,7 +4,9 @@ the threads they lease."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Sequence
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -16,7 +18,9 @@ from opentelemetry.trace import SpanContext, SpanKind, StatusCode
 from threadloom import Agent, Event, Runtime, Thread, ThreadNotFound, VersionConflict, Worker
 from threadloom.models import ScriptedModel
 from threadloom.otel import TracedStore, instrument, thread_span_context
-from threadloom.store import ThreadStore
+from threadloom.server import open_tables, tables_url
+from threadloom.server.tables.sqlite import SQLiteTables
+from threadloom.store import SQLiteStore, ThreadStore
 
 SYSTEMS = {"MemoryStore": "memory", "SQLiteStore": "sqlite", "PostgresStore": "postgresql"}
 
@@ -160,3 +164,22 @@ async def test_inside_the_callers_span_an_operation_is_its_child(tmp_path: Path)
     await traced.aclose()
     assert (await traced.load(thread.id)).id == thread.id
     await traced.aclose()
+
+
+async def test_the_servers_tables_open_beside_a_traced_store(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "threads.db")
+    await store.append(Thread.start("user_input", {"text": "hi"}), after=0)
+    for traced in (TracedStore(store), TracedStore(f"sqlite:///{tmp_path}/threads.db")):
+        # Before: UserError, "not a TracedStore", so `threadloom serve` refused a traced store.
+        assert tables_url(traced) == f"sqlite:///{tmp_path}/threads.db"
+        tables = await open_tables(traced)
+        try:
+            assert isinstance(tables, SQLiteTables) and Path(tables.path) == tmp_path / "threads.db"
+            await tables.add_setting("greeting", "hello")
+        finally:
+            await tables.aclose()
+        await traced.aclose()
+    assert tables_url(TracedStore(TracedStore("memory://"))) == "memory://"
+    with closing(sqlite3.connect(tmp_path / "threads.db")) as db:
+        names = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert {"threads", "threadloom_settings"} <= names  # one file holds both

@@ -70,6 +70,11 @@ class TracedStore:
         self._opening = asyncio.Lock()
         self._tracer = trace.get_tracer(TRACER, tracer_provider=tracer_provider)
 
+    @property
+    def wrapped(self) -> ThreadStore | str:
+        """The store it wraps, or the URL it opens that store from while none is open."""
+        return str(self._url) if self._store is None else self._store
+
     async def inner(self) -> ThreadStore:
         """The wrapped store, opened on first use when given as a URL."""
         if self._store is None:

@@ -95,6 +95,8 @@ async def stored_tables(url: str) -> Tables | None:
 def tables_url(store: ThreadStore) -> str:
     """The URL of the database an open store uses (`memory://` for a `MemoryStore`).
 
+    A `threadloom.otel.TracedStore` uses the database of the store it wraps.
+
     Raises:
         UserError: A store of another kind: its database is unknown here.
     """
@@ -109,6 +111,14 @@ def tables_url(store: ThreadStore) -> str:
     else:
         if isinstance(store, PostgresStore):
             return store.url
+    try:
+        from ...otel import TracedStore  # opentelemetry is an extra
+    except ImportError:  # pragma: no cover - the extra is installed wherever the tests run
+        pass
+    else:
+        if isinstance(store, TracedStore):
+            wrapped = store.wrapped
+            return wrapped if isinstance(wrapped, str) else tables_url(wrapped)
     raise UserError(
         f"the server keeps its tables beside a memory, SQLite or PostgreSQL store, not a {type(store).__name__}"
     )
