@@ -47,3 +47,16 @@ def test_hides_says_whether_a_value_would_show_redacted() -> None:
     assert redaction.hides("password", "x") and redaction.hides("note", f"it is {TOKEN}")
     assert not redaction.hides("note", "plain")
     assert not ThreadRedaction(None, frozenset()).hides("password", "x")  # redaction turned off
+
+
+def test_kept_drops_an_edit_that_sends_a_hidden_argument_back_as_shown() -> None:
+    redaction = ThreadRedaction.found_in(_thread().events, DEFAULT_SECRET_PATTERN)
+    dsn = "postgresql://ada:the-password@db/app"
+    arguments: dict[str, JsonValue] = {"user": "ada", "api_token": TOKEN, "dsn": dsn}
+    as_read = redaction.apply(arguments)
+    assert as_read == {"user": "ada", "api_token": "[REDACTED]", "dsn": "postgresql://ada:[REDACTED]@db/app"}
+    assert isinstance(as_read, dict)
+    assert redaction.kept(arguments, {**as_read, "user": "grace"}) == {"user": "grace"}
+    assert redaction.kept(arguments, {"dsn": "[REDACTED]"}) == {}  # as a form shows a secret field
+    new = {"api_token": "tok-new-one-456", "dsn": "postgresql://ada:[REDACTED]@db/other", "user": "[REDACTED]"}
+    assert redaction.kept(arguments, new) == new  # a new value replaces; `user` is not hidden, so taken as sent

@@ -8,13 +8,13 @@ secret keys, with every secret string found anywhere in the thread hidden wherev
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Self
 
 from pydantic import JsonValue
 
-from ._redact import Redactor, redact
+from ._redact import REDACTED, Redactor, redact
 from .events import Event
 from .state import model_record
 from .thread import Thread
@@ -57,6 +57,19 @@ class ThreadRedaction:
     def hides(self, key: str, value: JsonValue) -> bool:
         """Whether `value`, under `key`, would show redacted (a secret key, or a secret within it)."""
         return self.apply({key: value}) != {key: value}
+
+    def kept(self, arguments: Mapping[str, JsonValue], edits: Mapping[str, JsonValue]) -> dict[str, JsonValue]:
+        """`edits` to a call's `arguments`, less each that sends a hidden argument back as shown.
+
+        A client that approves "with the arguments as read" sends `[REDACTED]` (or the redacted
+        value, `postgresql://ada:[REDACTED]@db`) back: that argument keeps its value, never the
+        mask; any other value replaces it.
+        """
+        return {k: v for k, v in edits.items() if not (k in arguments and self._shown_back(k, arguments[k], v))}
+
+    def _shown_back(self, key: str, stored: JsonValue, sent: JsonValue) -> bool:
+        shown = self.apply({key: stored})
+        return shown != {key: stored} and (sent == REDACTED or shown == {key: sent})
 
     def event_data(self, event: Event) -> JsonValue:
         """The event's data redacted, its model record (`data.model`) kept as it is.

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import httpx
-from bots import wait_for
+from bots import launch, wait_for
 from pydantic import SecretStr
 from serving import ADMIN, KEYS, READER, SECRET, Serve
 from test_inbox import sign_in, sse_messages
@@ -167,3 +167,64 @@ def test_a_secret_first_seen_after_a_stream_began_is_hidden_in_later_events(serv
                         break
         assert LATER not in json.dumps(sent) and "Logged in with [REDACTED]." in json.dumps(sent)
         assert LATER not in "".join(pages) and "Logged in with [REDACTED]." in "".join(pages)
+
+
+KEY = "sk-the-real-key-777"
+DSN = "postgresql://ada:the-real-password@db/app"
+calls: list[tuple[str, str, str]] = []
+
+
+@tool(policy="approval")
+def call_api(url: str, api_key: str, dsn: str) -> str:
+    """Call an API, and save to a database.
+
+    Args:
+        url: where
+        api_key: a secret by its name
+        dsn: a URL whose password is a secret
+    """
+    calls.append((url, api_key, dsn))
+    return "called"
+
+
+def _call_api_step(messages: Sequence[Message]) -> str:
+    if "<call_api_result>" in messages[-1].content:
+        return json.dumps({"intent": "done_for_now", "message": "Called."})
+    return json.dumps({"intent": "call_api", "url": "https://api.example", "api_key": KEY, "dsn": DSN})
+
+
+def caller() -> Agent:
+    """Asks to call an API with a key (a secret by its name) and a DSN with a password in it."""
+    return Agent(name="caller", model=ScriptedModel([_call_api_step] * 100), tools=[call_api])
+
+
+def test_an_approval_that_sends_back_the_arguments_as_read_keeps_the_secrets(serve: Serve) -> None:
+    calls.clear()
+    with serve([caller()]) as client:
+        thread = wait_for(client, launch(client, "caller"), "waiting_approval")
+        shown = thread["pending"]["data"]["arguments"]
+        assert shown == {
+            "url": "https://api.example",
+            "api_key": "[REDACTED]",
+            "dsn": DSN.replace("the-real-password", "[REDACTED]"),
+        }
+        url = f"/v1/threads/{thread['thread_id']}/approvals/{thread['pending']['id']}"
+        edits = {**shown, "url": "https://api2.example"}
+        answers = [
+            client.post(url, json={"decision": "approve", "edits": edits}, headers={"Idempotency-Key": "k"})
+            for _ in range(2)
+        ]
+        assert [a.status_code for a in answers] == [200, 200]  # a repeat is the same request
+        wait_for(client, thread["thread_id"], "done")
+        assert calls == [("https://api2.example", KEY, DSN)]  # as stored, not the string [REDACTED]
+
+
+def test_an_approval_that_gives_a_secret_a_new_value_runs_with_it(serve: Serve) -> None:
+    calls.clear()
+    with serve([caller()]) as client:
+        thread = wait_for(client, launch(client, "caller"), "waiting_approval")
+        url = f"/v1/threads/{thread['thread_id']}/approvals/{thread['pending']['id']}"
+        edits = {"api_key": "sk-a-new-key-888", "dsn": "postgresql://ada:[REDACTED]@db/other"}
+        assert client.post(url, json={"decision": "approve", "edits": edits}).status_code == 200
+        wait_for(client, thread["thread_id"], "done")
+        assert calls == [("https://api.example", "sk-a-new-key-888", "postgresql://ada:[REDACTED]@db/other")]

@@ -189,8 +189,10 @@ def read_form(ask: Ask, form: Mapping[str, str]) -> Answer:
     return Answer("respond", text=text)
 
 
-def read_json(ask: Ask, body: object) -> Answer:
+def read_json(ask: Ask, body: object, redaction: Redaction) -> Answer:
     """The answer of a JSON body, as the API's own routes take it: `DecisionBody` for an approval, `AnswerBody` for a question.
+
+    `redaction` is the thread's: an argument sent back as it shows it keeps its value.
 
     Raises:
         FormError: The body is not that shape (the message says what is wrong), or names a choice a
@@ -202,9 +204,7 @@ def read_json(ask: Ask, body: object) -> Answer:
             if decision.decision == "reject":
                 return Answer("reject", feedback=decision.feedback or "rejected")  # as the API records it
             # A secret sent back as shown (`[REDACTED]`, from a read of the call) keeps its value.
-            secrets = {f.name for f in ask.fields if f.secret}
-            edits = {k: v for k, v in (decision.edits or {}).items() if not (k in secrets and v == REDACTED)}
-            return Answer("approve", edits=edits)
+            return Answer("approve", edits=redaction.kept(ask.arguments, decision.edits or {}))
         answer = AnswerBody.model_validate(body)
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors())

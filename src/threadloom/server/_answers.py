@@ -271,7 +271,10 @@ async def answer(request: Request, token: str) -> Response:
             )
             return _refusal(request, refused, as_json=False)
     try:
-        given = read_form(ask, form) if form is not None else read_json(ask, _parsed(await request.body()))
+        if form is not None:
+            given = read_form(ask, form)
+        else:
+            given = read_json(ask, _parsed(await request.body()), Redaction.of(config.runtime, thread))
         thread = await _settle(config, thread, ask, given)
     except (FormError, UserError) as exc:
         if form is not None:

@@ -9,14 +9,18 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Request
+from pydantic import JsonValue
 
+from ..events import TOOL_CALL
 from ..exceptions import InvalidTransition
 from ..runtime import Runtime
+from ..state import call_arguments
 from ..thread import Thread
 from ._auth import Caller, config_of, require
 from ._bodies import AnswerBody, DecisionBody, ThreadStatus, error_responses
 from ._errors import ApiError
 from ._params import IdempotencyKey, ThreadId
+from ._redaction import Redaction
 
 __all__ = ["not_waiting", "router"]
 
@@ -63,13 +67,30 @@ async def decide(
     runtime = config_of(request).runtime
     try:
         if body.decision == "approve":
-            thread = await runtime.approve(thread_id, call_id, body.edits, idempotency_key=key, by=caller.by)
+            edits = await _edits(runtime, thread_id, call_id, body.edits)
+            thread = await runtime.approve(thread_id, call_id, edits, idempotency_key=key, by=caller.by)
         else:
             feedback = body.feedback or "rejected"
             thread = await runtime.reject(thread_id, call_id, feedback, idempotency_key=key, by=caller.by)
     except InvalidTransition as exc:
         raise await not_waiting(runtime, thread_id, exc) from None
     return ThreadStatus(thread_id=thread.id, status=thread.status)
+
+
+async def _edits(
+    runtime: Runtime, thread_id: str, call_id: str, edits: dict[str, JsonValue] | None
+) -> dict[str, JsonValue] | None:
+    """`edits`, less any that sends a secret argument back as a read shows it (`[REDACTED]`): it keeps its value.
+
+    The call is looked up by id, pending or not, so a repeated delivery sends the runtime the same edits.
+    """
+    if not edits:
+        return edits
+    thread = await runtime.get(thread_id)
+    call = thread.find(call_id)
+    if call is None or call.type != TOOL_CALL:
+        return edits  # the runtime answers that the thread does not wait for it
+    return Redaction.of(runtime, thread).kept(call_arguments(call), edits)
 
 
 @router.post(
