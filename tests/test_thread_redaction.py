@@ -60,3 +60,14 @@ def test_kept_drops_an_edit_that_sends_a_hidden_argument_back_as_shown() -> None
     assert redaction.kept(arguments, {"dsn": "[REDACTED]"}) == {}  # as a form shows a secret field
     new = {"api_token": "tok-new-one-456", "dsn": "postgresql://ada:[REDACTED]@db/other", "user": "[REDACTED]"}
     assert redaction.kept(arguments, new) == new  # a new value replaces; `user` is not hidden, so taken as sent
+
+
+def test_one_redactor_serves_a_redaction_and_those_it_grows_into() -> None:
+    thread = _thread()
+    early = ThreadRedaction.found_in(thread.events[:1], DEFAULT_SECRET_PATTERN)
+    later = early.seeing(thread.events[1:])
+    assert later != early and later.secrets > early.secrets
+    # Built once: it keeps its verdicts on the keys it met, event batch after batch.
+    assert later._redactor is early._redactor  # pyright: ignore[reportPrivateUsage]
+    again = ThreadRedaction.found_in(thread.events, DEFAULT_SECRET_PATTERN)
+    assert again == later and repr(again) == repr(later)  # not part of what a redaction is

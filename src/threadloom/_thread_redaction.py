@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection, Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Self
 
 from pydantic import JsonValue
@@ -32,6 +32,11 @@ class ThreadRedaction:
     """Keys always secret (the tools' secret fields)."""
     secrets: frozenset[str] = frozenset()
     """The secret strings found anywhere in the thread: hidden wherever else they appear, as the context does."""
+    _redactor: Redactor = field(init=False, repr=False, compare=False)
+    """Built once (it remembers its verdict on each key) and shared by the redactions `seeing` grows into."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_redactor", Redactor(self.pattern, self.keys))  # frozen: set once, here
 
     @classmethod
     def found_in(cls, events: Iterable[Event], pattern: re.Pattern[str] | None, keys: Collection[str] = ()) -> Self:
@@ -43,10 +48,13 @@ class ThreadRedaction:
         if self.pattern is None and not self.keys:
             return self
         found = set(self.secrets)
-        redactor = Redactor(self.pattern, self.keys)
         for event in events:
-            redactor.redact(event.data, found)
-        return self if len(found) == len(self.secrets) else replace(self, secrets=frozenset(found))
+            self._redactor.redact(event.data, found)
+        if len(found) == len(self.secrets):
+            return self
+        grown = replace(self, secrets=frozenset(found))
+        object.__setattr__(grown, "_redactor", self._redactor)  # the same pattern and keys
+        return grown
 
     def apply(self, value: JsonValue) -> JsonValue:
         """`value` with its secrets replaced by `[REDACTED]`."""
