@@ -1,10 +1,12 @@
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import pytest
 
 from threadloom import Event, StoreError, Thread
 from threadloom.store import SQLiteStore, open_store
+from threadloom.store import sqlite as sqlite_store
 from threadloom.store._codec import encode_event, encode_metadata
 from threadloom.store.sqlite import MIGRATIONS
 
@@ -140,3 +142,28 @@ async def test_a_long_thread_loads_back_exactly_with_its_state(tmp_path: Path) -
     assert loaded == thread and loaded.state == thread.state and loaded.to_json() == thread.to_json()
     assert loaded.state.runnable is not None and dict(loaded.state.runnable.arguments) == {"i": -1}
     await store.aclose()
+
+
+@pytest.mark.parametrize("failing", ["the schema check", "the second connection"])
+async def test_an_open_that_fails_closes_the_connection_it_made(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failing: str
+) -> None:
+    path = tmp_path / "t.db"
+    if failing == "the schema check":
+        with closing(sqlite3.connect(path)) as db:
+            db.execute("PRAGMA user_version = 99")  # a newer threadloom's: refused between the two connections
+    opened: list[sqlite3.Connection] = []
+    connect = sqlite_store._connect  # pyright: ignore[reportPrivateUsage]
+
+    def recording(where: str, synchronous: str, busy_ms: int, *, create: bool = True) -> sqlite3.Connection:
+        if failing == "the second connection" and opened:
+            raise sqlite3.OperationalError("unable to open database file")
+        opened.append(connect(where, synchronous, busy_ms, create=create))
+        return opened[-1]
+
+    monkeypatch.setattr(sqlite_store, "_connect", recording)
+    with pytest.raises(StoreError):
+        SQLiteStore(path)
+    assert len(opened) == 1
+    with pytest.raises(sqlite3.ProgrammingError, match="closed database"):
+        opened[0].execute("SELECT 1")

@@ -108,17 +108,7 @@ class SQLiteStore:
         self._relaxed = False
         if not upgrade:
             check(self.path, MIGRATIONS)  # before anything writes: WAL mode alone would change a file
-        try:
-            self._db = _connect(self.path, synchronous, _BUSY_MS, create=upgrade)
-            use_wal(self._db, _BUSY_MS / 1000)
-            (self._checkpoint_pages,) = self._db.execute("PRAGMA wal_autocheckpoint").fetchone()
-            if upgrade:
-                migrate(self._db, MIGRATIONS, self.path)  # MIGRATIONS as this module has it (tests replace it)
-            # Commits made at once (`_at_once`): no wait, or a lone task.
-            self._now = _connect(self.path, "NORMAL", 0, create=upgrade)
-            self._now.execute("PRAGMA wal_autocheckpoint = 0")
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot open SQLite store {self.path!r}: {exc}") from exc
+        self._db, self._now = self._open(upgrade)
         # The store's thread, its connection's only user; `_now` is used one caller at a time.
         self._thread = StoreThread("threadloom-sqlite")
         self._now_lock = threading.Lock()
@@ -127,6 +117,32 @@ class SQLiteStore:
         # SQLite cannot tell other processes about an append: they poll. This process's own workers
         # hear of its appends at once.
         self._work = WorkSignal()
+
+    def _open(self, upgrade: bool) -> tuple[sqlite3.Connection, sqlite3.Connection]:
+        """The store's connection (migrated if `upgrade`) and `_now`'s; on failure neither stays open.
+
+        Reads `_checkpoint_pages` from the first.
+
+        Raises:
+            StoreError: The file cannot be opened, or its schema is a newer threadloom's.
+        """
+        opened: list[sqlite3.Connection] = []
+        try:
+            opened.append(_connect(self.path, self._synchronous, _BUSY_MS, create=upgrade))
+            use_wal(opened[0], _BUSY_MS / 1000)
+            (self._checkpoint_pages,) = opened[0].execute("PRAGMA wal_autocheckpoint").fetchone()
+            if upgrade:
+                migrate(opened[0], MIGRATIONS, self.path)  # MIGRATIONS as this module has it (tests replace it)
+            # Commits made at once (`_at_once`): no wait, or a lone task.
+            opened.append(_connect(self.path, "NORMAL", 0, create=upgrade))
+            opened[1].execute("PRAGMA wal_autocheckpoint = 0")
+        except BaseException as exc:
+            for db in opened:  # a connection left open would hold the file (and its WAL) until collected
+                db.close()
+            if isinstance(exc, sqlite3.Error):
+                raise StoreError(f"cannot open SQLite store {self.path!r}: {exc}") from exc
+            raise
+        return opened[0], opened[1]
 
     async def _run(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
         try:
