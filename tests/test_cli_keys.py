@@ -15,14 +15,24 @@ from cli_support import cli
 from threadloom.cli import app
 from threadloom.server import KeyRing, open_tables
 from threadloom.server._keys import digest
+from threadloom.store import open_store
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def url(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A store (as `threadloom worker` or `serve` makes it: `keys create` makes none), the commands' default."""
     url = f"sqlite:///{tmp_path}/threads.db" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+    make_store(url)
     monkeypatch.setenv("THREADLOOM_STORE", url)
     monkeypatch.setenv("COLUMNS", "80")
     return url
+
+
+def make_store(url: str) -> None:
+    async def main() -> None:
+        await (await open_store(url)).aclose()
+
+    asyncio.run(main())
 
 
 def keys(*args: str, code: int = 0) -> tuple[str, str]:
@@ -57,6 +67,7 @@ def test_create_prints_the_secret_once_and_a_server_accepts_it(url: str) -> None
 
 def test_only_the_digest_is_stored(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "threads.db"
+    make_store(f"sqlite:///{path}")
     monkeypatch.setenv("THREADLOOM_STORE", f"sqlite:///{path}")
     secret = keys("create", "ops", "--scopes", "read")[0].strip()
     with closing(sqlite3.connect(path)) as db:

@@ -1,8 +1,9 @@
 """The commands that read or decide open a store as it is: a file that is no store is refused and left unchanged.
 
 Only `threadloom worker` and `serve` own a store: they create it and upgrade its schema. Every other
-command refuses a SQLite file or PostgreSQL database without threadloom's tables, and a store of an
-older schema, without writing a byte.
+command (`keys create` too: it adds a key to a store, never makes one) refuses a SQLite file or
+PostgreSQL database without threadloom's tables, and a store of an older schema, without writing a
+byte. The owners too refuse a SQLite file that holds another program's tables and none of threadloom's.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from cli_support import launch
+from cli_support import cli, launch
 from threadloom.cli import app
+from threadloom.server import open_tables
 from threadloom.store import SQLiteStore
 from threadloom.store.sqlite import MIGRATIONS
 
@@ -34,6 +36,7 @@ COMMANDS = [
     ["usage"],
     ["keys", "ls"],
     ["keys", "revoke", "ops"],
+    ["keys", "create", "ops", "--scopes", "read"],
 ]
 
 
@@ -70,16 +73,33 @@ def test_a_sqlite_file_that_is_no_store_is_refused_and_left_unchanged(tmp_path: 
     before = digest(path)
     code, out, err = invoke(*command, "--store", f"sqlite:///{path}")
     assert (code, out) == (1, "")
-    assert err.startswith(f"error: '{path}' is not a threadloom store") and err.count("\n") == 1
+    assert err == f"error: {foreign(path)}\n"  # not told that `threadloom worker` would make a store of it
     assert digest(path) == before and sorted(tmp_path.iterdir()) == [path]  # no -wal, no -shm
+
+
+def foreign(path: Path) -> str:
+    """The refusal of `app_database`: its tables are another program's."""
+    return (
+        f"'{path}' is not a threadloom store: it holds other tables (`users`) and none of threadloom's; "
+        "it is left as it is: give threadloom a database of its own"
+    )
+
+
+def test_a_worker_refuses_a_file_of_another_program_and_leaves_it_unchanged(tmp_path: Path) -> None:
+    path = app_database(tmp_path / "my_app.db")
+    before = digest(path)
+    done = cli("worker", "--store", f"sqlite:///{path}", "--agents", "cli_support:agent", "-qq")
+    assert (done.returncode, done.stderr) == (1, f"error: {foreign(path)}\n")
+    assert digest(path) == before and sorted(tmp_path.iterdir()) == [path]
 
 
 @pytest.mark.parametrize("contents", [b"", b"hello, not a database at all\n" * 100])
 def test_an_empty_file_or_one_of_text_is_no_store(tmp_path: Path, contents: bytes) -> None:
     path = tmp_path / "threads.db"
     path.write_bytes(contents)
-    code, _, err = invoke("threads", "ls", "--store", f"sqlite:///{path}")
-    assert code == 1 and "is not a threadloom store" in err
+    for command in (["threads", "ls"], ["keys", "create", "ops", "--scopes", "read"]):
+        code, _, err = invoke(*command, "--store", f"sqlite:///{path}")
+        assert code == 1 and "is not a threadloom store" in err
     assert path.read_bytes() == contents and sorted(tmp_path.iterdir()) == [path]
 
 
@@ -131,12 +151,26 @@ def test_a_real_store_still_works_and_keys_ls_creates_no_key_tables(tmp_path: Pa
 def test_keys_work_on_a_file_that_holds_only_the_server_tables_and_threads_commands_say_what_is_missing(
     tmp_path: Path,
 ) -> None:
+    # Such a file is what `keys create` of an earlier release, or `open_tables` before any store, made.
     url = f"sqlite:///{tmp_path}/threads.db"
+
+    async def make() -> None:
+        await (await open_tables(url)).aclose()
+
+    asyncio.run(make())
     assert invoke("keys", "create", "ops", "--scopes", "read", "--store", url)[0] == 0
     code, out, _ = invoke("keys", "ls", "--store", url)
     assert code == 0 and "ops" in out
     code, _, err = invoke("threads", "ls", "--store", url)
     assert code == 1 and "is not a threadloom store" in err and "`threadloom worker`" in err
+
+
+def test_keys_create_adds_its_tables_to_a_store_that_has_none(tmp_path: Path) -> None:
+    path = tmp_path / "threads.db"
+    asyncio.run(SQLiteStore(path).aclose())
+    assert not any(name.startswith("threadloom_") for name in tables(path))
+    assert invoke("keys", "create", "ops", "--scopes", "read", "--store", f"sqlite:///{path}")[0] == 0
+    assert "threadloom_api_keys" in tables(path)
 
 
 def schema_tables(url: str) -> set[str]:
@@ -167,3 +201,13 @@ def test_keys_ls_on_a_postgresql_store_creates_no_key_tables(postgres_url: str) 
     assert schema_tables(postgres_url) == made
     code, out, _ = invoke("threads", "ls", "--store", postgres_url, "--json")
     assert (code, out) == (0, "")
+
+
+def test_keys_create_in_a_postgresql_database_of_another_program_adds_nothing(postgres_url: str) -> None:
+    import psycopg
+
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE users (name TEXT)")
+    code, _, err = invoke("keys", "create", "ops", "--scopes", "read", "--store", postgres_url)
+    assert code == 1 and "is not a threadloom store" in err, err
+    assert schema_tables(postgres_url) == {"users"}

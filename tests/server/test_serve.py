@@ -8,8 +8,10 @@ import os
 import re
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
+from contextlib import closing
 from datetime import timedelta
 from pathlib import Path
 
@@ -21,6 +23,7 @@ from serving import ADMIN, READER, SECRET, WRITER
 from threadloom import Event, Runtime, Thread
 from threadloom.server import listen, read_settings
 from threadloom.server._links import answer_url
+from threadloom.store import open_store
 from workers.effects import read
 from workers.started import wait_started
 
@@ -87,7 +90,25 @@ def test_without_a_key_it_refuses_to_start_and_says_how_to_make_one(tmp_path: Pa
     assert "THREADLOOM_API_KEYS=" in line
 
 
+def test_a_file_of_another_program_is_refused_in_one_line_and_left_unchanged(tmp_path: Path) -> None:
+    path = tmp_path / "app.db"
+    with closing(sqlite3.connect(path)) as db:
+        db.executescript("CREATE TABLE users (name TEXT); INSERT INTO users VALUES ('ada');")
+    before = path.read_bytes()
+    refused = _serve("--store", f"sqlite:///{path}", "-qq")
+    assert (refused.returncode, refused.stdout) == (1, "")
+    assert refused.stderr == (
+        f"error: '{path}' is not a threadloom store: it holds other tables (`users`) and none of threadloom's; "
+        "it is left as it is: give threadloom a database of its own\n"
+    )
+    assert path.read_bytes() == before and sorted(tmp_path.iterdir()) == [path]  # no -wal, no -shm
+
+
 def test_a_key_made_with_threadloom_keys_create_is_enough_to_start(store_url: str, tmp_path: Path) -> None:
+    async def make_store() -> None:  # `keys create` adds a key to a store; `serve` or `worker` makes one
+        await (await open_store(store_url)).aclose()
+
+    asyncio.run(make_store())
     made = subprocess.run(
         [sys.executable, "-m", "threadloom.cli", "keys", "create", "ops", "--scopes", "read", "--store", store_url],
         capture_output=True,

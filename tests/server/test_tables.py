@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from threadloom import Event, Runtime
-from threadloom.exceptions import UserError
+from threadloom.exceptions import StoreError, UserError
 from threadloom.server import (
     Delivery,
     KeyRing,
@@ -209,3 +209,13 @@ async def test_unknown_urls_are_refused() -> None:
         await open_tables("mysql://x")
     with pytest.raises(UserError, match="needs a file name"):
         await open_tables("sqlite:///")
+
+
+def test_a_file_of_another_program_gets_no_tables_and_is_left_unchanged(tmp_path: Path) -> None:
+    path = tmp_path / "app.db"
+    with closing(sqlite3.connect(path)) as db:
+        db.executescript("CREATE TABLE users (name TEXT); INSERT INTO users VALUES ('ada');")
+    before = path.read_bytes()
+    with pytest.raises(StoreError, match=r"holds other tables \(`users`\) and none of threadloom's"):
+        asyncio.run(open_tables(f"sqlite:///{path}"))
+    assert path.read_bytes() == before and sorted(tmp_path.iterdir()) == [path]  # no -wal, no -shm

@@ -25,6 +25,24 @@ async def test_migrations_apply_from_an_empty_schema_and_once(postgres_url: str)
         assert await cur.fetchall() == [(len(MIGRATIONS),)]
 
 
+async def test_a_database_shared_with_another_program_gets_the_store_beside_its_tables(postgres_url: str) -> None:
+    # Unlike SQLite's, the store's tables here are all `threadloom_`: a database shared with an
+    # application is a usual deployment, and its tables are left alone.
+    async with await psycopg.AsyncConnection.connect(postgres_url, autocommit=True) as conn:
+        await conn.execute("CREATE TABLE users (name TEXT)")
+        await conn.execute("INSERT INTO users VALUES ('ada')")
+    store = await PostgresStore.open(postgres_url)
+    await store.aclose()
+    async with await psycopg.AsyncConnection.connect(postgres_url) as conn:
+        cur = await conn.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
+        )
+        names = {name for (name,) in await cur.fetchall()}
+        assert await (await conn.execute("SELECT name FROM users")).fetchall() == [("ada",)]
+    assert "users" in names and "threadloom_threads" in names
+    assert all(name == "users" or name.startswith("threadloom_") for name in names)
+
+
 async def test_a_newer_schema_is_refused(postgres_url: str) -> None:
     store = await PostgresStore.open(postgres_url)
     await store.aclose()

@@ -144,6 +144,39 @@ async def test_a_long_thread_loads_back_exactly_with_its_state(tmp_path: Path) -
     await store.aclose()
 
 
+def _app_database(path: Path, version: int) -> bytes:
+    """Another program's SQLite file (a table, and a `user_version` of its own unless 0); its bytes."""
+    with closing(sqlite3.connect(path)) as db:
+        db.executescript(
+            f"CREATE TABLE users (name TEXT); INSERT INTO users VALUES ('ada'); PRAGMA user_version = {version};"
+        )
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize("version", [0, 7])
+def test_a_file_of_another_program_is_refused_and_left_unchanged(tmp_path: Path, version: int) -> None:
+    path = tmp_path / "app.db"
+    before = _app_database(path, version)
+    with pytest.raises(StoreError, match=r"holds other tables \(`users`\) and none of threadloom's"):
+        SQLiteStore(path)
+    assert path.read_bytes() == before and sorted(tmp_path.iterdir()) == [path]  # no -wal, no -shm
+
+
+@pytest.mark.parametrize("made", ["nothing", "an empty file", "the server's tables only"])
+async def test_a_new_or_empty_file_or_one_of_threadloom_tables_becomes_a_store(tmp_path: Path, made: str) -> None:
+    path = tmp_path / "t.db"
+    if made == "an empty file":
+        path.write_bytes(b"")
+    elif made == "the server's tables only":  # as `open_tables` makes them before any store
+        with closing(sqlite3.connect(path)) as db:
+            db.execute("CREATE TABLE threadloom_server_schema (version INTEGER NOT NULL)")
+    store = SQLiteStore(path)
+    thread = Thread.start("user_input", "hi")
+    await store.append(thread, after=0)
+    assert await store.load(thread.id) == thread
+    await store.aclose()
+
+
 @pytest.mark.parametrize("failing", ["the schema check", "the second connection"])
 async def test_an_open_that_fails_closes_the_connection_it_made(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failing: str

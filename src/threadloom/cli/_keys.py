@@ -36,14 +36,17 @@ keys = typer.Typer(help="Create, list and revoke the API keys `threadloom serve`
 def _with_tables(store: str, work: Callable[[Tables], Awaitable[_T]], *, create: bool = False) -> _T:
     """Run `work` on the store's server tables; a threadloom error ends the command in one line.
 
-    Only `create` makes the tables: otherwise they are read as they are, a database that is not
-    threadloom's is refused unchanged, and a store without them holds no keys.
+    The store must be there: a database that is not threadloom's is refused unchanged. Only
+    `create` makes the tables, in a store that has none yet; otherwise such a store holds no keys.
     """
     if store == "memory://":
         fail("memory:// keeps nothing once this command ends; use --store sqlite:///path.db or postgresql://", code=2)
+    existing_store(store)
 
     async def main() -> _T:
-        tables = await open_tables(store) if create else (await stored_tables(store) or MemoryTables())
+        # Looked at as they are first: `open_tables` alone would make a store's file, or add to another program's.
+        found = await stored_tables(store)
+        tables = found or (await open_tables(store) if create else MemoryTables())
         try:
             return await work(tables)
         finally:
@@ -72,7 +75,7 @@ def create_key(
     scopes: Annotated[str, typer.Option("--scopes", help="What it may do: read, write, approve (comma-separated).")],
     store: StoreOption = DEFAULT_URL,
 ) -> None:
-    """Create a key and print its secret, once: only its SHA-256 is stored."""
+    """Create a key in an existing store and print its secret, once: only its SHA-256 is stored."""
     if not _NAME.fullmatch(name):
         fail(f"a key's name is 1-64 letters, digits and _.@- (starting with a letter or digit), not {name!r}", code=2)
     try:
@@ -103,7 +106,7 @@ def list_keys(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object a line.")] = False,
 ) -> None:
     """List the stored keys: names, scopes and when each was created (never their secrets)."""
-    found = _with_tables(existing_store(store), lambda tables: tables.keys())
+    found = _with_tables(store, lambda tables: tables.keys())
     if as_json:
         for key in found:
             scopes: list[JsonValue] = [*_scopes(key.scopes)]
@@ -125,7 +128,7 @@ def revoke_key(
     store: StoreOption = DEFAULT_URL,
 ) -> None:
     """Delete a key: servers refuse it within seconds (they re-read the stored keys every 5 s)."""
-    if not _with_tables(existing_store(store), lambda tables: tables.remove_key(name)):
+    if not _with_tables(store, lambda tables: tables.remove_key(name)):
         fail(f"no key named {name!r} in {_where(store)}")
     say(f"revoked key {name!r}")
 

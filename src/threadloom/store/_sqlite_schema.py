@@ -8,9 +8,20 @@ from pathlib import Path
 from urllib.request import pathname2url
 
 from ..exceptions import StoreError
-from ._schemas import not_a_store, unusable_schema
+from ._schemas import foreign_tables, not_a_store, unusable_schema
 
-__all__ = ["MIGRATIONS", "STORE_TABLES", "check", "file_uri", "look", "migrate", "shown_path", "use_wal"]
+__all__ = [
+    "MIGRATIONS",
+    "STORE_TABLES",
+    "check",
+    "file_uri",
+    "look",
+    "migrate",
+    "no_store",
+    "refuse_foreign",
+    "shown_path",
+    "use_wal",
+]
 
 MIGRATIONS: tuple[str, ...] = (
     # 1: threads (what the runtime queries), events (one row each), idempotency keys.
@@ -78,6 +89,8 @@ MIGRATIONS: tuple[str, ...] = (
 STORE_TABLES = frozenset({"threads", "events", "idempotency_keys"})
 """The tables every version of the store has: a file with them (and a `user_version`) is a store."""
 
+_OWN_PREFIX = "threadloom_"  # the server's tables (server/tables/sqlite.py), beside the store's or before them
+
 
 def file_uri(path: str, mode: str) -> str:
     """The `file:` URI of `path` opened in `mode` (`ro`, `rw`: neither creates the file), for `uri=True`."""
@@ -87,6 +100,17 @@ def file_uri(path: str, mode: str) -> str:
 def shown_path(path: str) -> str:
     """The file's absolute path, quoted, as errors name it: a relative one says nothing of where it was looked for."""
     return repr(str(Path(path).absolute()))
+
+
+def _contents(path: str) -> tuple[int, frozenset[str]]:
+    """The file's `user_version` and its tables' names, read-only (sqlite3's errors as they come)."""
+    db = sqlite3.connect(file_uri(path, "ro"), uri=True)
+    try:
+        (version,) = db.execute("PRAGMA user_version").fetchone()
+        names = db.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+    finally:
+        db.close()
+    return int(version), frozenset(str(name) for (name,) in names)
 
 
 def look(path: str) -> tuple[int, frozenset[str]]:
@@ -99,17 +123,46 @@ def look(path: str) -> tuple[int, frozenset[str]]:
     if not Path(path).is_file():
         raise StoreError(f"no SQLite file at {where}")
     try:
-        db = sqlite3.connect(file_uri(path, "ro"), uri=True)
-        try:
-            (version,) = db.execute("PRAGMA user_version").fetchone()
-            names = db.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
-        finally:
-            db.close()
+        return _contents(path)
     except sqlite3.OperationalError as exc:  # a file it may not read, ...
         raise StoreError(f"cannot open SQLite store {where}: {exc}") from exc
     except sqlite3.DatabaseError as exc:  # "file is not a database"
         raise not_a_store(where) from exc
-    return int(version), frozenset(str(name) for (name,) in names)
+
+
+def _foreign(names: frozenset[str]) -> frozenset[str]:
+    """The tables of another program's file: all of them, when none is threadloom's; else none."""
+    tables = frozenset(name for name in names if not name.startswith("sqlite_"))  # SQLite's own
+    if STORE_TABLES <= tables or any(name.startswith(_OWN_PREFIX) for name in tables):
+        return frozenset()
+    return tables
+
+
+def no_store(where: str, names: frozenset[str]) -> StoreError:
+    """The error for a file without the store's tables: `foreign_tables` if it holds another program's, else `not_a_store`."""
+    theirs = _foreign(names)
+    return foreign_tables(where, theirs) if theirs else not_a_store(where)
+
+
+def refuse_foreign(path: str) -> None:
+    """Refuse, before anything writes to it, a file that holds tables and none of threadloom's.
+
+    The store's tables have plain names (`threads`, `events`): made in another program's file they
+    would sit among its tables, or collide with them. A new or empty file, a store, and a file of
+    only the server's `threadloom_` tables may be made a store (or get the server's tables).
+
+    Raises:
+        StoreError: The file holds another program's tables, cannot be read, or is not a SQLite database.
+    """
+    if not Path(path).is_file():
+        return  # nothing there yet: the connection creates it
+    try:
+        _, names = _contents(path)
+    except sqlite3.DatabaseError as exc:  # a file it may not read, or not a database
+        raise StoreError(f"cannot open SQLite store {shown_path(path)}: {exc}") from exc
+    theirs = _foreign(names)
+    if theirs:
+        raise foreign_tables(shown_path(path), theirs)
 
 
 def check(path: str, migrations: tuple[str, ...]) -> None:
@@ -121,7 +174,7 @@ def check(path: str, migrations: tuple[str, ...]) -> None:
     version, names = look(path)
     where = shown_path(path)
     if version == 0 or not STORE_TABLES <= names:
-        raise not_a_store(where)
+        raise no_store(where, names)
     problem = unusable_schema(where, version, len(migrations))
     if problem is not None:
         raise problem

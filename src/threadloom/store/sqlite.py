@@ -50,7 +50,7 @@ from ..thread import Thread
 from . import _sqlite_leases, _sqlite_reads
 from ._appends import not_storable
 from ._leases import WorkSignal, claim_then_load
-from ._sqlite_schema import MIGRATIONS, check, file_uri, migrate, use_wal
+from ._sqlite_schema import MIGRATIONS, check, file_uri, migrate, refuse_foreign, use_wal
 from ._sqlite_thread import StoreThread
 from ._sqlite_writes import Append, append_work
 from .base import StoreCounts, ThreadSummary
@@ -84,6 +84,8 @@ class SQLiteStore:
     ) -> None:
         """Open (creating if needed) the database at `path` and apply pending migrations.
 
+        A file of another program's (tables, none of them threadloom's) is refused, not made a store.
+
         Args:
             path: The database file.
             synchronous: `FULL` (the default) syncs every commit to disk, so an append that returned
@@ -95,8 +97,9 @@ class SQLiteStore:
                 and nothing is created or migrated. For commands that only read or decide.
 
         Raises:
-            StoreError: The file cannot be opened, or was written by a newer threadloom; without
-                `upgrade`, it is no store of this threadloom's schema.
+            StoreError: The file cannot be opened, or was written by a newer threadloom; with
+                `upgrade`, it holds another program's tables and none of threadloom's (it is left
+                unchanged); without, it is no store of this threadloom's schema.
             UserError: `synchronous` is not `FULL` or `NORMAL`.
         """
         if synchronous not in ("FULL", "NORMAL"):
@@ -106,8 +109,11 @@ class SQLiteStore:
         # Whether the connection may still be in `synchronous=NORMAL` after an append with
         # `sync=False` (it is switched back at once; this is in case switching back failed).
         self._relaxed = False
-        if not upgrade:
-            check(self.path, MIGRATIONS)  # before anything writes: WAL mode alone would change a file
+        # Before anything writes: WAL mode alone would change a file.
+        if upgrade:
+            refuse_foreign(self.path)  # another program's file is not made a store
+        else:
+            check(self.path, MIGRATIONS)
         self._db, self._now = self._open(upgrade)
         # The store's thread, its connection's only user; `_now` is used one caller at a time.
         self._thread = StoreThread("threadloom-sqlite")

@@ -18,8 +18,7 @@ from typing import Any, TypeVar
 
 from ...exceptions import StoreError, UserError
 from ...store._codec import format_time, parse_time
-from ...store._schemas import not_a_store
-from ...store._sqlite_schema import STORE_TABLES, file_uri, look, shown_path, use_wal
+from ...store._sqlite_schema import STORE_TABLES, file_uri, look, no_store, refuse_foreign, shown_path, use_wal
 from .base import Delivery, StoredKey, scopes_text, stored_key, unusable_tables
 
 __all__ = ["MIGRATIONS", "SQLiteTables", "stored"]
@@ -115,7 +114,7 @@ async def stored(path: str | Path) -> SQLiteTables | None:
         return await SQLiteTables.open(path, upgrade=False)
     if version and STORE_TABLES <= names:
         return None
-    raise not_a_store(shown_path(str(path)))
+    raise no_store(shown_path(str(path)), names)
 
 
 class SQLiteTables:
@@ -136,9 +135,12 @@ class SQLiteTables:
             upgrade: False opens the tables as they are: nothing is created or migrated (see `stored`).
 
         Raises:
-            StoreError: The file cannot be opened, or its tables are of a newer threadloom; without
-                `upgrade`, the file or its tables are not there, or of another schema.
+            StoreError: The file cannot be opened, or its tables are of a newer threadloom; with
+                `upgrade`, it holds another program's tables and none of threadloom's (it is left
+                unchanged); without, the file or its tables are not there, or of another schema.
         """
+        if upgrade:  # before anything writes (WAL mode alone would change a file), as the store does
+            await asyncio.to_thread(refuse_foreign, str(path))
         thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="threadloom-tables")
         # Not `upgrade`: a `mode=rw` URI, which never creates the file.
         where = str(path) if upgrade else file_uri(str(path), "rw")
