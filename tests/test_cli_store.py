@@ -1,9 +1,9 @@
 """The commands that read or decide open a store as it is: a file that is no store is refused and left unchanged.
 
 Only `threadloom worker` and `serve` own a store: they create it and upgrade its schema. Every other
-command (`keys create` too: it adds a key to a store, never makes one) refuses a SQLite file or
-PostgreSQL database without threadloom's tables, and a store of an older schema, without writing a
-byte. The owners too refuse a SQLite file that holds another program's tables and none of threadloom's.
+command refuses a SQLite file or PostgreSQL database without threadloom's tables, and a store of an
+older schema, without writing a byte. The owners, and `keys create` (a server's first command, which
+may make the file), refuse a SQLite file that holds another program's tables and none of threadloom's.
 """
 
 from __future__ import annotations
@@ -36,7 +36,6 @@ COMMANDS = [
     ["usage"],
     ["keys", "ls"],
     ["keys", "revoke", "ops"],
-    ["keys", "create", "ops", "--scopes", "read"],
 ]
 
 
@@ -85,21 +84,31 @@ def foreign(path: Path) -> str:
     )
 
 
-def test_a_worker_refuses_a_file_of_another_program_and_leaves_it_unchanged(tmp_path: Path) -> None:
+def test_a_worker_and_keys_create_refuse_a_file_of_another_program_and_leave_it_unchanged(tmp_path: Path) -> None:
     path = app_database(tmp_path / "my_app.db")
     before = digest(path)
     done = cli("worker", "--store", f"sqlite:///{path}", "--agents", "cli_support:agent", "-qq")
     assert (done.returncode, done.stderr) == (1, f"error: {foreign(path)}\n")
+    code, out, err = invoke("keys", "create", "ops", "--scopes", "read", "--store", f"sqlite:///{path}")
+    assert (code, out, err) == (1, "", f"error: {foreign(path)}\n")
     assert digest(path) == before and sorted(tmp_path.iterdir()) == [path]
+
+
+def test_keys_create_in_a_new_file_makes_what_serve_then_takes_as_its_store(tmp_path: Path) -> None:
+    # The API's quickstart: a key first, then `threadloom serve` on the same file.
+    path = tmp_path / "threadloom.db"
+    code, out, _ = invoke("keys", "create", "ops", "--scopes", "read", "--store", f"sqlite:///{path}")
+    assert code == 0 and out.strip()
+    asyncio.run(SQLiteStore(path).aclose())  # what `serve` opens: the file is threadloom's
+    assert {"threads", "events", "threadloom_api_keys"} <= tables(path)
 
 
 @pytest.mark.parametrize("contents", [b"", b"hello, not a database at all\n" * 100])
 def test_an_empty_file_or_one_of_text_is_no_store(tmp_path: Path, contents: bytes) -> None:
     path = tmp_path / "threads.db"
     path.write_bytes(contents)
-    for command in (["threads", "ls"], ["keys", "create", "ops", "--scopes", "read"]):
-        code, _, err = invoke(*command, "--store", f"sqlite:///{path}")
-        assert code == 1 and "is not a threadloom store" in err
+    code, _, err = invoke("threads", "ls", "--store", f"sqlite:///{path}")
+    assert code == 1 and "is not a threadloom store" in err
     assert path.read_bytes() == contents and sorted(tmp_path.iterdir()) == [path]
 
 
@@ -201,13 +210,3 @@ def test_keys_ls_on_a_postgresql_store_creates_no_key_tables(postgres_url: str) 
     assert schema_tables(postgres_url) == made
     code, out, _ = invoke("threads", "ls", "--store", postgres_url, "--json")
     assert (code, out) == (0, "")
-
-
-def test_keys_create_in_a_postgresql_database_of_another_program_adds_nothing(postgres_url: str) -> None:
-    import psycopg
-
-    with psycopg.connect(postgres_url, autocommit=True) as conn:
-        conn.execute("CREATE TABLE users (name TEXT)")
-    code, _, err = invoke("keys", "create", "ops", "--scopes", "read", "--store", postgres_url)
-    assert code == 1 and "is not a threadloom store" in err, err
-    assert schema_tables(postgres_url) == {"users"}

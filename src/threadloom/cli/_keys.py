@@ -36,17 +36,18 @@ keys = typer.Typer(help="Create, list and revoke the API keys `threadloom serve`
 def _with_tables(store: str, work: Callable[[Tables], Awaitable[_T]], *, create: bool = False) -> _T:
     """Run `work` on the store's server tables; a threadloom error ends the command in one line.
 
-    The store must be there: a database that is not threadloom's is refused unchanged. Only
-    `create` makes the tables, in a store that has none yet; otherwise such a store holds no keys.
+    Only `create` makes the tables (a new SQLite file too: it is a server's first command), and
+    never in another program's SQLite file. Otherwise they are read as they are, a database that is
+    not threadloom's is refused unchanged, and a store without them holds no keys.
     """
     if store == "memory://":
         fail("memory:// keeps nothing once this command ends; use --store sqlite:///path.db or postgresql://", code=2)
-    existing_store(store)
+    if not create:
+        existing_store(store)
 
     async def main() -> _T:
-        # Looked at as they are first: `open_tables` alone would make a store's file, or add to another program's.
-        found = await stored_tables(store)
-        tables = found or (await open_tables(store) if create else MemoryTables())
+        # `open_tables` refuses a SQLite file of another program's tables, unchanged.
+        tables = await open_tables(store) if create else (await stored_tables(store) or MemoryTables())
         try:
             return await work(tables)
         finally:
@@ -75,7 +76,7 @@ def create_key(
     scopes: Annotated[str, typer.Option("--scopes", help="What it may do: read, write, approve (comma-separated).")],
     store: StoreOption = DEFAULT_URL,
 ) -> None:
-    """Create a key in an existing store and print its secret, once: only its SHA-256 is stored."""
+    """Create a key and print its secret, once: only its SHA-256 is stored."""
     if not _NAME.fullmatch(name):
         fail(f"a key's name is 1-64 letters, digits and _.@- (starting with a letter or digit), not {name!r}", code=2)
     try:
