@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import inspect
+import re
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, cast
 
 from pydantic import JsonValue
 
@@ -345,6 +346,8 @@ class Agent:
             after_step=self.after_step,
             limits=Limits(self.max_steps, self.max_consecutive_errors),
             save=save,
+            secret_pattern=cast(re.Pattern[str] | None, self.context.redact),  # compiled by the context
+            secret_keys=self.context.secret_keys,
         )
 
     def run_sync(self, thread: Thread) -> Thread:

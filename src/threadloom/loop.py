@@ -10,16 +10,18 @@ arguments, and `Agent.run` passes its own.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+import re
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from pydantic import JsonValue, ValidationError
 from pydantic_core import PydanticSerializationError, to_jsonable_python
 
-from ._redact import Redactor
+from ._call_redaction import CallRedaction
 from .context import DEFAULT_SECRET_PATTERN, redact
 from .events import Event
 from .exceptions import ModelError, OverTokenBudget, ToolRetry, UserError
@@ -67,6 +69,7 @@ class _Run:
     after_step: AfterStep | None
     limits: Limits
     save: Save
+    redaction: CallRedaction
 
     def find_tool(self, name: str) -> Tool | None:
         if name in self.tools:
@@ -87,6 +90,8 @@ async def run(
     after_step: AfterStep | None = None,
     limits: Limits | None = None,
     save: Save | None = None,
+    secret_pattern: re.Pattern[str] | None = None,
+    secret_keys: Collection[str] = (),
 ) -> Thread:
     """Drive `thread` until it must stop (see `Agent.run`, which passes its own step and tools).
 
@@ -98,11 +103,15 @@ async def run(
         after_step: Hook run after each appended event.
         limits: When to stop and ask a person.
         save: Called as each step is recorded (see `Save`).
+        secret_pattern: Keys secret to the caller besides `DEFAULT_SECRET_PATTERN`'s (the agent's
+            context pattern): a call's values under them are scrubbed from the errors it records.
+        secret_keys: Exact keys always secret, likewise (the context's `secret_keys`).
 
     Returns:
         The thread with every new event appended.
     """
-    r = _Run(dict(tools or {}), tuple(prefetch), after_step, limits or Limits(), save or _keep)
+    redaction = CallRedaction.of(secret_pattern, secret_keys)
+    r = _Run(dict(tools or {}), tuple(prefetch), after_step, limits or Limits(), save or _keep, redaction)
     thread = await _prefetch(r, thread)
     while True:
         state = thread.state
@@ -212,7 +221,7 @@ async def _execute(r: _Run, thread: Thread, call: RunnableCall) -> Thread:
     if tool is None:
         error = _tool_error(call, "UnknownTool", f"no tool named {call.intent!r}; choose one of the listed intents")
     elif call.started is not None and not tool.idempotent:
-        return await _record(r, thread, _outcome_unknown(call, tool))
+        return await _record(r, thread, _outcome_unknown(call, r.redaction.arguments(call.arguments, tool)))
     else:
         if call.started is None:
             started: dict[str, JsonValue] = {
@@ -221,23 +230,24 @@ async def _execute(r: _Run, thread: Thread, call: RunnableCall) -> Thread:
                 "idempotency_key": call.call.id,
             }
             thread = await _record(r, thread, Event(TOOL_STARTED, started))
+        # The call's secret arguments, which an error message may quote: sought only on a failure.
+        secrets = functools.partial(r.redaction.secrets, call.arguments, tool)
         try:
             result = to_jsonable_python(await tool.invoke(call.arguments, key=call.call.id))
         except ToolRetry as exc:
-            message = str(redact(str(exc), None, secrets=_secret_arguments(call, tool)))
+            message = str(redact(str(exc), None, secrets=secrets()))
             error = _tool_error(call, "ToolRetry", message or "try again with other arguments")
         except ValidationError as exc:
-            error = _tool_error(call, "ValidationError", format_error(exc, secrets=_secret_arguments(call, tool)))
+            error = _tool_error(call, "ValidationError", format_error(exc, secrets=secrets()))
         except PydanticSerializationError as exc:
-            error = _tool_error(call, "ResultNotJSON", f"the result cannot be turned into JSON: {exc}")
+            error = _tool_error(call, "ResultNotJSON", r.redaction.not_json(exc, secrets()))
         except Exception as exc:  # the tool is user code: any failure becomes context (factor 9)
-            message = format_error(exc, secrets=_secret_arguments(call, tool))
-            error = _tool_error(call, type(exc).__name__, message)
+            error = _tool_error(call, type(exc).__name__, format_error(exc, secrets=secrets()))
         else:
             try:
                 response = Event(TOOL_RESPONSE, {"call_id": call.call.id, "intent": call.intent, "result": result})
-            except UserError as exc:  # e.g. a lone surrogate: no store could hold it, so it never enters
-                error = _tool_error(call, "ResultNotStorable", f"the result cannot be stored: {exc}")
+            except UserError:  # e.g. a lone surrogate: no store could hold it, so it never enters
+                error = _tool_error(call, "ResultNotStorable", r.redaction.not_storable(result, tool, secrets()))
             else:
                 return await _record(r, thread, response)
     thread = await _record(r, thread, error)
@@ -247,13 +257,12 @@ async def _execute(r: _Run, thread: Thread, call: RunnableCall) -> Thread:
     return thread
 
 
-def _outcome_unknown(call: RunnableCall, tool: Tool) -> Event:
+def _outcome_unknown(call: RunnableCall, shown: JsonValue) -> Event:
     """Ask a person about a call that started but never finished: it may or may not have had its effect.
 
-    The question quotes the call's arguments as text, where no renderer can tell a secret by its key
-    any more: secret ones are redacted here, before they enter the thread.
+    The question quotes the call's arguments (`shown`, redacted) as text, where no renderer can tell
+    a secret by its key any more.
     """
-    shown = redact(dict(call.arguments), DEFAULT_SECRET_PATTERN, tool.secret_fields)
     arguments = json.dumps(shown, ensure_ascii=False)
     request = _human_request(
         f"`{call.intent}` was started but its outcome is unknown: the process running it stopped. "
@@ -271,17 +280,6 @@ def _outcome_unknown(call: RunnableCall, tool: Tool) -> Event:
             "call_id": call.call.id,
         },
     )
-
-
-def _secret_arguments(call: RunnableCall, tool: Tool) -> set[str]:
-    """The call's secret argument values (by key or `SecretStr` field), which an error message may quote.
-
-    They are scrubbed where the error event is made, so that no reader of the thread (a log, a span,
-    the store) sees them, not only the model's rendering.
-    """
-    found: set[str] = set()
-    Redactor(DEFAULT_SECRET_PATTERN, tool.secret_fields).redact(dict(call.arguments), found)
-    return found
 
 
 def _tool_error(call: RunnableCall, error_type: str, message: str) -> Event:
