@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
-from pydantic import SecretStr
+import pytest
+from pydantic import JsonValue, SecretStr
 
-from threadloom import Agent, RateLimited, Thread, tool
+from threadloom import Agent, Event, ModelError, RateLimited, Thread, tool
 from threadloom.evals import Case, Judge, NextIntent, Outcome, Regex, case_from_record, evaluate
 from threadloom.models import Completion, ModelRequest, ScriptedModel
 from threadloom.models.cassette import Cassette
@@ -88,3 +90,28 @@ async def test_reports_show_secret_tool_arguments_redacted() -> None:
     step = report.cases[0].attempts[0]
     assert json.loads(step.answer) == {"intent": "login", "user": "ada", "pin": "[REDACTED]"}
     assert not step.passed and step.results[0].detail == 'pin: expected "0000-0000", got "[REDACTED]"'
+
+
+def _fails_quoting(error: type[Exception], *secrets: str) -> Callable[[object], str]:
+    """A model output that raises, its message quoting the thread's secrets (a custom model, a provider's echo)."""
+
+    def answer(messages: object) -> str:
+        raise error(f"upstream refused the request: {' / '.join(secrets)}")
+
+    return answer
+
+
+@pytest.mark.parametrize("error", [RuntimeError, ModelError])
+async def test_an_attempts_error_is_redacted_as_the_rest_of_the_report(error: type[Exception]) -> None:
+    call: dict[str, JsonValue] = {"intent": "login", "arguments": {"user": "ada", "pin": "4711-0815"}, "policy": "auto"}
+    thread = Thread.start("user_input", {"text": "hi", "password": "hunter22-rotated"}).append(Event("tool_call", call))
+    thread = thread.append(Event("tool_response", {"call_id": thread.events[-1].id, "intent": "login", "result": "ok"}))
+    model = ScriptedModel([_fails_quoting(error, "4711-0815", "hunter22-rotated")] * 2)
+    agent = Agent(name="door", model=model, tools=[login])
+    cases = [Case("step", thread, [NextIntent("done_for_now")]), Case("run", thread, [Outcome(status="done")])]
+    report = await evaluate(agent, cases, concurrency=1, retries=0)
+    # Before: the error kept the exception's text, with the thread's secrets it quoted, in every report.
+    for attempt in (c.attempts[0] for c in report.cases):
+        assert attempt.error == f"{error.__name__}: upstream refused the request: [REDACTED] / [REDACTED]"
+    for shown in (report.to_json(), report.to_html()):
+        assert "4711-0815" not in shown and "hunter22" not in shown

@@ -177,6 +177,11 @@ class _Progress:
 class _ProviderFailed(Exception):
     """A run whose loop recorded a model call that failed (the loop catches `ModelError` itself)."""
 
+    def __init__(self, message: str, redaction: ThreadRedaction) -> None:
+        super().__init__(message)
+        self.redaction = redaction
+        """The run's redaction, which knows the secrets of its new events too."""
+
 
 async def _attempt(agent: Agent, case: Case, retries: int, delay: float, prices: Mapping[str, Any] | None) -> Attempt:
     messages = tuple(m.to_dict() for m in agent.render(case.thread))
@@ -187,11 +192,11 @@ async def _attempt(agent: Agent, case: Case, retries: int, delay: float, prices:
             break
         except (ModelError, _ProviderFailed) as exc:
             if tries >= retries:
-                return Attempt(False, (), "", messages, error=f"{type(exc).__name__}: {exc}", retries=tries)
+                return Attempt(False, (), "", messages, error=_error(agent, case, exc), retries=tries)
             await asyncio.sleep(delay * 2**tries)
             tries += 1
         except Exception as exc:  # a cassette mismatch, a broken tool: the case fails with why
-            return Attempt(False, (), "", messages, error=f"{type(exc).__name__}: {exc}", retries=tries)
+            return Attempt(False, (), "", messages, error=_error(agent, case, exc), retries=tries)
     # A verdict may quote a field (`got "..."`): a secret one is shown as the answer shows it.
     results = [_redacted(await _judged(check, sample), redaction) for check in case.checks]
     spent = cost(dict.fromkeys(sample.models[:1], sample.usage), prices=prices) if sample.models else None
@@ -210,6 +215,13 @@ async def _attempt(agent: Agent, case: Case, retries: int, delay: float, prices:
     )
 
 
+def _error(agent: Agent, case: Case, exc: Exception) -> str:
+    """Why an attempt could not be judged, redacted as its report is: its text may quote the thread's secrets."""
+    if isinstance(exc, _ProviderFailed):  # the loop's error message, which names the model's error type itself
+        return str(exc.redaction.apply(str(exc)))
+    return str(_redaction(agent, case.thread.events).apply(f"{type(exc).__name__}: {exc}"))
+
+
 async def _judged(check: Check, sample: Sample) -> CheckResult:
     """The check's verdict; a check that raises fails with why, and the run goes on to the other cases."""
     try:
@@ -226,20 +238,25 @@ def _redacted(result: CheckResult, redaction: ThreadRedaction) -> CheckResult:
 async def _sample(agent: Agent, case: Case) -> tuple[Sample, ThreadRedaction]:
     """What the attempt produced, and how its report hides secrets: as the agent's context does."""
     messages = tuple(agent.render(case.thread))
-    pattern = cast("re.Pattern[str] | None", agent.context.redact)  # a context compiles a pattern given as text
     if not case.needs_run:
         event = await agent.step(case.thread)
-        redaction = ThreadRedaction.found_in([*case.thread.events, event], pattern, agent.context.secret_keys)
+        redaction = _redaction(agent, [*case.thread.events, event])
         return _sample_of(case.thread, messages, event, [event], None, redaction), redaction
     run = await agent.run(case.thread)
     new = list(run.events[len(case.thread.events) :])
+    redaction = _redaction(agent, run.events)
     for event in new:
         data = _data(event)
         if event.type == "error" and data.get("source") == "model" and data.get("error_type") != "ParseError":
-            raise _ProviderFailed(str(data.get("message")))
+            raise _ProviderFailed(str(data.get("message")), redaction)
     decided = next((e for e in new if _decided_by_model(e)), None)
-    redaction = ThreadRedaction.found_in(run.events, pattern, agent.context.secret_keys)
     return _sample_of(case.thread, messages, decided, new, run, redaction), redaction
+
+
+def _redaction(agent: Agent, events: Sequence[Event]) -> ThreadRedaction:
+    """How a report hides the secrets of `events`: as the agent's context does."""
+    pattern = cast("re.Pattern[str] | None", agent.context.redact)  # a context compiles a pattern given as text
+    return ThreadRedaction.found_in(events, pattern, agent.context.secret_keys)
 
 
 def _sample_of(
