@@ -131,3 +131,36 @@ async def test_no_connection_and_no_answer_chain_no_sdk_exception(server: Script
     late = await failure(make(server.url, timeout=0.2))
     assert "did not answer in time" in str(late)
     assert_no_key(late)
+
+
+OTHER_KEY = "sk-proj-OTHERKEY0987654321"  # a key-like token the provider echoed, not the one sent
+CHAT_ECHO = {
+    "id": "c",
+    "object": "chat.completion",
+    "model": "gpt-test",
+    "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": {"key": KEY}}}],
+}
+MESSAGE_ECHO = {
+    "id": "m",
+    "type": "message",
+    "role": "assistant",
+    "model": "claude-test-1",
+    "content": [{"type": "text", "text": {"note": f"keys {KEY} {OTHER_KEY}"}}],
+    "stop_reason": "end_turn",
+    "usage": {"input_tokens": 1, "output_tokens": 1},
+}
+
+
+@pytest.mark.parametrize(
+    ("make", "body"), [(openai_model, CHAT_ECHO), (anthropic_model, MESSAGE_ECHO)], ids=["openai", "anthropic"]
+)
+async def test_a_malformed_answer_quoting_a_key_chains_no_exception_that_quotes_it(
+    server: ScriptedServer, make: MakeModel, body: object
+) -> None:
+    server.reply(Reply(body))
+    error = await failure(make(server.url))
+    assert isinstance(error, ProviderError) and "a malformed response" in str(error)
+    # Before: the TypeError the answer raised, quoting the raw value, stayed the error's __context__.
+    assert error.__context__ is None or error.__context__ is error.__cause__
+    assert_no_key(error)
+    assert OTHER_KEY not in exposed(error)

@@ -20,7 +20,7 @@ from ..exceptions import (
     UserError,
 )
 from ..messages import Message
-from ._reading import reading, typed
+from ._reading import read, typed
 from ._secrets import hide_keys, redacted_cause
 from .base import Completion, ModelRequest, ModelSettings, Strategy, ToolDefinition, Usage
 
@@ -213,34 +213,35 @@ class AnthropicModel:
             raise _not_a_message(
                 self._model, 200, response if isinstance(response, str) else response.to_dict(), api_key
             )
-        with reading(self._model, response, api_key):
-            if response.stop_reason == "refusal":
-                details = response.stop_details
-                why = (details.explanation or details.category) if details is not None else None
-                raise Refused(f"{self._model} declined to answer" + (f": {why}" if why else ""))
-            if response.stop_reason == "model_context_window_exceeded":
-                # The prompt fit, but not the answer: the same step would fail again until the thread is compacted.
-                raise ContextWindowExceeded(
-                    f"{self._model} ran out of context window while answering",
-                    status_code=200,
-                    body=response.to_dict(),
-                    model=self._model,
-                )
-            usage = response.usage
-            # Anthropic counts cached and cache-writing tokens apart; ours are all input tokens.
-            cache_read = typed(usage.cache_read_input_tokens or 0, int)
-            written = typed(usage.cache_creation_input_tokens or 0, int)
-            used = Usage(
-                typed(usage.input_tokens, int) + written + cache_read, typed(usage.output_tokens, int), cache_read
+        return read(self._model, response, api_key, lambda answer: self._answered(answer, latency_ms))
+
+    def _answered(self, response: anthropic.types.Message, latency_ms: float) -> Completion:
+        """The answer as a `Completion`; `read` makes a malformed one a `ProviderError`."""
+        if response.stop_reason == "refusal":
+            details = response.stop_details
+            why = (details.explanation or details.category) if details is not None else None
+            raise Refused(f"{self._model} declined to answer" + (f": {why}" if why else ""))
+        if response.stop_reason == "model_context_window_exceeded":
+            # The prompt fit, but not the answer: the same step would fail again until the thread is compacted.
+            raise ContextWindowExceeded(
+                f"{self._model} ran out of context window while answering",
+                status_code=200,
+                body=response.to_dict(),
+                model=self._model,
             )
-            return Completion(
-                text=self._answer(response),
-                model=typed(response.model or self._model, str),
-                usage=used,
-                latency_ms=latency_ms,
-                stop_reason=response.stop_reason,
-                strategy=self.strategy,
-            )
+        usage = response.usage
+        # Anthropic counts cached and cache-writing tokens apart; ours are all input tokens.
+        cache_read = typed(usage.cache_read_input_tokens or 0, int)
+        written = typed(usage.cache_creation_input_tokens or 0, int)
+        used = Usage(typed(usage.input_tokens, int) + written + cache_read, typed(usage.output_tokens, int), cache_read)
+        return Completion(
+            text=self._answer(response),
+            model=typed(response.model or self._model, str),
+            usage=used,
+            latency_ms=latency_ms,
+            stop_reason=response.stop_reason,
+            strategy=self.strategy,
+        )
 
     def _tools(self, request: ModelRequest) -> list[ToolParam]:
         """The request's intents as Anthropic tools (`"tools"` strategy only), the last one a cache breakpoint."""

@@ -17,7 +17,7 @@ from pydantic import JsonValue
 from ..exceptions import ContextWindowExceeded, ModelError, ModelTimeout, ProviderError, RateLimited, Refused, UserError
 from ..messages import Message
 from ..parsing._candidates import Finder
-from ._reading import reading, typed
+from ._reading import read, typed
 from ._secrets import hide_keys, redacted_cause
 from .base import Completion, ModelRequest, ModelSettings, Strategy, ToolDefinition, Usage
 
@@ -203,28 +203,30 @@ class OpenAIModel:
             else:
                 params["response_format"] = {"type": "json_schema", "json_schema": _json_schema(request)}
         create: Any = self._client.chat.completions.create
-        response = cast("ChatCompletion", await create(**params))
-        with reading(self.model, response, self._key):
-            if not response.choices:
-                raise ProviderError("the server answered with no choices", status_code=200, model=self.model)
-            choice = response.choices[0]
-            message = choice.message
-            if message.refusal:
-                raise Refused(f"{self.model} refused: {message.refusal}")
-            if choice.finish_reason == "content_filter":
-                raise Refused(f"{self.model}'s answer was stopped by the content filter")
-            usage = Usage()
-            if response.usage is not None:
-                details = response.usage.prompt_tokens_details
-                cached = (details.cached_tokens or 0) if details is not None else 0
-                usage = _usage(response.usage.prompt_tokens, response.usage.completion_tokens, cached)
-            text, error = typed(message.content or "", str), None
-            if self.strategy == "tools":
-                functions = [c.function for c in message.tool_calls or () if c.type == "function"]
-                calls = [(typed(f.name, str), typed(f.arguments, str)) for f in functions]
-                text, error = _one_call(calls, text)
-            model = typed(response.model or self.model, str)
-            return Completion(text, model, usage=usage, stop_reason=choice.finish_reason, error=error)
+        return read(self.model, cast("ChatCompletion", await create(**params)), self._key, self._chat_answer)
+
+    def _chat_answer(self, response: ChatCompletion) -> Completion:
+        """The answer as a `Completion`; `read` makes a malformed one a `ProviderError`."""
+        if not response.choices:
+            raise ProviderError("the server answered with no choices", status_code=200, model=self.model)
+        choice = response.choices[0]
+        message = choice.message
+        if message.refusal:
+            raise Refused(f"{self.model} refused: {message.refusal}")
+        if choice.finish_reason == "content_filter":
+            raise Refused(f"{self.model}'s answer was stopped by the content filter")
+        usage = Usage()
+        if response.usage is not None:
+            details = response.usage.prompt_tokens_details
+            cached = (details.cached_tokens or 0) if details is not None else 0
+            usage = _usage(response.usage.prompt_tokens, response.usage.completion_tokens, cached)
+        text, error = typed(message.content or "", str), None
+        if self.strategy == "tools":
+            functions = [c.function for c in message.tool_calls or () if c.type == "function"]
+            calls = [(typed(f.name, str), typed(f.arguments, str)) for f in functions]
+            text, error = _one_call(calls, text)
+        model = typed(response.model or self.model, str)
+        return Completion(text, model, usage=usage, stop_reason=choice.finish_reason, error=error)
 
     # -- Responses API ---------------------------------------------------------------------
 
@@ -241,37 +243,37 @@ class OpenAIModel:
         elif self.strategy == "json_schema":
             params["text"] = {"format": {"type": "json_schema", **_json_schema(request)}}
         create: Any = self._client.responses.create
-        response = cast("Response", await create(**params))
-        with reading(self.model, response, self._key):
-            if response.error is not None:
-                raise ProviderError(
-                    f"{response.error.code}: {response.error.message}", status_code=200, model=self.model
-                )
-            texts: list[str] = []
-            calls: list[tuple[str, str]] = []
-            for item in response.output:
-                if item.type == "function_call":
-                    calls.append((typed(item.name, str), typed(item.arguments, str)))
-                elif item.type == "message":
-                    for part in item.content:
-                        if part.type == "refusal":
-                            raise Refused(f"{self.model} refused: {part.refusal}")
-                        texts.append(typed(part.text, str))
-            incomplete = response.incomplete_details
-            stop_reason = (incomplete.reason if incomplete is not None else None) or response.status
-            if stop_reason == "content_filter":
-                raise Refused(f"{self.model}'s answer was stopped by the content filter")
-            usage = Usage()
-            if response.usage is not None:
-                # Compatible servers may leave the details out: the SDK then gives None, whatever its types say.
-                details: Any = getattr(response.usage, "input_tokens_details", None)
-                cached = (details.cached_tokens or 0) if details is not None else 0
-                usage = _usage(response.usage.input_tokens, response.usage.output_tokens, cached)
-            text, error = "".join(texts), None
-            if self.strategy == "tools":
-                text, error = _one_call(calls, text)
-            model = typed(response.model or self.model, str)
-            return Completion(text, model, usage=usage, stop_reason=stop_reason, error=error)
+        return read(self.model, cast("Response", await create(**params)), self._key, self._responses_answer)
+
+    def _responses_answer(self, response: Response) -> Completion:
+        """The answer as a `Completion`; `read` makes a malformed one a `ProviderError`."""
+        if response.error is not None:
+            raise ProviderError(f"{response.error.code}: {response.error.message}", status_code=200, model=self.model)
+        texts: list[str] = []
+        calls: list[tuple[str, str]] = []
+        for item in response.output:
+            if item.type == "function_call":
+                calls.append((typed(item.name, str), typed(item.arguments, str)))
+            elif item.type == "message":
+                for part in item.content:
+                    if part.type == "refusal":
+                        raise Refused(f"{self.model} refused: {part.refusal}")
+                    texts.append(typed(part.text, str))
+        incomplete = response.incomplete_details
+        stop_reason = (incomplete.reason if incomplete is not None else None) or response.status
+        if stop_reason == "content_filter":
+            raise Refused(f"{self.model}'s answer was stopped by the content filter")
+        usage = Usage()
+        if response.usage is not None:
+            # Compatible servers may leave the details out: the SDK then gives None, whatever its types say.
+            details: Any = getattr(response.usage, "input_tokens_details", None)
+            cached = (details.cached_tokens or 0) if details is not None else 0
+            usage = _usage(response.usage.input_tokens, response.usage.output_tokens, cached)
+        text, error = "".join(texts), None
+        if self.strategy == "tools":
+            text, error = _one_call(calls, text)
+        model = typed(response.model or self.model, str)
+        return Completion(text, model, usage=usage, stop_reason=stop_reason, error=error)
 
 
 def _usage(input_tokens: object, output_tokens: object, cached_tokens: object) -> Usage:
