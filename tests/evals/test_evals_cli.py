@@ -15,7 +15,7 @@ import typer
 from pydantic import SecretStr
 from typer.testing import CliRunner
 
-from threadloom import Agent, Thread, tool
+from threadloom import Agent, Thread, UserError, tool
 from threadloom.evals import Case, NextIntent, Suite, load_cases
 from threadloom.evals._cli import app, parse_expect_options
 from threadloom.models import ScriptedModel
@@ -74,7 +74,7 @@ def test_expect_options_become_an_expect_mapping() -> None:
         "fields": {"tag": {"regex": "^v1"}, "replicas": {"range": [1.0, None]}, "n": 3},
         "outcome": {"status": "done", "tools": ["a", "b"]},
     }
-    with pytest.raises(typer.BadParameter, match="KEY=VALUE"):
+    with pytest.raises(UserError, match="KEY=VALUE"):
         parse_expect_options(["intent"])
 
 
@@ -260,6 +260,9 @@ def test_eval_add_says_keep_secrets_puts_them_in_the_file() -> None:
             "error: --expect 'n=range:abc': range is MIN,MAX, numbers (either may be left out), got 'abc'\n",
         ),
         ("n=range:1,2,3", "error: --expect 'n=range:1,2,3': range is MIN,MAX, numbers (either may be left out), got"),
+        # Before: an option without `=` (or without a key) was typer's usage box, not the one line.
+        ("intent", "error: --expect 'intent': write KEY=VALUE, e.g. intent=deploy_backend\n"),
+        ("=done", "error: --expect '=done': write KEY=VALUE, e.g. intent=deploy_backend\n"),
     ],
 )
 def test_eval_add_refuses_an_expectation_it_cannot_read_in_one_line(tmp_path: Path, expect: str, error: str) -> None:

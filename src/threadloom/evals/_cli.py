@@ -230,8 +230,7 @@ def parse_expect_options(options: list[str]) -> dict[str, Any]:
     """`--expect KEY=VALUE` options as a case file's `expect` mapping.
 
     Raises:
-        typer.BadParameter: An option without `=`.
-        UserError: A matcher it cannot read (`range:abc`).
+        UserError: An option without `=` or a key, or a matcher it cannot read (`range:abc`).
     """
     expect: dict[str, Any] = {}
     fields: dict[str, Any] = {}
@@ -239,7 +238,7 @@ def parse_expect_options(options: list[str]) -> dict[str, Any]:
     for option in options:
         key, sep, value = option.partition("=")
         if not sep or not key:
-            raise typer.BadParameter(f"--expect {option!r}: write KEY=VALUE, e.g. intent=deploy_backend")
+            raise UserError(f"--expect {option!r}: write KEY=VALUE, e.g. intent=deploy_backend")
         try:
             if key == "intent":
                 expect["intent"] = _value(value)
