@@ -18,6 +18,7 @@ from mcp_types import CONNECTION_CLOSED, REQUEST_TIMEOUT, CallToolResult, Reques
 from mcp_types import Tool as MCPToolDefinition
 from pydantic import ValidationError
 
+from ..context import DEFAULT_SECRET_PATTERN
 from ..exceptions import ThreadloomError, UserError
 
 __all__ = ["IDEMPOTENCY_KEY_META", "MCPConnectionError", "MCPServer", "MCPToolError"]
@@ -110,9 +111,7 @@ class MCPServer:
             timeout: Seconds to wait for any one answer; `None` waits for ever.
         """
         params = StdioServerParameters(command=command, args=list(args), env=dict(env) if env else None, cwd=cwd)
-        # Error messages reach the model: name the program, never its options (they may hold tokens).
-        script = next((Path(a).name for a in args if not a.startswith("-")), None)
-        label = " ".join(part for part in (Path(command).name, script) if part)
+        label = " ".join(part for part in (Path(command).name, _script(args)) if part)
         return cls(Client(params, read_timeout_seconds=timeout), label=label)
 
     @classmethod
@@ -272,6 +271,22 @@ class MCPServer:
             texts = [block.text for block in result.content if isinstance(block, TextContent)]
             raise MCPToolError(_one_line(" ".join(texts)) or "the tool failed", server=self.name, tool=name)
         return result
+
+
+def _script(args: Sequence[str]) -> str | None:
+    """The script or package in a command's arguments, for the server's label; never an option's value.
+
+    Error messages reach the model, so the label skips options, the value after a secret-named
+    option (`--token VALUE`), and anything holding `=` or spaces (`API_KEY=...`, a header).
+    """
+    after_secret = False
+    for arg in args:
+        skip, after_secret = after_secret, False
+        if arg.startswith("-"):
+            after_secret = "=" not in arg and DEFAULT_SECRET_PATTERN.search(arg) is not None
+        elif not skip and "=" not in arg and not any(c.isspace() for c in arg):
+            return Path(arg).name or None
+    return None
 
 
 def _leaves(exc: BaseException) -> list[BaseException]:
