@@ -2,11 +2,50 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
+from pathlib import Path
+from typing import cast
 
+import anyio
 import pytest
 
 from threadloom.mcp import MCPConnectionError, MCPServer
+
+MORTAL = """
+import os
+from mcp.server import mcpserver
+
+server = mcpserver.MCPServer("mortal", log_level="WARNING")
+
+
+@server.tool()
+def echo(text: str) -> str:
+    return text
+
+
+@server.tool()
+def pid() -> int:
+    return os.getpid()
+
+
+@server.tool()
+def die() -> str:
+    os._exit(3)
+
+
+server.run("stdio")
+"""
+UNKNOWN = "may or may not have taken effect"
+
+
+@pytest.fixture
+def mortal(tmp_path: Path) -> MCPServer:
+    """A stdio server whose `die` tool ends its process in the middle of the call."""
+    script = tmp_path / "mortal.py"
+    script.write_text(MORTAL)
+    return MCPServer.stdio(sys.executable, [str(script)], timeout=30)
 
 
 @pytest.mark.parametrize(
@@ -34,3 +73,46 @@ def test_the_name_keeps_the_script_or_package() -> None:
         "python server.py"
     )
     assert MCPServer.stdio("npx", ["-y", "@modelcontextprotocol/server-github"]).name == "npx server-github"
+
+
+def exited(pid: int) -> bool:
+    """Whether the process is gone or a zombie (it holds no pipes any more); Linux's /proc says."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0]
+    except FileNotFoundError:
+        return True
+    return state == "Z"
+
+
+async def wait_until_gone(pid: int) -> None:
+    """Until the process has exited, and then a moment for the client's reader to meet the end of its output."""
+    for _ in range(3000):
+        if exited(pid):
+            break
+        await anyio.sleep(0.01)
+    else:
+        raise AssertionError(f"process {pid} did not exit")
+    await anyio.sleep(1)
+
+
+async def test_a_call_after_the_server_died_says_it_is_gone_not_that_it_may_have_run(mortal: MCPServer) -> None:
+    async with mortal as server:
+        pid = cast(dict[str, int], (await server.call_tool("pid", {})).structured_content)["result"]
+        os.kill(pid, signal.SIGKILL)
+        await wait_until_gone(pid)
+        for _ in range(2):
+            with pytest.raises(MCPConnectionError, match="'mortal' is gone") as gone:
+                await server.call_tool("echo", {"text": "hi"})
+            assert UNKNOWN not in str(gone.value) and gone.value.server == "mortal"
+        with pytest.raises(MCPConnectionError, match="'mortal' is gone"):
+            await server.list_tools()
+
+
+async def test_only_the_call_in_flight_when_the_server_died_may_have_taken_effect(mortal: MCPServer) -> None:
+    async with mortal as server:
+        assert (await server.call_tool("echo", {"text": "hi"})).structured_content == {"result": "hi"}
+        with pytest.raises(MCPConnectionError, match=UNKNOWN):
+            await server.call_tool("die", {})
+        with pytest.raises(MCPConnectionError, match="'mortal' is gone") as gone:
+            await server.call_tool("echo", {"text": "hi"})
+        assert UNKNOWN not in str(gone.value)

@@ -13,6 +13,7 @@ import anyio
 import anyio.abc
 import httpx2
 from mcp import Client, MCPError, StdioServerParameters
+from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp_types import CONNECTION_CLOSED, REQUEST_TIMEOUT, CallToolResult, RequestParamsMeta, TextContent
 from mcp_types import Tool as MCPToolDefinition
@@ -20,6 +21,7 @@ from pydantic import ValidationError
 
 from ..context import DEFAULT_SECRET_PATTERN
 from ..exceptions import ThreadloomError, UserError
+from ._watch import Watch
 
 __all__ = ["IDEMPOTENCY_KEY_META", "MCPConnectionError", "MCPServer", "MCPToolError"]
 
@@ -87,7 +89,9 @@ class MCPServer:
         self._owned: list[AbstractAsyncContextManager[Any]] = []
         self._entered = False
         self._closing = anyio.Event()
-        self._lost: Exception | None = None
+        self._lost: BaseException | None = None
+        self._watch = Watch()
+        """Sees the end of the transports `stdio` and `http` build; another client's shows when a call fails."""
         self._name: str | None = None
 
     @classmethod
@@ -112,7 +116,10 @@ class MCPServer:
         """
         params = StdioServerParameters(command=command, args=list(args), env=dict(env) if env else None, cwd=cwd)
         label = " ".join(part for part in (Path(command).name, _script(args)) if part)
-        return cls(Client(params, read_timeout_seconds=timeout), label=label)
+        watch = Watch()
+        server = cls(Client(watch.transport(stdio_client(params)), read_timeout_seconds=timeout), label=label)
+        server._watch = watch
+        return server
 
     @classmethod
     def http(cls, url: str, *, headers: Mapping[str, str] | None = None, timeout: float | None = 60.0) -> MCPServer:
@@ -125,10 +132,12 @@ class MCPServer:
         """
         # The SDK's defaults: 30 s to connect, 300 s between bytes of a streamed answer.
         http_client = httpx2.AsyncClient(headers=dict(headers or {}), timeout=httpx2.Timeout(30.0, read=300.0))
-        transport = streamable_http_client(url, http_client=http_client)
+        watch = Watch()
+        transport = watch.transport(streamable_http_client(url, http_client=http_client))
         parts = urlsplit(url)  # without credentials or a query string, which may carry a key
         label = f"{parts.scheme}://{parts.hostname or ''}{f':{parts.port}' if parts.port else ''}{parts.path}"
         server = cls(Client(transport, read_timeout_seconds=timeout), label=label)
+        server._watch = watch
         server._owned.append(http_client)  # the transport leaves a client it was given open
         return server
 
@@ -200,9 +209,13 @@ class MCPServer:
     def _connected(self) -> Client:
         if self._stack is None:
             raise UserError(f"{self!r} is not connected: use it inside `async with server:`")
+        if self._lost is None and self._watch.ended:
+            self._lost = MCPError(code=CONNECTION_CLOSED, message="Connection closed")
         if self._lost is not None:
+            # Nothing was sent: unlike a call that was in flight, this one certainly did not run.
             cause = _transport_failure(self._lost) or self._lost
-            raise MCPConnectionError(f"the connection to {self.name!r} was lost: {_describe(cause)}", server=self.name)
+            message = f"{self.name!r} is gone (the connection was lost: {_describe(cause)}); nothing was sent to it"
+            raise MCPConnectionError(message, server=self.name)
         return self._client
 
     async def list_tools(self) -> list[MCPToolDefinition]:
@@ -222,6 +235,7 @@ class MCPServer:
                 if cursor is None:
                     break
         except Exception as exc:
+            self._lost = self._lost or _gone(exc)
             cause = _transport_failure(exc) or _first(exc, MCPError)
             if cause is None:
                 raise
@@ -257,6 +271,7 @@ class MCPServer:
         except Exception as exc:
             cause = _transport_failure(exc)
             if cause is not None:
+                self._lost = self._lost or _gone(exc)
                 # Sent and unanswered is not the same as not run: say so, so nobody retries blindly.
                 message = f"{self.name!r} did not answer: {_describe(cause)}; the call may or may not have taken effect"
                 raise MCPConnectionError(message, server=self.name) from exc
@@ -306,6 +321,20 @@ def _transport_failure(exc: BaseException) -> BaseException | None:
         if isinstance(leaf, _TRANSPORT_ERRORS):
             return leaf
         if isinstance(leaf, MCPError) and leaf.code in (CONNECTION_CLOSED, REQUEST_TIMEOUT):
+            return leaf
+    return None
+
+
+def _gone(exc: BaseException) -> BaseException | None:
+    """The failure inside `exc` that means the session is closed for good, if any.
+
+    Not a timeout (a slow server may answer the next call), nor a socket error the SDK let through
+    (an HTTP session may outlive one failed request).
+    """
+    for leaf in _leaves(exc):
+        if isinstance(leaf, anyio.BrokenResourceError | anyio.ClosedResourceError | anyio.EndOfStream):
+            return leaf
+        if isinstance(leaf, MCPError) and leaf.code == CONNECTION_CLOSED:
             return leaf
     return None
 
