@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import sys
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import anyio
+import mcp_types as mt
 import pytest
+from mcp import Client
+from mcp.server import Server
+from mcp.server.context import ServerRequestContext
 
-from threadloom.mcp import MCPConnectionError, MCPServer
+from threadloom.mcp import MCPConnectionError, MCPServer, mcp_tools
 
 MORTAL = """
 import os
@@ -116,3 +121,39 @@ async def test_only_the_call_in_flight_when_the_server_died_may_have_taken_effec
         with pytest.raises(MCPConnectionError, match="'mortal' is gone") as gone:
             await server.call_tool("echo", {"text": "hi"})
         assert UNKNOWN not in str(gone.value)
+
+
+def paging_server(cursors: dict[str | None, str | None], asked: list[str | None]) -> Server[Any]:
+    """Lists one tool per page, named after the page's cursor; `cursors` says each page's next cursor."""
+
+    async def list_tools(
+        ctx: ServerRequestContext[Any], params: mt.PaginatedRequestParams | None
+    ) -> mt.ListToolsResult:
+        cursor = params.cursor if params is not None else None
+        asked.append(cursor)
+        tool = mt.Tool(name=f"page_{cursor or 'first'}", input_schema={"type": "object"})
+        return mt.ListToolsResult(tools=[tool], next_cursor=cursors[cursor])
+
+    return Server("pages", on_list_tools=list_tools)
+
+
+@pytest.mark.parametrize(
+    ("cursors", "names"),
+    [
+        ({None: "a", "a": "a"}, ["page_first", "page_a"]),  # the same cursor again
+        ({None: "a", "a": "b", "b": "a"}, ["page_first", "page_a", "page_b"]),  # a cycle
+        ({None: "a", "a": None}, ["page_first", "page_a"]),  # a listing that ends
+    ],
+)
+async def test_a_listing_whose_cursor_comes_back_stops_there_and_says_so(
+    cursors: dict[str | None, str | None], names: list[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    asked: list[str | None] = []
+    async with MCPServer(Client(paging_server(cursors, asked))) as server:
+        with caplog.at_level(logging.WARNING, logger="threadloom.mcp"):
+            tools = await mcp_tools(server, default_policy="auto")
+    assert [t.mcp_name for t in tools] == names
+    assert len(asked) == len(names)  # no page asked for twice
+    repeated = [r.getMessage() for r in caplog.records]
+    assert repeated == ([] if cursors["a"] is None else [f"the tool listing of 'pages' came back to cursor 'a'; "
+                                                         f"it ends there, with {len(names)} tools"])  # fmt: skip

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from pathlib import Path
@@ -27,6 +28,8 @@ __all__ = ["IDEMPOTENCY_KEY_META", "MCPConnectionError", "MCPServer", "MCPToolEr
 
 IDEMPOTENCY_KEY_META = "threadloom/idempotency-key"
 """The `_meta` key of a tool call's idempotency key (`threadloom.intents.idempotency_key()`)."""
+
+log = logging.getLogger("threadloom.mcp")
 
 _E = TypeVar("_E", bound=BaseException)
 _MAX_PAGES = 1000
@@ -221,12 +224,16 @@ class MCPServer:
     async def list_tools(self) -> list[MCPToolDefinition]:
         """Every tool the server offers, all pages of the listing.
 
+        A listing that comes back to a cursor it gave before, or runs past 1000 pages, ends there
+        with a warning on the `threadloom.mcp` logger.
+
         Raises:
             MCPConnectionError: The server did not answer.
         """
         client = self._connected()
         tools: list[MCPToolDefinition] = []
         cursor: str | None = None
+        seen: set[str] = set()
         try:
             for _ in range(_MAX_PAGES):
                 page = await client.list_tools(cursor=cursor)
@@ -234,6 +241,16 @@ class MCPServer:
                 cursor = page.next_cursor
                 if cursor is None:
                     break
+                if cursor in seen:
+                    # A server that pages in a circle would list the same tools again, for ever.
+                    log.warning(
+                        "the tool listing of %r came back to cursor %r; it ends there, with %d tools",
+                        self.name, cursor[:100], len(tools),
+                    )  # fmt: skip
+                    break
+                seen.add(cursor)
+            else:
+                log.warning("the tool listing of %r ends after %d pages, unfinished", self.name, _MAX_PAGES)
         except Exception as exc:
             self._lost = self._lost or _gone(exc)
             cause = _transport_failure(exc) or _first(exc, MCPError)
