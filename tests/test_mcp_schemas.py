@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import logging
-from typing import Any
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
 
 import mcp_types as mt
 import pytest
@@ -13,9 +16,9 @@ from mcp import Client
 from pydantic import JsonValue, ValidationError
 
 from test_mcp import echo_server
-from threadloom import Agent
+from threadloom import Agent, Thread
 from threadloom.mcp import MCPServer, mcp_tools
-from threadloom.mcp._schema import SchemaConverter
+from threadloom.mcp._schema import SchemaConverter, secret_properties
 from threadloom.mcp._tools import build_tool
 from threadloom.models import ScriptedModel
 
@@ -111,3 +114,105 @@ def test_any_json_object_as_an_input_schema_makes_a_tool(schema: dict[str, Any])
     server = MCPServer(Client(echo_server({})))
     tool = build_tool(server, mt.Tool(name="case", input_schema=schema), "case", "auto")
     Agent(name="a", model=ScriptedModel([]), tools=[tool])
+
+
+_T = TypeVar("_T")
+
+
+def within(seconds: float, work: Callable[[], _T]) -> _T:
+    """`work()`, failing the test (not hanging it) if it takes longer than `seconds`."""
+    out: list[_T] = []
+    worker = threading.Thread(target=lambda: out.append(work()), daemon=True)  # abandoned if it never ends
+    worker.start()
+    worker.join(seconds)
+    assert out, f"did not finish within {seconds} s (or raised)"
+    return out[0]
+
+
+PIN = {"type": "string", "writeOnly": True}
+PASSWORD = {"type": "string", "format": "password"}
+NESTED_SECRETS = {
+    "$defs": {"Login": {"type": "object", "properties": {"pin": PIN, "who": {"type": "string"}}}},
+    "properties": {
+        "user": {"type": "string"},
+        "login": {"type": "object", "properties": {"code": PASSWORD, "who": {"type": "string"}}},
+        "badges": {"type": "array", "items": PASSWORD},
+        "saved": {"$ref": "#/$defs/Login"},
+        "maybe": {"anyOf": [PASSWORD, {"type": "null"}]},
+    },
+}
+NESTED_ARGUMENTS = {
+    "user": "ada",
+    "login": {"code": "code-4711", "who": "ada-login"},
+    "badges": ["badge-0815"],
+    "saved": {"pin": "pin-123456", "who": "ada-saved"},
+    "maybe": "maybe-424242",
+}
+
+
+async def test_a_secret_nested_at_any_depth_is_hidden_wherever_the_thread_is_rendered() -> None:
+    reserved = {"properties": {"intent": PASSWORD}}  # recorded as `intent_`, the intent's own field being `intent`
+    async with MCPServer(Client(echo_server({"sign_in": NESTED_SECRETS, "odd": reserved}))) as server:
+        sign_in, odd = await mcp_tools(server, default_policy="auto")
+        assert odd.secret_fields == {"intent", "intent_"}
+        assert sign_in.secret_fields == {"code", "badges", "pin", "maybe"}
+        call = json.dumps({"intent": "sign_in", **NESTED_ARGUMENTS})
+        agent = Agent(
+            name="a", model=ScriptedModel([call, '{"intent": "done_for_now", "message": "in"}']), tools=[sign_in]
+        )
+        thread = await agent.run(Thread.start("user_input", {"text": "sign in"}))
+    [response] = [e for e in thread.events if e.type == "tool_response"]
+    assert cast(dict[str, Any], response.data)["result"] == NESTED_ARGUMENTS  # the server got every value
+    shown = str(agent.render(thread))
+    for secret in ("code-4711", "badge-0815", "pin-123456", "maybe-424242"):
+        assert secret not in shown
+    assert "ada-login" in shown and "ada-saved" in shown  # what is not secret stays
+
+
+def chain(length: int) -> dict[str, Any]:
+    """`$defs` where each of two properties refers to the next definition, and the last holds a secret."""
+    defs: dict[str, Any] = {f"D{i}": {"type": "object", "properties": {"x": {"$ref": f"#/$defs/D{i + 1}"},
+                                                                     "y": {"$ref": f"#/$defs/D{i + 1}"}}}
+                            for i in range(length)}  # fmt: skip
+    defs[f"D{length}"] = {"type": "object", "properties": {"pin": PIN}}
+    return {"$defs": defs, "properties": {"d": {"$ref": "#/$defs/D0"}}}
+
+
+def deep_secret(depth: int) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "object", "properties": {"pin": PIN}}
+    for _ in range(depth):
+        schema = {"type": "object", "properties": {"x": schema}}
+    return {"properties": {"d": schema}}
+
+
+SELF_REFERENCE = {
+    "$defs": {"Node": {"type": "object", "properties": {"next": {"$ref": "#/$defs/Node"}, "pin": PIN}}},
+    "properties": {"root": {"$ref": "#/$defs/Node"}},
+}
+MUTUAL = {  # A is a secret or a list of B; B is a list of A: a value of B holds secrets only through the cycle
+    "$defs": {
+        "A": {"anyOf": [{"type": "array", "items": {"$ref": "#/$defs/B"}}, PASSWORD]},
+        "B": {"type": "array", "items": {"$ref": "#/$defs/A"}},
+    },
+    "properties": {"b": {"$ref": "#/$defs/B"}, "b2": {"$ref": "#/$defs/B"}, "plain": {"$ref": "#/$defs/Plain"}},
+}
+RECURSIVE_PLAIN = {
+    "$defs": {"P": {"type": "array", "items": {"$ref": "#/$defs/P"}}},
+    "properties": {"p": {"$ref": "#/$defs/P"}},
+}
+
+
+@pytest.mark.parametrize(
+    ("schema", "expected"),
+    [
+        (SELF_REFERENCE, {"pin"}),
+        (MUTUAL, {"b", "b2"}),
+        (RECURSIVE_PLAIN, set[str]()),
+        (chain(40), {"pin"}),  # 2**40 paths, each definition looked at once
+        (deep_secret(5000), {"pin"}),  # looked at without recursion: no RecursionError at any depth
+    ],
+)
+def test_secrets_are_found_through_reference_cycles_and_shared_definitions_in_bounded_time(
+    schema: dict[str, Any], expected: set[str]
+) -> None:
+    assert within(10, lambda: secret_properties(schema)) == expected

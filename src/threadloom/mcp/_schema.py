@@ -165,12 +165,7 @@ class SchemaConverter:
 
     def _ref_target(self, schema: Schema) -> Schema:
         ref = schema.get("$ref")
-        if not isinstance(ref, str) or not ref.startswith("#/"):
-            return {}
-        node: Schema = self.root
-        for part in ref[2:].split("/"):
-            node = _schema(node.get(part.replace("~1", "/").replace("~0", "~")))
-        return node
+        return _resolve(self.root, ref) if isinstance(ref, str) else {}
 
     def _ref(self, ref: str) -> Any:
         if ref in self._models:
@@ -194,13 +189,83 @@ class SchemaConverter:
 
 
 def secret_properties(schema: Schema) -> frozenset[str]:
-    """Top-level properties marked secret (`writeOnly`, or `format: password`, as pydantic's `SecretStr`)."""
-    properties = _schema(schema.get("properties"))
+    """The keys under which a tool's arguments hold a secret, at any depth, as a `SecretStr` field's are.
+
+    A property is secret when its schema is marked (`writeOnly`, or `format: password`, as pydantic
+    writes a `SecretStr`), or holds a marked one under no key of its own: as array items, a map's
+    values, a member of `anyOf` / `oneOf` / `allOf`, or through a `$ref`. The properties of nested
+    objects (and of the definitions referred to) count under their own names. Redaction hides the
+    values under these keys wherever the thread is rendered.
+
+    Each subschema and each definition is looked at once, without recursion, so reference cycles
+    and shared definitions cost no more than the schema is long.
+    """
+    nodes, targets = _reachable(schema)
+    secret_refs: set[str] = set()
+    while True:  # a reference is secret when its target holds one; grows to a fixpoint, so cycles end
+        more = {ref for ref, target in targets.items() if ref not in secret_refs and _holds(target, secret_refs)}
+        if not more:
+            break
+        secret_refs |= more
     return frozenset(
-        name
-        for name, value in properties.items()
-        if _schema(value).get("writeOnly") is True or _schema(value).get("format") == "password"
+        prop
+        for node in nodes
+        for prop, sub in _schema(node.get("properties")).items()
+        if _holds(_schema(sub), secret_refs)
     )
+
+
+def _reachable(root: Schema) -> tuple[list[Schema], dict[str, Schema]]:
+    """Every subschema reachable from `root` (through `$ref`s too), and each local reference's target."""
+    nodes: list[Schema] = []
+    targets: dict[str, Schema] = {}
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        nodes.append(node)
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref not in targets:
+            targets[ref] = _resolve(root, ref)
+            stack.append(targets[ref])
+        stack.extend(_parts(node, keyed=True))
+    return nodes, targets
+
+
+def _holds(schema: Schema, secret_refs: set[str]) -> bool:
+    """Whether a value of `schema` is a secret, or holds one under no key of its own."""
+    stack = [schema]
+    while stack:
+        node = stack.pop()
+        ref = node.get("$ref")
+        if (
+            node.get("writeOnly") is True
+            or node.get("format") == "password"
+            or (isinstance(ref, str) and ref in secret_refs)
+        ):
+            return True
+        stack.extend(_parts(node, keyed=False))
+    return False
+
+
+def _parts(schema: Schema, *, keyed: bool) -> list[Schema]:
+    """The subschemas of `schema` a value of it may hold: under no key, and (if `keyed`) under property names."""
+    parts: list[object] = [schema.get("additionalProperties")]
+    for key in ("items", "prefixItems", "anyOf", "oneOf", "allOf"):
+        value = schema.get(key)
+        parts.extend(cast(list[object], value) if isinstance(value, list) else [value])
+    if keyed:
+        parts.extend(_schema(schema.get("properties")).values())
+    return [cast(Schema, part) for part in parts if isinstance(part, Mapping)]
+
+
+def _resolve(root: Schema, ref: str) -> Schema:
+    """The target of a local reference (`#/$defs/Window`) in `root`; the empty schema for any other."""
+    if not ref.startswith("#/"):
+        return {}
+    node: Schema = root
+    for part in ref[2:].split("/"):
+        node = _schema(node.get(part.replace("~1", "/").replace("~0", "~")))
+    return node
 
 
 def _bounded(hint: Any, schema: Schema, bounds: Mapping[str, tuple[str, str]]) -> Any:

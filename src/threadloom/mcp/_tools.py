@@ -151,6 +151,8 @@ def build_tool(server: MCPServer, definition: MCPToolDefinition, name: str, poli
         )  # fmt: skip
         arguments, intent, renames = _models(definition, name, doc, loose=True)
 
+    secrets = secret_properties(definition.input_schema)
+
     async def call(**kwargs: Any) -> JsonValue:
         # Dumped under the server's names; optional fields left empty are left out.
         wire = arguments.model_validate(kwargs).model_dump(mode="json")
@@ -167,8 +169,9 @@ def build_tool(server: MCPServer, definition: MCPToolDefinition, name: str, poli
         intent=intent,
         policy=policy or ("auto" if read_only else "approval"),
         idempotent=idempotent,
-        # Redacted wherever the thread is rendered, like a `SecretStr` argument of a `@tool`.
-        secret_fields=secret_properties(definition.input_schema),
+        # Redacted wherever the thread is rendered, like a `SecretStr` argument of a `@tool`; a
+        # property renamed for the intent (`intent` -> `intent_`) is recorded under its field name.
+        secret_fields=secrets | {field for field, prop in renames.items() if prop in secrets},
         server=server,
         mcp_name=definition.name,
         definition=definition,
