@@ -103,3 +103,17 @@ def test_a_decimal_comma_fails_validation_instead_of_scaling_the_number() -> Non
     with pytest.raises(ParseError, match="factor"):
         parse('{"intent": "scale", "factor": "0,25"}', Scale)
     assert parse('{"intent": "scale", "factor": "1,000.5"}', Scale) == Scale(factor=1000.5)
+
+
+def test_a_missing_field_is_filled_only_where_the_schema_says_what_it_means() -> None:
+    schema: dict[str, Any] = {
+        "type": "object",
+        "properties": {
+            "must": {"type": ["string", "null"]},  # required and nullable: left out means null
+            "may": {"type": ["string", "null"]},  # optional, no default: left out stays left out
+            "limit": {"type": "integer", "default": 3},
+        },
+        "required": ["must"],
+    }
+    assert coerce({}, schema, {}) == {"must": None, "limit": 3}
+    assert coerce({"may": None}, schema, {}) == {"may": None, "must": None, "limit": 3}

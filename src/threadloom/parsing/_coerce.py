@@ -226,14 +226,18 @@ def _as_object(value: JsonValue, properties: Mapping[str, Schema], defs: Schema)
 
 
 def _fill_missing(out: dict[str, JsonValue], schema: Schema, properties: Mapping[str, Schema], defs: Schema) -> None:
-    """A missing optional field gets its default, or null when it may be null (as the model meant)."""
+    """A missing optional field gets its default, a missing required one null when it may be null (as the model meant).
+
+    An optional field with no default shown stays missing: the type's own default applies, as not given.
+    """
+    required = schema.get("required", ())
     for name, sub in properties.items():
         if name in out:
             continue
         resolved = resolve(sub, defs)
-        if "default" in resolved and name not in schema.get("required", ()):
+        if "default" in resolved and name not in required:
             out[name] = cast(JsonValue, resolved["default"])
-        elif _says_nullable(resolved, defs):
+        elif name in required and _says_nullable(resolved, defs):
             out[name] = None
 
 
