@@ -309,6 +309,8 @@ CASES: list[tuple[str, dict[str, Any], dict[str, Any], dict[str, Any], dict[str,
      {"xs": [{"n": 1.5}]}, {"xs": [{"n": 1.5}]}, {"xs": []}),
     ("nullable_required", {"properties": {"x": {"type": ["string", "null"]}}, "required": ["x"]},
      {"x": None}, {"x": None}, {}),
+    ("nullable_optional", {"properties": {"x": {"type": ["string", "null"]}, "y": {"anyOf": [{"type": "string"}, {"type": "null"}]}, "z": {"type": ["string", "null"]}}},
+     {"x": None, "y": None}, {"x": None, "y": None}, {"x": 3}),
     ("any_of", {"properties": {"v": {"anyOf": [{"type": "integer"}, {"type": "string"}]}}, "required": ["v"]},
      {"v": "3"}, {"v": "3"}, {"v": [3]}),
     ("map", {"properties": {"labels": {"type": "object", "additionalProperties": {"type": "string"}}}, "required": ["labels"]},
@@ -365,6 +367,20 @@ async def test_input_schemas_become_arguments_the_server_gets_back_unchanged() -
         agent = Agent(name="a", model=ScriptedModel([]), tools=[tools["secret"]])
         call = Event("tool_call", {"intent": "secret", "arguments": {"pin": "1234"}, "policy": "auto"})
         assert "1234" not in str(agent.render(Thread.start("user_input", {"text": "x"}).append(call)))
+
+
+async def test_an_explicit_null_reaches_the_server_and_a_property_left_out_does_not() -> None:
+    schema = {"properties": {"note": {"type": ["string", "null"]}, "tag": {"type": "string"}}}
+    async with MCPServer(Client(echo_server({"label": schema}))) as server:
+        tools = await mcp_tools(server, default_policy="auto")
+        calls = ['{"intent": "label", "note": null}', '{"intent": "label", "tag": "t"}', DONE]
+        thread = await Agent(name="a", model=ScriptedModel(calls), tools=tools).run(
+            Thread.start("user_input", {"text": "x"})
+        )
+        assert await tools[0](note=None) == {"note": None} and await tools[0]() == {}  # called directly, the same
+    # As the thread records them, and as the server got them: null to clear the note, nothing to keep it.
+    assert [c["arguments"] for c in events(thread, "tool_call")] == [{"note": None}, {"tag": "t"}]
+    assert [r["result"] for r in events(thread, "tool_response")] == [{"note": None}, {"tag": "t"}]
 
 
 async def test_a_call_carries_its_idempotency_key_to_the_server() -> None:

@@ -17,7 +17,18 @@ import re
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal, Optional, Union, cast
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, create_model
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    SerializationInfo,
+    SerializerFunctionWrapHandler,
+    create_model,
+    model_serializer,
+)
+
+from ._nulls import keep_given_nulls, left_out, left_out_unless_given
 
 __all__ = ["MAX_DEPTH", "ArgumentsBase", "Fields", "SchemaConverter", "camel", "secret_properties"]
 
@@ -48,6 +59,10 @@ class ArgumentsBase(BaseModel):
     # the alias, the thread records it, and the server gets it back.
     model_config = ConfigDict(serialize_by_alias=True, validate_by_name=True, validate_by_alias=True)
 
+    @model_serializer(mode="wrap")
+    def _given_nulls(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> object:
+        return keep_given_nulls(self, handler(self), info)
+
 
 def camel(name: str) -> str:
     """`schedule_maintenance` -> `ScheduleMaintenance`, for model names."""
@@ -70,7 +85,8 @@ class SchemaConverter:
         """The fields of an object schema: required ones without a default, optional ones with one.
 
         An optional property without a default is `T | None = None`, and left out of the call
-        when it is None, so the server applies its own default.
+        when it is None, so the server applies its own default; where its schema allows null, a
+        null the call gave is sent (see `_nulls`).
 
         Args:
             schema: An object schema (`properties`, `required`).
@@ -102,7 +118,12 @@ class SchemaConverter:
                 default = sub["default"]
                 fields[name] = (Optional[hint] if default is None else hint, Field(default=default, **kwargs))  # noqa: UP045 - built at run time
             else:
-                fields[name] = (Optional[hint], Field(default=None, exclude_if=_is_none, **kwargs))  # noqa: UP045 - built at run time
+                if allows_null(sub, self.root):
+                    # No `default` shown: the parser would fill it in, and a null left out would look given.
+                    kwargs.update(exclude_if=left_out_unless_given, json_schema_extra=_no_default)
+                else:
+                    kwargs["exclude_if"] = left_out
+                fields[name] = (Optional[hint], Field(default=None, **kwargs))  # noqa: UP045 - built at run time
         return fields
 
     def model(self, schema: Schema, name: str) -> type[BaseModel]:
@@ -258,6 +279,35 @@ def _parts(schema: Schema, *, keyed: bool) -> list[Schema]:
     return [cast(Schema, part) for part in parts if isinstance(part, Mapping)]
 
 
+def allows_null(schema: Schema, root: Schema) -> bool:
+    """Whether `schema` says null is a value, so that a null the model gives is sent.
+
+    It does with `type: "null"` or `"null"` in a type list, a null `const` or `enum` entry, or so
+    in an `anyOf` / `oneOf` member or behind a `$ref`. An untyped schema does not say so.
+    """
+    stack, seen = [schema], set[str]()
+    while stack:
+        node = stack.pop()
+        kind, enum = node.get("type"), node.get("enum")
+        if kind == "null" or (isinstance(kind, list) and "null" in kind) or ("const" in node and node["const"] is None):
+            return True
+        if isinstance(enum, list) and None in enum:
+            return True
+        for key in ("anyOf", "oneOf", "allOf"):
+            members = node.get(key)
+            if isinstance(members, list) and (key != "allOf" or len(cast(list[object], members)) == 1):
+                stack.extend(_schema(m) for m in cast(list[object], members))
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref not in seen:
+            seen.add(ref)
+            stack.append(_resolve(root, ref))
+    return False
+
+
+def _no_default(schema: dict[str, JsonValue]) -> None:
+    schema.pop("default", None)
+
+
 def _resolve(root: Schema, ref: str) -> Schema:
     """The target of a local reference (`#/$defs/Window`) in `root`; the empty schema for any other."""
     if not ref.startswith("#/"):
@@ -290,10 +340,6 @@ def _valid(bound: object, kind: str) -> bool:
 def _schema(value: object) -> Schema:
     """`value` if it is a (sub)schema object, else the empty schema (which allows anything)."""
     return cast(Schema, value) if isinstance(value, Mapping) else {}
-
-
-def _is_none(value: object) -> bool:
-    return value is None
 
 
 _TAKEN = frozenset(dir(BaseModel))

@@ -6,15 +6,24 @@ import inspect
 import logging
 import re
 from collections.abc import Collection, Mapping
-from dataclasses import KW_ONLY, dataclass
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any, Literal, get_args
 
 from mcp_types import CallToolResult, ContentBlock, EmbeddedResource, TextContent, TextResourceContents
 from mcp_types import Tool as MCPToolDefinition
-from pydantic import BaseModel, ConfigDict, JsonValue, create_model
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    JsonValue,
+    SerializationInfo,
+    SerializerFunctionWrapHandler,
+    create_model,
+    model_serializer,
+)
 
 from ..exceptions import UserError
 from ..intents import Intent, Policy, Tool, idempotency_key
+from ._nulls import keep_given_nulls
 from ._schema import ArgumentsBase, SchemaConverter, camel, secret_properties
 from ._server import MCPServer
 
@@ -30,6 +39,10 @@ class _MCPIntent(Intent):
     """An MCP tool's intent: its fields keep the server's property names (see `ArgumentsBase`)."""
 
     model_config = ConfigDict(serialize_by_alias=True, validate_by_name=True, validate_by_alias=True)
+
+    @model_serializer(mode="wrap")
+    def _given_nulls(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> object:
+        return keep_given_nulls(self, handler(self), info)  # the thread records a null the model gave
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -48,6 +61,31 @@ class MCPTool(Tool):
     """The tool's name on the server (`name` is the snake_case intent name)."""
     definition: MCPToolDefinition
     """The server's listing of the tool: its schemas and annotations, as sent."""
+    renames: Mapping[str, str] = field(default_factory=dict[str, str])
+    """Field name -> property name, for a property that could keep neither its name nor an alias
+    (`intent_` for `intent`, which names the intent itself)."""
+
+    async def invoke(self, arguments: Mapping[str, JsonValue], *, key: str | None = None) -> JsonValue:
+        """Validate the recorded `arguments` and send them to the server, under its own names.
+
+        What was left out stays out (the server applies its own default); a null given for a
+        property that allows null is sent.
+
+        Args:
+            arguments: The call's arguments, as recorded in the thread.
+            key: The call's idempotency key, sent in the request's `_meta`.
+
+        Raises:
+            pydantic.ValidationError: The arguments do not fit the schema.
+            MCPToolError: The tool failed, or the server refused the call.
+            MCPConnectionError: The server went away or did not answer in time.
+        """
+        # Not `Tool.invoke`, which passes every field on and so forgets which ones the call gave.
+        wire = self.arguments.model_validate(dict(arguments)).model_dump(mode="json")
+        for field_name, prop in self.renames.items():
+            if field_name in wire:
+                wire[prop] = wire.pop(field_name)
+        return result_value(await self.server.call_tool(self.mcp_name, wire, idempotency_key=key))
 
 
 async def mcp_tools(
@@ -154,14 +192,10 @@ def build_tool(server: MCPServer, definition: MCPToolDefinition, name: str, poli
     secrets = secret_properties(definition.input_schema)
 
     async def call(**kwargs: Any) -> JsonValue:
-        # Dumped under the server's names; optional fields left empty are left out.
-        wire = arguments.model_validate(kwargs).model_dump(mode="json")
-        for field_name, prop in renames.items():
-            if field_name in wire:
-                wire[prop] = wire.pop(field_name)
-        return result_value(await server.call_tool(definition.name, wire, idempotency_key=idempotency_key()))
+        """Called directly (`tool(limit=1)`): the keywords given are the call's arguments."""
+        return await tool.invoke(kwargs, key=idempotency_key())
 
-    return MCPTool(
+    tool = MCPTool(
         function=call,
         name=name,
         description=description,
@@ -171,11 +205,13 @@ def build_tool(server: MCPServer, definition: MCPToolDefinition, name: str, poli
         idempotent=idempotent,
         # Redacted wherever the thread is rendered, like a `SecretStr` argument of a `@tool`; a
         # property renamed for the intent (`intent` -> `intent_`) is recorded under its field name.
-        secret_fields=secrets | {field for field, prop in renames.items() if prop in secrets},
+        secret_fields=secrets | {field_name for field_name, prop in renames.items() if prop in secrets},
         server=server,
         mcp_name=definition.name,
         definition=definition,
+        renames=renames,
     )
+    return tool
 
 
 def _models(
