@@ -208,6 +208,7 @@ RECURSIVE_PLAIN = {
         (SELF_REFERENCE, {"pin"}),
         (MUTUAL, {"b", "b2"}),
         (RECURSIVE_PLAIN, set[str]()),
+        ({"properties": {"env": {"type": "object", "patternProperties": {"^S_": PASSWORD}}}}, {"env"}),
         (chain(40), {"pin"}),  # 2**40 paths, each definition looked at once
         (deep_secret(5000), {"pin"}),  # looked at without recursion: no RecursionError at any depth
     ],

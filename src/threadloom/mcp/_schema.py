@@ -214,7 +214,8 @@ def secret_properties(schema: Schema) -> frozenset[str]:
 
     A property is secret when its schema is marked (`writeOnly`, or `format: password`, as pydantic
     writes a `SecretStr`), or holds a marked one under no key of its own: as array items, a map's
-    values, a member of `anyOf` / `oneOf` / `allOf`, or through a `$ref`. The properties of nested
+    values (`additionalProperties`, `patternProperties`), a member of `anyOf` / `oneOf` / `allOf`,
+    or through a `$ref`. The properties of nested
     objects (and of the definitions referred to) count under their own names. Redaction hides the
     values under these keys wherever the thread is rendered.
 
@@ -270,7 +271,7 @@ def _holds(schema: Schema, secret_refs: set[str]) -> bool:
 
 def _parts(schema: Schema, *, keyed: bool) -> list[Schema]:
     """The subschemas of `schema` a value of it may hold: under no key, and (if `keyed`) under property names."""
-    parts: list[object] = [schema.get("additionalProperties")]
+    parts: list[object] = [schema.get("additionalProperties"), *_schema(schema.get("patternProperties")).values()]
     for key in ("items", "prefixItems", "anyOf", "oneOf", "allOf"):
         value = schema.get(key)
         parts.extend(cast(list[object], value) if isinstance(value, list) else [value])
