@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from typing import Any
 
 import pytest
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -149,3 +150,30 @@ def test_a_span_a_tool_starts_is_a_child_of_its_execute_tool_span(kind: str) -> 
         "chat scripted",
         "invoke_agent ops",
     ]
+
+
+async def test_an_mcp_tools_call_goes_to_its_server_inside_its_execute_tool_span(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from mcp import Client
+    from opentelemetry import trace
+
+    from test_mcp import echo_server
+    from threadloom.mcp import MCPServer, mcp_tools
+
+    current: list[int] = []
+    async with MCPServer(Client(echo_server({"label": {"properties": {"tag": {"type": "string"}}}}))) as server:
+        send = server.call_tool
+
+        async def seen(*args: Any, **kwargs: Any) -> Any:
+            current.append(trace.get_current_span().get_span_context().span_id)
+            return await send(*args, **kwargs)
+
+        monkeypatch.setattr(server, "call_tool", seen)
+        tools = await mcp_tools(server, default_policy="auto")
+        model = ScriptedModel(['{"intent": "label", "tag": "t"}', DONE])
+        agent, exporter = traced(Agent(name="ops", model=model, tools=tools))
+        thread = await agent.run(Thread.start("user_input", {"text": "go"}))
+    assert thread.events[-2].data == {"call_id": thread.events[-4].id, "intent": "label", "result": {"tag": "t"}}
+    [span] = named(exporter.get_finished_spans(), "execute_tool label")
+    assert span.context is not None and current == [span.context.span_id]  # the server's request is a child of the tool's span

@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import inspect
 import re
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
+from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -44,6 +45,7 @@ __all__ = [
     "RequestMoreInformation",
     "Tool",
     "WaitUntil",
+    "calling",
     "idempotency_key",
     "intent_name",
     "intent_schema",
@@ -182,13 +184,20 @@ class Tool:
         """
         validated = self.arguments.model_validate(dict(arguments))
         kwargs = {name: getattr(validated, name) for name in type(validated).model_fields}
-        token = _CURRENT_KEY.set(key)
-        try:
+        with calling(key):
             if inspect.iscoroutinefunction(self.function):
                 return await cast(Callable[..., Awaitable[Any]], self.function)(**kwargs)
             return await asyncio.to_thread(self.function, **kwargs)  # copies the context, key included
-        finally:
-            _CURRENT_KEY.reset(token)
+
+
+@contextmanager
+def calling(key: str | None) -> Generator[None, None, None]:
+    """Within it, `idempotency_key()` is `key`: the call a tool's `invoke` runs."""
+    token = _CURRENT_KEY.set(key)
+    try:
+        yield
+    finally:
+        _CURRENT_KEY.reset(token)
 
 
 _CURRENT_KEY: ContextVar[str | None] = ContextVar("threadloom_idempotency_key", default=None)

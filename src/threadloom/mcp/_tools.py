@@ -22,7 +22,7 @@ from pydantic import (
 )
 
 from ..exceptions import UserError
-from ..intents import Intent, Policy, Tool, idempotency_key
+from ..intents import Intent, Policy, Tool, calling, idempotency_key
 from ._nulls import keep_given_nulls
 from ._schema import ArgumentsBase, SchemaConverter, camel, secret_properties
 from ._server import MCPServer
@@ -69,7 +69,8 @@ class MCPTool(Tool):
         """Validate the recorded `arguments` and send them to the server, under its own names.
 
         What was left out stays out (the server applies its own default); a null given for a
-        property that allows null is sent.
+        property that allows null is sent. The call goes through `function`, as `Tool.invoke`'s
+        does, so a wrapper of it (tracing's span) is around the request.
 
         Args:
             arguments: The call's arguments, as recorded in the thread.
@@ -80,7 +81,12 @@ class MCPTool(Tool):
             MCPToolError: The tool failed, or the server refused the call.
             MCPConnectionError: The server went away or did not answer in time.
         """
-        # Not `Tool.invoke`, which passes every field on and so forgets which ones the call gave.
+        with calling(key):
+            return await self.function(**arguments)
+
+    async def send(self, arguments: Mapping[str, Any], *, key: str | None) -> JsonValue:
+        """Validate `arguments` and send them to the server, under its own names (what `function` does)."""
+        # Not `Tool.invoke`'s way, which passes every field on and so forgets which ones the call gave.
         wire = self.arguments.model_validate(dict(arguments)).model_dump(mode="json")
         for field_name, prop in self.renames.items():
             if field_name in wire:
@@ -192,8 +198,8 @@ def build_tool(server: MCPServer, definition: MCPToolDefinition, name: str, poli
     secrets = secret_properties(definition.input_schema)
 
     async def call(**kwargs: Any) -> JsonValue:
-        """Called directly (`tool(limit=1)`): the keywords given are the call's arguments."""
-        return await tool.invoke(kwargs, key=idempotency_key())
+        """Called directly (`tool(limit=1)`) or by `invoke`: the keywords given are the call's arguments."""
+        return await tool.send(kwargs, key=idempotency_key())
 
     tool = MCPTool(
         function=call,
