@@ -66,15 +66,13 @@ async def test_keys_are_stored_by_name_with_their_digest_only(tables: Tables) ->
     assert [k.name for k in await tables.keys()] == ["ci"]
 
 
-async def test_settings_get_put_remove_and_the_first_add_wins(tables: Tables) -> None:
+async def test_settings_get_put_and_the_first_add_wins(tables: Tables) -> None:
     assert await tables.get_setting("watermark") is None
     await tables.put_setting("watermark", "a")
     await tables.put_setting("watermark", "b")
     assert await tables.get_setting("watermark") == "b"
     assert await tables.add_setting("secret", "first") == "first"
     assert await tables.add_setting("secret", "second") == "first"
-    assert await tables.remove_settings(["watermark", "secret", "never_set"]) == 2
-    assert await tables.get_setting("watermark") is None and await tables.remove_settings([]) == 0
 
 
 async def test_the_link_and_webhook_secrets_are_made_once(tables: Tables) -> None:

@@ -10,9 +10,7 @@ Two loops run beside the requests (`create_app`'s lifespan starts `deliver`):
   watermark is kept in the settings table, written only after what it covers is queued, so a
   restart rescans from there and loses nothing. How far each thread's log has been read is kept
   there too (`webhook_read:<thread id>`), so a thread's next read reports every change after
-  that, however long it ran, unlisted (`ready`), in between. Once a thread is read to its end and
-  unchanged for the retention (`_KEEP`), its setting is deleted: a floor past its last event
-  (`webhook_read_floor`, written first) then says what of it was read.
+  that, however long it ran, unlisted (`ready`), in between.
 - the sender claims due deliveries with a lease (two servers never send one at once), signs each
   attempt anew (Standard Webhooks: `webhook-id` is the delivery's id, the same on every retry),
   and retries failures with exponential backoff, capped, for up to three days. Each attempt runs
@@ -50,7 +48,7 @@ from ._signing import sign
 from ._status_changes import changes, deliveries, delivery_id
 from .tables import Delivery, Tables, open_tables
 
-__all__ = ["ORIGIN", "READ_FLOOR", "WATERMARK", "Backoff", "deliver", "where"]
+__all__ = ["ORIGIN", "WATERMARK", "Backoff", "deliver", "where"]
 
 log = logging.getLogger("threadloom.server.webhooks")
 
@@ -58,11 +56,6 @@ WATERMARK = "webhook_watermark"
 """The setting that holds when the last complete scan began (ISO 8601, UTC)."""
 ORIGIN = "webhook_origin"
 """The setting that holds when the first scan ever began: of a thread never read, changes from then on count."""
-READ_FLOOR = "webhook_read_floor"
-"""The setting past the last event of every thread whose `webhook_read:` setting was deleted (ISO 8601, UTC).
-
-Of a thread with no such setting, changes from then on count (and from ORIGIN, less the slack).
-"""
 
 _OVERLAP = timedelta(minutes=1)  # a scan re-reads this far before its watermark: appends committed late
 _SLACK = timedelta(minutes=10)  # of a thread never read, changes this much older than ORIGIN still count
@@ -256,7 +249,6 @@ class _Outbox:
             self.saved = began
         if began - self.pruned > timedelta(hours=1):
             await self.tables.prune(began - _KEEP)
-            await self._forget(began - _KEEP)
             self.pruned = began
         return False
 
@@ -273,7 +265,7 @@ class _Outbox:
             name = f"webhook_read:{thread.id}"
             read = await self.tables.get_setting(name)
             start = 0 if read is None else int(read)
-            since = await self._unread_since() if read is None else None
+            since = self.origin - _SLACK if read is None else None
             found = [change for change in changes(thread, since=since) if change.position >= start]
             ids = [
                 delivery_id(s, thread.id, change)
@@ -288,43 +280,6 @@ class _Outbox:
             if len(thread) > start:  # written after the queue: a crash between rereads, and `known` skips
                 await self.tables.put_setting(name, str(len(thread)))
         self.seen[summary.thread_id] = (summary.events, summary.updated_at)
-
-    async def _unread_since(self) -> datetime:
-        """Of a thread with no `webhook_read:` setting, changes from when on count (read fresh: another server may raise it)."""
-        floor = await self.tables.get_setting(READ_FLOOR)
-        return max(self.origin - _SLACK, datetime.fromisoformat(floor)) if floor else self.origin - _SLACK
-
-    async def _forget(self, before: datetime) -> None:
-        """Delete the `webhook_read:` settings of threads read to their end and unchanged since before `before`.
-
-        Threads are swept once each time they age, oldest first, from the floor on. The floor is
-        raised past a page's threads before their settings go: a crash in between leaves settings
-        that still count, and a thread changed later has its new events (past the floor) read.
-        """
-        stored = await self.tables.get_setting(READ_FLOOR)
-        floor = datetime.fromisoformat(stored) if stored else None
-        cursor = None if floor is None else floor - timedelta(microseconds=1)  # a thread updated at the floor too
-        while True:
-            page = await self.config.runtime.list(updated_after=cursor, limit=_PAGE)
-            old = [s for s in page if s.updated_at < before]
-            if not old:
-                return
-            done: list[str] = []
-            for summary in old:  # read to its end: the setting holds its length
-                name = f"webhook_read:{summary.thread_id}"
-                if await self.tables.get_setting(name) == str(summary.events):
-                    done.append(name)
-            past = old[-1].updated_at + timedelta(microseconds=1)  # after every event these threads hold
-            if floor is None or past > floor:
-                await self.tables.put_setting(READ_FLOOR, past.isoformat())
-                floor = past
-            if done:
-                await self.tables.remove_settings(done)
-            if len(old) < _PAGE:
-                return
-            # Ties at the page's end are read again, as the scan reads them: forgetting twice changes nothing.
-            following = old[-1].updated_at - timedelta(microseconds=1)
-            cursor = following if cursor is None or following > cursor else old[-1].updated_at
 
     async def send(self, client: httpx.AsyncClient, stop: asyncio.Event, attempts: asyncio.TaskGroup) -> bool:
         """Start an attempt of each due delivery, up to `_BATCH` in flight; whether there may be more due at once.

@@ -106,10 +106,6 @@ class Tables(Protocol):
         """Set a setting unless it is set; the stored value (the first writer's, when two race)."""
         ...
 
-    async def remove_settings(self, names: Collection[str]) -> int:
-        """Delete the settings of these names; how many there were."""
-        ...
-
     async def queue(self, deliveries: Sequence[Delivery]) -> int:
         """Queue deliveries, due now; one whose id is queued already (delivered or not) is skipped.
 

@@ -48,10 +48,6 @@ class MemoryTables:
         """See `Tables.add_setting`."""
         return self._settings.setdefault(name, value)
 
-    async def remove_settings(self, names: Collection[str]) -> int:
-        """See `Tables.remove_settings`."""
-        return sum(self._settings.pop(name, None) is not None for name in set(names))
-
     async def queue(self, deliveries: Sequence[Delivery]) -> int:
         """See `Tables.queue`."""
         now = datetime.now(UTC)

@@ -233,13 +233,6 @@ class PostgresTables:
         # A statement sees the table as it was when it began: the row it adds is only in `added`.
         return str(rows[0][0])
 
-    async def remove_settings(self, names: Collection[str]) -> int:
-        """See `Tables.remove_settings`."""
-        rows = await self._rows(
-            "DELETE FROM threadloom_settings WHERE name = ANY(%s) RETURNING name", (list(set(names)),)
-        )
-        return len(rows)
-
     async def queue(self, deliveries: Sequence[Delivery]) -> int:
         """See `Tables.queue`."""
         if not deliveries:

@@ -235,13 +235,6 @@ class SQLiteTables:
 
         return await self._run(add)
 
-    async def remove_settings(self, names: Collection[str]) -> int:
-        """See `Tables.remove_settings`."""
-        rows = [(name,) for name in set(names)]
-        return await self._run(
-            lambda db: db.executemany("DELETE FROM threadloom_settings WHERE name = ?", rows).rowcount
-        )
-
     async def queue(self, deliveries: Sequence[Delivery]) -> int:
         """See `Tables.queue`."""
         now = format_time(datetime.now(UTC))
