@@ -176,4 +176,6 @@ async def test_an_mcp_tools_call_goes_to_its_server_inside_its_execute_tool_span
         thread = await agent.run(Thread.start("user_input", {"text": "go"}))
     assert thread.events[-2].data == {"call_id": thread.events[-4].id, "intent": "label", "result": {"tag": "t"}}
     [span] = named(exporter.get_finished_spans(), "execute_tool label")
-    assert span.context is not None and current == [span.context.span_id]  # the server's request is a child of the tool's span
+    assert span.context is not None and current == [
+        span.context.span_id
+    ]  # the server's request is a child of the tool's span

@@ -1,5 +1,5 @@
 from dataclasses import replace
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel
 
@@ -45,6 +45,25 @@ def test_schema_to_text_covers_the_shapes() -> None:
     assert schema_to_text({"type": "object", "additionalProperties": {"type": "integer"}}) == "{string: integer}"
     assert schema_to_text({"const": 3}) == "3"
     assert schema_to_text({}) == "any"
+
+
+def test_a_boolean_schema_is_any_or_never_and_a_bare_dict_argument_runs() -> None:
+    # JSON Schema's `true` and `false`: pydantic writes `additionalProperties: true` for a bare `dict`.
+    assert schema_to_text({"type": "object", "additionalProperties": True}) == "{string: any}"
+    assert schema_to_text({"type": "array", "items": False}) == "[never, ...]"
+    assert schema_to_text({"anyOf": [True, {"type": "null"}]}) == "any | null"
+
+    @tool
+    def put(config: dict[str, Any], labels: dict[str, list[Any]] | None = None) -> str:
+        """Store a config."""
+        return f"stored {sorted(config)}"
+
+    answers = ['{"intent": "put", "config": {"a": 1}}', '{"intent": "done_for_now", "message": "k"}']
+    agent = Agent(name="a", model=ScriptedModel(answers), tools=[put])
+    thread = agent.run_sync(Thread.start("user_input", {"text": "store it"}))
+    assert [e.type for e in thread.events][-2:] == ["tool_response", "done_for_now"]
+    assert thread.events[-2].data["result"] == "stored ['a']"  # type: ignore[index]
+    assert '"config": {string: any}' in describe_intents([put.intent])
 
 
 def test_a_type_that_holds_itself_is_written_once_then_by_name() -> None:

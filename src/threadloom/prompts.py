@@ -141,7 +141,9 @@ def schema_to_text(schema: Mapping[str, Any], defs: Mapping[str, Any] | None = N
     return _type_text(schema, defs if defs is not None else cast(Mapping[str, Any], schema.get("$defs", {})), ())
 
 
-def _type_text(schema: Mapping[str, Any], defs: Mapping[str, Any], expanding: tuple[str, ...]) -> str:
+def _type_text(schema: Mapping[str, Any] | bool, defs: Mapping[str, Any], expanding: tuple[str, ...]) -> str:
+    if not isinstance(schema, Mapping):  # a boolean schema: `true` takes anything (a bare `dict`'s values)
+        return "never" if schema is False else "any"
     if "$ref" in schema:
         name = str(schema["$ref"]).rsplit("/", 1)[-1]
         if name in expanding:
