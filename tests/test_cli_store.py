@@ -125,7 +125,13 @@ def test_a_store_of_an_older_schema_is_not_upgraded_by_a_read(tmp_path: Path, mo
         older.setattr("threadloom.store.sqlite.MIGRATIONS", MIGRATIONS[:2])  # a store of an earlier release
         asyncio.run(SQLiteStore(path).aclose())
     before = digest(path)
-    for command in (["threads", "ls"], ["usage"], ["threads", "approve", "th_1"]):
+    for command in (
+        ["threads", "ls"],
+        ["usage"],
+        ["threads", "approve", "th_1"],
+        ["keys", "ls"],
+        ["keys", "revoke", "ops"],
+    ):
         code, _, err = invoke(*command, "--store", f"sqlite:///{path}")
         assert code == 1, err
         assert f"'{path}' has threadloom store schema 2, older than this threadloom's {len(MIGRATIONS)}" in err
@@ -136,6 +142,34 @@ def test_a_store_of_an_older_schema_is_not_upgraded_by_a_read(tmp_path: Path, mo
     asyncio.run(SQLiteStore(path).aclose())  # as a worker opens it: upgraded
     code, out, _ = invoke("threads", "ls", "--store", f"sqlite:///{path}", "--json")
     assert (code, out) == (0, "")
+
+
+@pytest.mark.parametrize("newer", [False, True], ids=["older", "newer"])
+def test_keys_ls_and_revoke_refuse_a_store_of_another_schema_that_has_key_tables(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, newer: bool
+) -> None:
+    # The server's tables are at this threadloom's schema; the store beside them is not.
+    path = tmp_path / "threads.db"
+    url = f"sqlite:///{path}"
+    with monkeypatch.context() as older:
+        older.setattr("threadloom.store.sqlite.MIGRATIONS", MIGRATIONS[:2])
+        asyncio.run(SQLiteStore(path).aclose())
+    assert invoke("keys", "create", "ops", "--scopes", "read", "--store", url)[0] == 0
+    version = len(MIGRATIONS) + 1 if newer else 2
+    with closing(sqlite3.connect(path)) as db:
+        db.execute(f"PRAGMA user_version = {version}")
+    known = len(MIGRATIONS)
+    upgrades = "; it is left as it is: `threadloom worker` or `threadloom serve` upgrades it"
+    expected = (
+        f"'{path}' has threadloom store schema {version}; this threadloom knows {known}"
+        if newer
+        else f"'{path}' has threadloom store schema 2, older than this threadloom's {known}{upgrades}"
+    )
+    before = digest(path)
+    for command in (["keys", "ls"], ["keys", "revoke", "ops"]):
+        code, out, err = invoke(*command, "--store", url)
+        assert (code, out, err) == (1, "", f"error: {expected}\n")
+    assert digest(path) == before
 
 
 def test_a_real_store_still_works_and_keys_ls_creates_no_key_tables(tmp_path: Path) -> None:
@@ -210,3 +244,31 @@ def test_keys_ls_on_a_postgresql_store_creates_no_key_tables(postgres_url: str) 
     assert schema_tables(postgres_url) == made
     code, out, _ = invoke("threads", "ls", "--store", postgres_url, "--json")
     assert (code, out) == (0, "")
+
+
+@pytest.mark.parametrize("newer", [False, True], ids=["older", "newer"])
+def test_keys_ls_and_revoke_refuse_a_postgresql_store_of_another_schema_unchanged(
+    postgres_url: str, newer: bool
+) -> None:
+    import psycopg
+
+    from threadloom.store.postgres import MIGRATIONS as STORE_MIGRATIONS
+    from threadloom.store.postgres import PostgresStore
+
+    async def make() -> None:
+        await (await PostgresStore.open(postgres_url)).aclose()
+
+    asyncio.run(make())
+    assert invoke("keys", "create", "ops", "--scopes", "read", "--store", postgres_url)[0] == 0
+    version = len(STORE_MIGRATIONS) + 1 if newer else 1
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute("UPDATE threadloom_schema SET version = %s", (version,))
+    made = schema_tables(postgres_url)
+    for command in (["keys", "ls"], ["keys", "revoke", "ops"]):
+        code, out, err = invoke(*command, "--store", postgres_url)
+        assert (code, out) == (1, ""), err
+        assert f"has threadloom store schema {version}" in err
+    assert schema_tables(postgres_url) == made
+    with psycopg.connect(postgres_url) as conn:
+        assert conn.execute("SELECT version FROM threadloom_schema").fetchall() == [(version,)]
+        assert conn.execute("SELECT name FROM threadloom_api_keys").fetchall() == [("ops",)]

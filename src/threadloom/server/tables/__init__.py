@@ -75,7 +75,7 @@ async def stored_tables(url: str) -> Tables | None:
     Raises:
         UserError: Not a URL of these kinds.
         StoreError: The database cannot be opened, holds none of threadloom's tables (neither the
-            store's nor these; an empty one too), or these of another schema.
+            store's nor these; an empty one too), or a store or these of another schema.
     """
     if url == "memory://":
         from .memory import MemoryTables

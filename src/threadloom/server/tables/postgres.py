@@ -21,7 +21,8 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
     ) from exc
 
 from ...exceptions import StoreError, UserError
-from ...store._schemas import not_a_store
+from ...store._postgres_schema import MIGRATIONS as STORE_MIGRATIONS
+from ...store._schemas import not_a_store, unusable_schema
 from ...store.base import masked, masked_url
 from .base import Delivery, StoredKey, scopes_text, stored_key, unusable_tables
 
@@ -118,7 +119,7 @@ async def stored(url: str) -> PostgresTables | None:
 
     Raises:
         StoreError: The database cannot be reached, holds none of threadloom's tables (neither the
-            store's nor the server's; an empty database too), or server tables of another schema.
+            store's nor the server's; an empty database too), or a store or server tables of another schema.
     """
     try:
         async with await psycopg.AsyncConnection.connect(url, autocommit=True, connect_timeout=5) as conn:
@@ -126,10 +127,18 @@ async def stored(url: str) -> PostgresTables | None:
                 "SELECT to_regclass('threadloom_server_schema') IS NOT NULL, to_regclass('threadloom_schema') IS NOT NULL"
             )
             found = await cur.fetchone()
+            tables, store = found or (False, False)
+            version = 0
+            if store:
+                row = await (await conn.execute("SELECT version FROM threadloom_schema")).fetchone()
+                version = 0 if row is None else int(row[0])
     except psycopg.Error as exc:
         reason = masked(" ".join(str(exc).split()), url)
         raise StoreError(f"cannot open the server's tables in {masked_url(url)}: {reason}") from None
-    tables, store = found or (False, False)
+    # A store beside the tables is refused as the other reading commands refuse it: of another schema, it is not read.
+    problem = unusable_schema(masked_url(url), version, len(STORE_MIGRATIONS)) if store else None
+    if problem is not None:
+        raise problem
     if tables:
         return await PostgresTables.open(url, upgrade=False)
     if store:

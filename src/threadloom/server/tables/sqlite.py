@@ -18,6 +18,8 @@ from typing import Any, TypeVar
 
 from ...exceptions import StoreError, UserError
 from ...store._codec import format_time, parse_time
+from ...store._schemas import unusable_schema
+from ...store._sqlite_schema import MIGRATIONS as STORE_MIGRATIONS
 from ...store._sqlite_schema import STORE_TABLES, file_uri, look, no_store, refuse_foreign, shown_path, use_wal
 from .base import Delivery, StoredKey, scopes_text, stored_key, unusable_tables
 
@@ -107,12 +109,17 @@ async def stored(path: str | Path) -> SQLiteTables | None:
 
     Raises:
         StoreError: No file, not a SQLite database, none of threadloom's tables (neither the
-            store's nor the server's), or server tables of another schema.
+            store's nor the server's), or a store or server tables of another schema.
     """
     version, names = await asyncio.to_thread(look, str(path))
+    is_store = bool(version) and STORE_TABLES <= names
+    # A store beside the tables is refused as the other reading commands refuse it: of another schema, it is not read.
+    problem = unusable_schema(shown_path(str(path)), version, len(STORE_MIGRATIONS)) if is_store else None
+    if problem is not None:
+        raise problem
     if "threadloom_server_schema" in names:
         return await SQLiteTables.open(path, upgrade=False)
-    if version and STORE_TABLES <= names:
+    if is_store:
         return None
     raise no_store(shown_path(str(path)), names)
 
