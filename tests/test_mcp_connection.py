@@ -62,6 +62,9 @@ def mortal(tmp_path: Path) -> MCPServer:
         ["API_KEY=s3cr3t", "-c", "pass"],
         ["--password", "s3cr3t"],
         ["--header", "Authorization: Bearer s3cr3t"],
+        ["-t", "s3cr3t"],
+        ["-k", "s3cr3t"],
+        ["-u", "-k", "s3cr3t", "stdio"],
     ],
 )
 async def test_a_secret_in_the_arguments_shows_neither_in_the_name_nor_in_a_failure(args: list[str]) -> None:
@@ -78,6 +81,17 @@ def test_the_name_keeps_the_script_or_package() -> None:
         "python server.py"
     )
     assert MCPServer.stdio("npx", ["-y", "@modelcontextprotocol/server-github"]).name == "npx server-github"
+    assert MCPServer.stdio("uvx", ["mcp-server-git", "-r", "/srv/repo"]).name == "uvx mcp-server-git"
+    assert MCPServer.stdio("pipx", ["run", "mcp-server-fetch"]).name == "pipx mcp-server-fetch"
+    assert MCPServer.stdio("python3", ["-m", "mcp_server_fetch"]).name == "python3 mcp_server_fetch"
+    # A short flag's value is passed over when a script follows it.
+    assert MCPServer.stdio("node", ["-r", "dotenv/config", "build/index.js"]).name == "node index.js"
+
+
+@pytest.mark.parametrize("flag", ["-t", "-k", "-a"])
+def test_a_short_flag_s_value_is_not_named_when_no_script_follows(flag: str) -> None:
+    assert MCPServer.stdio("/usr/local/bin/mcp-server-jira", [flag, "s3cr3t"]).name == "mcp-server-jira"
+    assert MCPServer.stdio("docker", ["run", "-i", "--rm", flag, "s3cr3t", "mcp/jira"]).name == "docker run"
 
 
 def exited(pid: int) -> bool:

@@ -8,7 +8,6 @@ from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 import anyio
 import anyio.abc
@@ -20,8 +19,8 @@ from mcp_types import CONNECTION_CLOSED, REQUEST_TIMEOUT, CallToolResult, Reques
 from mcp_types import Tool as MCPToolDefinition
 from pydantic import ValidationError
 
-from ..context import DEFAULT_SECRET_PATTERN
 from ..exceptions import ThreadloomError, UserError
+from ._label import http_label, stdio_label
 from ._watch import Watch
 
 __all__ = ["IDEMPOTENCY_KEY_META", "MCPConnectionError", "MCPServer", "MCPToolError"]
@@ -118,9 +117,9 @@ class MCPServer:
             timeout: Seconds to wait for any one answer; `None` waits for ever.
         """
         params = StdioServerParameters(command=command, args=list(args), env=dict(env) if env else None, cwd=cwd)
-        label = " ".join(part for part in (Path(command).name, _script(args)) if part)
         watch = Watch()
-        server = cls(Client(watch.transport(stdio_client(params)), read_timeout_seconds=timeout), label=label)
+        client = Client(watch.transport(stdio_client(params)), read_timeout_seconds=timeout)
+        server = cls(client, label=stdio_label(command, args))
         server._watch = watch
         return server
 
@@ -137,9 +136,7 @@ class MCPServer:
         http_client = httpx2.AsyncClient(headers=dict(headers or {}), timeout=httpx2.Timeout(30.0, read=300.0))
         watch = Watch()
         transport = watch.transport(streamable_http_client(url, http_client=http_client))
-        parts = urlsplit(url)  # without credentials or a query string, which may carry a key
-        label = f"{parts.scheme}://{parts.hostname or ''}{f':{parts.port}' if parts.port else ''}{parts.path}"
-        server = cls(Client(transport, read_timeout_seconds=timeout), label=label)
+        server = cls(Client(transport, read_timeout_seconds=timeout), label=http_label(url))
         server._watch = watch
         server._owned.append(http_client)  # the transport leaves a client it was given open
         return server
@@ -303,22 +300,6 @@ class MCPServer:
             texts = [block.text for block in result.content if isinstance(block, TextContent)]
             raise MCPToolError(_one_line(" ".join(texts)) or "the tool failed", server=self.name, tool=name)
         return result
-
-
-def _script(args: Sequence[str]) -> str | None:
-    """The script or package in a command's arguments, for the server's label; never an option's value.
-
-    Error messages reach the model, so the label skips options, the value after a secret-named
-    option (`--token VALUE`), and anything holding `=` or spaces (`API_KEY=...`, a header).
-    """
-    after_secret = False
-    for arg in args:
-        skip, after_secret = after_secret, False
-        if arg.startswith("-"):
-            after_secret = "=" not in arg and DEFAULT_SECRET_PATTERN.search(arg) is not None
-        elif not skip and "=" not in arg and not any(c.isspace() for c in arg):
-            return Path(arg).name or None
-    return None
 
 
 def _leaves(exc: BaseException) -> list[BaseException]:
