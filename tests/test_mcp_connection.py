@@ -12,7 +12,7 @@ from typing import Any, cast
 import anyio
 import mcp_types as mt
 import pytest
-from mcp import Client
+from mcp import Client, StdioServerParameters
 from mcp.server import Server
 from mcp.server.context import ServerRequestContext
 
@@ -132,6 +132,23 @@ async def test_only_the_call_in_flight_when_the_server_died_may_have_taken_effec
         assert (await server.call_tool("echo", {"text": "hi"})).structured_content == {"result": "hi"}
         with pytest.raises(MCPConnectionError, match=UNKNOWN):
             await server.call_tool("die", {})
+        with pytest.raises(MCPConnectionError, match="'mortal' is gone") as gone:
+            await server.call_tool("echo", {"text": "hi"})
+        assert UNKNOWN not in str(gone.value)
+
+
+async def test_a_server_of_its_own_client_knows_it_is_gone_from_the_first_call_that_failed(tmp_path: Path) -> None:
+    # Not built by `stdio` or `http`, its transport is not watched (the SDK resolves it inside the
+    # client): a call after the process died is sent, and fails as one that may have run.
+    script = tmp_path / "mortal.py"
+    script.write_text(MORTAL)
+    params = StdioServerParameters(command=sys.executable, args=[str(script)])
+    async with MCPServer(Client(params, read_timeout_seconds=30), label="mortal.py") as server:
+        pid = cast(dict[str, int], (await server.call_tool("pid", {})).structured_content)["result"]
+        os.kill(pid, signal.SIGKILL)
+        await wait_until_gone(pid)
+        with pytest.raises(MCPConnectionError, match=UNKNOWN):
+            await server.call_tool("echo", {"text": "hi"})
         with pytest.raises(MCPConnectionError, match="'mortal' is gone") as gone:
             await server.call_tool("echo", {"text": "hi"})
         assert UNKNOWN not in str(gone.value)

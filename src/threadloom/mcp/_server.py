@@ -76,10 +76,18 @@ class MCPServer:
     stdout) or `MCPServer.http(...)` (a streamable HTTP endpoint). Inside `async with`, `mcp_tools`
     turns its tools into threadloom tools; their calls go through this connection, so the agent
     must run inside the same `async with` (and the same event loop).
+
+    Those two watch their transport's stream, so a call made after the server died is not sent
+    and says the server is gone. A server built on a `Client` of your own is not watched (the SDK
+    resolves its transport inside the client, out of reach): the first call after the end is sent
+    and fails as one that may or may not have taken effect; the calls after it say it is gone.
     """
 
     def __init__(self, client: Client, *, label: str = "MCP server") -> None:
         """Wrap an `mcp.Client` (`stdio` and `http` build the usual ones; pass your own for other transports).
+
+        Its transport is not watched: that the server is gone shows only once a call has failed
+        (see the class's docstring).
 
         Args:
             client: The SDK's client, not yet entered.
