@@ -71,3 +71,22 @@ def test_one_redactor_serves_a_redaction_and_those_it_grows_into() -> None:
     assert later._redactor is early._redactor  # pyright: ignore[reportPrivateUsage]
     again = ThreadRedaction.found_in(thread.events, DEFAULT_SECRET_PATTERN)
     assert again == later and repr(again) == repr(later)  # not part of what a redaction is
+
+
+class _CountingPattern:
+    """A secret-key pattern that notes each key it is asked about."""
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+
+    def search(self, key: str) -> object:
+        self.asked.append(key)
+        return DEFAULT_SECRET_PATTERN.search(key)
+
+
+def test_each_key_is_judged_once_however_many_events_a_redaction_shows() -> None:
+    pattern = _CountingPattern()
+    redaction = ThreadRedaction(pattern, frozenset()).seeing([Event("note", {"user": "ada", "api_key": "sk-1"})])
+    for n in range(3):
+        assert redaction.apply({"user": "ada", "api_key": f"sk-{n}"}) == {"user": "ada", "api_key": "[REDACTED]"}
+    assert sorted(pattern.asked) == ["api_key", "user"]

@@ -18,7 +18,7 @@ from typing import cast
 
 from pydantic import JsonValue, SecretBytes, SecretStr
 
-__all__ = ["DEFAULT_SECRET_PATTERN", "MIN_KNOWN_SECRET", "REDACTED", "Redactor", "redact"]
+__all__ = ["DEFAULT_SECRET_PATTERN", "MIN_KNOWN_SECRET", "REDACTED", "Redactor", "redact", "redact_with"]
 
 REDACTED = "[REDACTED]"
 DEFAULT_SECRET_PATTERN = re.compile(
@@ -76,8 +76,22 @@ def redact(
         }
         ```
     """
+    return redact_with(Redactor(pattern, keys), value, secrets=secrets)
+
+
+def redact_with(redactor: Redactor, value: JsonValue, *, secrets: Iterable[str] = ()) -> JsonValue:
+    """`redact` by a redactor built once (for its pattern and keys), so that views of many values judge each key once.
+
+    Args:
+        redactor: The redactor of the pattern and keys.
+        value: A JSON value.
+        secrets: Strings known to be secret elsewhere, redacted wherever they appear in `value`.
+
+    Returns:
+        What `redact(value, pattern, keys, secrets=secrets)` returns.
+    """
     found = {s for s in secrets if len(s) >= MIN_KNOWN_SECRET}
-    out = Redactor(pattern, keys).redact(value, found)
+    out = redactor.redact(value, found)
     return scrub(out, found) if found else out
 
 

@@ -14,7 +14,7 @@ from typing import Any, Self
 
 from pydantic import JsonValue
 
-from ._redact import REDACTED, Redactor, redact
+from ._redact import REDACTED, Redactor, redact_with
 from .events import Event
 from .state import model_record
 from .thread import Thread
@@ -60,7 +60,7 @@ class ThreadRedaction:
         """`value` with its secrets replaced by `[REDACTED]`."""
         if self.pattern is None and not self.keys:
             return value
-        return redact(value, self.pattern, self.keys, secrets=self.secrets)
+        return redact_with(self._redactor, value, secrets=self.secrets)
 
     def hides(self, key: str, value: JsonValue) -> bool:
         """Whether `value`, under `key`, would show redacted (a secret key, or a secret within it)."""
