@@ -62,6 +62,21 @@ def test_kept_drops_an_edit_that_sends_a_hidden_argument_back_as_shown() -> None
     assert redaction.kept(arguments, new) == new  # a new value replaces; `user` is not hidden, so taken as sent
 
 
+def test_kept_restores_a_hidden_value_sent_back_inside_an_edited_object_or_list() -> None:
+    redaction = ThreadRedaction.found_in(_thread().events, DEFAULT_SECRET_PATTERN)
+    config: dict[str, JsonValue] = {"api_key": TOKEN, "region": "us", "hosts": [["Authorization", f"Bearer {TOKEN}"]]}
+    arguments: dict[str, JsonValue] = {"config": config, "user": "ada"}
+    as_read = redaction.apply(arguments)
+    assert isinstance(as_read, dict) and isinstance(shown := as_read["config"], dict)
+    assert shown["api_key"] == "[REDACTED]"
+    # One field of the object edited, the secret beside it sent back as read: the secret keeps its value.
+    edited = redaction.kept(arguments, {"config": {**shown, "region": "eu"}})
+    assert edited == {"config": {**config, "region": "eu"}}
+    assert redaction.kept(arguments, {"config": shown}) == {}  # all of it as read: no edit
+    fresh: dict[str, JsonValue] = {"config": {"api_key": "sk-new-key-789", "region": "eu"}}
+    assert redaction.kept(arguments, fresh) == fresh  # a new value, and a field left out, as sent
+
+
 def test_one_redactor_serves_a_redaction_and_those_it_grows_into() -> None:
     thread = _thread()
     early = ThreadRedaction.found_in(thread.events[:1], DEFAULT_SECRET_PATTERN)

@@ -67,17 +67,32 @@ class ThreadRedaction:
         return self.apply({key: value}) != {key: value}
 
     def kept(self, arguments: Mapping[str, JsonValue], edits: Mapping[str, JsonValue]) -> dict[str, JsonValue]:
-        """`edits` to a call's `arguments`, less each that sends a hidden argument back as shown.
+        """`edits` to a call's `arguments`, with each hidden value sent back as shown given its own.
 
         A client that approves "with the arguments as read" sends `[REDACTED]` (or the redacted
-        value, `postgresql://ada:[REDACTED]@db`) back: that argument keeps its value, never the
-        mask; any other value replaces it.
+        value, `postgresql://ada:[REDACTED]@db`) back, at the top or inside an object it edited:
+        there the argument keeps its value, never the mask; any other value replaces it. An edit
+        that comes to the argument as it was is left out.
         """
-        return {k: v for k, v in edits.items() if not (k in arguments and self._shown_back(k, arguments[k], v))}
+        out: dict[str, JsonValue] = {}
+        for key, sent in edits.items():
+            value = self._restored(key, arguments[key], sent) if key in arguments else sent
+            if key not in arguments or value != arguments[key]:
+                out[key] = value
+        return out
 
-    def _shown_back(self, key: str, stored: JsonValue, sent: JsonValue) -> bool:
+    def _restored(self, key: str, stored: JsonValue, sent: JsonValue) -> JsonValue:
+        """`sent` for `stored` (under `key`), where what a view showed of a hidden part is that part's value."""
         shown = self.apply({key: stored})
-        return shown != {key: stored} and (sent == REDACTED or shown == {key: sent})
+        if shown == {key: stored}:  # nothing hidden here: as sent
+            return sent
+        if sent == REDACTED or shown == {key: sent}:
+            return stored
+        if isinstance(stored, dict) and isinstance(sent, dict):
+            return {k: self._restored(k, stored[k], v) if k in stored else v for k, v in sent.items()}
+        if isinstance(stored, list) and isinstance(sent, list) and len(stored) == len(sent):
+            return [self._restored(key, a, b) for a, b in zip(stored, sent, strict=True)]
+        return sent
 
     def event_data(self, event: Event) -> JsonValue:
         """The event's data redacted, its model record (`data.model`) kept as it is.
