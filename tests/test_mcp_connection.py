@@ -188,3 +188,54 @@ async def test_a_listing_whose_cursor_comes_back_stops_there_and_says_so(
     repeated = [r.getMessage() for r in caplog.records]
     assert repeated == ([] if cursors["a"] is None else [f"the tool listing of 'pages' came back to cursor 'a'; "
                                                          f"it ends there, with {len(names)} tools"])  # fmt: skip
+
+
+def _mock_http(calls: list[str]) -> Any:
+    """An MCP endpoint (httpx2's MockTransport) whose answer to a call of `flaky` is an SSE stream cut short."""
+    import json
+
+    import httpx2
+
+    def answer(request: httpx2.Request) -> httpx2.Response:
+        message: dict[str, Any] = json.loads(request.content) if request.method == "POST" else {}
+        if "id" not in message:
+            return httpx2.Response(202 if request.method == "POST" else 405)
+        headers = {"mcp-session-id": "s1"}
+        if message["method"] == "initialize":
+            info = {"name": "mock", "version": "1"}
+            result: dict[str, Any] = {
+                "protocolVersion": message["params"]["protocolVersion"],
+                "capabilities": {"tools": {}},
+                "serverInfo": info,
+            }
+        elif message["method"] == "tools/call":
+            calls.append(message["params"]["name"])
+            if message["params"]["name"] == "flaky":  # one response's stream cut (a proxy, one pod redeployed)
+                return httpx2.Response(200, headers={**headers, "content-type": "text/event-stream"}, content=b"")
+            result = {"content": [{"type": "text", "text": "ok"}], "isError": False}
+        else:
+            result = {"tools": []}
+        body: dict[str, Any] = {"jsonrpc": "2.0", "id": message["id"], "result": result}
+        return httpx2.Response(200, headers=headers, json=body)
+
+    return httpx2.MockTransport(answer)
+
+
+async def test_one_cut_http_answer_leaves_the_session_usable(monkeypatch: pytest.MonkeyPatch) -> None:
+    import httpx2
+
+    calls: list[str] = []
+    real = httpx2.AsyncClient
+    transport = _mock_http(calls)
+
+    def client(**kwargs: Any) -> httpx2.AsyncClient:
+        return real(transport=transport, **kwargs)
+
+    monkeypatch.setattr(httpx2, "AsyncClient", client)
+    async with MCPServer.http("http://mock/mcp", timeout=10) as server:
+        assert (await server.call_tool("echo", {})).content[0] == mt.TextContent(type="text", text="ok")
+        with pytest.raises(MCPConnectionError, match="may or may not have taken effect"):
+            await server.call_tool("flaky", {})
+        # The SDK answers the one abandoned request with CONNECTION_CLOSED; the session itself is fine.
+        assert (await server.call_tool("echo", {})).content[0] == mt.TextContent(type="text", text="ok")
+    assert calls == ["echo", "flaky", "echo"]

@@ -102,6 +102,7 @@ class MCPServer:
         self._lost: BaseException | None = None
         self._watch = Watch()
         """Sees the end of the transports `stdio` and `http` build; another client's shows when a call fails."""
+        self._watched = False  # the transport is one of those: only the watch says the session ended
         self._name: str | None = None
 
     @classmethod
@@ -128,7 +129,7 @@ class MCPServer:
         watch = Watch()
         client = Client(watch.transport(stdio_client(params)), read_timeout_seconds=timeout)
         server = cls(client, label=stdio_label(command, args))
-        server._watch = watch
+        server._watch, server._watched = watch, True
         return server
 
     @classmethod
@@ -145,7 +146,7 @@ class MCPServer:
         watch = Watch()
         transport = watch.transport(streamable_http_client(url, http_client=http_client))
         server = cls(Client(transport, read_timeout_seconds=timeout), label=http_label(url))
-        server._watch = watch
+        server._watch, server._watched = watch, True
         server._owned.append(http_client)  # the transport leaves a client it was given open
         return server
 
@@ -257,7 +258,7 @@ class MCPServer:
             else:
                 log.warning("the tool listing of %r ends after %d pages, unfinished", self.name, _MAX_PAGES)
         except Exception as exc:
-            self._lost = self._lost or _gone(exc)
+            self._lost = self._lost or _gone(exc, watched=self._watched)
             cause = _transport_failure(exc) or _first(exc, MCPError)
             if cause is None:
                 raise
@@ -293,7 +294,7 @@ class MCPServer:
         except Exception as exc:
             cause = _transport_failure(exc)
             if cause is not None:
-                self._lost = self._lost or _gone(exc)
+                self._lost = self._lost or _gone(exc, watched=self._watched)
                 # Sent and unanswered is not the same as not run: say so, so nobody retries blindly.
                 message = f"{self.name!r} did not answer: {_describe(cause)}; the call may or may not have taken effect"
                 raise MCPConnectionError(message, server=self.name) from exc
@@ -331,16 +332,18 @@ def _transport_failure(exc: BaseException) -> BaseException | None:
     return None
 
 
-def _gone(exc: BaseException) -> BaseException | None:
+def _gone(exc: BaseException, *, watched: bool) -> BaseException | None:
     """The failure inside `exc` that means the session is closed for good, if any.
 
     Not a timeout (a slow server may answer the next call), nor a socket error the SDK let through
-    (an HTTP session may outlive one failed request).
+    (an HTTP session may outlive one failed request). On a watched transport, not the SDK's
+    CONNECTION_CLOSED either: streamable HTTP answers one request whose stream was cut with it, the
+    session still fine, and the watch sees a real end.
     """
     for leaf in _leaves(exc):
         if isinstance(leaf, anyio.BrokenResourceError | anyio.ClosedResourceError | anyio.EndOfStream):
             return leaf
-        if isinstance(leaf, MCPError) and leaf.code == CONNECTION_CLOSED:
+        if not watched and isinstance(leaf, MCPError) and leaf.code == CONNECTION_CLOSED:
             return leaf
     return None
 
