@@ -16,7 +16,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanContext, SpanKind, StatusCode
 
-from threadloom import Agent, Event, RateLimited, Runtime, Thread, tool
+from threadloom import Agent, Event, RateLimited, Runtime, Thread, UserError, tool
 from threadloom.models import Completion, ModelRequest, Usage
 from threadloom.otel import TracedModel, TracedStore, instrument, thread_span_context
 
@@ -251,6 +251,23 @@ def test_instrumenting_an_agent_twice_leaves_it_instrumented_once() -> None:
         "chat gpt-4.1-mini",
         "invoke_agent ops",
     ]
+
+
+def test_instrumenting_an_agent_again_for_another_provider_is_refused() -> None:
+    first, second = TracerProvider(), TracerProvider()
+    exporter = InMemorySpanExporter()
+    first.add_span_processor(SimpleSpanProcessor(exporter))
+    agent = instrument(Agent(name="ops", model=Counting([HEALTH, DONE]), tools=[check_health]), tracer_provider=first)
+    # Before: returned as it was, its spans still going to the first provider without a word.
+    with pytest.raises(UserError, match="instrumented already"):
+        instrument(agent, tracer_provider=second)
+    assert instrument(agent) is agent and instrument(agent, tracer_provider=first) is agent  # still no-ops
+    agent.run_sync(Thread.start("user_input", {"text": "is staging healthy?"}))
+    assert len(exporter.get_finished_spans()) == 4  # every span once, to the first provider
+    unset = instrument(Agent(name="ops", model=Counting([DONE])))  # the global provider
+    assert instrument(unset) is unset
+    with pytest.raises(UserError, match="instrumented already"):
+        instrument(unset, tracer_provider=second)
 
 
 class Closing(Counting):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import copy
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -13,7 +15,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import StatusCode
 from pydantic import SecretStr
 
-from threadloom import Agent, Thread, tool
+from threadloom import Agent, Thread, Tool, tool
 from threadloom.models import ScriptedModel
 from threadloom.otel import instrument
 
@@ -176,6 +178,60 @@ async def test_an_mcp_tools_call_goes_to_its_server_inside_its_execute_tool_span
         thread = await agent.run(Thread.start("user_input", {"text": "go"}))
     assert thread.events[-2].data == {"call_id": thread.events[-4].id, "intent": "label", "result": {"tag": "t"}}
     [span] = named(exporter.get_finished_spans(), "execute_tool label")
-    assert span.context is not None and current == [
-        span.context.span_id
-    ]  # the server's request is a child of the tool's span
+    # The server's request is a child of the tool's span.
+    assert span.context is not None and current == [span.context.span_id]
+
+
+def fetching(provider: TracerProvider, label: str, *, block: threading.Event | None = None) -> Tool:
+    """A sync `fetch` tool whose GET span is named after `label`; it waits for `block` first, if given."""
+    inside = provider.get_tracer("an http client")
+
+    @tool(name="fetch")
+    def fetch(url: str) -> str:
+        """Fetch a page."""
+        if block is not None:
+            block.wait(5)
+        with inside.start_as_current_span(f"GET {label}"):
+            return label
+
+    return fetch
+
+
+def provided() -> tuple[TracerProvider, InMemorySpanExporter]:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    return provider, exporter
+
+
+def test_a_tool_given_to_the_agent_after_instrument_runs_inside_its_span() -> None:
+    provider, exporter = provided()
+    agent = Agent(name="ops", model=ScriptedModel([FETCH, DONE]), tools=[fetching(provider, "first")])
+    instrument(agent, tracer_provider=provider)
+    later = fetching(provider, "later")
+    agent.tools["fetch"] = later
+    thread = agent.run_sync(Thread.start("user_input", {"text": "go"}))
+    assert thread.events[-2].data == {"call_id": thread.events[-4].id, "intent": "fetch", "result": "later"}
+    spans = exporter.get_finished_spans()
+    [get_span] = named(spans, "GET later")
+    [tool_span] = tool_spans(spans)
+    # Before: the tool put in after `instrument` was never wrapped, so GET hung under invoke_agent.
+    assert parent_of(get_span) == span_id(tool_span)
+    assert agent.tools["fetch"] is later  # the agent's tools are left as they were given
+
+
+def test_a_copy_of_an_instrumented_agent_runs_its_own_tools_in_their_spans() -> None:
+    provider, exporter = provided()
+    agent = instrument(
+        Agent(name="ops", model=ScriptedModel([FETCH, DONE]), tools=[fetching(provider, "first")]),
+        tracer_provider=provider,
+    )
+    twin = copy.copy(agent)
+    twin.tools = {"fetch": fetching(provider, "twin")}
+    thread = twin.run_sync(Thread.start("user_input", {"text": "go"}))
+    # Before: the copy's `run` was the original's, so the original's tools ran.
+    assert thread.events[-2].data == {"call_id": thread.events[-4].id, "intent": "fetch", "result": "twin"}
+    spans = exporter.get_finished_spans()
+    [get_span] = named(spans, "GET twin")
+    assert parent_of(get_span) == span_id(tool_spans(spans)[0])
+    assert parent_of(tool_spans(spans)[0]) == span_id(named(spans, "invoke_agent ops")[0])

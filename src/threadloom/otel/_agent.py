@@ -3,18 +3,20 @@
 `instrument(agent)` wraps its model (one `chat MODEL` span per call, the GenAI semantic
 conventions), its `after_step` hook and its tools (an `execute_tool NAME` span from a tool's start to
 its outcome, current while the tool runs: see `_tools.py`) and its `run` (an `invoke_agent NAME`
-span, the parent of the rest).
+span, the parent of the rest), by making it an instance of a traced subclass of its own class.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any, cast
 
 from opentelemetry import trace
 from opentelemetry.trace import Link, SpanKind, Tracer
 
-from threadloom import Agent, Event, Thread
+from threadloom import Agent, Event, Thread, UserError
 from threadloom.loop import Save
 from threadloom.models import Completion, Model, ModelRequest
 
@@ -84,7 +86,13 @@ class TracedModel:
 def instrument(agent: Agent, *, tracer_provider: Any = None) -> Agent:
     """Make `agent` trace its runs, model calls and tool calls; returns the same agent.
 
-    An agent instrumented already is returned as it is (its spans go where the first call sent them).
+    An agent instrumented already is returned as it is, unless `tracer_provider` names another
+    provider than the first call's: its spans would still go to the first, so that is refused.
+    Tools given to the agent later (or to a copy of it) run inside their spans too: each run wraps
+    the ones it was not given wrapped.
+
+    Raises:
+        UserError: `agent` is instrumented already, for another tracer provider.
 
     Example:
         ```python
@@ -104,45 +112,69 @@ def instrument(agent: Agent, *, tracer_provider: Any = None) -> Agent:
         assert [s.name for s in exporter.get_finished_spans()] == ["chat scripted", "invoke_agent greeter"]
         ```
     """
-    if isinstance(vars(agent).get("run"), _TracedRun):
-        return agent  # instrumented already: wrapping it again would make every span twice
+    if isinstance(agent, _TracedAgent):  # wrapping it again would make every span twice
+        first = agent.tracing.provider
+        if tracer_provider is not None and tracer_provider is not first:
+            where = "the global tracer provider" if first is None else f"tracer provider {first!r}"
+            raise UserError(
+                f"Agent {agent.name!r} is instrumented already, its spans going to {where}; "
+                "instrument a new Agent to send spans to another"
+            )
+        return agent
     tracer = trace.get_tracer(TRACER, tracer_provider=tracer_provider)
     agent.model = TracedModel(agent.model, tracer_provider=tracer_provider)
     tools = ToolSpans(tracer, agent.after_step)
     agent.after_step = tools
+    # Wrapped here too, for a loop of the user's own that runs `agent.tools` with this hook.
     agent.tools = {name: tools.traced(item) for name, item in agent.tools.items()}
     agent.prefetch = tuple(tools.traced(item) for item in agent.prefetch)
-    # The instance's own `run` shadows the method, so a Runtime or Worker driving it is traced too.
-    setattr(agent, "run", _TracedRun(agent, tracer, tools))  # noqa: B010
+    # Its class becomes a traced subclass of its own, so a Runtime or Worker driving it, and a copy, are traced too.
+    base = type(agent)
+    agent.__class__ = _TracedAgent if base is Agent else type(base.__name__, (_TracedAgent, base), {})
+    cast("_TracedAgent", agent).tracing = _Tracing(tracer_provider, tracer, tools)
     return agent
 
 
-class _TracedRun:
-    """An instrumented agent's `run`: an `invoke_agent NAME` span around the agent's own."""
+@dataclass(frozen=True, slots=True)
+class _Tracing:
+    """What an instrumented agent traces with."""
 
-    def __init__(self, agent: Agent, tracer: Tracer, tools: ToolSpans) -> None:
-        self._agent = agent
-        self._inner = agent.run  # the method, bound before the instance's `run` shadows it
-        self._tracer = tracer
-        self._tools = tools
+    provider: Any
+    tracer: Tracer
+    tools: ToolSpans
 
-    async def __call__(self, thread: Thread, *, save: Save | None = None) -> Thread:
+
+class _TracedAgent(Agent):
+    """An instrumented agent: its `run` is an `invoke_agent NAME` span around the agent's own."""
+
+    tracing: _Tracing
+
+    async def run(self, thread: Thread, *, save: Save | None = None) -> Thread:
+        """The agent's own `run`, inside an `invoke_agent` span (see `Agent.run`)."""
+        tracing = self.tracing
         parent = thread_parent(thread.id)
         # Inside the caller's span (parent None), that span is the parent and the thread's trace is linked.
         links = [Link(thread_span_context(thread.id))] if parent is None else []
         attributes = {
             "gen_ai.operation.name": "invoke_agent",
-            "gen_ai.agent.name": self._agent.name,
+            "gen_ai.agent.name": self.name,
             "threadloom.thread.id": thread.id,
             "threadloom.thread.events": len(thread),
         }
-        span_name = f"invoke_agent {self._agent.name}"
+        # Tools given to the agent after `instrument` run wrapped too: in a copy of it, for this run only.
+        runner = self
+        wrapped = tracing.tools.wrap(self.tools, self.prefetch)
+        if wrapped is not None:
+            runner = copy.copy(self)
+            runner.tools, runner.prefetch = wrapped
         with (
-            self._tracer.start_as_current_span(span_name, context=parent, links=links, attributes=attributes) as span,
-            self._tools.running(),
+            tracing.tracer.start_as_current_span(
+                f"invoke_agent {self.name}", context=parent, links=links, attributes=attributes
+            ) as span,
+            tracing.tools.running(),
         ):
-            _human_waits(self._tracer, thread)
-            done = await self._inner(thread, save=save)
+            _human_waits(tracing.tracer, thread)
+            done = await super(_TracedAgent, runner).run(thread, save=save)
             usage = _usage(done.events[len(thread) :])
             span.set_attribute("threadloom.thread.status", done.status)
             span.set_attribute("gen_ai.usage.input_tokens", usage[0])

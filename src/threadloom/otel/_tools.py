@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Awaitable, Callable, Generator
+from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from contextvars import ContextVar
 from dataclasses import replace
@@ -88,9 +88,19 @@ class ToolSpans:
                 span.set_status(StatusCode.ERROR, "the run stopped before the tool's outcome was recorded")
                 span.end()
 
+    def wrap(
+        self, tools: Mapping[str, Tool], prefetch: Sequence[Tool]
+    ) -> tuple[dict[str, Tool], tuple[Tool, ...]] | None:
+        """`tools` and `prefetch`, each run inside its call's span; None when they all are already."""
+        if all(getattr(t.function, _MARK, None) is self for t in (*tools.values(), *prefetch)):
+            return None
+        return {name: self.traced(item) for name, item in tools.items()}, tuple(self.traced(t) for t in prefetch)
+
     def traced(self, tool: Tool) -> Tool:
         """`tool` with its function run inside its call's span (the tool's own fields and class kept)."""
         function = tool.function
+        if getattr(function, _MARK, None) is self:
+            return tool
         if inspect.iscoroutinefunction(function):
             run = cast("Callable[..., Awaitable[Any]]", function)
 
@@ -99,15 +109,17 @@ class ToolSpans:
                 with self._current(tool):
                     return await run(*args, **kwargs)
 
-            return replace(tool, function=in_span_async)
+            wrapped: Callable[..., Any] = in_span_async
+        else:
+            # A sync tool runs in a worker thread, with a copy of the context: the span is made current there.
+            @functools.wraps(function)
+            def in_span(*args: Any, **kwargs: Any) -> Any:
+                with self._current(tool):
+                    return function(*args, **kwargs)
 
-        # A sync tool runs in a worker thread, with a copy of the context: the span is made current there.
-        @functools.wraps(function)
-        def in_span(*args: Any, **kwargs: Any) -> Any:
-            with self._current(tool):
-                return function(*args, **kwargs)
-
-        return replace(tool, function=in_span)
+            wrapped = in_span
+        setattr(wrapped, _MARK, self)  # a name in a constant: found again with getattr
+        return replace(tool, function=wrapped)
 
     def _open(self) -> dict[str, Span]:
         running = _RUNNING.get()
@@ -136,3 +148,6 @@ class ToolSpans:
         if rerun:
             attributes["threadloom.tool.rerun"] = True
         return self._tracer.start_span(f"execute_tool {intent}", kind=SpanKind.INTERNAL, attributes=attributes)
+
+
+_MARK = "_threadloom_tool_spans"  # on a wrapped function: the `ToolSpans` that wrapped it
