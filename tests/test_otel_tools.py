@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import dataclasses
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -16,6 +17,7 @@ from opentelemetry.trace import StatusCode
 from pydantic import SecretStr
 
 from threadloom import Agent, Thread, Tool, tool
+from threadloom.loop import run as run_loop
 from threadloom.models import ScriptedModel
 from threadloom.otel import instrument
 
@@ -235,3 +237,63 @@ def test_a_copy_of_an_instrumented_agent_runs_its_own_tools_in_their_spans() -> 
     [get_span] = named(spans, "GET twin")
     assert parent_of(get_span) == span_id(tool_spans(spans)[0])
     assert parent_of(tool_spans(spans)[0]) == span_id(named(spans, "invoke_agent ops")[0])
+
+
+async def test_a_sync_tool_still_running_after_its_run_was_cancelled_keeps_its_span_open_until_it_returns() -> None:
+    provider, exporter = provided()
+    block, started = threading.Event(), threading.Event()
+    fetch = fetching(provider, "late", block=block)
+    function = fetch.function
+
+    def signalling(url: str) -> str:
+        started.set()
+        return function(url)
+
+    fetch = dataclasses.replace(fetch, function=signalling)
+    agent = instrument(Agent(name="ops", model=ScriptedModel([FETCH, DONE]), tools=[fetch]), tracer_provider=provider)
+    running = asyncio.create_task(agent.run(Thread.start("user_input", {"text": "go"})))
+    await asyncio.to_thread(started.wait, 5)
+    running.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await running
+    block.set()  # Python cannot stop the thread: the tool goes on and makes its GET span now
+    for _ in range(500):
+        finished = exporter.get_finished_spans()
+        if named(finished, "GET late") and named(finished, "execute_tool fetch"):
+            break
+        await asyncio.sleep(0.01)
+    spans = exporter.get_finished_spans()
+    [get_span] = named(spans, "GET late")
+    [tool_span] = tool_spans(spans)
+    assert parent_of(get_span) == span_id(tool_span)
+    assert (tool_span.attributes or {})["threadloom.tool.outcome"] == "interrupted"
+    # Before: the tool's span ended with the run, and the GET it made later hung under an ended span.
+    assert tool_span.end_time is not None and get_span.end_time is not None
+    assert tool_span.end_time >= get_span.end_time
+
+
+async def test_a_loop_driven_with_the_hook_alone_ends_a_stopped_calls_span_when_its_thread_goes_on() -> None:
+    provider, exporter = provided()
+    agent = instrument(
+        Agent(name="ops", model=ScriptedModel([FETCH, FETCH, DONE]), tools=[fetching(provider, "x")]),
+        tracer_provider=provider,
+    )
+    start = Thread.start("user_input", {"text": "go"})
+    saved: list[Thread] = []
+
+    async def failing(thread: Thread) -> Thread:
+        saved.append(thread)
+        if len(saved) == 1:
+            raise ConnectionError("the store went away")  # the call and its start, not saved
+        return thread
+
+    with pytest.raises(ConnectionError):
+        await run_loop(start, agent.step, tools=agent.tools, after_step=agent.after_step, save=failing)
+    assert tool_spans(exporter.get_finished_spans()) == []  # open: the call may still have an outcome
+    # The thread goes on from before the call (its last save), with a new call: the old one is stale.
+    done = await run_loop(start, agent.step, tools=agent.tools, after_step=agent.after_step, save=failing)
+    assert done.status == "done"
+    first, second = tool_spans(exporter.get_finished_spans())
+    # Before: the first call's span stayed open in the agent for good, never exported.
+    assert (first.attributes or {})["threadloom.tool.outcome"] == "interrupted"
+    assert (second.attributes or {})["threadloom.tool.outcome"] == "ok"
