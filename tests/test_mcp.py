@@ -393,6 +393,23 @@ async def test_a_call_carries_its_idempotency_key_to_the_server() -> None:
     assert response["result"] == call.id  # the loop's key for the call: the same on every retry
 
 
+async def test_a_result_over_the_servers_limit_is_an_error_the_model_reads() -> None:
+    # Before: an MCP server (third-party input) could put a result of any size into the thread.
+    async with MCPServer(Client(echo_server({"label": {"properties": {"note": {"type": "string"}}}}))) as server:
+        tools = await mcp_tools(server, default_policy="auto", max_result_chars=20)
+        assert tools[0].max_result_chars == 20
+        calls = ['{"intent": "label", "note": "short"}', '{"intent": "label", "note": "far too long a note"}', DONE]
+        thread = await Agent(name="a", model=ScriptedModel(calls), tools=tools).run(
+            Thread.start("user_input", {"text": "x"})
+        )
+        assert (await mcp_tools(server))[0].max_result_chars == 100_000  # the default
+        with pytest.raises(UserError, match="^mcp_tools: max_result_chars must be a positive number"):
+            await mcp_tools(server, max_result_chars=0)
+    assert [r["result"] for r in events(thread, "tool_response")] == [{"note": "short"}]  # 16 characters
+    [error] = events(thread, "error")
+    assert error["error_type"] == "ResultTooLarge" and "is 30 characters, over its limit of 20" in error["message"]
+
+
 async def test_refused_calls_and_silent_failures_are_tool_errors() -> None:
     async with MCPServer(Client(echo_server({"refuse": {}, "fail": {}}))) as server:
         refuse, fail = await mcp_tools(server)

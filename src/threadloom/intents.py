@@ -34,6 +34,7 @@ from pydantic import (
 from pydantic.errors import PydanticInvalidForJsonSchema
 from pydantic.fields import FieldInfo
 
+from ._result_limit import DEFAULT_MAX_RESULT_CHARS, check_limit
 from .exceptions import UserError
 
 __all__ = [
@@ -167,6 +168,11 @@ class Tool:
     secret_fields: frozenset[str] = field(default_factory=frozenset[str])
     """Keys whose values are `SecretStr`/`SecretBytes` (an argument's name, or a field of a model
     argument): redacted wherever the thread is rendered."""
+    max_result_chars: int | None = DEFAULT_MAX_RESULT_CHARS
+    """The longest result stored, as JSON text; a longer one is an error the model reads. None: no limit."""
+
+    def __post_init__(self) -> None:
+        check_limit(f"tool {self.name!r}", self.max_result_chars)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Call the wrapped function directly (tests, scripts)."""
@@ -217,7 +223,11 @@ def idempotency_key() -> str | None:
 def tool(function: ToolFunction, /) -> Tool: ...
 @overload
 def tool(
-    *, policy: Policy = "auto", name: str | None = None, idempotent: bool = False
+    *,
+    policy: Policy = "auto",
+    name: str | None = None,
+    idempotent: bool = False,
+    max_result_chars: int | None = DEFAULT_MAX_RESULT_CHARS,
 ) -> Callable[[ToolFunction], Tool]: ...
 def tool(
     function: ToolFunction | None = None,
@@ -226,6 +236,7 @@ def tool(
     policy: Policy = "auto",
     name: str | None = None,
     idempotent: bool = False,
+    max_result_chars: int | None = DEFAULT_MAX_RESULT_CHARS,
 ) -> Tool | Callable[[ToolFunction], Tool]:
     """Make a typed function a tool the model can choose.
 
@@ -253,21 +264,25 @@ def tool(
         policy: `"auto"` runs it and continues; `"approval"` stops before it runs until approved.
         name: The intent name, if not the function's name.
         idempotent: Running it twice with the same arguments does no harm.
+        max_result_chars: The longest result stored, as JSON text (100,000 by default: about 25,000
+            tokens); a longer one is an error the model reads. None stores any size.
 
     Returns:
         A `Tool`, or a decorator that makes one.
 
     Raises:
-        UserError: The function has untyped or variadic parameters, or a bad name or policy.
+        UserError: The function has untyped or variadic parameters, or a bad name, policy or limit.
     """
 
     def build(fn: ToolFunction) -> Tool:
-        return _build_tool(fn, policy=policy, name=name, idempotent=idempotent)
+        return _build_tool(fn, policy=policy, name=name, idempotent=idempotent, max_result_chars=max_result_chars)
 
     return build(function) if function is not None else build
 
 
-def _build_tool(fn: ToolFunction, *, policy: Policy, name: str | None, idempotent: bool) -> Tool:
+def _build_tool(
+    fn: ToolFunction, *, policy: Policy, name: str | None, idempotent: bool, max_result_chars: int | None
+) -> Tool:
     if not callable(fn):
         raise UserError(f"@tool decorates a function, got {type(fn).__name__}")
     tool_name = name or getattr(fn, "__name__", "")
@@ -304,6 +319,7 @@ def _build_tool(fn: ToolFunction, *, policy: Policy, name: str | None, idempoten
         policy=policy,
         idempotent=idempotent,
         secret_fields=frozenset(secrets),
+        max_result_chars=max_result_chars,
     )
 
 

@@ -22,6 +22,7 @@ from pydantic import JsonValue, ValidationError
 from pydantic_core import PydanticSerializationError, to_jsonable_python
 
 from ._call_redaction import CallRedaction
+from ._result_limit import too_large
 from .context import DEFAULT_SECRET_PATTERN, redact
 from .events import Event
 from .exceptions import ModelError, OverTokenBudget, ToolRetry, UserError
@@ -244,17 +245,26 @@ async def _execute(r: _Run, thread: Thread, call: RunnableCall) -> Thread:
         except Exception as exc:  # the tool is user code: any failure becomes context (factor 9)
             error = _tool_error(call, type(exc).__name__, format_error(exc, secrets=secrets()))
         else:
-            try:
-                response = Event(TOOL_RESPONSE, {"call_id": call.call.id, "intent": call.intent, "result": result})
-            except UserError:  # e.g. a lone surrogate: no store could hold it, so it never enters
-                error = _tool_error(call, "ResultNotStorable", r.redaction.not_storable(result, tool, secrets()))
-            else:
+            response = _response(r, call, tool, result, secrets)
+            if response.type == TOOL_RESPONSE:
                 return await _record(r, thread, response)
+            error = response
     thread = await _record(r, thread, error)
     failures = thread.consecutive_errors.get(call.intent, 0)
     if failures >= r.limits.max_consecutive_errors:
         thread = await _record(r, thread, _escalation(thread, call.intent, failures))
     return thread
+
+
+def _response(r: _Run, call: RunnableCall, tool: Tool, result: JsonValue, secrets: Callable[[], set[str]]) -> Event:
+    """The call's `tool_response`, or the error that keeps out a result no thread should hold."""
+    # Measured first: a huge result is refused before the event's check walks all of it.
+    if message := too_large(tool.name, result, tool.max_result_chars):
+        return _tool_error(call, "ResultTooLarge", message)
+    try:
+        return Event(TOOL_RESPONSE, {"call_id": call.call.id, "intent": call.intent, "result": result})
+    except UserError:  # e.g. a lone surrogate: no store could hold it, so it never enters
+        return _tool_error(call, "ResultNotStorable", r.redaction.not_storable(result, tool, secrets()))
 
 
 def _outcome_unknown(call: RunnableCall, shown: JsonValue) -> Event:

@@ -21,6 +21,7 @@ from pydantic import (
     model_serializer,
 )
 
+from .._result_limit import DEFAULT_MAX_RESULT_CHARS, check_limit
 from ..exceptions import UserError
 from ..intents import Intent, Policy, Tool, calling, idempotency_key
 from ._nulls import keep_given_nulls
@@ -101,6 +102,7 @@ async def mcp_tools(
     default_policy: Policy | None = None,
     prefix: str | None = None,
     include: Collection[str] | None = None,
+    max_result_chars: int | None = DEFAULT_MAX_RESULT_CHARS,
 ) -> list[MCPTool]:
     """List a connected server's tools (every page) and make each a threadloom tool.
 
@@ -120,12 +122,15 @@ async def mcp_tools(
             the tools of two servers apart.
         include: Only these tools (MCP or intent names); by default, all of them. A small agent
             with a few tools chooses better than one with fifty (factor 10).
+        max_result_chars: The longest result of each tool stored, as JSON text; a longer one is an
+            error the model reads (see `@tool`). A server's results are third-party input: keep a
+            limit. None stores any size.
 
     Returns:
         The tools, in the server's order, ready for `Agent(tools=...)`.
 
     Raises:
-        UserError: A bad policy or prefix, a name in `policies` or `include` the server does not
+        UserError: A bad policy, prefix or limit, a name in `policies` or `include` the server does not
             have, or two tools whose intent names collide.
         MCPConnectionError: The server did not answer.
     """
@@ -134,6 +139,7 @@ async def mcp_tools(
     for policy in (*(policies or {}).values(), *([default_policy] if default_policy else [])):
         if policy not in _POLICIES:
             raise UserError(f"policy must be one of {', '.join(map(repr, _POLICIES))}, got {policy!r}")
+    check_limit("mcp_tools", max_result_chars)
     definitions = await server.list_tools()
     names = {d.name: tool_name(d.name, prefix) for d in definitions}
     known = set(names) | set(names.values())
@@ -154,7 +160,7 @@ async def mcp_tools(
             )
         seen[name] = definition.name
         chosen = (policies or {}).get(definition.name) or (policies or {}).get(name) or default_policy
-        tools.append(build_tool(server, definition, name, chosen))
+        tools.append(build_tool(server, definition, name, chosen, max_result_chars=max_result_chars))
     return tools
 
 
@@ -178,7 +184,14 @@ def tool_name(mcp_name: str, prefix: str | None = None) -> str:
     return name if name[:1].isalpha() else f"tool_{name}".rstrip("_")
 
 
-def build_tool(server: MCPServer, definition: MCPToolDefinition, name: str, policy: Policy | None) -> MCPTool:
+def build_tool(
+    server: MCPServer,
+    definition: MCPToolDefinition,
+    name: str,
+    policy: Policy | None,
+    *,
+    max_result_chars: int | None = DEFAULT_MAX_RESULT_CHARS,
+) -> MCPTool:
     """One listed tool as a threadloom tool named `name`; `mcp_tools` builds each with it."""
     hints = definition.annotations
     read_only = bool(hints and hints.read_only_hint)
@@ -212,6 +225,7 @@ def build_tool(server: MCPServer, definition: MCPToolDefinition, name: str, poli
         # Redacted wherever the thread is rendered, like a `SecretStr` argument of a `@tool`; a
         # property renamed for the intent (`intent` -> `intent_`) is recorded under its field name.
         secret_fields=secrets | {field_name for field_name, prop in renames.items() if prop in secrets},
+        max_result_chars=max_result_chars,
         server=server,
         mcp_name=definition.name,
         definition=definition,
