@@ -108,6 +108,11 @@ JUDGED_DIFFERENTLY = """Rows we judge differently from the reference (run with `
   fields (`""`, `0`, `[]`) or drop invalid items, and BAML turns an answer that names no option
   into `null`. threadloom raises `ParseError` instead: a made-up required value would run a tool
   with arguments nobody chose, while the error goes back to the model, which then answers again.
+- *An optional field left out stays out* (5 BAML rows: `optional_foo`, `multi_fielded_foo`,
+  `skip_field`, `localization2`, `union3`). BAML writes `null` for a missing optional field that
+  may be null and has no default; threadloom leaves it missing, as JSON Schema reads it (not given
+  is not null), so a tool can tell "left out" from "cleared": an MCP tool sends a null only when
+  the model wrote one. A required field that may be null, left out, is still read as null.
 - *Streaming and logging rows.* json_repair's `stream_stable` and `logging` rows pin the repair of
   half-written text and the shape of its log; threadloom parses finished answers and has no log.
 - *Unquoted multi-line values and unescaped inner quotes* (BAML's `class_2`, `bad_inner_json`,
