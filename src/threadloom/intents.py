@@ -190,10 +190,13 @@ class Tool:
         """
         validated = self.arguments.model_validate(dict(arguments))
         kwargs = {name: getattr(validated, name) for name in type(validated).model_fields}
-        with calling(key):
+        token = _CURRENT_KEY.set(key)  # as `calling` does; inline, since every tool call pays it
+        try:
             if inspect.iscoroutinefunction(self.function):
                 return await cast(Callable[..., Awaitable[Any]], self.function)(**kwargs)
             return await asyncio.to_thread(self.function, **kwargs)  # copies the context, key included
+        finally:
+            _CURRENT_KEY.reset(token)
 
 
 @contextmanager
