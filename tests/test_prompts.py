@@ -52,6 +52,7 @@ def test_a_boolean_schema_is_any_or_never_and_a_bare_dict_argument_runs() -> Non
     assert schema_to_text({"type": "object", "additionalProperties": True}) == "{string: any}"
     assert schema_to_text({"type": "array", "items": False}) == "[never, ...]"
     assert schema_to_text({"anyOf": [True, {"type": "null"}]}) == "any | null"
+    assert schema_to_text({"type": "object", "properties": {"x": False}}) == '{"x"?: never}'
 
     @tool
     def put(config: dict[str, Any], labels: dict[str, list[Any]] | None = None) -> str:

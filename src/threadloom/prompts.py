@@ -176,7 +176,9 @@ def _object_to_text(
             continue
         optional = "" if key in required else "?"
         text = f'"{key}"{optional}: {_type_text(sub, defs, expanding)}'
-        if sub.get("description") and intent:
-            text += f" /* {_plain(sub['description'])} */"
+        # A boolean schema (`false`) has no description.
+        described: object = cast("Mapping[str, Any]", sub).get("description") if isinstance(sub, Mapping) else None
+        if described and intent:
+            text += f" /* {_plain(str(described))} */"
         parts.append(text)
     return "{" + ", ".join(parts) + "}"
