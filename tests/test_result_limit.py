@@ -39,8 +39,9 @@ async def test_a_huge_result_is_an_error_the_model_reads_and_never_enters_the_th
     [error] = errors(thread)
     assert error["error_type"] == "ResultTooLarge" and error["intent"] == "fetch"
     assert error["message"] == (
-        "the result of `fetch` is 20,000,002 characters, over its limit of 100,000: "
-        "ask for less (a page, a summary), or raise the tool's max_result_chars"
+        "`fetch` ran, but its result is 20,000,002 characters, over its limit of 100,000, and was not kept: "
+        "do not run it again for the same; ask for less (a page, a summary) if it only reads "
+        "(its developer can raise max_result_chars)"
     )
     assert len(thread.to_json()) < 10_000  # nothing of the result is kept
     seen = "".join(m.content for m in model.requests[-1].messages)

@@ -45,13 +45,17 @@ def oversize(result: JsonValue, limit: int | None) -> int | None:
 
 
 def too_large(tool_name: str, result: JsonValue, limit: int | None) -> str | None:
-    """The error the model reads when `result` is over `limit` (what to do instead), else None."""
+    """The error the model reads when `result` is over `limit` (what to do instead), else None.
+
+    The tool has run: the message says so, lest a call that changed something be made again.
+    """
     size = oversize(result, limit)
     if size is None:
         return None
     return (
-        f"the result of `{tool_name}` is {size:,} characters, over its limit of {limit:,}: "
-        "ask for less (a page, a summary), or raise the tool's max_result_chars"
+        f"`{tool_name}` ran, but its result is {size:,} characters, over its limit of {limit:,}, and was not kept: "
+        "do not run it again for the same; ask for less (a page, a summary) if it only reads "
+        "(its developer can raise max_result_chars)"
     )
 
 
