@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
 from pydantic import JsonValue
 
-from threadloom import Event, Thread
+from threadloom import Event, Thread, UserError
 from threadloom._thread_redaction import ThreadRedaction
 from threadloom.context import DEFAULT_SECRET_PATTERN
 
@@ -75,6 +76,26 @@ def test_kept_restores_a_hidden_value_sent_back_inside_an_edited_object_or_list(
     assert redaction.kept(arguments, {"config": shown}) == {}  # all of it as read: no edit
     fresh: dict[str, JsonValue] = {"config": {"api_key": "sk-new-key-789", "region": "eu"}}
     assert redaction.kept(arguments, fresh) == fresh  # a new value, and a field left out, as sent
+
+
+def test_kept_refuses_a_changed_list_that_sends_a_hidden_value_back_masked() -> None:
+    redaction = ThreadRedaction.found_in(_thread().events, DEFAULT_SECRET_PATTERN)
+    accounts: list[JsonValue] = [
+        {"host": "a.com", "api_key": "key-of-a-123"},
+        {"host": "b.com", "api_key": "key-of-b-456"},
+    ]
+    arguments: dict[str, JsonValue] = {"accounts": accounts}
+    as_read = redaction.apply(arguments)
+    assert isinstance(as_read, dict) and isinstance(shown := as_read["accounts"], list)
+    assert redaction.kept(arguments, {"accounts": shown}) == {}  # as read: the stored list
+    # Reordered, shortened or grown, a masked key would go with another host, or reach the tool as the mask.
+    extra: JsonValue = {"host": "c.com", "api_key": "key-of-c-789"}
+    changes: list[list[JsonValue]] = [shown[::-1], shown[1:], [*shown, extra]]
+    for changed in changes:
+        with pytest.raises(UserError, match="'accounts' is a list that holds a hidden value"):
+            redaction.kept(arguments, {"accounts": changed})
+    whole: list[JsonValue] = [{"host": "b.com", "api_key": "key-of-b-456"}]
+    assert redaction.kept(arguments, {"accounts": whole}) == {"accounts": whole}  # every value given
 
 
 def test_one_redactor_serves_a_redaction_and_those_it_grows_into() -> None:

@@ -16,6 +16,7 @@ from pydantic import JsonValue
 
 from ._redact import REDACTED, Redactor, redact_with
 from .events import Event
+from .exceptions import UserError
 from .state import model_record
 from .thread import Thread
 
@@ -90,8 +91,13 @@ class ThreadRedaction:
             return stored
         if isinstance(stored, dict) and isinstance(sent, dict):
             return {k: self._restored(k, stored[k], v) if k in stored else v for k, v in sent.items()}
-        if isinstance(stored, list) and isinstance(sent, list) and len(stored) == len(sent):
-            return [self._restored(key, a, b) for a, b in zip(stored, sent, strict=True)]
+        if isinstance(stored, list) and _holds_mask(sent):
+            # By position, a hidden value would follow whatever item now stands there (items reordered,
+            # one added or taken out): the secret would go with another item, or the mask to the tool.
+            raise UserError(
+                f"edits: {key!r} is a list that holds a hidden value, changed and sent back with "
+                f"{REDACTED}; send it as it was read, or whole with every value"
+            )
         return sent
 
     def event_data(self, event: Event) -> JsonValue:
@@ -111,3 +117,14 @@ class ThreadRedaction:
         events = [Event(e.type, self.event_data(e), id=e.id, at=e.at) for e in thread.events]
         metadata = self.apply(dict(thread.metadata))
         return Thread(events, thread_id=thread.id, metadata=metadata if isinstance(metadata, dict) else {})
+
+
+def _holds_mask(value: JsonValue) -> bool:
+    """Whether `value` shows `[REDACTED]` anywhere (as a view writes a hidden value or part of one)."""
+    if isinstance(value, str):
+        return REDACTED in value
+    if isinstance(value, dict):
+        return any(_holds_mask(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_holds_mask(v) for v in value)
+    return False
