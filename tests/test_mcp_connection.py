@@ -91,7 +91,24 @@ def test_the_name_keeps_the_script_or_package() -> None:
 @pytest.mark.parametrize("flag", ["-t", "-k", "-a"])
 def test_a_short_flag_s_value_is_not_named_when_no_script_follows(flag: str) -> None:
     assert MCPServer.stdio("/usr/local/bin/mcp-server-jira", [flag, "s3cr3t"]).name == "mcp-server-jira"
-    assert MCPServer.stdio("docker", ["run", "-i", "--rm", flag, "s3cr3t", "mcp/jira"]).name == "docker run"
+    assert MCPServer.stdio("docker", ["run", "-i", "--rm", flag, "s3cr3t", "mcp/jira"]).name == "docker"
+
+
+@pytest.mark.parametrize(
+    ("command", "args", "name"),
+    [
+        ("npx", ["--registry", "https://ada:s3cr3t@registry.example", "server-github"], "npx server-github"),
+        ("npx", ["-e", "s3cr3t", "server-github"], "npx server-github"),
+        ("npx", ["-e", "s3cr3t"], "npx"),
+        ("mcp-server", ["--pat", "s3cr3t"], "mcp-server"),
+        ("mcp-server", ["--github-pat", "s3cr3t"], "mcp-server"),
+        ("srv", ["s3cr3t"], "srv"),
+        ("uvx", ["mcp-server-fetch", "--user-agent", "s3cr3t"], "uvx mcp-server-fetch"),
+        ("npx", ["-y", "@modelcontextprotocol/server-github@1.2.0"], "npx server-github@1.2.0"),
+    ],
+)
+def test_no_word_but_a_script_or_a_package_is_named(command: str, args: list[str], name: str) -> None:
+    assert MCPServer.stdio(command, args).name == name
 
 
 def exited(pid: int) -> bool:

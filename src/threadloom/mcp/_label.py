@@ -6,6 +6,7 @@ credentials and query strings.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -15,7 +16,11 @@ from ..context import DEFAULT_SECRET_PATTERN
 __all__ = ["http_label", "stdio_label"]
 
 _SCRIPTS = (".py", ".js", ".ts", ".mjs", ".cjs")
-_PACKAGE_RUNNERS = ("npx", "uvx", "bunx")  # the first argument that is no option is the package they run
+_PACKAGE_RUNNERS = ("npx", "uvx", "bunx")  # they run a package named among their arguments
+# A package's or module's name (`@scope/name@1.2`, `mcp-server-git`, `mcp_server_fetch`): no URL, path or `:`.
+_PACKAGE = re.compile(r"(@[a-z0-9][\w.-]*/)?[a-z0-9][\w.-]*(@[\w.^~-]+)?", re.IGNORECASE)
+_FLAGS = frozenset({"-y", "--yes", "-q", "--quiet", "--no-install", "--offline", "--isolated", "--no-cache"})
+"""The runners' options that take no value: the word after one is no option's value."""
 
 
 def stdio_label(command: str, args: Sequence[str]) -> str:
@@ -31,23 +36,27 @@ def http_label(url: str) -> str:
 
 
 def _script(program: str, args: Sequence[str]) -> str | None:
-    """The script or package in a command's arguments; never an option's value.
+    """The script or package in a command's arguments; never an option's value, nor any other word.
 
-    A script (`server.py`, `build/index.js`), the package after `npx`/`uvx`/`pipx run`, or the
-    module after `python -m` is taken wherever it stands. Without one, the first argument that no
-    option may own: a short flag's argument (`-k s3cr3t`) may be its value, a secret-named long
-    option's (`--token s3cr3t`) is.
+    A script (`server.py`, `build/index.js`) is taken wherever it stands, and so is the module
+    after `python -m`. After `npx`, `uvx`, `bunx` or `pipx run`, the package: the first argument
+    shaped like a package's name that no option may own (one after `-e` or `--registry` may be its
+    value; one after `-y` is not). Nothing else is named: a word that is no script may be a key.
     """
     runner = program.lower().removesuffix(".exe").removesuffix(".cmd")
     found = list(_arguments(args))
     if runner == "pipx" and found[:1] == [("run", None)]:
         runner, found = "npx", found[1:]  # `pipx run PACKAGE` runs a package as npx does
-    for index, (arg, option) in enumerate(found):
-        named = Path(arg).suffix in _SCRIPTS or (index == 0 and runner in _PACKAGE_RUNNERS)
-        if named or (option == "-m" and runner.startswith("python")):
+    for arg, option in found:
+        if Path(arg).suffix in _SCRIPTS:
             return Path(arg).name or None
-    unowned = (arg for arg, option in found if option is None or option.startswith("--"))
-    return next((Path(arg).name or None for arg in unowned), None)
+        if option == "-m" and runner.startswith("python") and _PACKAGE.fullmatch(arg):
+            return arg
+    if runner in _PACKAGE_RUNNERS:
+        for arg, option in found:
+            if (option is None or option in _FLAGS) and _PACKAGE.fullmatch(arg):
+                return arg.rsplit("/", 1)[-1]  # `@scope/server-github` is named `server-github`
+    return None
 
 
 def _arguments(args: Sequence[str]) -> Iterator[tuple[str, str | None]]:
