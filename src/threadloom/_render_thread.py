@@ -76,6 +76,7 @@ class Pipeline:
         add_shown, add_part = rendering.shown.append, rendering.parts.append
         parts, show_bookkeeping = self.parts, self.show_bookkeeping
         text_format = None if self.format == "messages" else cast(TextFormat, self.format)
+        left_out: dict[str, bool] = {}  # per type, whether its events are left out as bookkeeping
         for event in itertools.islice(rendering.items, rendering.done, size):
             type_, data = event.type, event.data
             if resolver is not None and type_ in resolver.watched:
@@ -92,7 +93,9 @@ class Pipeline:
             shown = event if data is event.data else restored_event(type_, data, event.id, event.at)
             add_shown(shown)
             # `part`, inlined: a cold render (a resumed thread of thousands of events) pays it per event.
-            if not parts or (not show_bookkeeping and is_bookkeeping(type_)):
+            if (hide := left_out.get(type_)) is None:
+                hide = left_out[type_] = not parts or (not show_bookkeeping and is_bookkeeping(type_))
+            if hide:
                 add_part(None)
             elif text_format is None:
                 add_part(event_messages(shown))
