@@ -383,6 +383,21 @@ async def test_an_explicit_null_reaches_the_server_and_a_property_left_out_does_
     assert [r["result"] for r in events(thread, "tool_response")] == [{"note": None}, {"tag": "t"}]
 
 
+async def test_an_intent_property_left_out_is_not_sent_as_the_tools_name() -> None:
+    # Before: the parser's loose key matching took the envelope's `intent` for `intent_`, so the
+    # server got intent="label" though the model wrote no such property.
+    schema = {"properties": {"intent": {"type": "string"}, "tag": {"type": "string"}}}
+    async with MCPServer(Client(echo_server({"label": schema}))) as server:
+        tools = await mcp_tools(server, default_policy="auto")
+        calls = ['{"intent": "label", "tag": "t"}', '{"intent": "label", "intent_": "x"}', DONE]
+        thread = await Agent(name="a", model=ScriptedModel(calls), tools=tools).run(
+            Thread.start("user_input", {"text": "x"})
+        )
+        assert await tools[0](tag="t") == {"tag": "t"}  # called directly, the same
+    assert [c["arguments"] for c in events(thread, "tool_call")] == [{"tag": "t"}, {"intent_": "x"}]
+    assert [r["result"] for r in events(thread, "tool_response")] == [{"tag": "t"}, {"intent": "x"}]
+
+
 async def test_a_call_carries_its_idempotency_key_to_the_server() -> None:
     async with MCPServer(Client(echo_server({"key": {}}))) as server:
         tools = await mcp_tools(server, default_policy="auto")

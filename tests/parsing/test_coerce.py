@@ -117,3 +117,23 @@ def test_a_missing_field_is_filled_only_where_the_schema_says_what_it_means() ->
     }
     assert coerce({}, schema, {}) == {"must": None, "limit": 3}
     assert coerce({"may": None}, schema, {}) == {"may": None, "must": None, "limit": 3}
+
+
+def test_a_key_that_names_a_property_exactly_is_that_property() -> None:
+    # Before: `intent_` (an MCP tool's renamed `intent` property) came first and took every key that
+    # folds to "intent", so the envelope's name was sent to the server as the property's value.
+    renamed: dict[str, Any] = {
+        "type": "object",
+        "properties": {"intent_": {"type": "string"}, "tag": {"type": "string"}, "intent": {"const": "label"}},
+    }
+    assert coerce({"intent": "label", "tag": "t"}, renamed, {}) == {"intent": "label", "tag": "t"}
+    assert coerce({"intent": "label", "intent_": "x"}, renamed, {}) == {"intent": "label", "intent_": "x"}
+    both: dict[str, Any] = {
+        "type": "object",
+        "properties": {"page_size": {"type": "integer"}, "pageSize": {"type": "integer"}},
+    }
+    assert coerce({"pageSize": 2}, both, {}) == {"pageSize": 2}
+    assert coerce({"PAGE-SIZE": 2}, both, {}) == {"PAGE-SIZE": 2}  # either of two: kept as written, no guess
+    assert coerce({"Page-Size": 2}, {"type": "object", "properties": {"page_size": {"type": "integer"}}}, {}) == {
+        "page_size": 2
+    }

@@ -186,18 +186,23 @@ def _coerce_object(value: JsonValue, schema: Schema, defs: Schema, depth: int) -
     if not isinstance(value, dict):
         return value
     value = _unwrap_arguments(value, properties)
-    lookup: dict[str, str] = {}
+    shown: dict[str, str] = {}  # the name the model was shown -> the property
     shown_as_alias: set[str] = set()
     for name, sub in properties.items():
         alias = sub.get("x-alias") if isinstance(sub, Mapping) else None  # pyright: ignore[reportUnnecessaryIsInstance]
         # A property with an alias is known by its alias only: that is the name the model was shown.
         if isinstance(alias, str):
             shown_as_alias.add(name)
-        lookup.setdefault(_key(alias if isinstance(alias, str) else name), name)
+        shown[alias if isinstance(alias, str) else name] = name
+    loose: dict[str, str | None] = {}  # a loose spelling -> its one property, None where two share it
+    for written, name in shown.items():
+        loose[_key(written)] = name if _key(written) not in loose else None
     extra = schema.get("additionalProperties")
     out: dict[str, JsonValue] = {}
     for key, item in value.items():
-        name = lookup.get(_key(key), key)
+        # A shown name is its own property (`intent` is the envelope, never a renamed `intent_`);
+        # a loose spelling only where it names one property.
+        name = shown[key] if key in shown else loose.get(_key(key)) or key
         if (name == key and key in shown_as_alias) or (name in out and name != key):
             continue  # the real name where the alias was asked for, or a loose duplicate of an exact key
         sub = properties.get(name)
