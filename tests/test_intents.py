@@ -67,6 +67,17 @@ def test_invoke_validates_and_calls_sync_and_async_functions() -> None:
         asyncio.run(ping.invoke({}))
 
 
+def test_an_argument_named_self_can_be_given_to_a_direct_call() -> None:
+    # Before: `Tool.__call__`'s own `self` took the keyword, a TypeError ("multiple values").
+    @tool
+    def whoami(self: str, other: str = "") -> str:
+        """Say who."""
+        return self + other
+
+    assert whoami(self="me", other="!") == "me!" and whoami("me") == "me"
+    assert asyncio.run(whoami.invoke({"self": "me"})) == "me"
+
+
 def test_secret_arguments_are_found_anywhere_in_the_hint() -> None:
     @tool
     def login(user: str, password: SecretStr, tokens: list[SecretStr] | None = None) -> None:

@@ -398,6 +398,13 @@ async def test_an_intent_property_left_out_is_not_sent_as_the_tools_name() -> No
     assert [r["result"] for r in events(thread, "tool_response")] == [{"tag": "t"}, {"intent": "x"}]
 
 
+async def test_a_property_named_self_can_be_given_to_a_direct_call() -> None:
+    # Before: `Tool.__call__`'s own `self` took the keyword, a TypeError ("multiple values").
+    async with MCPServer(Client(echo_server({"who": {"properties": {"self": {"type": "string"}}}}))) as server:
+        [who] = await mcp_tools(server, default_policy="auto")
+        assert await who(self="me") == {"self": "me"}
+
+
 async def test_a_call_carries_its_idempotency_key_to_the_server() -> None:
     async with MCPServer(Client(echo_server({"key": {}}))) as server:
         tools = await mcp_tools(server, default_policy="auto")

@@ -174,8 +174,9 @@ class Tool:
     def __post_init__(self) -> None:
         check_limit(f"tool {self.name!r}", self.max_result_chars)
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+    def __call__(self, /, *args: Any, **kwargs: Any) -> Any:
         """Call the wrapped function directly (tests, scripts)."""
+        # `self` is positional-only, so a tool may take an argument named `self` (an MCP property can).
         return self.function(*args, **kwargs)
 
     async def invoke(self, arguments: Mapping[str, JsonValue], *, key: str | None = None) -> Any:
