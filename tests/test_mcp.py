@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import json
 import os
 import selectors
@@ -403,6 +405,45 @@ async def test_a_property_named_self_can_be_given_to_a_direct_call() -> None:
     async with MCPServer(Client(echo_server({"who": {"properties": {"self": {"type": "string"}}}}))) as server:
         [who] = await mcp_tools(server, default_policy="auto")
         assert await who(self="me") == {"self": "me"}
+
+
+def named_server(name: str) -> Server[Any]:
+    """A server with one tool, `where`, that answers with the server's name and the arguments."""
+
+    async def list_tools(
+        ctx: ServerRequestContext[Any], params: mt.PaginatedRequestParams | None
+    ) -> mt.ListToolsResult:
+        schema = {"type": "object", "properties": {"tag": {"type": "string"}}}
+        return mt.ListToolsResult(tools=[mt.Tool(name="where", input_schema=schema)])
+
+    async def call_tool(ctx: ServerRequestContext[Any], params: mt.CallToolRequestParams) -> mt.CallToolResult:
+        return mt.CallToolResult(content=[], structured_content={"server": name, **(params.arguments or {})})
+
+    return Server(name, on_list_tools=list_tools, on_call_tool=call_tool)
+
+
+async def test_a_tool_copied_onto_another_server_calls_that_server() -> None:
+    # Before: the tool's function closed over the tool it was built as, so a copy made with
+    # `dataclasses.replace(tool, server=b)` still sent every call to a.
+    async with MCPServer(Client(named_server("a"))) as a, MCPServer(Client(named_server("b"))) as b:
+        [where] = await mcp_tools(a, default_policy="auto")
+        moved = dataclasses.replace(where, server=b)
+        assert await moved(tag="t") == {"server": "b", "tag": "t"}
+        assert await moved.invoke({"tag": "t"}) == {"server": "b", "tag": "t"}
+        assert await where(tag="t") == {"server": "a", "tag": "t"}  # the original stays where it was
+        seen: list[dict[str, Any]] = []
+
+        @functools.wraps(where.function)
+        async def wrapped(*args: Any, **kwargs: Any) -> Any:  # a wrapper of the function, as tracing's
+            seen.append(kwargs)
+            return await where.function(*args, **kwargs)
+
+        traced = dataclasses.replace(dataclasses.replace(where, function=wrapped), server=b)
+        assert await traced.invoke({"tag": "t"}) == {"server": "b", "tag": "t"} and seen == [{"tag": "t"}]
+        thread = await Agent(name="x", model=ScriptedModel(['{"intent": "where"}', DONE]), tools=[moved]).run(
+            Thread.start("user_input", {"text": "x"})
+        )
+    assert [r["result"] for r in events(thread, "tool_response")] == [{"server": "b"}]
 
 
 async def test_a_call_carries_its_idempotency_key_to_the_server() -> None:

@@ -53,6 +53,10 @@ class MCPTool(Tool):
     Calling it (or the loop running it) validates the arguments, sends them under the server's
     own names and returns the result: the structured content if the server sent any, else the
     text. A failed call raises `MCPToolError`; a lost server raises `MCPConnectionError`.
+
+    A copy made with `dataclasses.replace` (`replace(tool, server=other)`) calls through its own
+    fields: its `server`, under its `mcp_name`. It passes itself to `function` first (the function
+    `mcp_tools` made sends by that tool's fields), so a wrapper of `function` passes every argument on.
     """
 
     _: KW_ONLY
@@ -71,7 +75,8 @@ class MCPTool(Tool):
 
         What was left out stays out (the server applies its own default); a null given for a
         property that allows null is sent. The call goes through `function`, as `Tool.invoke`'s
-        does, so a wrapper of it (tracing's span) is around the request.
+        does, so a wrapper of it (tracing's span) is around the request. The tool passes itself
+        first, so a copy sends by its own fields, though `function` was made for the original.
 
         Args:
             arguments: The call's arguments, as recorded in the thread.
@@ -83,7 +88,11 @@ class MCPTool(Tool):
             MCPConnectionError: The server went away or did not answer in time.
         """
         with calling(key):
-            return await self.function(**arguments)
+            return await self.function(self, **arguments)
+
+    def __call__(self, /, *args: Any, **kwargs: Any) -> Any:
+        """Call the tool directly (`await tool(limit=1)`): the keywords are the call's arguments."""
+        return self.function(self, *args, **kwargs)
 
     async def send(self, arguments: Mapping[str, Any], *, key: str | None) -> JsonValue:
         """Validate `arguments` and send them to the server, under its own names (what `function` does)."""
@@ -210,9 +219,13 @@ def build_tool(
 
     secrets = secret_properties(definition.input_schema)
 
-    async def call(**kwargs: Any) -> JsonValue:
-        """Called directly (`tool(limit=1)`) or by `invoke`: the keywords given are the call's arguments."""
-        return await tool.send(kwargs, key=idempotency_key())
+    async def call(caller: MCPTool | None = None, /, **kwargs: Any) -> JsonValue:
+        """The request, sent by `caller`'s fields; the keywords are the call's arguments.
+
+        The tool passes itself first (`tool(limit=1)`, `invoke`): it may be a copy of `tool` made with
+        `dataclasses.replace`, which this function was not made for. Called bare, it is `tool`'s.
+        """
+        return await (caller or tool).send(kwargs, key=idempotency_key())
 
     tool = MCPTool(
         function=call,
