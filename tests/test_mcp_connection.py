@@ -100,6 +100,8 @@ def test_a_short_flag_s_value_is_not_named_when_no_script_follows(flag: str) -> 
         ("npx", ["--registry", "https://ada:s3cr3t@registry.example", "server-github"], "npx server-github"),
         ("npx", ["-e", "s3cr3t", "server-github"], "npx server-github"),
         ("npx", ["-e", "s3cr3t"], "npx"),
+        ("npx", ["-t", "ada:s3cr3t@registry.example", "server-github"], "npx server-github"),
+        ("npx", ["-t", "ada@s3cr3t"], "npx"),  # shaped like `package@version`, but an option's value
         ("mcp-server", ["--pat", "s3cr3t"], "mcp-server"),
         ("mcp-server", ["--github-pat", "s3cr3t"], "mcp-server"),
         ("srv", ["s3cr3t"], "srv"),
