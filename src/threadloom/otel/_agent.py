@@ -8,8 +8,8 @@ span, the parent of the rest), by making it an instance of a traced subclass of 
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterable, Mapping
+from copy import copy, deepcopy
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -75,6 +75,12 @@ class TracedModel:
         close = getattr(self.inner, "aclose", None)
         if close is not None:
             await close()
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> TracedModel:
+        """A deep copy of the wrapped model, traced with the same tracer (whose provider's lock cannot be copied)."""
+        twin = copy(self)
+        twin.inner = deepcopy(self.inner, memo)
+        return twin
 
     def __getattr__(self, name: str) -> Any:
         """The wrapped model's other attributes (`settings`, `api`, ...), as they are."""
@@ -143,6 +149,10 @@ class _Tracing:
     tracer: Tracer
     tools: ToolSpans
 
+    def __deepcopy__(self, memo: dict[int, Any]) -> _Tracing:
+        """Itself: a deep copy of the agent traces to the same provider (whose lock cannot be copied)."""
+        return self
+
 
 class _TracedAgent(Agent):
     """An instrumented agent: its `run` is an `invoke_agent NAME` span around the agent's own."""
@@ -165,7 +175,7 @@ class _TracedAgent(Agent):
         runner = self
         wrapped = tracing.tools.wrap(self.tools, self.prefetch)
         if wrapped is not None:
-            runner = copy.copy(self)
+            runner = copy(self)
             runner.tools, runner.prefetch = wrapped
         with (
             tracing.tracer.start_as_current_span(

@@ -114,6 +114,10 @@ class ToolSpans:
                         del run.open[call_id]
                         span.end()
 
+    def __deepcopy__(self, memo: dict[int, Any]) -> ToolSpans:
+        """Itself: a deep copy of the agent keeps its tracer, and its tools' wrappers point here."""
+        return self
+
     def wrap(
         self, tools: Mapping[str, Tool], prefetch: Sequence[Tool]
     ) -> tuple[dict[str, Tool], tuple[Tool, ...]] | None:
