@@ -95,7 +95,7 @@ def instrument(agent: Agent, *, tracer_provider: Any = None) -> Agent:
     An agent instrumented already is returned as it is, unless `tracer_provider` names another
     provider than the first call's: its spans would still go to the first, so that is refused.
     Tools given to the agent later (or to a copy of it) run inside their spans too: each run wraps
-    the ones it was not given wrapped.
+    the ones it was not given wrapped. A model put into `agent.model` later is traced as it is set.
 
     Raises:
         UserError: `agent` is instrumented already, for another tracer provider.
@@ -128,7 +128,6 @@ def instrument(agent: Agent, *, tracer_provider: Any = None) -> Agent:
             )
         return agent
     tracer = trace.get_tracer(TRACER, tracer_provider=tracer_provider)
-    agent.model = TracedModel(agent.model, tracer_provider=tracer_provider)
     tools = ToolSpans(tracer, agent.after_step)
     agent.after_step = tools
     # Wrapped here too, for a loop of the user's own that runs `agent.tools` with this hook.
@@ -137,7 +136,10 @@ def instrument(agent: Agent, *, tracer_provider: Any = None) -> Agent:
     # Its class becomes a traced subclass of its own, so a Runtime or Worker driving it, and a copy, are traced too.
     base = type(agent)
     agent.__class__ = _TracedAgent if base is Agent else type(base.__name__, (_TracedAgent, base), {})
-    cast("_TracedAgent", agent).tracing = _Tracing(tracer_provider, tracer, tools)
+    traced = cast("_TracedAgent", agent)
+    traced.tracing = _Tracing(tracer_provider, tracer, tools)
+    # Put back through the traced class's `__setattr__`, which wraps it as it wraps a model set later.
+    traced.model = agent.model
     return agent
 
 
@@ -153,11 +155,25 @@ class _Tracing:
         """Itself: a deep copy of the agent traces to the same provider (whose lock cannot be copied)."""
         return self
 
+    def held(self, name: str, value: Any) -> Any:
+        """`value`, traced, to be the agent's attribute `name`: its model is."""
+        if name == "model" and not isinstance(value, TracedModel):  # one traced already keeps its spans
+            return TracedModel(value, tracer_provider=self.provider)
+        return value
+
 
 class _TracedAgent(Agent):
-    """An instrumented agent: its `run` is an `invoke_agent NAME` span around the agent's own."""
+    """An instrumented agent: its `run` is an `invoke_agent NAME` span around the agent's own.
+
+    A model swapped into `agent.model` after `instrument` is traced on the way in, so a step pays
+    nothing more than an untraced agent's does to read it.
+    """
 
     tracing: _Tracing
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        tracing: _Tracing | None = self.__dict__.get("tracing")
+        super().__setattr__(name, value if tracing is None else tracing.held(name, value))
 
     async def run(self, thread: Thread, *, save: Save | None = None) -> Thread:
         """The agent's own `run`, inside an `invoke_agent` span (see `Agent.run`)."""
