@@ -219,7 +219,11 @@ def test_a_tool_given_to_the_agent_after_instrument_runs_inside_its_span() -> No
     [tool_span] = tool_spans(spans)
     # Before: the tool put in after `instrument` was never wrapped, so GET hung under invoke_agent.
     assert parent_of(get_span) == span_id(tool_span)
-    assert agent.tools["fetch"] is later  # the agent's tools are left as they were given
+    # The agent holds it wrapped on the way in (so a loop of one's own runs it in its span too):
+    # the same class and fields, the given function inside the wrapper.
+    held = agent.tools["fetch"]
+    assert type(held) is type(later) and held.name == later.name and held.policy == later.policy
+    assert getattr(held.function, "__wrapped__", None) is later.function
 
 
 def test_a_copy_of_an_instrumented_agent_runs_its_own_tools_in_their_spans() -> None:

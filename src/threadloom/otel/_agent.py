@@ -3,7 +3,8 @@
 `instrument(agent)` wraps its model (one `chat MODEL` span per call, the GenAI semantic
 conventions), its `after_step` hook and its tools (an `execute_tool NAME` span from a tool's start to
 its outcome, current while the tool runs: see `_tools.py`) and its `run` (an `invoke_agent NAME`
-span, the parent of the rest), by making it an instance of a traced subclass of its own class.
+span, the parent of the rest), by making it an instance of a traced subclass of its own class,
+which wraps a model or tools given to it later as they are set.
 """
 
 from __future__ import annotations
@@ -16,12 +17,12 @@ from typing import Any, cast
 from opentelemetry import trace
 from opentelemetry.trace import Link, SpanKind, Tracer
 
-from threadloom import Agent, Event, Thread, UserError
+from threadloom import Agent, Event, Thread, Tool, UserError
 from threadloom.loop import Save
 from threadloom.models import Completion, Model, ModelRequest
 
 from ._context import TRACER, thread_parent, thread_span_context
-from ._tools import ToolSpans
+from ._tools import ToolSpans, TracedTools
 
 __all__ = ["TracedModel", "instrument"]
 
@@ -94,8 +95,8 @@ def instrument(agent: Agent, *, tracer_provider: Any = None) -> Agent:
 
     An agent instrumented already is returned as it is, unless `tracer_provider` names another
     provider than the first call's: its spans would still go to the first, so that is refused.
-    Tools given to the agent later (or to a copy of it) run inside their spans too: each run wraps
-    the ones it was not given wrapped. A model put into `agent.model` later is traced as it is set.
+    What the agent (or a copy of it, `copy.copy` or `copy.deepcopy`) is given later is traced too,
+    on the way in: a model put into `agent.model`, tools put into `agent.tools` or `agent.prefetch`.
 
     Raises:
         UserError: `agent` is instrumented already, for another tracer provider.
@@ -129,17 +130,14 @@ def instrument(agent: Agent, *, tracer_provider: Any = None) -> Agent:
         return agent
     tracer = trace.get_tracer(TRACER, tracer_provider=tracer_provider)
     tools = ToolSpans(tracer, agent.after_step)
-    agent.after_step = tools
-    # Wrapped here too, for a loop of the user's own that runs `agent.tools` with this hook.
-    agent.tools = {name: tools.traced(item) for name, item in agent.tools.items()}
-    agent.prefetch = tuple(tools.traced(item) for item in agent.prefetch)
     # Its class becomes a traced subclass of its own, so a Runtime or Worker driving it, and a copy, are traced too.
     base = type(agent)
     agent.__class__ = _TracedAgent if base is Agent else type(base.__name__, (_TracedAgent, base), {})
     traced = cast("_TracedAgent", agent)
     traced.tracing = _Tracing(tracer_provider, tracer, tools)
-    # Put back through the traced class's `__setattr__`, which wraps it as it wraps a model set later.
-    traced.model = agent.model
+    traced.after_step = tools
+    # Put back through the traced class's `__setattr__`, which wraps them as it wraps what comes later.
+    traced.model, traced.tools, traced.prefetch = agent.model, agent.tools, agent.prefetch
     return agent
 
 
@@ -156,17 +154,23 @@ class _Tracing:
         return self
 
     def held(self, name: str, value: Any) -> Any:
-        """`value`, traced, to be the agent's attribute `name`: its model is."""
+        """`value`, traced, to be the agent's attribute `name`: its model, tools and prefetch are."""
         if name == "model" and not isinstance(value, TracedModel):  # one traced already keeps its spans
             return TracedModel(value, tracer_provider=self.provider)
+        if name == "tools":  # the agent's own, put back, stays the same dict
+            held = isinstance(value, TracedTools) and value.spans is self.tools
+            return value if held else TracedTools(self.tools, cast("dict[str, Tool]", value))
+        if name == "prefetch":
+            return tuple(self.tools.traced(item) for item in cast("tuple[Tool, ...]", value))
         return value
 
 
 class _TracedAgent(Agent):
     """An instrumented agent: its `run` is an `invoke_agent NAME` span around the agent's own.
 
-    A model swapped into `agent.model` after `instrument` is traced on the way in, so a step pays
-    nothing more than an untraced agent's does to read it.
+    What it is given after `instrument` is traced on the way in: a model swapped into `agent.model`,
+    tools put into `agent.tools` (a `TracedTools`), a new `agent.prefetch`, so a step or a loop of
+    the user's own pays nothing more than an untraced agent's does to read them.
     """
 
     tracing: _Tracing
@@ -187,12 +191,6 @@ class _TracedAgent(Agent):
             "threadloom.thread.id": thread.id,
             "threadloom.thread.events": len(thread),
         }
-        # Tools given to the agent after `instrument` run wrapped too: in a copy of it, for this run only.
-        runner = self
-        wrapped = tracing.tools.wrap(self.tools, self.prefetch)
-        if wrapped is not None:
-            runner = copy(self)
-            runner.tools, runner.prefetch = wrapped
         with (
             tracing.tracer.start_as_current_span(
                 f"invoke_agent {self.name}", context=parent, links=links, attributes=attributes
@@ -200,7 +198,7 @@ class _TracedAgent(Agent):
             tracing.tools.running(),
         ):
             _human_waits(tracing.tracer, thread)
-            done = await super(_TracedAgent, runner).run(thread, save=save)
+            done = await super().run(thread, save=save)
             usage = _usage(done.events[len(thread) :])
             span.set_attribute("threadloom.thread.status", done.status)
             span.set_attribute("gen_ai.usage.input_tokens", usage[0])

@@ -15,9 +15,10 @@ from __future__ import annotations
 import functools
 import inspect
 import threading
-from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
+from copy import deepcopy
 from dataclasses import dataclass, field, replace
 from typing import Any, cast
 
@@ -28,7 +29,7 @@ from threadloom import Event, Thread, Tool
 from threadloom.intents import idempotency_key
 from threadloom.loop import AfterStep
 
-__all__ = ["ToolSpans"]
+__all__ = ["ToolSpans", "TracedTools"]
 
 
 @dataclass(slots=True)
@@ -118,16 +119,13 @@ class ToolSpans:
         """Itself: a deep copy of the agent keeps its tracer, and its tools' wrappers point here."""
         return self
 
-    def wrap(
-        self, tools: Mapping[str, Tool], prefetch: Sequence[Tool]
-    ) -> tuple[dict[str, Tool], tuple[Tool, ...]] | None:
-        """`tools` and `prefetch`, each run inside its call's span; None when they all are already."""
-        if all(getattr(t.function, _MARK, None) is self for t in (*tools.values(), *prefetch)):
-            return None
-        return {name: self.traced(item) for name, item in tools.items()}, tuple(self.traced(t) for t in prefetch)
-
     def traced(self, tool: Tool) -> Tool:
-        """`tool` with its function run inside its call's span (the tool's own fields and class kept)."""
+        """`tool` with its function run inside its call's span (the tool's own fields and class kept).
+
+        Anything not a `Tool` is left as it is, for the loop to refuse as it would untraced.
+        """
+        if not isinstance(tool, Tool):  # pyright: ignore[reportUnnecessaryIsInstance]
+            return tool
         function = tool.function
         if getattr(function, _MARK, None) is self:
             return tool
@@ -209,6 +207,48 @@ class ToolSpans:
         if rerun:
             attributes["threadloom.tool.rerun"] = True
         return self._tracer.start_span(f"execute_tool {intent}", kind=SpanKind.INTERNAL, attributes=attributes)
+
+
+class TracedTools(dict[str, Tool]):
+    """An instrumented agent's `tools`: each tool put in is wrapped to run inside its call's span.
+
+    Wrapped on the way in, so a loop of the user's own that runs `agent.tools` finds every tool
+    traced, also one put in after `instrument`; reading it costs what a dict's read does.
+    """
+
+    __slots__ = ("spans",)
+
+    def __init__(self, spans: ToolSpans, tools: Mapping[str, Tool] | Iterable[tuple[str, Tool]] = ()) -> None:
+        """Hold `tools`, each run inside its span by `spans`."""
+        super().__init__()
+        self.spans = spans  # what wraps the tools put in
+        self.update(tools)
+
+    def __setitem__(self, name: str, tool: Tool) -> None:
+        super().__setitem__(name, self.spans.traced(tool))
+
+    def update(self, tools: Mapping[str, Tool] | Iterable[tuple[str, Tool]] = (), /, **more: Tool) -> None:  # pyright: ignore[reportIncompatibleMethodOverride]
+        """Put in each of `tools` and `more`, wrapped."""
+        for name, item in (*dict(tools).items(), *more.items()):
+            self[name] = item
+
+    def setdefault(self, name: str, default: Tool) -> Tool:
+        """The tool named `name`, putting in `default` (wrapped) when there is none."""
+        if name not in self:
+            self[name] = default
+        return self[name]
+
+    def __ior__(self, tools: Mapping[str, Tool] | Iterable[tuple[str, Tool]]) -> TracedTools:  # pyright: ignore[reportIncompatibleMethodOverride]
+        self.update(tools)
+        return self
+
+    def copy(self) -> TracedTools:
+        """A shallow copy, its tools wrapped as they are."""
+        return TracedTools(self.spans, self)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> TracedTools:
+        """Deep copies of the tools, still wrapped by the same `ToolSpans`."""
+        return TracedTools(self.spans, {name: deepcopy(item, memo) for name, item in self.items()})
 
 
 _MARK = "_threadloom_tool_spans"  # on a wrapped function: the `ToolSpans` that wrapped it
