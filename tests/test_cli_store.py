@@ -144,32 +144,49 @@ def test_a_store_of_an_older_schema_is_not_upgraded_by_a_read(tmp_path: Path, mo
     assert (code, out) == (0, "")
 
 
+def another_schema(path: Path, version: int) -> str:
+    """The refusal of a store at `path` of schema `version`, as every command that does not own it says it."""
+    known = len(MIGRATIONS)
+    if version > known:
+        return f"'{path}' has threadloom store schema {version}; this threadloom knows {known}"
+    upgrades = "; it is left as it is: `threadloom worker` or `threadloom serve` upgrades it"
+    return f"'{path}' has threadloom store schema {version}, older than this threadloom's {known}{upgrades}"
+
+
 @pytest.mark.parametrize("newer", [False, True], ids=["older", "newer"])
-def test_keys_ls_and_revoke_refuse_a_store_of_another_schema_that_has_key_tables(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, newer: bool
-) -> None:
+def test_keys_commands_refuse_a_store_of_another_schema_that_has_key_tables(tmp_path: Path, newer: bool) -> None:
     # The server's tables are at this threadloom's schema; the store beside them is not.
     path = tmp_path / "threads.db"
     url = f"sqlite:///{path}"
-    with monkeypatch.context() as older:
-        older.setattr("threadloom.store.sqlite.MIGRATIONS", MIGRATIONS[:2])
-        asyncio.run(SQLiteStore(path).aclose())
+    asyncio.run(SQLiteStore(path).aclose())
     assert invoke("keys", "create", "ops", "--scopes", "read", "--store", url)[0] == 0
     version = len(MIGRATIONS) + 1 if newer else 2
     with closing(sqlite3.connect(path)) as db:
         db.execute(f"PRAGMA user_version = {version}")
-    known = len(MIGRATIONS)
-    upgrades = "; it is left as it is: `threadloom worker` or `threadloom serve` upgrades it"
-    expected = (
-        f"'{path}' has threadloom store schema {version}; this threadloom knows {known}"
-        if newer
-        else f"'{path}' has threadloom store schema 2, older than this threadloom's {known}{upgrades}"
-    )
     before = digest(path)
-    for command in (["keys", "ls"], ["keys", "revoke", "ops"]):
+    for command in (["keys", "ls"], ["keys", "revoke", "ops"], ["keys", "create", "ci", "--scopes", "read"]):
         code, out, err = invoke(*command, "--store", url)
-        assert (code, out, err) == (1, "", f"error: {expected}\n")
+        assert (code, out, err) == (1, "", f"error: {another_schema(path, version)}\n"), command
     assert digest(path) == before
+
+
+@pytest.mark.parametrize("newer", [False, True], ids=["older", "newer"])
+def test_keys_create_adds_no_tables_to_a_store_of_another_schema(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, newer: bool
+) -> None:
+    # Its tables would sit beside a store this threadloom neither reads nor upgrades.
+    path = tmp_path / "threads.db"
+    with monkeypatch.context() as older:
+        older.setattr("threadloom.store.sqlite.MIGRATIONS", MIGRATIONS[:2])  # a store of an earlier release
+        asyncio.run(SQLiteStore(path).aclose())
+    version = len(MIGRATIONS) + 1 if newer else 2
+    with closing(sqlite3.connect(path)) as db:
+        db.execute(f"PRAGMA user_version = {version}")
+    before = digest(path)
+    code, out, err = invoke("keys", "create", "ops", "--scopes", "read", "--store", f"sqlite:///{path}")
+    assert (code, out, err) == (1, "", f"error: {another_schema(path, version)}\n")
+    assert digest(path) == before
+    assert not any(name.startswith("threadloom_") for name in tables(path))
 
 
 def test_a_real_store_still_works_and_keys_ls_creates_no_key_tables(tmp_path: Path) -> None:
@@ -247,9 +264,7 @@ def test_keys_ls_on_a_postgresql_store_creates_no_key_tables(postgres_url: str) 
 
 
 @pytest.mark.parametrize("newer", [False, True], ids=["older", "newer"])
-def test_keys_ls_and_revoke_refuse_a_postgresql_store_of_another_schema_unchanged(
-    postgres_url: str, newer: bool
-) -> None:
+def test_keys_commands_refuse_a_postgresql_store_of_another_schema_unchanged(postgres_url: str, newer: bool) -> None:
     import psycopg
 
     from threadloom.store.postgres import MIGRATIONS as STORE_MIGRATIONS
@@ -264,11 +279,28 @@ def test_keys_ls_and_revoke_refuse_a_postgresql_store_of_another_schema_unchange
     with psycopg.connect(postgres_url, autocommit=True) as conn:
         conn.execute("UPDATE threadloom_schema SET version = %s", (version,))
     made = schema_tables(postgres_url)
-    for command in (["keys", "ls"], ["keys", "revoke", "ops"]):
+    for command in (["keys", "ls"], ["keys", "revoke", "ops"], ["keys", "create", "ci", "--scopes", "read"]):
         code, out, err = invoke(*command, "--store", postgres_url)
         assert (code, out) == (1, ""), err
-        assert f"has threadloom store schema {version}" in err
+        assert err.startswith("error: ") and f"has threadloom store schema {version}" in err and err.count("\n") == 1
     assert schema_tables(postgres_url) == made
     with psycopg.connect(postgres_url) as conn:
         assert conn.execute("SELECT version FROM threadloom_schema").fetchall() == [(version,)]
         assert conn.execute("SELECT name FROM threadloom_api_keys").fetchall() == [("ops",)]
+
+
+def test_keys_create_adds_no_tables_to_a_postgresql_store_of_another_schema(postgres_url: str) -> None:
+    import psycopg
+
+    from threadloom.store.postgres import PostgresStore
+
+    async def make() -> None:
+        await (await PostgresStore.open(postgres_url)).aclose()
+
+    asyncio.run(make())
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute("UPDATE threadloom_schema SET version = 1")
+    made = schema_tables(postgres_url)
+    code, out, err = invoke("keys", "create", "ops", "--scopes", "read", "--store", postgres_url)
+    assert (code, out) == (1, "") and "has threadloom store schema 1, older than" in err
+    assert schema_tables(postgres_url) == made and "threadloom_api_keys" not in made

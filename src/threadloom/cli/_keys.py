@@ -20,7 +20,7 @@ from rich.text import Text
 
 from ..exceptions import ThreadloomError, UserError
 from ..server._keys import SCOPES, Scope, digest, new_secret, parse_scopes
-from ..server.tables import StoredKey, Tables, open_tables, stored_tables
+from ..server.tables import StoredKey, Tables, stored_tables, writable_tables
 from ..server.tables.memory import MemoryTables
 from ..store import DEFAULT_URL
 from ._app import StoreOption, console, existing_store, fail, hide_password, say, write_json
@@ -37,8 +37,9 @@ def _with_tables(store: str, work: Callable[[Tables], Awaitable[_T]], *, create:
     """Run `work` on the store's server tables; a threadloom error ends the command in one line.
 
     Only `create` makes the tables (a new SQLite file too: it is a server's first command), and
-    never in another program's SQLite file. Otherwise they are read as they are, a database that is
-    not threadloom's is refused unchanged, and a store without them holds no keys.
+    never in another program's SQLite file nor beside a store of another schema. Otherwise they
+    are read as they are, a database that is not threadloom's is refused unchanged, and a store
+    without them holds no keys.
     """
     if store == "memory://":
         fail("memory:// keeps nothing once this command ends; use --store sqlite:///path.db or postgresql://", code=2)
@@ -46,8 +47,8 @@ def _with_tables(store: str, work: Callable[[Tables], Awaitable[_T]], *, create:
         existing_store(store)
 
     async def main() -> _T:
-        # `open_tables` refuses a SQLite file of another program's tables, unchanged.
-        tables = await open_tables(store) if create else (await stored_tables(store) or MemoryTables())
+        # Both refuse, unchanged, a store of another schema and a SQLite file of another program's tables.
+        tables = await writable_tables(store) if create else (await stored_tables(store) or MemoryTables())
         try:
             return await work(tables)
         finally:

@@ -33,6 +33,7 @@ __all__ = [
     "stored_tables",
     "tables_url",
     "webhook_secret",
+    "writable_tables",
 ]
 
 
@@ -90,6 +91,28 @@ async def stored_tables(url: str) -> Tables | None:
 
         return await stored_in_postgres(url)
     return await open_tables(url)  # a URL of no known kind: its error
+
+
+async def writable_tables(url: str) -> Tables:
+    """The server's tables, created if needed, for a command that writes them beside a store it does not own.
+
+    For `threadloom keys create`: a new SQLite file, or a database without a store, gets the
+    tables (`open_tables`); a store there must be of this threadloom's schema, as the reading
+    commands require, else it is refused and the database left unchanged.
+
+    Raises:
+        UserError: Not a URL of these kinds.
+        StoreError: A store of another schema, or as `open_tables` raises.
+    """
+    if url.startswith("sqlite:///") and url != "sqlite:///":
+        from .sqlite import check_store
+
+        await check_store(Path(url.removeprefix("sqlite:///")))
+    elif url.startswith(("postgresql://", "postgres://")):
+        from .postgres import check_store as check_postgres_store  # psycopg is an extra
+
+        await check_postgres_store(url)
+    return await open_tables(url)
 
 
 def tables_url(store: ThreadStore) -> str:

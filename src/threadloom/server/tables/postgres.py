@@ -26,7 +26,7 @@ from ...store._schemas import not_a_store, unusable_schema
 from ...store.base import masked, masked_url
 from .base import Delivery, StoredKey, scopes_text, stored_key, unusable_tables
 
-__all__ = ["MIGRATIONS", "PostgresTables", "stored"]
+__all__ = ["MIGRATIONS", "PostgresTables", "check_store", "stored"]
 
 MIGRATIONS: tuple[str, ...] = (
     # 1: API keys (the SHA-256 of the secret, hex), settings, and the webhook outbox.
@@ -114,13 +114,8 @@ async def _check(conn: psycopg.AsyncConnection[Any]) -> None:
         raise problem
 
 
-async def stored(url: str) -> PostgresTables | None:
-    """The server's tables in the database as they are; None in a store that has none yet. Nothing is created.
-
-    Raises:
-        StoreError: The database cannot be reached, holds none of threadloom's tables (neither the
-            store's nor the server's; an empty database too), or a store or server tables of another schema.
-    """
+async def _look(url: str) -> tuple[bool, bool]:
+    """Whether the database holds the server's tables, and a store; a store of another schema is refused."""
     try:
         async with await psycopg.AsyncConnection.connect(url, autocommit=True, connect_timeout=5) as conn:
             cur = await conn.execute(
@@ -135,10 +130,30 @@ async def stored(url: str) -> PostgresTables | None:
     except psycopg.Error as exc:
         reason = masked(" ".join(str(exc).split()), url)
         raise StoreError(f"cannot open the server's tables in {masked_url(url)}: {reason}") from None
-    # A store beside the tables is refused as the other reading commands refuse it: of another schema, it is not read.
+    # Refused as the other reading commands refuse it: a store of another schema is neither read nor written beside.
     problem = unusable_schema(masked_url(url), version, len(STORE_MIGRATIONS)) if store else None
     if problem is not None:
         raise problem
+    return tables, store
+
+
+async def check_store(url: str) -> None:
+    """Refuse, unchanged, a database that holds a store of another schema; one without a store passes.
+
+    Raises:
+        StoreError: A store of another schema, or a database that cannot be reached.
+    """
+    await _look(url)
+
+
+async def stored(url: str) -> PostgresTables | None:
+    """The server's tables in the database as they are; None in a store that has none yet. Nothing is created.
+
+    Raises:
+        StoreError: The database cannot be reached, holds none of threadloom's tables (neither the
+            store's nor the server's; an empty database too), or a store or server tables of another schema.
+    """
+    tables, store = await _look(url)
     if tables:
         return await PostgresTables.open(url, upgrade=False)
     if store:

@@ -23,7 +23,7 @@ from ...store._sqlite_schema import MIGRATIONS as STORE_MIGRATIONS
 from ...store._sqlite_schema import STORE_TABLES, file_uri, look, no_store, refuse_foreign, shown_path, use_wal
 from .base import Delivery, StoredKey, scopes_text, stored_key, unusable_tables
 
-__all__ = ["MIGRATIONS", "SQLiteTables", "stored"]
+__all__ = ["MIGRATIONS", "SQLiteTables", "check_store", "stored"]
 
 _T = TypeVar("_T")
 
@@ -104,6 +104,31 @@ def _check(db: sqlite3.Connection) -> None:
         raise problem
 
 
+def _current_store(path: str, version: int, names: frozenset[str]) -> bool:
+    """Whether the file (of this `user_version` and these tables) holds a store; one of another schema is refused."""
+    is_store = bool(version) and STORE_TABLES <= names
+    # Refused as the other reading commands refuse it: a store of another schema is neither read nor written beside.
+    problem = unusable_schema(shown_path(path), version, len(STORE_MIGRATIONS)) if is_store else None
+    if problem is not None:
+        raise problem
+    return is_store
+
+
+async def check_store(path: str | Path) -> None:
+    """Refuse, unchanged, a file that holds a store of another schema; a new file, or one without a store, passes.
+
+    Raises:
+        StoreError: A store of another schema, another program's file, or one that cannot be read.
+    """
+
+    def check() -> None:
+        refuse_foreign(str(path))  # first: a file that is no database says so as `open` does
+        if Path(path).is_file():
+            _current_store(str(path), *look(str(path)))
+
+    await asyncio.to_thread(check)
+
+
 async def stored(path: str | Path) -> SQLiteTables | None:
     """The server's tables in the file as they are; None in a store that has none yet. Nothing is created.
 
@@ -112,11 +137,7 @@ async def stored(path: str | Path) -> SQLiteTables | None:
             store's nor the server's), or a store or server tables of another schema.
     """
     version, names = await asyncio.to_thread(look, str(path))
-    is_store = bool(version) and STORE_TABLES <= names
-    # A store beside the tables is refused as the other reading commands refuse it: of another schema, it is not read.
-    problem = unusable_schema(shown_path(str(path)), version, len(STORE_MIGRATIONS)) if is_store else None
-    if problem is not None:
-        raise problem
+    is_store = _current_store(str(path), version, names)
     if "threadloom_server_schema" in names:
         return await SQLiteTables.open(path, upgrade=False)
     if is_store:
