@@ -10,7 +10,10 @@ Two loops run beside the requests (`create_app`'s lifespan starts `deliver`):
   watermark is kept in the settings table, written only after what it covers is queued, so a
   restart rescans from there and loses nothing. How far each thread's log has been read is kept
   there too (`webhook_read:<thread id>`), so a thread's next read reports every change after
-  that, however long it ran, unlisted (`ready`), in between.
+  that, however long it ran, unlisted (`ready`), in between. Those settings are never deleted:
+  the store deletes no thread, and nothing else it keeps tells a thread whose setting went from
+  one never read (a fork's copied events keep their times); `test_outbox_reads` pins what a
+  prune must keep.
 - the sender claims due deliveries with a lease (two servers never send one at once), signs each
   attempt anew (Standard Webhooks: `webhook-id` is the delivery's id, the same on every retry),
   and retries failures with exponential backoff, capped, for up to three days. Each attempt runs
