@@ -1,4 +1,4 @@
-"""How far the outbox read each thread (`webhook_read:`) outlives the retention: no change lost, none sent twice.
+"""How far the outbox read each thread (`webhook_read:`), and what a thread never read reports: no change lost, none twice.
 
 These pin what a prune of those settings must keep: the reverted one (a floor of event times past
 every thread unchanged for the retention) lost the waiting_approval change of a fork at its pending
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from serving import KEYS, SECRET
@@ -28,6 +28,7 @@ from threadloom.server import (
 )
 from threadloom.server._outbox import Backoff, _Outbox  # pyright: ignore[reportPrivateUsage]
 from threadloom.server._status_changes import changes, delivery_id
+from threadloom.thread import Thread
 
 
 @tool(policy="approval")
@@ -153,3 +154,19 @@ async def test_a_thread_read_long_ago_and_resumed_reports_only_its_new_changes(
     await later.scan()
     new = set(await side.ids(thread_id)) - old
     assert len(new) == 1 and await side.queued() == new  # the old changes, their rows gone, are not sent again
+
+
+async def test_a_fork_made_now_at_a_call_older_than_the_outbox_is_reported(side: Side) -> None:
+    # A thread waiting since an hour before the outbox's first scan: from before the subscription, unreported.
+    then = datetime.now(UTC) - timedelta(hours=1)
+    call = Event("tool_call", {"intent": "deploy", "arguments": {"tag": "v2"}, "policy": "approval"}, at=then)
+    parent = Thread([Event("user_input", {"text": "ship v2"}, at=then), call], metadata={"agent": "deployer"})
+    await (await side.runtime.store()).append(parent, after=0)
+    outbox = side.outbox()
+    await outbox.scan()
+    assert await side.queued() == set()
+    # Its fork waits for approval from now on: that is a change of now, whatever the copied call's time.
+    fork_id = await side.runtime.fork(parent.id, at=call.id)
+    await outbox.scan()
+    [wait] = await side.ids(fork_id)
+    assert await side.queued() == {wait}

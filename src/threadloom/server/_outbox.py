@@ -48,7 +48,7 @@ from ..state import Status
 from ..store import ThreadSummary
 from ._config import ServerConfig, Subscription
 from ._signing import sign
-from ._status_changes import changes, deliveries, delivery_id
+from ._status_changes import changes, deliveries, delivery_id, first_read
 from .tables import Delivery, Tables, open_tables
 
 __all__ = ["ORIGIN", "WATERMARK", "Backoff", "deliver", "where"]
@@ -264,12 +264,15 @@ class _Outbox:
         except (ThreadNotFound, ThreadDecodeError) as exc:
             log.warning("webhooks skip thread %r: %s", summary.thread_id, exc)
         else:
-            # The changes after what was read of it before; of a thread never read, those since ORIGIN.
+            # The changes after what was read of it before; of a thread never read, those since ORIGIN
+            # (and a fork's first status).
             name = f"webhook_read:{thread.id}"
             read = await self.tables.get_setting(name)
             start = 0 if read is None else int(read)
-            since = self.origin - _SLACK if read is None else None
-            found = [change for change in changes(thread, since=since) if change.position >= start]
+            if read is None:
+                found = first_read(thread, self.origin - _SLACK)
+            else:
+                found = [change for change in changes(thread) if change.position >= start]
             ids = [
                 delivery_id(s, thread.id, change)
                 for change in found

@@ -25,7 +25,7 @@ from ._links import answer_url
 from ._redaction import Redaction
 from .tables import Delivery
 
-__all__ = ["Change", "body", "changes", "delivery_id", "deliveries"]
+__all__ = ["Change", "body", "changes", "deliveries", "delivery_id", "first_read"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +55,21 @@ def changes(thread: Thread, *, since: datetime | None = None) -> Iterator[Change
         if moved and (since is None or event.at >= since):
             yield Change(after.status, event, position)
         state = after
+
+
+def first_read(thread: Thread, since: datetime) -> list[Change]:
+    """The changes of a thread never read before: those made by events at or after `since`, and a fork's first status.
+
+    A fork copies its parent's events with their times: the status its copy rests on (waiting for
+    the call it was forked at) is one it reaches when it is made, however old that event.
+    """
+    found = list(changes(thread, since=since))
+    forked_at = thread.metadata.get("forked_at")
+    end = next((i for i, e in enumerate(thread.events) if e.id == forked_at), None) if forked_at else None
+    copied = [change for change in changes(thread) if end is not None and change.position <= end]
+    if copied and copied[-1] not in found:
+        found = sorted([copied[-1], *found], key=lambda change: change.position)
+    return found
 
 
 def delivery_id(subscription: Subscription, thread_id: str, change: Change) -> str:
