@@ -289,3 +289,17 @@ def test_a_thread_id_with_a_nul_is_refused_with_a_422_on_every_store(serve: Serv
             shown = admin.get(path)
             assert (shown.status_code, shown.json()["error"]["code"]) == (422, "invalid_request"), path
         assert side.get(thread.id) == thread
+
+
+def test_a_cookie_or_csrf_field_with_non_ascii_characters_is_refused_not_a_500(serve: Serve) -> None:
+    # hmac.compare_digest raises TypeError on a str that is not ASCII: a stranger's cookie or form
+    # field holding one must read as not signed, as any other forged value does.
+    with serve() as api, browser(api) as client:
+        cookie = {"Cookie": "threadloom_session=s1.a.\u00e9".encode()}  # the UTF-8 bytes a client may send
+        assert client.get("/inbox/login", headers=cookie).status_code == 200
+        assert client.get("/inbox", headers=cookie).status_code == 303
+        client.get("/inbox/login")
+        forged = client.post("/inbox/login", data={"csrf": "\u00e9", "key": ADMIN})
+        assert forged.status_code == 403
+        sign_in(client, ADMIN)
+        assert client.post("/inbox/logout", data={"csrf": "\u00e9"}).status_code == 403

@@ -67,3 +67,11 @@ def test_once_the_link_has_expired_a_look_gives_a_new_one_good_for_another_ttl()
         read_token(SECRET, old.rsplit("/", 1)[1], now=later)
     token = read_token(SECRET, new.rsplit("/", 1)[1], now=later)
     assert token.event_id == asked.events[-1].id and token.expires == (later + timedelta(days=1)).replace(microsecond=0)
+
+
+@given(st.text(min_size=1, max_size=40).filter(lambda text: not text.isascii()))
+def test_a_token_with_characters_beyond_ascii_is_refused_as_any_other(mac: str) -> None:
+    # hmac.compare_digest raises TypeError on a str that is not ASCII; the link's route answered 500.
+    body = sign_token(SECRET, AnswerToken("th_1", "ev_1", LATER)).split(".")[1]
+    with pytest.raises(BadToken, match="not valid"):
+        read_token(SECRET, f"a1.{body}.{mac}")

@@ -192,9 +192,14 @@ def test_a_bad_cursor_limit_or_status_is_422(serve: Serve, params: dict[str, str
         assert answer.status_code == 422 and answer.json()["error"]["code"] in {"invalid_cursor", "invalid_request"}
 
 
-def test_a_nul_in_a_thread_id_agent_or_cursor_is_a_422_on_every_store(serve: Serve) -> None:
+def test_a_nul_in_a_thread_id_agent_or_cursor_or_a_lone_surrogate_in_a_cursor_is_a_422_on_every_store(
+    serve: Serve,
+) -> None:
     # PostgreSQL cannot hold a NUL in text: let through, it was a 503 that a client would retry for ever.
     nul_cursor = base64.urlsafe_b64encode(json.dumps([1, "2026-01-01T00:00:00+00:00", "a\x00"]).encode()).decode()
+    surrogate_cursor = base64.urlsafe_b64encode(
+        json.dumps([1, "2026-01-01T00:00:00+00:00", "\ud800"]).encode()
+    ).decode()
     with serve([deploy_bot()], worker=False) as client:
         for method, path, params, code in [
             ("GET", "/v1/threads/a%00b", {}, "invalid_request"),
@@ -203,6 +208,7 @@ def test_a_nul_in_a_thread_id_agent_or_cursor_is_a_422_on_every_store(serve: Ser
             ("GET", "/v1/threads/a%00b/stream", {}, "invalid_request"),
             ("GET", "/v1/threads", {"agent": "a\x00b"}, "invalid_request"),
             ("GET", "/v1/threads", {"cursor": nul_cursor}, "invalid_cursor"),
+            ("GET", "/v1/threads", {"cursor": surrogate_cursor}, "invalid_cursor"),  # UTF-8 cannot hold it
         ]:
             answer = client.request(method, path, params=params)
             assert (answer.status_code, answer.json()["error"]["code"]) == (422, code), (path, params, answer.text)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from ..thread import Thread
+from ._compare import same_token
 
 __all__ = ["AnswerToken", "BadToken", "answer_url", "read_token", "redact_tokens", "sign_token"]
 
@@ -76,7 +77,7 @@ def read_token(secret: bytes, text: str, *, now: datetime | None = None) -> Answ
     body, _, mac = rest.partition(".")
     if version != _VERSION or not body or not mac:
         raise BadToken("this link is not an answer link")
-    if not hmac.compare_digest(mac, _mac(secret, body)):
+    if not same_token(mac, _mac(secret, body)):
         raise BadToken("this link is not valid")
     try:
         claims = json.loads(_unb64(body))

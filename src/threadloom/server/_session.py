@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from fastapi import Request, Response
 
 from ._auth import config_of
+from ._compare import same_token
 from ._keys import ApiKey
 
 __all__ = [
@@ -61,7 +62,7 @@ class Viewer:
 
     def accepts(self, given: str | None) -> bool:
         """Whether a form's CSRF token is this session's (in constant time)."""
-        return hmac.compare_digest(self.csrf, given or "")
+        return same_token(given or "", self.csrf)
 
     @property
     def can_decide(self) -> bool:
@@ -85,7 +86,7 @@ def csrf_token(secret: bytes, bound: str) -> str:
 
 def csrf_ok(secret: bytes, bound: str | None, given: str | None) -> bool:
     """Whether a form's token is the one `bound` gets (in constant time)."""
-    return bool(bound and given) and hmac.compare_digest(csrf_token(secret, bound or ""), given or "")
+    return bool(bound and given) and same_token(given or "", csrf_token(secret, bound or ""))
 
 
 def _seal(secret: bytes, key: ApiKey, expires: datetime) -> str:
@@ -98,7 +99,7 @@ def _unseal(secret: bytes, text: str) -> tuple[bytes, datetime] | None:
     """The key digest and expiry a cookie holds, or None when it is not one this server signed."""
     version, _, rest = text.partition(".")
     body, _, mac = rest.partition(".")
-    if version != _VERSION or not hmac.compare_digest(mac, _mac(secret, _VERSION, body)):
+    if version != _VERSION or not same_token(mac, _mac(secret, _VERSION, body)):
         return None
     try:
         claims = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))

@@ -15,7 +15,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, Query, Request, Response
 
-from ..events import RUNTIME_EVENTS, Event
+from ..events import RUNTIME_EVENTS, Event, id_problem
 from ..exceptions import InvalidTransition, ThreadBusy, VersionConflict
 from ..state import Status
 from . import _context, _decisions, _stream
@@ -155,13 +155,8 @@ def _read_cursor(cursor: str) -> tuple[datetime, str]:
     try:
         version, moment, thread_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         at = datetime.fromisoformat(moment)
-        # A NUL would reach the store's query, where PostgreSQL fails on it.
-        if (
-            version != _CURSOR_VERSION
-            or not isinstance(thread_id, str)
-            or "\x00" in thread_id
-            or at.utcoffset() is None
-        ):
+        # A NUL or a lone surrogate would reach the store's query, which cannot hold it.
+        if version != _CURSOR_VERSION or id_problem(thread_id, "thread id") is not None or at.utcoffset() is None:
             raise ValueError(cursor)
     except (ValueError, TypeError, binascii.Error):
         raise ApiError(422, "invalid_cursor", "this cursor is not one a page of this API gave") from None
