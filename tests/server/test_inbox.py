@@ -295,7 +295,7 @@ def test_a_cookie_or_csrf_field_with_non_ascii_characters_is_refused_not_a_500(s
     # hmac.compare_digest raises TypeError on a str that is not ASCII: a stranger's cookie or form
     # field holding one must read as not signed, as any other forged value does.
     with serve() as api, browser(api) as client:
-        cookie = {"Cookie": "threadloom_session=s1.a.\u00e9".encode()}  # the UTF-8 bytes a client may send
+        cookie = [(b"Cookie", "threadloom_session=s1.a.\u00e9".encode())]  # the UTF-8 bytes a client may send
         assert client.get("/inbox/login", headers=cookie).status_code == 200
         assert client.get("/inbox", headers=cookie).status_code == 303
         client.get("/inbox/login")
