@@ -1,4 +1,5 @@
 import asyncio
+import re
 import secrets
 from datetime import UTC, datetime, timedelta, timezone
 from urllib.parse import quote
@@ -9,6 +10,7 @@ import pytest
 from threadloom import Event, StoreError, Thread, UserError
 from threadloom.store import open_store
 from threadloom.store._codec import encode_event, encode_metadata
+from threadloom.store.base import masked, masked_url
 from threadloom.store.postgres import MIGRATIONS, PostgresStore
 
 
@@ -273,3 +275,28 @@ async def test_a_connection_dropped_between_calls_is_replaced_transparently(post
     assert await store.load(thread.id) == thread  # before: StoreError "server closed the connection"
     await store.append(thread.append(Event("note", {"n": 1})), after=1)
     await store.aclose()
+
+
+@pytest.mark.parametrize("password", ["pa/ss", "pa#ss", "pa?ss", "s3cr@t", "Zx9/k+Q="])
+def test_a_password_left_unencoded_is_never_printed(password: str) -> None:
+    # A generated password often holds / or +; left unencoded in the URL, the masking's password
+    # stopped at it (or at the first @) and printed all or the end of it.
+    url = f"postgresql://postgres:{password}@127.0.0.1:5999/test"
+    assert masked_url(url) == "postgresql://postgres:***@127.0.0.1:5999/test"
+    pieces = [piece for piece in re.split(r"[/#?@]", password) if len(piece) >= 4]
+    for shown in (masked_url(url), masked(f"cannot open {url}: failed to resolve host '{password}@127'", url)):
+        assert password not in shown and not any(piece in shown for piece in pieces), shown
+
+
+def test_masking_a_password_leaves_the_words_it_is_part_of() -> None:
+    # The everyday dev URL: its password is also the start of the scheme, which was shown `***ql://`.
+    # The user name is the password here, so it is masked too.
+    url = "postgresql://postgres:postgres@127.0.0.1:5999/test"
+    text = masked(f"cannot open PostgreSQL store {url}: connection refused", url)
+    assert text == "cannot open PostgreSQL store postgresql://***:***@127.0.0.1:5999/test: connection refused"
+
+
+async def test_a_password_left_unencoded_is_named_as_the_likely_cause() -> None:
+    with pytest.raises(StoreError, match="percent-encode") as refused:
+        await PostgresStore.open("postgresql://postgres:pa/ss@127.0.0.1:1/test", connect_timeout=1)
+    assert "pa/ss" not in str(refused.value)

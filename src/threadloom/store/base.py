@@ -112,8 +112,12 @@ def count_threads(threads: Iterable[Thread]) -> StoreCounts:
     return StoreCounts(statuses, usage, tool_errors, answered, waited)
 
 
-_URL_PASSWORD = re.compile(r"(://[^/@:?#\s]*:)([^@/?#\s]*)@")
+# `user:password@`: the password runs to the last `@` of the URL, since one left unencoded may hold
+# `/`, `?`, `#` or `@` (a generated one often does), and no part of it may be printed.
+_URL_PASSWORD = re.compile(r"(://[^/@:?#\s]*:)(\S*)@")
 _PARAM_PASSWORD = re.compile(r"(password\s*=\s*)('[^']*'|[^&\s]*)", re.IGNORECASE)
+_RESERVED = re.compile(r"[/?#@]")  # what ends a URL's password unless percent-encoded
+_PIECE = 4  # pieces of a password split at those this long are masked too (a driver quotes a piece)
 
 
 def masked_url(url: str) -> str:
@@ -122,11 +126,23 @@ def masked_url(url: str) -> str:
 
 
 def masked(text: str, url: str) -> str:
-    """`text` (an error message, which may quote the URL) with every copy of the URL's password masked."""
+    """`text` (an error message, which may quote the URL) with every copy of the URL's password masked.
+
+    A copy is masked where it is not part of a longer word (`postgres` as a password leaves the
+    scheme `postgresql://` as it is); so is each piece of a password that an unencoded `/`, `?`,
+    `#` or `@` splits, since the driver then quotes a piece of it as a host or a port.
+    """
     secrets = [m.group(2) for m in _URL_PASSWORD.finditer(url)] + [m.group(2) for m in _PARAM_PASSWORD.finditer(url)]
-    for secret in filter(None, secrets):
-        text = text.replace(secret.strip("'"), "***")
+    for secret in filter(None, (s.strip("'") for s in secrets)):
+        pieces = [p for p in _RESERVED.split(secret) if len(p) >= _PIECE] if _RESERVED.search(secret) else []
+        for piece in sorted({secret, *pieces}, key=len, reverse=True):
+            text = re.sub(rf"(?<![A-Za-z0-9]){re.escape(piece)}(?![A-Za-z0-9])", "***", text)
     return masked_url(text)
+
+
+def unencoded_password(url: str) -> bool:
+    """Whether the URL's password holds a `/`, `?`, `#` or `@` that percent-encoding should have written."""
+    return any(_RESERVED.search(m.group(2)) for m in _URL_PASSWORD.finditer(url))
 
 
 class ThreadStore(Protocol):

@@ -36,7 +36,7 @@ from ._appends import not_storable
 from ._codec import decode_thread
 from ._leases import WorkSignal, release_all
 from ._postgres_schema import CHANNEL, MIGRATIONS, Pool, check, migrate
-from .base import StoreCounts, ThreadSummary, masked, masked_url
+from .base import StoreCounts, ThreadSummary, masked, masked_url, unencoded_password
 
 __all__ = ["CHANNEL", "MIGRATIONS", "PostgresStore"]
 
@@ -79,8 +79,10 @@ class PostgresStore:
                 url, autocommit=True, connect_timeout=max(1, round(connect_timeout))
             )
         except psycopg.Error as exc:
-            reason = " ".join(str(exc).split())
-            raise StoreError(f"cannot open PostgreSQL store {masked_url(url)}: {masked(reason, url)}") from None
+            reason = masked(" ".join(str(exc).split()), url)
+            if unencoded_password(url):
+                reason += " (the URL's password holds / ? # or @: percent-encode them, / as %2F, @ as %40)"
+            raise StoreError(f"cannot open PostgreSQL store {masked_url(url)}: {reason}") from None
         try:
             if not upgrade:
                 await check(first, MIGRATIONS, masked_url(url))
