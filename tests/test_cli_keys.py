@@ -120,3 +120,12 @@ def test_the_real_command(url: str) -> None:
     listed = cli("keys", "ls", "--store", url)
     assert listed.returncode == 0 and "deploy-bot" in listed.stdout and made.stdout.strip() not in listed.stdout
     assert cli("keys", "revoke", "deploy-bot", "--store", url).returncode == 0
+
+
+def test_the_revoke_it_suggests_names_the_store_it_was_given(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Pasted without --store, the suggested command revoked a key in the default store.
+    monkeypatch.delenv("THREADLOOM_STORE", raising=False)
+    store = f"sqlite:///{tmp_path}/srv.db"
+    assert CliRunner().invoke(app, ["keys", "create", "ops", "--scopes", "read", "--store", store]).exit_code == 0
+    again = CliRunner().invoke(app, ["keys", "create", "ops", "--scopes", "read", "--store", store])
+    assert again.exit_code == 1 and f"(threadloom keys revoke ops --store {store})" in again.stderr

@@ -23,7 +23,7 @@ from ..server._keys import SCOPES, Scope, digest, new_secret, parse_scopes
 from ..server.tables import StoredKey, Tables, stored_tables, writable_tables
 from ..server.tables.memory import MemoryTables
 from ..store import DEFAULT_URL
-from ._app import StoreOption, console, existing_store, fail, hide_password, say, write_json
+from ._app import StoreOption, command_for, console, existing_store, fail, hide_password, say, write_json
 
 __all__ = ["create_key", "keys", "list_keys", "revoke_key"]
 
@@ -96,7 +96,8 @@ def create_key(
 
     if not _with_tables(store, add, create=True):
         fail(
-            f"a key named {name!r} exists already; revoke it first (threadloom keys revoke {name}) or pick another name"
+            f"a key named {name!r} exists already; revoke it first ({command_for(store, 'keys', 'revoke', name)})"
+            " or pick another name"
         )
     say(secret)  # stdout holds only the secret, for `$(threadloom keys create ...)`
     shown = ", ".join(_scopes(allowed))
