@@ -17,6 +17,7 @@ from datetime import datetime
 from pydantic import JsonValue, ValidationError
 
 from ._limits import contention_pause, fingerprint
+from ._type_names import type_name
 from .agent import Agent
 from .events import WAKE_UP, Event, id_problem, is_bookkeeping
 from .exceptions import (
@@ -232,7 +233,7 @@ def _check_edits(agent: Agent | None, thread: Thread, call_id: str, edits: Mappi
     if tool is None or not isinstance(arguments, dict):
         return
     fields = tool.arguments.model_fields
-    listing = ", ".join(f"{name}: {_type_name(info.annotation)}" for name, info in fields.items()) or "none"
+    listing = ", ".join(f"{name}: {type_name(info.annotation)}" for name, info in fields.items()) or "none"
     unknown = sorted(set(edits) - set(fields))
     if unknown:
         raise UserError(f"tool {tool.name!r} has no parameter {unknown[0]!r}; its parameters: {listing}")
@@ -241,7 +242,3 @@ def _check_edits(agent: Agent | None, thread: Thread, call_id: str, edits: Mappi
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise UserError(f"edits do not fit tool {tool.name!r} ({problems}); its parameters: {listing}") from None
-
-
-def _type_name(annotation: object) -> str:
-    return getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")

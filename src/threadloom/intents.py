@@ -35,6 +35,7 @@ from pydantic.errors import PydanticInvalidForJsonSchema
 from pydantic.fields import FieldInfo
 
 from ._result_limit import DEFAULT_MAX_RESULT_CHARS, check_limit
+from ._type_names import type_name
 from .exceptions import UserError
 
 __all__ = [
@@ -333,14 +334,10 @@ def _check_schema(tool_name: str, parameter: str, hint: Any) -> None:
         TypeAdapter(hint).json_schema()
     except (PydanticSchemaGenerationError, PydanticInvalidForJsonSchema, PydanticUserError) as exc:
         raise UserError(
-            f"tool {tool_name!r}: parameter {parameter!r} is typed {_type_name(hint)}, which the model cannot "
+            f"tool {tool_name!r}: parameter {parameter!r} is typed {type_name(hint)}, which the model cannot "
             "fill as JSON; use str, int, float, bool, a Literal, a list or dict of those, a pydantic model, "
             "a dataclass or a TypedDict"
         ) from exc
-
-
-def _type_name(hint: Any) -> str:
-    return getattr(hint, "__qualname__", None) or repr(hint)
 
 
 def _secret_keys(name: str, hint: Any, seen: set[type]) -> set[str]:

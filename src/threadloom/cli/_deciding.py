@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 from pydantic import JsonValue, ValidationError
 
+from .._type_names import type_name
 from ..agent import Agent
 from ..events import APPROVAL, HUMAN_RESPONSE, RUNTIME_EVENTS, Event
 from ..exceptions import IdempotencyKeyReused, ThreadloomError, UserError
@@ -81,7 +82,7 @@ def check_edits(agent: Agent, thread: Thread, call_id: str, edits: Mapping[str, 
     if not isinstance(data, dict) or tool is None:
         return  # not a call of this agent's tools: Runtime.approve says what is wrong
     fields = tool.arguments.model_fields
-    parameters = [f"{name}: {_type_name(info.annotation)}" for name, info in fields.items()]
+    parameters = [f"{name}: {type_name(info.annotation)}" for name, info in fields.items()]
     unknown = [name for name in edits if name not in fields]
     problem = f"no parameter {', '.join(map(repr, unknown))}" if unknown else None
     if problem is None:
@@ -95,13 +96,6 @@ def check_edits(agent: Agent, thread: Thread, call_id: str, edits: Mapping[str, 
         error = UserError(f"edits to {tool.name!r} do not fit its parameters: {problem}")
         error.parameters = parameters  # pyright: ignore[reportAttributeAccessIssue] - read by with_parameters
         raise error
-
-
-def _type_name(annotation: object) -> str:
-    name = getattr(annotation, "__name__", None)
-    if isinstance(name, str) and not getattr(annotation, "__args__", None):
-        return name
-    return repr(annotation).replace("typing.", "")
 
 
 def reject(
