@@ -196,4 +196,3 @@ def test_a_parameter_the_model_cannot_fill_is_refused_at_the_decorator() -> None
         tool(lookup)
     with pytest.raises(UserError, match=r"tool 'notify': parameter 'callback' is typed"):
         tool(notify)
-
