@@ -136,6 +136,9 @@ CASE = "- {name: a, events: [{type: user_input}], expect: %s}"
         (CASE % "{intent: x, fields: {n: {range: [a, 2]}}}", "case 'a': expect 'n': range is [min, max] (null for"),
         (CASE % "{intent: x, fields: {n: {one_of: 3}}}", "case 'a': expect 'n': one_of is a list of values, got 3"),
         (CASE % "{intent: x, fields: {n: {regex: [a]}}}", "case 'a': expect 'n': regex is a pattern, got ['a']"),
+        # Before: a status no thread has and a pattern that does not compile were loaded, to fail every run.
+        (CASE % "{outcome: {status: happy}}", "case 'a': expect.outcome.status is a thread status (ready, waiting"),
+        (CASE % "{intent: x, fields: {n: {regex: '(['}}}", "case 'a': expect 'n': the pattern '([' is not a regular"),
         ("- {name: a, events: [{type: a}]\n", "'cases.yaml' is not YAML: "),
     ],
 )

@@ -260,6 +260,9 @@ def test_eval_add_says_keep_secrets_puts_them_in_the_file() -> None:
             "error: --expect 'n=range:abc': range is MIN,MAX, numbers (either may be left out), got 'abc'\n",
         ),
         ("n=range:1,2,3", "error: --expect 'n=range:1,2,3': range is MIN,MAX, numbers (either may be left out), got"),
+        # Before: written to the file, a case that can never pass (happy) or fails every run (the pattern).
+        ("status=happy", "error: expect.outcome.status is a thread status (ready, waiting_approval, waiting_human, "),
+        ("tag=regex:([", "error: expect 'tag': the pattern '([' is not a regular expression ("),
         # Before: an option without `=` (or without a key) was typer's usage box, not the one line.
         ("intent", "error: --expect 'intent': write KEY=VALUE, e.g. intent=deploy_backend\n"),
         ("=done", "error: --expect '=done': write KEY=VALUE, e.g. intent=deploy_backend\n"),
@@ -285,3 +288,28 @@ def test_eval_run_says_in_one_line_what_is_wrong_with_a_suite_s_cases() -> None:
     result = CliRunner().invoke(app, ["eval", "run", f"{Path(__file__)}:bad_case_suite", "--no-progress"])
     assert (result.exit_code, result.stdout) == (2, ""), result.output
     assert result.stderr == "error: case 'a': event 0 needs a `type`\n"
+
+
+def test_eval_add_names_an_unknown_expect_key_it_took_for_a_field(tmp_path: Path) -> None:
+    thread = stored(tmp_path / "t.db")
+    args = ["eval", "add", thread.id, "--file", str(tmp_path / "c.yaml"), "--store", f"sqlite:///{tmp_path}/t.db"]
+    result = CliRunner().invoke(app, [*args, "--expect", "intnt=deploy_backend"])
+    assert (result.exit_code, result.stdout) == (2, ""), result.output
+    # Before: "error: expect: `fields` needs an `intent`", naming neither the typo nor the known keys.
+    assert result.stderr == (
+        "error: --expect 'intnt=deploy_backend': `intnt` is not a known key (intent, status, tools), so it was"
+        " read as a field of the intent, which needs --expect intent=NAME\n"
+    )
+    assert not (tmp_path / "c.yaml").exists()
+
+
+def test_eval_add_refuses_an_at_with_no_such_event_in_one_line(tmp_path: Path) -> None:
+    thread = stored(tmp_path / "t.db")
+    args = ["eval", "add", thread.id, "--file", str(tmp_path / "c.yaml"), "--store", f"sqlite:///{tmp_path}/t.db"]
+    result = CliRunner().invoke(app, [*args, "--expect", "intent=deploy_backend", "--at", "ev_nope"])
+    assert (result.exit_code, result.stdout) == (2, ""), result.output
+    # Before: typer's usage box, "Invalid value: cannot fork thread ...", over several lines.
+    assert (
+        result.stderr == f"error: --at 'ev_nope': thread {thread.id!r} has no event 'ev_nope' to cut the case after\n"
+    )
+    assert not (tmp_path / "c.yaml").exists()

@@ -10,7 +10,7 @@ import pytest
 from pydantic import JsonValue, SecretStr
 
 from threadloom import Agent, Event, ModelError, RateLimited, Thread, tool
-from threadloom.evals import Case, Judge, NextIntent, Outcome, Regex, case_from_record, evaluate
+from threadloom.evals import Case, Judge, NextIntent, Outcome, Regex, evaluate
 from threadloom.models import Completion, ModelRequest, ScriptedModel
 from threadloom.models.cassette import Cassette
 
@@ -36,13 +36,8 @@ class Down:
 
 async def test_a_failing_judge_or_a_bad_regex_fails_its_check_and_the_run_goes_on(tmp_path: Path) -> None:
     judge = Judge("Greets.", model=Down())
-    bad = case_from_record(
-        {
-            "name": "bad regex",
-            "events": [{"type": "user_input", "data": {"text": "hi"}}],
-            "expect": {"intent": "done_for_now", "fields": {"message": {"regex": "["}}},
-        }
-    )
+    # Built in code: a case file's bad pattern is refused when loaded (test_evals_cases), this one is judged.
+    bad = Case("bad regex", hello(), [NextIntent("done_for_now", message=Regex("["))])
     cases = [
         Case("judged", hello(), [judge]),
         bad,

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import KW_ONLY, dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, cast, get_args
 
-from threadloom import Event, Thread, ThreadDecodeError, UserError
+from threadloom import Event, Status, Thread, ThreadDecodeError, UserError
 
 from ._checks import Check, NextIntent, OneOf, Outcome, Range, Regex
 
@@ -94,8 +95,9 @@ def _outcome(given: object) -> Outcome:
     if set(outcome) - {"status", "tools"}:
         raise UserError(f"expect.outcome: unknown keys {sorted(set(outcome) - {'status', 'tools'})}")
     status, tools = outcome.get("status"), outcome.get("tools")
-    if status is not None and not isinstance(status, str):
-        raise UserError(f"expect.outcome.status is a thread status such as done, got {status!r}")
+    statuses = get_args(Status)  # the thread's own list: a status no thread reaches could never pass
+    if status is not None and status not in statuses:
+        raise UserError(f"expect.outcome.status is a thread status ({', '.join(statuses)}), got {status!r}")
     if tools is not None and not (
         isinstance(tools, list) and all(isinstance(t, str) for t in cast("list[Any]", tools))
     ):
@@ -117,6 +119,10 @@ def _matcher(value: Any, name: str) -> Any:
     if kind == "regex":
         if not isinstance(argument, str):
             raise UserError(f"expect {name!r}: regex is a pattern, got {argument!r}")
+        try:  # compiled now, so a bad pattern is refused before the run, not failed in every attempt
+            re.compile(argument)
+        except re.error as exc:
+            raise UserError(f"expect {name!r}: the pattern {argument!r} is not a regular expression ({exc})") from exc
         return Regex(argument)
     if kind == "range":
         ends = cast("list[Any]", argument) if isinstance(argument, list) else []
@@ -251,6 +257,8 @@ async def case_from_store(
         UserError: No such event, or nothing to check.
     """
     thread: Thread = await store.load(thread_id)
+    if at is not None and all(event.id != at for event in thread.events):
+        raise UserError(f"thread {thread_id!r} has no event {at!r} to cut the case after")
     if at is not None:
         thread = thread.fork(at=at, thread_id=thread.id)
     checks = parse_expect(expect)

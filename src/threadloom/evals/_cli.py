@@ -184,8 +184,10 @@ def add(
 
     try:
         record = asyncio.run(load())
-    except ThreadloomError as exc:
-        raise typer.BadParameter(str(exc)) from exc
+    except UserError as exc:  # the case cannot be cut at --at (the expectation was checked above): misuse
+        _fail(f"--at {at!r}: {exc}" if at is not None else str(exc), code=2)
+    except ThreadloomError as exc:  # no such thread, a store that failed: one line, as every command
+        _fail(str(exc))
     existing: list[Any] = (yaml.safe_load(file.read_text(encoding="utf-8")) or []) if file.exists() else []
     if any(isinstance(item, dict) and cast("dict[str, Any]", item).get("name") == record["name"] for item in existing):
         raise typer.BadParameter(f"{str(file)!r} already has a case named {record['name']!r}; pass --name")
@@ -234,6 +236,7 @@ def parse_expect_options(options: list[str]) -> dict[str, Any]:
     """
     expect: dict[str, Any] = {}
     fields: dict[str, Any] = {}
+    first_field = ""  # the first option read as a field: named when no intent comes to hold it
     outcome: dict[str, Any] = {}
     for option in options:
         key, sep, value = option.partition("=")
@@ -248,8 +251,15 @@ def parse_expect_options(options: list[str]) -> dict[str, Any]:
                 outcome["tools"] = [t for t in value.split(",") if t]
             else:
                 fields[key] = _value(value)
+                first_field = first_field or option
         except ValueError as exc:
             raise UserError(f"--expect {option!r}: {exc}") from exc
+    if fields and "intent" not in expect:  # most likely a mistyped key, so say how it was read
+        key = first_field.partition("=")[0]
+        raise UserError(
+            f"--expect {first_field!r}: `{key}` is not a known key (intent, status, tools), so it was read"
+            " as a field of the intent, which needs --expect intent=NAME"
+        )
     if fields:
         expect["fields"] = fields
     if outcome:
