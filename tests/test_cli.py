@@ -277,3 +277,22 @@ def test_a_store_url_of_no_known_kind_is_misuse_and_its_password_is_never_printe
     assert result.exit_code == 2
     assert "s3cret" not in result.output and "mysql://app:***@db/app" in result.stderr
     assert result.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["threads", "render", "th_1"], "Missing option '--agents'"),
+        (["threads", "ls", "--limit", "0"], "Invalid value for '--limit'"),
+        (["threads", "ls", "--status", "waiting"], "Invalid value for --status"),
+        (["worker", "--log-format", "xml", "--agents", "cli_support:agent"], "Invalid value for --log-format"),
+        (["threads", "nosuch"], "No such command 'nosuch'"),
+    ],
+)
+def test_a_misused_command_says_so_in_one_line_exit_2(args: list[str], said: str) -> None:
+    # Before: typer's box of four to six lines, where every other error of the command is one line.
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2, result.output
+    [line] = result.stderr.splitlines()
+    assert line.startswith(f"error: {said}") and line.endswith(" --help'"), line
+    assert result.stdout == ""

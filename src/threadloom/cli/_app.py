@@ -29,6 +29,7 @@ from ..runtime import Runtime
 from ..store import DEFAULT_URL, open_store
 from ..store.base import masked, masked_url
 from ..thread import Thread
+from ._misuse import OneLineErrors
 
 __all__ = [
     "STATUS_STYLES",
@@ -59,7 +60,7 @@ __all__ = [
 
 _T = TypeVar("_T")
 
-app = typer.Typer(help="threadloom: run agent workers and look after threads.", no_args_is_help=True)
+app = typer.Typer(help="threadloom: run agent workers and look after threads.", no_args_is_help=True, cls=OneLineErrors)
 threads = typer.Typer(help="List, show, render, fork and decide on threads.", no_args_is_help=True)
 app.add_typer(threads, name="threads")
 
