@@ -19,6 +19,7 @@ ASK = (
     ' "choices": ["staging", "production"]}'
 )
 FREE = '{"intent": "request_human_input", "question": "Anything to add?"}'
+YES_NO = '{"intent": "request_human_input", "question": "Deploy now?", "format": "yes_no"}'
 deployed: list[str] = []
 """Every deploy that ran, in this process (the server runs in a thread of it)."""
 

@@ -8,6 +8,7 @@ import re
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 
+import bots
 import httpx
 import pytest
 from asking import Side, asker, deploy_bot, deployed, types
@@ -117,13 +118,29 @@ def test_a_question_is_answered_by_one_of_its_choices(serve: Serve, side: Side) 
         wrong = client.post(link, json={"choice": "qa"})
         assert wrong.status_code == 422 and "staging" in wrong.json()["error"]["message"]
         assert types(side.get(thread_id)).count("human_response") == 0
-        assert client.post(link, json={"choice": "Production"}).status_code == 200
+        spelled = client.post(link, json={"choice": "Production"})  # as the API's route: spelled as offered
+        assert spelled.status_code == 422 and "none of the request's choices" in spelled.json()["error"]["message"]
+        assert client.post(link, json={"choice": "production"}).status_code == 200
         assert client.post(link, json={"text": "production"}).status_code == 200  # the same choice
         assert client.post(link, json={"text": "staging"}).status_code == 409
         done = side.wait(thread_id, lambda t: t.status == "done")
         [answer] = [e for e in done.events if e.type == "human_response"]
         [asked] = [e for e in done.events if e.type == "request_human_input"]
         assert answer.data == {"request_id": asked.id, "text": "production", "by": "answer_link"}
+
+
+def test_a_yes_no_question_takes_yes_or_no_as_the_api_does(serve: Serve, side: Side) -> None:
+    with serve([bots.asker(bots.YES_NO, name="yes_no")]) as client:
+        link = side.link(side.waiting(side.launch("yes_no", text="deploy")))
+        assert client.get(link, headers={"Accept": "application/json"}).json()["choices"] == ["yes", "no"]
+        wrong = client.post(link, json={"choice": "maybe"})
+        assert wrong.status_code == 422 and wrong.json()["error"] == {
+            "code": "invalid_answer",
+            "message": "'maybe' is none of the request's choices: 'yes', 'no'",
+        }
+        form = client.post(link, data={"csrf": _csrf(client.get(link).text), "choice": "maybe"})
+        assert form.status_code == 422 and "none of the request&#39;s choices" in form.text
+        assert client.post(link, json={"choice": "yes"}).status_code == 200
 
 
 def test_the_form_posts_with_its_csrf_token_and_edited_arguments(serve: Serve, side: Side) -> None:

@@ -8,6 +8,7 @@ import re
 from collections.abc import Generator, Iterator
 from http.cookies import SimpleCookie
 
+import bots
 import httpx
 import pytest
 from asking import Side, asker, deploy_bot, deployed, types
@@ -172,6 +173,20 @@ def test_rejecting_needs_feedback_and_answering_takes_a_choice(serve: Serve, sid
         )
         assert answered.status_code == 303
         assert "Going with staging." in str(side.wait(asked.id, lambda t: t.status == "done").events[-1].data)
+
+
+def test_a_yes_no_question_shows_yes_and_no_and_takes_only_those(serve: Serve, side: Side) -> None:
+    with serve([bots.asker(bots.YES_NO, name="yes_no")]) as api, browser(api) as client:
+        sign_in(client, ADMIN)
+        asked = side.waiting(side.launch("yes_no", text="deploy?"))
+        assert asked.pending is not None
+        page = client.get(f"/inbox/threads/{asked.id}").text
+        assert 'name="choice" value="yes"' in page and 'name="choice" value="no"' in page
+        action = f"/inbox/threads/{asked.id}/requests/{asked.pending.id}"
+        wrong = client.post(action, data={"csrf": _csrf(page), "choice": "maybe"})
+        assert wrong.status_code == 422 and "none of the request&#39;s choices" in wrong.text
+        assert types(side.get(asked.id)).count("human_response") == 0
+        assert client.post(action, data={"csrf": _csrf(page), "choice": "no"}).status_code == 303
 
 
 def test_deciding_needs_approve_and_a_csrf_token_and_appends_nothing_otherwise(serve: Serve, side: Side) -> None:

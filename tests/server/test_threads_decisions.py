@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from bots import FREE, asker, deploy_bot, deployed, launch, wait_for
+from bots import FREE, YES_NO, asker, deploy_bot, deployed, launch, wait_for
 from dirty_equals import IsStr
 from serving import WRITER, Serve
 
@@ -145,3 +145,18 @@ def test_a_choice_for_a_request_without_choices_is_refused(serve: Serve) -> None
         assert client.post(url, json={"text": "ship it on Friday"}).status_code == 200
         done = wait_for(client, thread["thread_id"], "done")
         assert done["events"][2]["data"]["text"] == "ship it on Friday"
+
+
+def test_a_yes_no_request_is_answered_by_the_choice_yes_or_no(serve: Serve) -> None:
+    # Its choices are yes / no, as the answer link shows them, though its data lists none.
+    with serve([asker(YES_NO)]) as client:
+        thread = wait_for(client, launch(client, "asker"), "waiting_human")
+        url = f"/v1/threads/{thread['thread_id']}/responses/{thread['pending']['id']}"
+        other = client.post(url, json={"choice": "maybe"})
+        assert other.status_code == 422 and other.json()["error"] == {
+            "code": "not_a_choice",
+            "message": "'maybe' is none of the request's choices: 'yes', 'no'",
+        }
+        assert client.post(url, json={"choice": "yes"}).status_code == 200
+        done = wait_for(client, thread["thread_id"], "done")
+        assert done["events"][2]["data"]["text"] == "yes"

@@ -22,7 +22,20 @@ from ._bodies import AnswerBody, DecisionBody
 from ._fields import ArgumentField, FormError, fields_of, read_value
 from ._redaction import Redaction
 
-__all__ = ["URGENCY_RANK", "Answer", "Ask", "Decision", "ask_of", "decision_of", "give", "read_form", "read_json"]
+__all__ = [
+    "URGENCY_RANK",
+    "Answer",
+    "Ask",
+    "ChoiceError",
+    "Decision",
+    "ask_of",
+    "check_choice",
+    "choices_of",
+    "decision_of",
+    "give",
+    "read_form",
+    "read_json",
+]
 
 Urgency = Literal["low", "medium", "high"]
 URGENCY_RANK: dict[str, int] = {"high": 0, "medium": 1, "low": 2}
@@ -142,8 +155,6 @@ def ask_of(runtime: Runtime, thread: Thread, event: Event, *, redaction: Redacti
         )
     if event.type == REQUEST_MORE_INFORMATION:
         return Ask(event, "question", str(data.get("message", "")))
-    form = str(data.get("format", "free_text"))
-    choices = tuple(str(c) for c in data.get("choices") or ()) if form == "multiple_choice" else ()
     urgency = data.get("urgency")
     return Ask(
         event,
@@ -151,9 +162,43 @@ def ask_of(runtime: Runtime, thread: Thread, event: Event, *, redaction: Redacti
         str(data.get("question", "")),
         context=str(data.get("context") or ""),
         urgency=cast(Urgency, urgency) if urgency in URGENCY_RANK else "medium",
-        format=form,
-        choices=("yes", "no") if form == "yes_no" else choices,
+        format=str(data.get("format", "free_text")),
+        choices=choices_of(event),
     )
+
+
+def choices_of(request: Event) -> tuple[str, ...]:
+    """The choices a human request offers: yes / no for `yes_no`, its `choices` for `multiple_choice`, else none."""
+    data = _data(request)
+    form = data.get("format")
+    if form == "yes_no":
+        return ("yes", "no")
+    choices: object = data.get("choices")
+    if form != "multiple_choice" or not isinstance(choices, list):
+        return ()
+    return tuple(str(c) for c in cast(list[object], choices))
+
+
+class ChoiceError(FormError):
+    """A `choice` the request does not offer; `code` is `no_choices` or `not_a_choice`, as the API names it."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def check_choice(choices: tuple[str, ...], choice: str) -> str:
+    """`choice`, once it is exactly one of `choices` (the answer link, the inbox and the API check alike).
+
+    Raises:
+        ChoiceError: There are no choices, or none is `choice`.
+    """
+    if not choices:
+        raise ChoiceError("no_choices", "this request offers no choices; answer with `text`")
+    if choice not in choices:
+        listed = ", ".join(repr(c) for c in choices)
+        raise ChoiceError("not_a_choice", f"{choice!r} is none of the request's choices: {listed}")
+    return choice
 
 
 # -- reading answers --------------------------------------------------------------------------
@@ -163,7 +208,8 @@ def read_form(ask: Ask, form: Mapping[str, str]) -> Answer:
     """The answer a page's form posted: `action` (approve / reject / respond) and its fields.
 
     Raises:
-        FormError: A field does not hold what its type needs, or the form answers something else.
+        FormError: A field does not hold what its type needs, the form answers something else, or
+            its `choice` is none of the question's choices.
     """
     action = form.get("action", "")
     if ask.kind == "approval":
@@ -183,7 +229,9 @@ def read_form(ask: Ask, form: Mapping[str, str]) -> Answer:
             if value != item.original:
                 edits[item.name] = value
         return Answer("approve", edits=edits)
-    text = (form.get("choice") or form.get("text") or "").strip()
+    if "choice" in form:  # a button of the request's choices
+        return Answer("respond", text=check_choice(ask.choices, form["choice"]))
+    text = form.get("text", "").strip()
     if not text:
         raise FormError("write an answer" if not ask.choices else "choose one of the answers")
     return Answer("respond", text=text)
@@ -195,8 +243,8 @@ def read_json(ask: Ask, body: object, redaction: Redaction) -> Answer:
     `redaction` is the thread's: an argument sent back as it shows it keeps its value.
 
     Raises:
-        FormError: The body is not that shape (the message says what is wrong), or names a choice a
-            question without choices does not have.
+        FormError: The body is not that shape (the message says what is wrong), or its `choice` is
+            none of the question's choices (a `ChoiceError`, as the API's route refuses it).
     """
     try:
         if ask.kind == "approval":
@@ -209,9 +257,9 @@ def read_json(ask: Ask, body: object, redaction: Redaction) -> Answer:
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors())
         raise FormError(problems) from None
-    if answer.choice is not None and not ask.choices:
-        raise FormError("this request offers no choices; answer with `text`")
-    return Answer("respond", text=answer.choice if answer.choice is not None else answer.text or "")
+    if answer.choice is not None:
+        return Answer("respond", text=check_choice(ask.choices, answer.choice))
+    return Answer("respond", text=answer.text or "")
 
 
 # -- recorded decisions and giving one ----------------------------------------------------------

@@ -16,6 +16,7 @@ from ..exceptions import InvalidTransition
 from ..runtime import Runtime
 from ..state import call_arguments
 from ..thread import Thread
+from ._answering import ChoiceError, check_choice, choices_of
 from ._auth import Caller, config_of, require
 from ._bodies import AnswerBody, DecisionBody, ThreadStatus, error_responses
 from ._errors import ApiError
@@ -119,7 +120,7 @@ async def respond(
 
 
 def _choice(thread: Thread, request_id: str, choice: str) -> str:
-    """`choice`, once it is checked to be exactly one of the pending request's choices.
+    """`choice`, once it is checked to be exactly one of the pending request's choices (yes / no for `yes_no`).
 
     It is passed on as it came (never as the thread spells it), so that a repeated delivery is the
     same request: when the request is no longer the pending one, the runtime replays the delivery
@@ -131,11 +132,7 @@ def _choice(thread: Thread, request_id: str, choice: str) -> str:
     pending = thread.pending
     if pending is None or pending.id != request_id:
         return choice
-    choices = pending.data.get("choices") if isinstance(pending.data, dict) else None
-    offered = [str(c) for c in choices] if isinstance(choices, list) else []
-    if not offered:
-        raise ApiError(422, "no_choices", "this request offers no choices; answer with `text`")
-    if choice not in offered:
-        listed = ", ".join(repr(c) for c in offered)
-        raise ApiError(422, "not_a_choice", f"{choice!r} is none of the request's choices: {listed}")
-    return choice
+    try:
+        return check_choice(choices_of(pending), choice)
+    except ChoiceError as exc:
+        raise ApiError(422, exc.code, str(exc)) from None
