@@ -54,10 +54,11 @@ def test_launch_refuses_an_unknown_agent_a_runtime_event_type_and_a_taken_id(ser
         assert unknown.status_code == 422 and "no agent named 'nobody'" in unknown.json()["error"]["message"]
         forged = client.post("/v1/threads", json={"agent": "deploy_bot", "event": {"type": "approval", "data": {}}})
         assert forged.status_code == 422 and forged.json()["error"]["code"] == "reserved_event_type"
+        launch(client, thread_id="..mine")  # dots beside other characters are no dot segment
         launch(client, thread_id="mine")
         taken = client.post("/v1/threads", json={"agent": "deploy_bot", "event": EVENT, "thread_id": "mine"})
         assert taken.status_code == 409 and taken.json()["error"]["code"] == "thread_exists"
-        assert [t["thread_id"] for t in client.get("/v1/threads").json()["threads"]] == ["mine"]
+        assert sorted(t["thread_id"] for t in client.get("/v1/threads").json()["threads"]) == ["..mine", "mine"]
 
 
 @pytest.mark.parametrize(
@@ -69,6 +70,10 @@ def test_launch_refuses_an_unknown_agent_a_runtime_event_type_and_a_taken_id(ser
         {"agent": "deploy_bot", "event": {"type": "x", "data": 1}, "extra": True},
         {"agent": "", "event": {"type": "x"}},
         {"agent": "deploy_bot", "event": {"type": "x"}, "thread_id": "a\u0000b"},
+        {"agent": "deploy_bot", "event": {"type": "x"}, "thread_id": "a/b"},  # two path segments
+        {"agent": "deploy_bot", "event": {"type": "x"}, "thread_id": "."},  # a dot segment, resolved away
+        {"agent": "deploy_bot", "event": {"type": "x"}, "thread_id": ".."},
+        {"agent": "deploy_bot", "event": {"type": "x"}, "thread_id": "..."},
     ],
 )
 def test_a_malformed_launch_is_a_422_json_error(serve: Serve, body: dict[str, object]) -> None:

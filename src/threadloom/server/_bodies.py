@@ -74,8 +74,11 @@ class LaunchBody(_Request):
     """The agent's name; one the server does not run is a 422."""
     event: EventBody
     """The first event."""
-    thread_id: Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH, pattern=r"^[^\x00/]+$")] | None = None
-    """The new thread's id, if the caller picks it (an id already taken is a 409; no `/`: it goes in paths)."""
+    # At least one character that is not a dot: `.` and `..` are dot segments, which clients resolve away.
+    thread_id: (
+        Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH, pattern=r"^[^\x00/]*[^\x00/.][^\x00/]*$")] | None
+    ) = None
+    """The new thread's id, if the caller picks it (an id already taken is a 409; no `/` and not only dots: it goes in paths)."""
     metadata: dict[str, JsonValue] | None = None
     """JSON facts kept with the thread (`agent` is set by the server)."""
 
