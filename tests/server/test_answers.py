@@ -140,6 +140,10 @@ def test_a_yes_no_question_takes_yes_or_no_as_the_api_does(serve: Serve, side: S
         }
         form = client.post(link, data={"csrf": _csrf(client.get(link).text), "choice": "maybe"})
         assert form.status_code == 422 and "none of the request&#39;s choices" in form.text
+        large = client.post(
+            link, content=b'{"text": ' + b"9" * 5000 + b"}", headers={"Content-Type": "application/json"}
+        )
+        assert large.status_code == 422 and "number" in large.json()["error"]["message"]
         assert client.post(link, json={"choice": "yes"}).status_code == 200
 
 

@@ -120,6 +120,8 @@ def test_bad_payloads_are_422_and_an_unknown_thread_404(client: httpx.Client, st
         answer = post(client, body)
         assert answer.status_code == 422, (body[:20], answer.text)
         assert answer.json()["error"]["code"] == "invalid_request"
+    large = post(client, b'{"n": ' + b"9" * 5000 + b"}")  # valid JSON, a number too large to read
+    assert large.status_code == 422 and "number" in large.json()["error"]["message"]
     missing = post(client, b'{"thread_id": "th_missing"}')
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "thread_not_found"
     assert threads(store_url) == []

@@ -117,9 +117,11 @@ def test_a_body_that_cannot_be_read_is_a_400_and_one_that_is_not_json_a_422(serv
             (b'{"type": "slack_message", "data": "\xff"}', 400, "bad_request"),  # not UTF-8
             (b"[" * 100_000 + b"]" * 100_000, 400, "bad_request"),  # nested too deep to parse
             (b'{"type": ', 422, "invalid_request"),  # not JSON
+            (b'{"type": "x", "data": ' + b"9" * 5000 + b"}", 422, "invalid_request"),  # a number too large
         ]:
             answer = client.post(
                 f"/v1/threads/{thread_id}/events", content=content, headers={"Content-Type": "application/json"}
             )
             assert (answer.status_code, answer.json()["error"]["code"]) == (status, code)
+            assert "number" in answer.json()["error"]["message"] or b"9" * 5000 not in content
         assert len(client.get(f"/v1/threads/{thread_id}").json()["events"]) == 1

@@ -23,7 +23,7 @@ from ._answering import Answer, Ask, Decision, ask_of, decision_of, give, read_f
 from ._auth import config_of
 from ._bodies import AnswerBody, DecisionBody, ErrorBody
 from ._config import ServerConfig
-from ._errors import error_body
+from ._errors import TOO_LARGE_NUMBER, error_body, too_large_number
 from ._fields import FormError
 from ._links import AnswerToken, BadToken, read_token
 from ._pages import page, timeline
@@ -293,8 +293,8 @@ async def answer(request: Request, token: str) -> Response:
 def _parsed(body: bytes) -> object:
     try:
         return json.loads(body)
-    except ValueError:  # not JSON, or not UTF-8
-        raise FormError("the body is not JSON") from None
+    except ValueError as exc:  # not JSON, not UTF-8, or a number of too many digits
+        raise FormError(TOO_LARGE_NUMBER if too_large_number(exc) else "the body is not JSON") from None
     except RecursionError:  # nested deeper than the parser goes: no answer is
         raise FormError("the body is nested too deep") from None
 

@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ..exceptions import IdempotencyKeyReused, InvalidTransition, StoreError, ThreadNotFound, UserError
 from ._links import redact_tokens
 
-__all__ = ["ApiError", "error_body", "install_error_handlers"]
+__all__ = ["TOO_LARGE_NUMBER", "ApiError", "error_body", "install_error_handlers", "too_large_number"]
 
 log = logging.getLogger("threadloom.server")
 
@@ -36,6 +36,14 @@ _CODES = {
     429: "too_many_requests",
     503: "unavailable",
 }
+
+
+TOO_LARGE_NUMBER = "the body holds a number too large to read (more digits than Python converts)"
+
+
+def too_large_number(exc: BaseException | None) -> bool:
+    """Whether `exc` is Python's refusal to read an integer of too many digits: valid JSON, yet unreadable."""
+    return type(exc) is ValueError and "digits" in str(exc)
 
 
 class ApiError(Exception):
@@ -72,6 +80,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400 and too_large_number(exc.__cause__):  # FastAPI's 400 for any parse failure
+            return _answer(422, "invalid_request", TOO_LARGE_NUMBER)
         code = _CODES.get(exc.status_code, "error")
         return _answer(exc.status_code, code, str(exc.detail), headers=dict(exc.headers or {}))
 

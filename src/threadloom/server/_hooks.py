@@ -20,7 +20,7 @@ from ..exceptions import ThreadBusy, UserError
 from ..state import Status
 from ._auth import config_of
 from ._bodies import ErrorBody, EventBody
-from ._errors import ApiError
+from ._errors import TOO_LARGE_NUMBER, ApiError, too_large_number
 from ._signing import BadSignature, verify
 from ._threads import outside_event
 
@@ -72,8 +72,9 @@ async def receive(
         raise ApiError(401, "bad_signature", exc.reason) from None
     try:
         payload: JsonValue = json.loads(content)
-    except (ValueError, RecursionError):
-        raise ApiError(422, "invalid_request", "the body is not JSON") from None
+    except (ValueError, RecursionError) as exc:
+        message = TOO_LARGE_NUMBER if too_large_number(exc) else "the body is not JSON"
+        raise ApiError(422, "invalid_request", message) from None
     event = _event(hook.event_type, payload)
     key = f"hook:{name}:{message_id}"  # scoped to the hook: two senders' ids never collide
     target = payload.get("thread_id") if isinstance(payload, dict) else None
