@@ -186,8 +186,10 @@ def test_approve_reject_respond_check_what_is_pending() -> None:
     with pytest.raises(InvalidTransition, match="the pending one is") as info:
         thread.approve("ev_other")
     assert info.value.thread_id == thread.id
-    with pytest.raises(InvalidTransition, match="nothing waits to respond"):
+    with pytest.raises(InvalidTransition, match="nothing waits to respond") as info:
         thread.respond(call_id, "yes")
+    # What does wait is named, and how to decide it: the call's id was given, which reads as a request's.
+    assert str(info.value).endswith(f"; the call {call_id!r} waits to be approved or rejected")
     approved = thread.approve(call_id, edits={"tag": "v1.2.4"})
     assert approved.status == "ready" and approved.state.runnable is not None
     assert dict(approved.state.runnable.arguments) == {"tag": "v1.2.4"}

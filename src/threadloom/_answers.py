@@ -17,6 +17,13 @@ from .state import Status, ThreadState, call_arguments, data_field
 __all__ = ["check_choice", "check_edits", "check_fork", "check_pending", "decided"]
 
 
+# What a thread waiting for a person waits for, named in a refusal to decide it another way.
+_WAITS_TO_BE: dict[str, str] = {
+    "waiting_approval": "the call {!r} waits to be approved or rejected",
+    "waiting_human": "the request {!r} waits to be answered",
+}
+
+
 def check_pending(state: ThreadState, thread_id: str, event_id: str, status: Status, verb: str) -> Event:
     """The pending event `event_id` of a thread (its `state`) in `status`, for a person to decide on.
 
@@ -30,6 +37,8 @@ def check_pending(state: ThreadState, thread_id: str, event_id: str, status: Sta
         hint = f"the pending one is {pending.id!r}"
     else:
         hint = f"the thread is {state.status!r}, nothing waits to {verb.split()[0]}"
+        if pending is not None and state.status in _WAITS_TO_BE:
+            hint += f"; {_WAITS_TO_BE[state.status].format(pending.id)}"
     raise InvalidTransition(f"cannot {verb} {event_id!r} in thread {thread_id!r}: {hint}", thread_id=thread_id)
 
 
